@@ -1,0 +1,52 @@
+# jwtauth: every target uses the project's own virtualenv (.venv), created on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+CONFIG ?= jwtauth/fixtures/test_credentials.toml
+ALG ?=
+
+.PHONY: run test keygen lint typecheck bench install dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.dev-installed
+
+## make run: set up, make a signing key if keys/ has none, serve the demo on http://$(HOST):$(PORT)
+run: install
+	$(BIN)/jwtauth keys --config $(CONFIG) ensure
+	$(BIN)/jwtauth serve --config $(CONFIG) --host $(HOST) --port $(PORT)
+
+## make test: install dev dependencies and run the whole suite
+test: dev
+	$(BIN)/ruff check jwtauth tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+## make keygen: add a signing key (published now, signing after the JWKS cache lifetime)
+keygen: install
+	$(BIN)/jwtauth keys --config $(CONFIG) rotate $(if $(ALG),--alg $(ALG))
+
+lint: dev
+	$(BIN)/ruff check jwtauth tests bench
+
+typecheck: dev
+	$(BIN)/mypy
+
+bench: dev
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""Allow `python -m jwtauth`."""
+
+from jwtauth.cli import main
+
+raise SystemExit(main())

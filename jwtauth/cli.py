@@ -1,0 +1,191 @@
+"""The `jwtauth` command: serve, keys, hash-secret, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jwtauth.config import ConfigError, Settings, load_settings, with_issuer
+from jwtauth.hashing import hash_secret
+from jwtauth.keys import ALGORITHMS, KeyError_, KeyRing, ensure, lifecycle, prune, revoke, rotate
+
+LEEWAY = 60  # seconds a retiring key stays published beyond the longest token lifetime
+
+
+class CommandError(Exception):
+    """A failure to report to the operator as one line, without a traceback."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(getattr(args, "config", None))
+
+
+def _retire_after(settings: Settings) -> int:
+    return settings.access_token_ttl + LEEWAY
+
+
+def _keys_dir(args: argparse.Namespace, settings: Settings) -> Path:
+    return Path(args.dir) if getattr(args, "dir", None) else settings.keys_dir
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from jwtauth.app import create_app
+    from jwtauth.connection import StoreURLError, connect
+    from jwtauth.serve import run
+
+    host_for_url = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
+    settings = with_issuer(_settings(args), f"http://{host_for_url}:{args.port}")
+    workers = args.workers or ((os.cpu_count() or 1) if settings.redis_url else 1)
+    if not settings.redis_url and workers > 1:
+        raise CommandError(
+            "the embedded store lives inside one process, so it allows one worker; "
+            "set JWTAUTH_REDIS_URL=redis://… to run several"
+        )
+    keyring = KeyRing(settings.keys_dir, retire_after=_retire_after(settings))
+    if keyring.signer() is None:
+        raise CommandError(
+            f"no signing key in {settings.keys_dir}/: run `make keygen` (or `jwtauth keys rotate`)"
+        )
+    try:
+        connect(settings.redis_url)  # validate the URL in the master, before forking
+    except StoreURLError as exc:
+        raise CommandError(f"JWTAUTH_REDIS_URL: {exc}") from None
+
+    def factory() -> object:
+        ring = KeyRing(settings.keys_dir, retire_after=_retire_after(settings))
+        return create_app(settings, ring, connect(settings.redis_url))
+
+    run(factory, host=args.host, port=args.port, workers=workers)
+
+
+def cmd_check_config(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    print(f"{settings.source}: OK ({len(settings.clients)} clients, {len(settings.users)} users)")
+
+
+def cmd_hash_secret(args: argparse.Namespace) -> None:
+    if args.stdin or not sys.stdin.isatty():
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = getpass.getpass("Secret: ")
+        if getpass.getpass("Again: ") != secret:
+            raise CommandError("the two entries differ")
+    if not secret:
+        raise CommandError("an empty secret cannot be hashed")
+    print(hash_secret(secret))
+
+
+def _date(epoch: float | None) -> str:
+    return "-" if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def cmd_keys(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    directory, now, retire_after = _keys_dir(args, settings), time.time(), _retire_after(settings)
+    if args.action == "rotate":
+        record = rotate(
+            directory,
+            args.alg or settings.signing_algorithm,
+            now=now,
+            publish_ahead=settings.publish_ahead,
+            retire_after=retire_after,
+            immediately=args.now,
+        )
+        print(f"added {record.alg} key {record.kid}: published now, signs from {_date(record.active_from)}")
+    elif args.action == "ensure":
+        created = ensure(
+            directory, args.alg or settings.signing_algorithm, now=now, retire_after=retire_after
+        )
+        print(
+            f"created {created.alg} key {created.kid}"
+            if created
+            else f"{directory}/ already has a signing key"
+        )
+    elif args.action == "revoke":
+        replacement = revoke(directory, args.kid, now=now, retire_after=retire_after)
+        print(f"revoked {args.kid}: withdrawn from the JWKS")
+        if replacement is not None:
+            print(f"it was signing: new {replacement.alg} key {replacement.kid} signs from now")
+    elif args.action == "prune":
+        gone = prune(directory, now=now, retire_after=retire_after)
+        print(f"deleted {len(gone)} retired or revoked key(s)" + "".join(f"\n  {k}" for k in gone))
+    else:
+        ring = KeyRing(directory, retire_after=retire_after)
+        print(f"{'KID':44} {'ALG':6} {'STATE':9} {'SIGNS FROM':21} UNTIL")
+        for s in lifecycle(ring.records, now, retire_after):
+            since = _date(s.record.active_from)
+            print(f"{s.record.kid:44} {s.record.alg:6} {s.state:9} {since:21} {_date(s.until)}")
+
+
+def parser() -> argparse.ArgumentParser:
+    """Build the argument parser."""
+    p = argparse.ArgumentParser(prog="jwtauth", description="OAuth 2.0 server issuing JWT access tokens")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    config_help = "TOML settings file (default: $JWTAUTH_CONFIG)"
+
+    s = sub.add_parser("serve", help="serve the HTTP API", description="Serve the HTTP API.")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="worker processes (default: one per core with Redis, 1 embedded)",
+    )
+    s.add_argument("--config", help=config_help)
+    s.set_defaults(func=cmd_serve)
+
+    c = sub.add_parser(
+        "check-config", help="validate a settings file", description="Validate a settings file."
+    )
+    c.add_argument("config", nargs="?", help=config_help)
+    c.set_defaults(func=cmd_check_config)
+
+    h = sub.add_parser(
+        "hash-secret",
+        help="hash a client secret or password for the settings file",
+        description="Print an scrypt hash to paste into secret_hash or password_hash.",
+    )
+    h.add_argument("--stdin", action="store_true", help="read the secret from standard input")
+    h.set_defaults(func=cmd_hash_secret)
+
+    k = sub.add_parser("keys", help="manage signing keys", description="Manage the signing keys in keys/.")
+    k.add_argument("--config", help=config_help)
+    k.add_argument("--dir", help="keys folder (default: from settings, $JWTAUTH_KEYS_DIR or keys/)")
+    ks = k.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ks.add_parser("list", help="show every key with its state and dates")
+    r = ks.add_parser("rotate", help="add a key: published now, signing after the publish-ahead delay")
+    r.add_argument("--alg", choices=ALGORITHMS)
+    r.add_argument("--now", action="store_true", help="emergency: the new key signs immediately")
+    e = ks.add_parser("ensure", help="create a first key if none can sign")
+    e.add_argument("--alg", choices=ALGORITHMS)
+    v = ks.add_parser("revoke", help="withdraw a key from the JWKS at once (a compromised key)")
+    v.add_argument("kid")
+    ks.add_parser("prune", help="delete retired and revoked key files")
+    k.set_defaults(func=cmd_keys)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; report operator errors as one line and exit 2."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, CommandError, KeyError_) as exc:
+        print(f"jwtauth: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

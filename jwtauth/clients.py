@@ -1,0 +1,82 @@
+"""Client registry and client authentication (RFC 6749 §2.3)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+from urllib.parse import unquote_plus
+
+from jwtauth.config import Client
+from jwtauth.errors import InvalidClient, InvalidRequest
+from jwtauth.hashing import SecretChecker
+
+MAX_CREDENTIAL = 512
+
+
+def _basic_credentials(header: str) -> tuple[str, str]:
+    """Decode `Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1)."""
+    _, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if not value or len(value) > 4 * MAX_CREDENTIAL:
+        raise InvalidClient("malformed Basic credentials")
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise InvalidClient("malformed Basic credentials") from None
+    raw_id, colon, raw_secret = decoded.partition(":")
+    if not colon:
+        raise InvalidClient("malformed Basic credentials")
+    try:
+        # §2.3.1: id and secret are form-urlencoded before joining, so ':' etc. can be in them.
+        return (
+            unquote_plus(raw_id, errors="strict"),
+            unquote_plus(raw_secret, errors="strict"),
+        )
+    except UnicodeDecodeError:
+        raise InvalidClient("malformed Basic credentials") from None
+
+
+class ClientRegistry:
+    """Look up configured clients and authenticate them at the token endpoint."""
+
+    def __init__(self, clients: Iterable[Client], checker: SecretChecker) -> None:
+        self._clients = {c.client_id: c for c in clients}
+        self._checker = checker
+
+    def get(self, client_id: str | None) -> Client | None:
+        """Return the client with this id, or None."""
+        return self._clients.get(client_id) if client_id else None
+
+    def authenticate(self, authorization: str | None, params: Mapping[str, str]) -> Client:
+        """Return the client these credentials prove, or raise InvalidClient/InvalidRequest."""
+        body_id, body_secret = params.get("client_id"), params.get("client_secret")
+        if authorization and authorization[:6].lower() == "basic ":
+            if body_secret is not None:
+                # §2.3: the client MUST NOT use more than one authentication method per request.
+                raise InvalidRequest("send client credentials once: Basic header or body, not both")
+            client_id, secret = _basic_credentials(authorization)
+            if body_id is not None and body_id != client_id:
+                raise InvalidRequest("client_id in the body differs from the Basic credentials")
+            return self._check_secret(client_id, secret)
+        if authorization:
+            raise InvalidClient("unsupported authentication scheme; use Basic")
+        if body_id is None:
+            raise InvalidClient("client authentication required")
+        if body_secret is None:
+            client = self._clients.get(body_id)
+            if client is not None and client.public:
+                return client  # §2.1: a public client only identifies itself
+            raise InvalidClient("client authentication failed")
+        return self._check_secret(body_id, body_secret)
+
+    def _check_secret(self, client_id: str, secret: str) -> Client:
+        if len(client_id) > MAX_CREDENTIAL or len(secret) > MAX_CREDENTIAL:
+            raise InvalidClient("client authentication failed")
+        client = self._clients.get(client_id)
+        stored = client.secret_hash if client is not None else None
+        # One path for unknown clients, public clients and wrong secrets: same answer, same
+        # time (the checker hashes against a dummy when there is no stored hash).
+        if not self._checker.check(stored, secret) or client is None:
+            raise InvalidClient("client authentication failed")
+        return client

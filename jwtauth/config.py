@@ -1,0 +1,323 @@
+"""Settings from one TOML file plus environment overrides, validated once with clear messages."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from jwtauth.hashing import HashFormatError, parse_hash
+
+GRANT_TYPES = ("authorization_code", "implicit", "password", "client_credentials", "refresh_token")
+SIGNING_ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA")
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the file, the key and the problem."""
+
+
+@dataclass(frozen=True)
+class Client:
+    """A registered client (RFC 6749 §2)."""
+
+    client_id: str
+    name: str
+    secret_hash: str | None
+    redirect_uris: tuple[str, ...]
+    grant_types: frozenset[str]
+    scopes: frozenset[str]
+    default_scope: tuple[str, ...]
+    audiences: tuple[str, ...]
+    require_pkce: bool
+
+    @property
+    def public(self) -> bool:
+        """Return whether the client has no secret (RFC 6749 §2.1)."""
+        return self.secret_hash is None
+
+
+@dataclass(frozen=True)
+class User:
+    """A resource owner who may log in."""
+
+    username: str
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs, validated; built once by the CLI and handed to create_app."""
+
+    issuer: str
+    clients: tuple[Client, ...] = ()
+    users: tuple[User, ...] = ()
+    default_audience: str = ""
+    access_token_ttl: int = 900
+    code_ttl: int = 60
+    refresh_idle_ttl: int = 14 * 86400
+    refresh_absolute_ttl: int = 30 * 86400
+    refresh_grace_seconds: float = 5.0
+    keys_dir: Path = Path("keys")
+    signing_algorithm: str = "ES256"
+    jwks_max_age: int = 300
+    publish_ahead: int = 300
+    redis_url: str | None = None
+    max_failures: int = 5
+    failure_window: int = 300
+    source: str = field(default="<defaults>", compare=False)
+
+    @property
+    def audience(self) -> str:
+        """Return the audience of tokens whose client names none (defaults to the issuer)."""
+        return self.default_audience or self.issuer
+
+
+class _Reader:
+    """Typed access to one TOML table that reports errors as `file: dotted.key: problem`."""
+
+    def __init__(self, source: str, path: str, table: Mapping[str, Any]) -> None:
+        self.source, self.path, self.table = source, path, table
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        where = f"{self.path}.{key}" if self.path else key
+        return ConfigError(f"{self.source}: {where}: {problem}")
+
+    def get(self, key: str, kind: type[T], default: T | None = None, *, required: bool = False) -> T:
+        if key not in self.table:
+            if required or default is None:
+                raise self.error(key, "is required")
+            return default
+        value = self.table[key]
+        # bool is an int in Python; a TOML `true` where a number is expected is a mistake.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.error(key, f"must be {kind.__name__}, got {type(value).__name__} {value!r}")
+        return value
+
+    def optional(self, key: str, kind: type[T]) -> T | None:
+        return self.get(key, kind) if key in self.table else None
+
+    def strings(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.table.get(key, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(key, f"must be a list of strings, got {value!r}")
+        return tuple(value)
+
+    def positive(self, key: str, default: int, *, maximum: int = 10**9) -> int:
+        value = self.get(key, int, default)
+        if not 0 < value <= maximum:
+            raise self.error(key, f"must be between 1 and {maximum}, got {value}")
+        return value
+
+    def unknown_keys(self, allowed: set[str]) -> None:
+        extra = sorted(set(self.table) - allowed)
+        if extra:
+            raise self.error(extra[0], f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def table_at(self, key: str) -> _Reader:
+        value = self.table.get(key, {})
+        if not isinstance(value, dict):
+            raise self.error(key, "must be a table")
+        return _Reader(self.source, f"{self.path}.{key}" if self.path else key, value)
+
+
+def _check_hash(reader: _Reader, key: str, value: str) -> str:
+    try:
+        parse_hash(value)
+    except HashFormatError as exc:
+        raise reader.error(key, f"{exc}; make one with `jwtauth hash-secret`") from None
+    return value
+
+
+def _check_redirect_uri(reader: _Reader, key: str, uri: str) -> str:
+    # RFC 6749 §3.1.2: absolute URI, no fragment. RFC 9700 §2.1: exact string matching later.
+    parts = urlsplit(uri)
+    if not parts.scheme or (not parts.netloc and parts.scheme in ("http", "https")):
+        raise reader.error(key, f"{uri!r} is not an absolute URI")
+    if parts.fragment or "#" in uri:
+        raise reader.error(key, f"{uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise reader.error(key, f"{uri!r}: plain http is only allowed for loopback (RFC 9700)")
+    return uri
+
+
+def _check_scopes(reader: _Reader, key: str, scopes: tuple[str, ...]) -> tuple[str, ...]:
+    for scope in scopes:
+        if not scope or not set(scope) <= _SCOPE_CHARS:
+            raise reader.error(key, f"{scope!r} is not a valid scope token (RFC 6749 §3.3)")
+    return scopes
+
+
+def _client(reader: _Reader) -> Client:
+    reader.unknown_keys(
+        {
+            "id",
+            "name",
+            "secret_hash",
+            "public",
+            "redirect_uris",
+            "grant_types",
+            "scopes",
+            "default_scope",
+            "audiences",
+            "require_pkce",
+        }
+    )
+    client_id = reader.get("id", str, required=True)
+    if not client_id or len(client_id) > 128 or not client_id.isprintable() or ":" in client_id:
+        raise reader.error("id", "must be 1-128 printable characters without ':'")
+    public = reader.get("public", bool, False)
+    secret_hash = reader.optional("secret_hash", str)
+    if public and secret_hash is not None:
+        raise reader.error("secret_hash", "a public client has no secret; remove one of the two")
+    if not public and secret_hash is None:
+        raise reader.error("secret_hash", "is required for a confidential client (or set public = true)")
+    if secret_hash is not None:
+        _check_hash(reader, "secret_hash", secret_hash)
+    grants = reader.strings("grant_types", ("client_credentials",))
+    for grant in grants:
+        if grant not in GRANT_TYPES:
+            raise reader.error("grant_types", f"unknown grant {grant!r} (known: {', '.join(GRANT_TYPES)})")
+    if public and {"client_credentials", "password"} & set(grants):
+        raise reader.error("grant_types", "a public client cannot use client_credentials or password")
+    uris = tuple(_check_redirect_uri(reader, "redirect_uris", u) for u in reader.strings("redirect_uris"))
+    if {"authorization_code", "implicit"} & set(grants) and not uris:
+        raise reader.error("redirect_uris", "is required for authorization_code and implicit")
+    scopes = _check_scopes(reader, "scopes", reader.strings("scopes"))
+    default = tuple(reader.get("default_scope", str, "").split())
+    _check_scopes(reader, "default_scope", default)
+    if not set(default) <= set(scopes):
+        raise reader.error("default_scope", f"{' '.join(default)!r} is not within scopes {list(scopes)}")
+    return Client(
+        client_id=client_id,
+        name=reader.get("name", str, client_id),
+        secret_hash=secret_hash,
+        redirect_uris=uris,
+        grant_types=frozenset(grants),
+        scopes=frozenset(scopes),
+        default_scope=default,
+        audiences=reader.strings("audiences"),
+        require_pkce=reader.get("require_pkce", bool, False) or public,
+    )
+
+
+def _user(reader: _Reader) -> User:
+    reader.unknown_keys({"username", "password_hash"})
+    username = reader.get("username", str, required=True)
+    if not username or len(username) > 256:
+        raise reader.error("username", "must be 1-256 characters")
+    return User(
+        username, _check_hash(reader, "password_hash", reader.get("password_hash", str, required=True))
+    )
+
+
+def _unique(reader: _Reader, key: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ConfigError(f"{reader.source}: {key}[{i}]: duplicate {name!r}")
+        seen.add(name)
+
+
+def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
+    """Validate a parsed TOML document plus environment overrides into Settings."""
+    root = _Reader(source, "", data)
+    root.unknown_keys(
+        {"issuer", "default_audience", "lifetimes", "keys", "limits", "redis", "clients", "users"}
+    )
+    life, keys, limits, redis = (root.table_at(k) for k in ("lifetimes", "keys", "limits", "redis"))
+    life.unknown_keys(
+        {"access_token", "authorization_code", "refresh_idle", "refresh_absolute", "refresh_grace"}
+    )
+    keys.unknown_keys({"dir", "algorithm", "jwks_max_age", "publish_ahead"})
+    limits.unknown_keys({"max_failures", "window"})
+    redis.unknown_keys({"url"})
+
+    issuer = env.get("JWTAUTH_ISSUER") or root.get("issuer", str, "")
+    if issuer:
+        parts = urlsplit(issuer)
+        # RFC 8414 §2: https URL without query or fragment (http allowed for loopback demos).
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
+            raise root.error("issuer", f"{issuer!r} must be an http(s) URL without query or fragment")
+    algorithm = keys.get("algorithm", str, "ES256")
+    if algorithm not in SIGNING_ALGORITHMS:
+        raise keys.error("algorithm", f"{algorithm!r} is not one of {', '.join(SIGNING_ALGORITHMS)}")
+    max_age = keys.positive("jwks_max_age", 300, maximum=86400)
+    publish_ahead = keys.positive("publish_ahead", max_age, maximum=30 * 86400)
+    if max_age > publish_ahead:
+        # A resource server may cache JWKS for max_age; a key that signs sooner than that after
+        # being published could be unknown to it. The two settings must not contradict.
+        raise keys.error("jwks_max_age", f"{max_age} exceeds keys.publish_ahead {publish_ahead}")
+
+    client_tables = data.get("clients", [])
+    user_tables = data.get("users", [])
+    if not isinstance(client_tables, list) or not all(isinstance(c, dict) for c in client_tables):
+        raise root.error("clients", "must be an array of tables ([[clients]])")
+    if not isinstance(user_tables, list) or not all(isinstance(u, dict) for u in user_tables):
+        raise root.error("users", "must be an array of tables ([[users]])")
+    clients = tuple(_client(_Reader(source, f"clients[{i}]", t)) for i, t in enumerate(client_tables))
+    users = tuple(_user(_Reader(source, f"users[{i}]", t)) for i, t in enumerate(user_tables))
+    _unique(root, "clients", [c.client_id for c in clients])
+    _unique(root, "users", [u.username for u in users])
+
+    absolute = life.positive("refresh_absolute", 30 * 86400)
+    idle = life.positive("refresh_idle", min(14 * 86400, absolute))
+    if idle > absolute:
+        raise life.error("refresh_idle", f"{idle} exceeds refresh_absolute {absolute}")
+    grace = life.get("refresh_grace", int, 5)
+    if not 0 <= grace <= 60:
+        raise life.error("refresh_grace", f"must be between 0 and 60 seconds, got {grace}")
+    return Settings(
+        issuer=issuer.rstrip("/"),
+        clients=clients,
+        users=users,
+        default_audience=root.get("default_audience", str, ""),
+        access_token_ttl=life.positive("access_token", 900, maximum=86400),
+        code_ttl=life.positive("authorization_code", 60, maximum=600),
+        refresh_idle_ttl=idle,
+        refresh_absolute_ttl=absolute,
+        refresh_grace_seconds=float(grace),
+        keys_dir=Path(env.get("JWTAUTH_KEYS_DIR") or keys.get("dir", str, "keys")),
+        signing_algorithm=algorithm,
+        jwks_max_age=max_age,
+        publish_ahead=publish_ahead,
+        redis_url=env.get("JWTAUTH_REDIS_URL") or redis.optional("url", str) or None,
+        max_failures=limits.positive("max_failures", 5, maximum=1000),
+        failure_window=limits.positive("window", 300, maximum=86400),
+        source=source,
+    )
+
+
+def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (or $JWTAUTH_CONFIG) and the environment into validated Settings."""
+    env = os.environ if env is None else env
+    chosen = path or env.get("JWTAUTH_CONFIG")
+    if not chosen:
+        return parse_settings({}, "<no config file>", env)
+    source = str(chosen)
+    try:
+        with open(chosen, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not valid UTF-8") from None
+    return parse_settings(data, source, env)
+
+
+def with_issuer(settings: Settings, issuer: str) -> Settings:
+    """Return settings whose issuer is `issuer` unless one was configured."""
+    from dataclasses import replace
+
+    return settings if settings.issuer else replace(settings, issuer=issuer.rstrip("/"))

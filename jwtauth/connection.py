@@ -1,0 +1,92 @@
+"""Turn JWTAUTH_REDIS_URL into a redis-py client: Redis, TLS, Sentinel, Cluster, or embedded."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.sentinel import Sentinel
+
+# Well under a second: a dead Redis must turn into a quick 503, never a hung worker.
+TIMEOUTS: dict[str, Any] = {
+    "socket_connect_timeout": 0.25,
+    "socket_timeout": 0.5,
+    "health_check_interval": 10,
+    "retry_on_timeout": False,
+}
+MAX_CONNECTIONS = 32
+
+
+class StoreURLError(ValueError):
+    """The store URL is not one of the supported forms."""
+
+
+def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
+    out = []
+    for item in netloc.rsplit("@", 1)[-1].split(","):
+        host, _, port = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
+        try:
+            out.append((host.strip("[]") or "127.0.0.1", int(port) if port else default_port))
+        except ValueError:
+            raise StoreURLError(f"bad port in {item!r}") from None
+    return out
+
+
+def embedded() -> Any:
+    """Return the in-process store: the same Redis code on a fakeredis server with Lua."""
+    import fakeredis
+
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    return client
+
+
+def connect(url: str | None) -> Any:
+    """Return a client for the URL; None means the embedded store."""
+    if not url:
+        return embedded()
+    parts = urlsplit(url)
+    password = unquote(parts.password) if parts.password else None
+    username = unquote(parts.username) if parts.username else None
+    if parts.scheme in ("redis", "rediss", "unix"):
+        pool = redis.ConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS, **TIMEOUTS)
+        return redis.Redis(connection_pool=pool)
+    if parts.scheme in ("redis+sentinel", "rediss+sentinel"):
+        service = parts.path.strip("/").split("/")[0]
+        if not service:
+            raise StoreURLError("a Sentinel URL names the service: redis+sentinel://h:26379/mymaster")
+        db = int(parse_qs(parts.query).get("db", ["0"])[0])
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            _hosts(parts.netloc, 26379),
+            sentinel_kwargs={"socket_connect_timeout": 0.25, "socket_timeout": 0.5},
+            password=password,
+            username=username,
+            db=db,
+            ssl=parts.scheme.startswith("rediss"),
+            **TIMEOUTS,
+        )
+        # master_for re-discovers the primary on connection errors and READONLY replies.
+        return sentinel.master_for(service, max_connections=MAX_CONNECTIONS)  # type: ignore[no-untyped-call]
+    if parts.scheme in ("redis+cluster", "rediss+cluster"):
+        nodes = [ClusterNode(h, p) for h, p in _hosts(parts.netloc, 6379)]  # type: ignore[no-untyped-call]
+        return RedisCluster(
+            startup_nodes=nodes,
+            password=password,
+            username=username,
+            ssl=parts.scheme.startswith("rediss"),
+            max_connections=MAX_CONNECTIONS,
+            socket_connect_timeout=0.25,
+            socket_timeout=0.5,
+        )
+    raise StoreURLError(
+        f"unsupported scheme {parts.scheme!r}: use redis://, rediss://, redis+sentinel:// or redis+cluster://"
+    )
+
+
+def ping(client: Any) -> bool:
+    """Return whether the store answers, without ever raising."""
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False

@@ -1,0 +1,145 @@
+"""OAuth errors as one exception hierarchy; app.py renders every one of them in one place."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class OAuthError(Exception):
+    """Raise an RFC 6749 §5.2 error; `description` is public, `detail` is only logged."""
+
+    error: ClassVar[str] = "invalid_request"
+    status: ClassVar[int] = 400
+
+    def __init__(self, description: str | None = None, *, detail: str | None = None) -> None:
+        super().__init__(description or self.error)
+        self.description = description
+        self.detail = detail
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Return extra response headers this error needs."""
+        return {}
+
+    def body(self) -> dict[str, str]:
+        """Return the JSON body of RFC 6749 §5.2."""
+        out = {"error": self.error}
+        if self.description:
+            out["error_description"] = self.description
+        return out
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed (RFC 6749 §5.2): 401, with a challenge for Basic."""
+
+    error = "invalid_client"
+    status = 401
+
+    def __init__(
+        self, description: str | None = None, *, basic: bool = True, detail: str | None = None
+    ) -> None:
+        super().__init__(description, detail=detail)
+        self.basic = basic
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # RFC 6749 §5.2: 401 MUST carry WWW-Authenticate matching the scheme the client used;
+        # we always offer Basic, the scheme every client library supports.
+        return {"WWW-Authenticate": 'Basic realm="jwtauth", charset="UTF-8"'}
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class UnsupportedTokenType(OAuthError):
+    error = "unsupported_token_type"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+
+
+class InvalidTarget(OAuthError):
+    """RFC 8707 §2: the requested resource is not one this client may address."""
+
+    error = "invalid_target"
+
+
+class AccessDenied(OAuthError):
+    error = "access_denied"
+    status = 403
+
+
+class UnsupportedResponseType(OAuthError):
+    error = "unsupported_response_type"
+
+
+class MethodNotAllowed(OAuthError):
+    error = "invalid_request"
+    status = 405
+
+    def __init__(self, allowed: str, description: str | None = None) -> None:
+        super().__init__(description or f"use {allowed}")
+        self.allowed = allowed
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allowed}
+
+
+class PayloadTooLarge(OAuthError):
+    error = "invalid_request"
+    status = 413
+
+
+class UnsupportedMediaType(OAuthError):
+    error = "invalid_request"
+    status = 415
+
+
+class SlowDown(OAuthError):
+    """Too many failed attempts: 429 with Retry-After (RFC 6749 §4.3.2 brute-force limit)."""
+
+    error = "slow_down"
+    status = 429
+
+    def __init__(self, retry_after: int, description: str | None = None) -> None:
+        super().__init__(description or "too many failed attempts; try again later")
+        self.retry_after = max(1, int(retry_after))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class TemporarilyUnavailable(OAuthError):
+    """The store is unreachable: 503, never 500, so clients retry (RFC 6749 §4.1.2.1)."""
+
+    error = "temporarily_unavailable"
+    status = 503
+
+    def __init__(self, description: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(description or "the service is temporarily unavailable; retry shortly")
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+    status = 500

@@ -1,0 +1,64 @@
+"""Read an OAuth request body: form-encoded, UTF-8, size-capped, each parameter at most once."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import falcon
+
+from jwtauth.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+
+MAX_BODY = 16 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def parse_params(raw: str) -> dict[str, str]:
+    """Parse a form-encoded string; reject duplicates and treat empty values as omitted."""
+    try:
+        pairs = parse_qsl(raw, keep_blank_values=True, strict_parsing=False, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("parameters are not valid UTF-8 form encoding") from None
+    params: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in pairs:
+        # RFC 6749 §3.1: request and response parameters MUST NOT be included more than once.
+        if name in seen:
+            raise InvalidRequest(f"parameter {name[:40]!r} is repeated")
+        seen.add(name)
+        if "\x00" in value or "\x00" in name:
+            raise InvalidRequest("parameters must not contain NUL characters")
+        # RFC 6749 §3.1: parameters sent without a value are treated as if omitted.
+        if value:
+            params[name] = value
+    return params
+
+
+def read_form(req: falcon.Request) -> dict[str, str]:
+    """Return the body parameters of a POST, or raise the OAuth error that fits."""
+    media = (req.content_type or "").split(";", 1)
+    if media[0].strip().lower() != FORM_TYPE:
+        raise UnsupportedMediaType(f"send the parameters as {FORM_TYPE} (RFC 6749 §3.2)")
+    charset = media[1].strip().lower() if len(media) > 1 else ""
+    if charset and charset.replace(" ", "") not in ("charset=utf-8", 'charset="utf-8"'):
+        raise UnsupportedMediaType("the body must be UTF-8")
+    length = req.content_length
+    if length is not None and length > MAX_BODY:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
+    body = req.bounded_stream.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
+    try:
+        text = body.decode("utf-8")
+        text.encode("ascii")
+    except UnicodeError:
+        # Form encoding is ASCII on the wire; raw non-ASCII bytes mean a broken client.
+        raise InvalidRequest("the body must be form-encoded ASCII") from None
+    return parse_params(text)
+
+
+def reject_query(req: falcon.Request) -> None:
+    """Refuse parameters in the URI of an endpoint that takes them from the body only."""
+    # RFC 6749 §2.3.1 and §3.2: credentials and token-request parameters MUST NOT be in the URI,
+    # where they end up in logs and browser history.
+    if req.query_string:
+        raise InvalidRequest("send parameters in the request body, not in the URL (RFC 6749 §3.2)")

@@ -1,0 +1,1 @@
+"""Falcon resources: thin, each one straight path from request to response."""

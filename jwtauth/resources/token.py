@@ -1,0 +1,42 @@
+"""POST /api/v1/tokens: parse, authenticate the client, dispatch to the grant by map lookup."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import falcon
+
+from jwtauth.clients import ClientRegistry
+from jwtauth.errors import InvalidRequest, MethodNotAllowed, UnauthorizedClient, UnsupportedGrantType
+from jwtauth.forms import read_form, reject_query
+from jwtauth.grants.base import Grant, TokenRequest
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class TokenResource:
+    """The token endpoint (RFC 6749 §3.2) for every grant."""
+
+    def __init__(self, clients: ClientRegistry, grants: Mapping[str, Grant]) -> None:
+        self.clients, self.grants = clients, grants
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        reject_query(req)
+        params = read_form(req)
+        grant_type = params.get("grant_type")
+        if grant_type is None:
+            raise InvalidRequest("grant_type is required")
+        grant = self.grants.get(grant_type)  # exact match: no case folding, no fallback
+        if grant is None:
+            raise UnsupportedGrantType("this grant_type is not supported")
+        client = self.clients.authenticate(req.get_header("Authorization"), params)
+        if grant_type not in client.grant_types:
+            raise UnauthorizedClient("this client may not use this grant_type")
+        body = grant.handle(TokenRequest(client, params, req.remote_addr or ""))
+        resp.set_headers(NO_STORE)
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = json.dumps(body).encode()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        raise MethodNotAllowed("POST", "the token endpoint takes POST (RFC 6749 §3.2)")

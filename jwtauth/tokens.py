@@ -1,0 +1,75 @@
+"""Access-token claims and signing: pure functions, time and randomness passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+from jwtauth.keys import KeyRecord
+
+# RFC 9068 §2.1: the media type of JWT access tokens goes in `typ`.
+ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105  # a media type, not a secret
+
+
+def access_claims(
+    *,
+    issuer: str,
+    subject: str,
+    client_id: str,
+    audience: str,
+    scope: Sequence[str],
+    now: int,
+    ttl: int,
+    jti: str,
+    family_id: str | None = None,
+    auth_time: int | None = None,
+) -> dict[str, Any]:
+    """Return the claims of an RFC 9068 access token."""
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": subject,
+        "aud": audience,
+        "exp": now + ttl,
+        "iat": now,
+        "jti": jti,
+        "client_id": client_id,
+        "scope": " ".join(scope),
+    }
+    if auth_time is not None:
+        claims["auth_time"] = auth_time  # RFC 9068 §2.2.1
+    if family_id is not None:
+        # A reference to the refresh family, never its secret: introspection reports the token
+        # inactive once the family is revoked (RFC 9700 §4.14.2).
+        claims["fid"] = family_id
+    return claims
+
+
+def mint(claims: dict[str, Any], key: KeyRecord) -> str:
+    """Sign claims with a loaded key; the header carries kid and typ at+jwt."""
+    return jwt.encode(
+        claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYP}
+    )
+
+
+def iso8601(epoch: int) -> str:
+    """Format an epoch second as ISO 8601 UTC (the old server's `expires_at`)."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def token_response(
+    access_token: str, claims: dict[str, Any], refresh_token: str | None = None
+) -> dict[str, Any]:
+    """Return the RFC 6749 §5.1 response body (plus `expires_at`)."""
+    body: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": claims["exp"] - claims["iat"],
+        "expires_at": iso8601(claims["exp"]),
+        "scope": claims["scope"],
+    }
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    return body

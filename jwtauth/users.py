@@ -1,0 +1,25 @@
+"""The user directory: password checks in constant time, also for unknown users."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from jwtauth.config import User
+from jwtauth.hashing import SecretChecker
+
+MAX_USERNAME = 256
+MAX_PASSWORD = 1024
+
+
+class UserDirectory:
+    """Authenticate resource owners configured in the settings file."""
+
+    def __init__(self, users: Iterable[User], checker: SecretChecker) -> None:
+        self._users = {u.username: u for u in users}
+        self._checker = checker
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """Return the user if the password is right; unknown users cost the same as wrong ones."""
+        user = self._users.get(username)
+        ok = self._checker.check(user.password_hash if user else None, password)
+        return user if ok and user is not None else None
