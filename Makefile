@@ -7,7 +7,7 @@ PORT ?= 8000
 CONFIG ?= jwtauth/fixtures/test_credentials.toml
 ALG ?=
 
-.PHONY: run test keygen lint typecheck bench install dev clean
+.PHONY: run test keygen lint typecheck bench install dev system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,24 @@ run: install
 	$(BIN)/jwtauth keys --config $(CONFIG) ensure
 	$(BIN)/jwtauth serve --config $(CONFIG) --host $(HOST) --port $(PORT)
 
+# Debian packages the tests and the benchmark drive: Chromium (never a test tool's own browser
+# download), redis-server for the fault tests, wrk for make bench. Installed when missing and
+# we may (root with apt-get); otherwise the tests that need them skip with a reason (fail in CI).
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian packages:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: missing$$missing (install them with apt-get); tests needing them will skip"; fi; \
+	fi
+
 ## make test: install dev dependencies and run the whole suite
-test: dev
+test: dev system-deps
 	$(BIN)/ruff check jwtauth tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest

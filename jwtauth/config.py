@@ -70,6 +70,7 @@ class Settings:
     jwks_max_age: int = 300
     publish_ahead: int = 300
     redis_url: str | None = None
+    redis_prefix: str = "jwtauth:"
     max_failures: int = 5
     failure_window: int = 300
     source: str = field(default="<defaults>", compare=False)
@@ -238,7 +239,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
     )
     keys.unknown_keys({"dir", "algorithm", "jwks_max_age", "publish_ahead"})
     limits.unknown_keys({"max_failures", "window"})
-    redis.unknown_keys({"url"})
+    redis.unknown_keys({"url", "prefix"})
 
     issuer = env.get("JWTAUTH_ISSUER") or root.get("issuer", str, "")
     if issuer:
@@ -289,6 +290,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         jwks_max_age=max_age,
         publish_ahead=publish_ahead,
         redis_url=env.get("JWTAUTH_REDIS_URL") or redis.optional("url", str) or None,
+        redis_prefix=env.get("JWTAUTH_REDIS_PREFIX") or redis.get("prefix", str, "jwtauth:"),
         max_failures=limits.positive("max_failures", 5, maximum=1000),
         failure_window=limits.positive("window", 300, maximum=86400),
         source=source,

@@ -75,9 +75,15 @@ class SecretChecker:
         self._key = secrets.token_bytes(32)
         self._proven: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        self._dummy_log_n = dummy_log_n
+        self._dummy: str | None = None
+
+    def _dummy_hash(self) -> str:
         # Unknown clients and users are checked against this hash so they cost the same time
         # as a wrong secret for a known one: no timing oracle for which names exist.
-        self._dummy = hash_secret(secrets.token_urlsafe(16), log_n=dummy_log_n)
+        if self._dummy is None:
+            self._dummy = hash_secret(secrets.token_urlsafe(16), log_n=self._dummy_log_n)
+        return self._dummy
 
     def _mac(self, secret: bytes) -> bytes:
         return hmac.new(self._key, secret, hashlib.sha256).digest()
@@ -89,7 +95,7 @@ class SecretChecker:
             proven = self._proven.get(stored)
             if proven is not None and hmac.compare_digest(proven, self._mac(raw)):
                 return True
-        log_n, r, p, salt, digest = parse_hash(stored if stored is not None else self._dummy)
+        log_n, r, p, salt, digest = parse_hash(stored if stored is not None else self._dummy_hash())
         ok = hmac.compare_digest(_derive(raw, salt, log_n, r, p), digest) and stored is not None
         if ok and stored is not None:
             with self._lock:

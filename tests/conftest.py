@@ -1,0 +1,83 @@
+"""Shared fixtures: the demo settings, a keys folder, an app on fakeredis, real services."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+from falcon import testing
+
+from jwtauth import keys
+from jwtauth.app import create_app
+from jwtauth.config import Settings, load_settings
+from jwtauth.keys import KeyRing
+from tests.support import FIXTURES, ISSUER, REDIS_URL, Server, need, running_server
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Return the demo fixtures as settings, with a fixed test issuer."""
+    return replace(load_settings(FIXTURES, env={}), issuer=ISSUER)
+
+
+@pytest.fixture
+def keys_dir(tmp_path: Path) -> Path:
+    """Return a keys folder holding one active ES256 key."""
+    directory = tmp_path / "keys"
+    keys.ensure(directory, "ES256", now=time.time(), retire_after=960)
+    return directory
+
+
+@pytest.fixture
+def keyring(keys_dir: Path) -> KeyRing:
+    return KeyRing(keys_dir, retire_after=960)
+
+
+@pytest.fixture
+def store() -> Any:
+    """Return a fakeredis client with Lua, fresh for each test."""
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+@pytest.fixture
+def app(settings: Settings, keyring: KeyRing, store: Any) -> Any:
+    return create_app(settings, keyring, store)
+
+
+@pytest.fixture
+def client(app: Any) -> testing.TestClient:
+    return testing.TestClient(app)
+
+
+@pytest.fixture
+def real_redis() -> Iterator[tuple[Any, str]]:
+    """Yield (client, prefix) on the machine's Redis; only keys under prefix are deleted after."""
+    conn = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5)
+    try:
+        conn.ping()
+    except redis.RedisError as exc:
+        need(False, f"no Redis at {REDIS_URL}: {exc}")
+    prefix = f"jwtauth-test:{uuid.uuid4().hex[:12]}:"
+    yield conn, prefix
+    for key in conn.scan_iter(match=prefix + "*", count=1000):
+        conn.delete(key)
+    conn.close()
+
+
+@pytest.fixture
+def serve(tmp_path: Path, keys_dir: Path) -> Callable[..., contextlib.AbstractContextManager[Server]]:
+    """Return a factory: `with serve(workers=2, env={...}) as server:` runs a real jwtauth serve."""
+
+    def start(**kwargs: Any) -> contextlib.AbstractContextManager[Server]:
+        kwargs.setdefault("keys_dir", keys_dir)
+        return running_server(log_dir=tmp_path, **kwargs)
+
+    return start
