@@ -1,0 +1,26 @@
+"""Store short-lived OAuth state in Redis: authorization codes, refresh families, counters."""
+
+from __future__ import annotations
+
+from jwtauth.store.codes import CodeRecord, CodeStore, TakeResult, TakeStatus
+from jwtauth.store.limits import FailureLimiter
+from jwtauth.store.refresh import (
+    FamilyRecord,
+    IssuedRefresh,
+    RefreshStore,
+    Rotation,
+    RotationStatus,
+)
+
+__all__ = [
+    "CodeRecord",
+    "CodeStore",
+    "FailureLimiter",
+    "FamilyRecord",
+    "IssuedRefresh",
+    "RefreshStore",
+    "Rotation",
+    "RotationStatus",
+    "TakeResult",
+    "TakeStatus",
+]

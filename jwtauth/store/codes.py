@@ -1,0 +1,177 @@
+"""Keep authorization codes in Redis: issue, take exactly once, detect a second redemption.
+
+Key layout (both keys of one code share the hash tag `{c:<sha256(code)>}`):
+
+    {prefix}{c:<sha256(code)>}        hash: client, exp, ttl, data (the CodeRecord as JSON)
+    {prefix}{c:<sha256(code)>}:used   hash: client, family (bound later), replayed
+
+Only the SHA-256 of a code is stored: a code is 256 random bits, so the digest cannot be
+turned back into a code, and a dump of Redis redeems nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import math
+import re
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.cluster import RedisCluster
+
+    # Clients are created with decode_responses=False; replies are decoded here.
+    RedisClient: TypeAlias = Redis | RedisCluster
+
+_CODE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+# KEYS: code. ARGV: ttl_ms, client, exp, ttl, data.
+_ISSUE = """
+redis.call('HSET', KEYS[1], 'client', ARGV[2], 'exp', ARGV[3], 'ttl', ARGV[4], 'data', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+"""
+
+# Take a code atomically: of any number of concurrent redemptions exactly one sees the record.
+# KEYS: code, used marker. ARGV: client_id, now, access-token lifetime in seconds.
+_TAKE = """
+local m = redis.call('HMGET', KEYS[2], 'client', 'family')
+if m[1] then
+  if m[1] ~= ARGV[1] then return {'wrong_client'} end
+  redis.call('HSET', KEYS[2], 'replayed', '1')
+  return {'already_used', m[2] or ''}
+end
+local c = redis.call('HMGET', KEYS[1], 'client', 'exp', 'ttl', 'data')
+if not c[1] then return {'unknown'} end
+if tonumber(ARGV[2]) >= tonumber(c[2]) then
+  redis.call('DEL', KEYS[1])
+  return {'unknown'}
+end
+if c[1] ~= ARGV[1] then return {'wrong_client'} end
+local ms = math.max(math.ceil((tonumber(c[3]) + tonumber(ARGV[3])) * 1000), 1)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[2], 'client', ARGV[1])
+redis.call('PEXPIRE', KEYS[2], string.format('%d', ms))
+return {'ok', c[4]}
+"""
+
+# Bind the family issued from a code to its used marker; 0 if a replay was already seen.
+# KEYS: used marker. ARGV: family id.
+_BIND = """
+local m = redis.call('HMGET', KEYS[1], 'client', 'replayed')
+if not m[1] then return 0 end
+redis.call('HSET', KEYS[1], 'family', ARGV[1])
+if m[2] then return 0 end
+return 1
+"""
+
+
+class TakeStatus(enum.Enum):
+    """Outcome of redeeming an authorization code."""
+
+    OK = "ok"
+    ALREADY_USED = "already_used"
+    WRONG_CLIENT = "wrong_client"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class CodeRecord:
+    """What the authorization step decided, carried to the token request by the code."""
+
+    client_id: str
+    redirect_uri: str | None
+    scope: str
+    subject: str
+    code_challenge: str | None
+    code_challenge_method: str | None
+    auth_time: float
+    audience: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TakeResult:
+    """Result of `CodeStore.take`: the record on OK, the bound family on ALREADY_USED."""
+
+    status: TakeStatus
+    record: CodeRecord | None = None
+    family_id: str | None = None
+
+
+class CodeStore:
+    """Store authorization codes in Redis (standalone, Sentinel or Cluster)."""
+
+    def __init__(
+        self, client: RedisClient, *, prefix: str = "jwtauth:", access_token_ttl: float = 3600.0
+    ) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("prefix must not contain '{' or '}': it would change the hash tag")
+        self._prefix = prefix
+        # The used marker outlives the code by the access-token lifetime, so a late second
+        # redemption still finds the family whose tokens must be revoked (RFC 6749 §4.1.2).
+        self._access_ttl = access_token_ttl
+        self._issue = client.register_script(_ISSUE)
+        self._take = client.register_script(_TAKE)
+        self._bind = client.register_script(_BIND)
+
+    def issue(self, record: CodeRecord, *, ttl: float, now: float) -> str:
+        """Store `record` under a new code valid for `ttl` seconds and return the code."""
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        code = secrets.token_urlsafe(32)
+        data = json.dumps(dataclasses.asdict(record), separators=(",", ":"))
+        args = [str(_ms(ttl)), record.client_id, repr(now + ttl), repr(float(ttl)), data]
+        self._issue(keys=[self._key(code)], args=args)
+        return code
+
+    def take(self, code: str, *, client_id: str, now: float) -> TakeResult:
+        """Redeem `code` for `client_id`: OK once, ALREADY_USED afterwards.
+
+        RFC 6749 §4.1.3: the code must have been issued to the authenticated client. A code
+        presented by another client is refused but NOT burned, so a client that learns a
+        victim's code cannot destroy it; it cannot redeem it either. The caller checks PKCE
+        and redirect_uri after the take, so a failed check there has consumed the code.
+        """
+        if not _CODE.fullmatch(code):
+            return TakeResult(TakeStatus.UNKNOWN)
+        key = self._key(code)
+        reply = self._take(keys=[key, f"{key}:used"], args=[client_id, repr(now), repr(self._access_ttl)])
+        status = TakeStatus(_text(reply[0]))
+        if status is TakeStatus.OK:
+            return TakeResult(status, record=_decode(_text(reply[1])))
+        if status is TakeStatus.ALREADY_USED:
+            # RFC 6749 §4.1.2: deny, and the caller SHOULD revoke tokens issued from the code.
+            return TakeResult(status, family_id=_text(reply[1]) or None)
+        return TakeResult(status)
+
+    def bind_family(self, code: str, family_id: str) -> bool:
+        """Remember which refresh family `code` produced; False means revoke it now.
+
+        False when a second redemption already arrived between `take` and this call (its
+        caller could not learn the family yet), or when the marker is gone: the caller must
+        then revoke `family_id` itself (RFC 6749 §4.1.2).
+        """
+        if not _CODE.fullmatch(code):
+            return False
+        return bool(self._bind(keys=[f"{self._key(code)}:used"], args=[family_id]))
+
+    def _key(self, code: str) -> str:
+        return f"{self._prefix}{{c:{hashlib.sha256(code.encode()).hexdigest()}}}"
+
+
+def _decode(data: str) -> CodeRecord:
+    fields: dict[str, Any] = json.loads(data)
+    fields["audience"] = tuple(fields["audience"])
+    return CodeRecord(**fields)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _ms(seconds: float) -> int:
+    return max(math.ceil(seconds * 1000), 1)

@@ -1,0 +1,100 @@
+"""Count failed credential checks in Redis, shared by every worker, and lock out guessers.
+
+RFC 6749 §4.3.2 and RFC 6819 §5.1.4.2.3: the password grant (and any credential check)
+must be protected against brute force. Each counted key (a username, a client id, an IP
+address) is its own fixed window:
+
+- the window opens at the first failure and lasts `window_seconds`;
+- after `max_failures` failures inside it, the key is locked until the window closes: every
+  attempt is refused, even with the right password, so guessing gains nothing;
+- failures while locked do not extend the lock; the next failure after the window closes opens
+  a new window with a count of 1.
+
+So a key can try at most `max_failures` times per `window_seconds`.
+
+Key layout: `{prefix}{l:<hmac-sha256(salt, key)>}`, a hash (n, start). Each key is its own
+hash tag: multi-key calls run one small step per key, which Redis Cluster allows. Keys are
+hashed so no raw username or address sits in Redis; pass a `salt` shared by all workers to
+make low-entropy keys (IPv4 addresses) impractical to recover from a dump.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.cluster import RedisCluster
+
+    # Clients are created with decode_responses=False; replies are decoded here.
+    RedisClient: TypeAlias = Redis | RedisCluster
+
+# Count one failure in a fixed window that opens at the first failure.
+# KEYS: counter. ARGV: now, window seconds.
+_FAIL = """
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local v = redis.call('HMGET', KEYS[1], 'n', 'start')
+local start = tonumber(v[2])
+if not v[1] or now >= start + window then
+  start = now
+  redis.call('HSET', KEYS[1], 'n', '1', 'start', ARGV[1])
+else
+  redis.call('HINCRBY', KEYS[1], 'n', '1')
+end
+local ms = math.max(math.ceil((start + window - now) * 1000), 1)
+redis.call('PEXPIRE', KEYS[1], string.format('%d', ms))
+"""
+
+
+class FailureLimiter:
+    """Refuse attempts for keys that failed too often within a fixed window."""
+
+    def __init__(
+        self,
+        client: RedisClient,
+        *,
+        prefix: str = "jwtauth:",
+        max_failures: int,
+        window_seconds: float,
+        salt: bytes = b"",
+    ) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("prefix must not contain '{' or '}': it would change the hash tag")
+        if max_failures < 1 or window_seconds <= 0:
+            raise ValueError("max_failures >= 1 and window_seconds > 0")
+        self._client = client
+        self._prefix = prefix
+        self._max = max_failures
+        self._window = window_seconds
+        self._salt = salt
+        self._fail = client.register_script(_FAIL)
+
+    def retry_after(self, keys: Sequence[str], *, now: float) -> int | None:
+        """Return the seconds to wait if any key is locked out, else None."""
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hmget(self._key(key), ["n", "start"])
+        waits = [
+            math.ceil(float(start) + self._window - now)
+            for count, start in pipe.execute()
+            if count is not None and int(count) >= self._max and now < float(start) + self._window
+        ]
+        # At least 1: a lock that ends within the second still refuses this attempt.
+        return max(max(waits), 1) if waits else None
+
+    def record_failure(self, keys: Sequence[str], *, now: float) -> None:
+        """Count one failed attempt against every key."""
+        for key in keys:
+            self._fail(keys=[self._key(key)], args=[repr(now), repr(self._window)])
+
+    def reset(self, key: str) -> None:
+        """Forget the failures of `key` (after a successful login)."""
+        self._client.delete(self._key(key))
+
+    def _key(self, key: str) -> str:
+        digest = hmac.new(self._salt, key.encode(), hashlib.sha256).hexdigest()
+        return f"{self._prefix}{{l:{digest}}}"

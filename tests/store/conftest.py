@@ -1,0 +1,87 @@
+"""Run every store test against fakeredis (with Lua) and against a real Redis."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+
+REDIS_URL = os.environ.get("JWTAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A client plus the key prefix that this test alone writes under."""
+
+    client: Any
+    prefix: str
+    real: bool
+
+    def keys(self) -> list[bytes]:
+        """Return every key under this test's prefix."""
+        pattern = re.sub(r"([\\*?\[\]])", r"\\\1", self.prefix) + "*"
+        return sorted(self.client.scan_iter(match=pattern, count=1000))
+
+    def raw_bytes(self) -> list[bytes]:
+        """Return every key name and every stored byte string (fields, members, values)."""
+        out: list[bytes] = []
+        for key in self.keys():
+            out.append(key)
+            kind = self.client.type(key)
+            if kind == b"string":
+                out.append(self.client.get(key))
+            elif kind == b"hash":
+                for field, value in self.client.hgetall(key).items():
+                    out += [field, value]
+            elif kind == b"list":
+                out += self.client.lrange(key, 0, -1)
+            elif kind == b"zset":
+                out += [member for member, _ in self.client.zrange(key, 0, -1, withscores=True)]
+            elif kind == b"set":
+                out += list(self.client.smembers(key))
+            else:
+                raise AssertionError(f"unexpected key type {kind!r} for {key!r}")
+        return out
+
+
+def _real_client() -> Any:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=False, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        reason = f"no Redis at {REDIS_URL}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return client
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(False, id="fakeredis"),
+        pytest.param(True, id="redis", marks=pytest.mark.redis),
+    ]
+)
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Yield a backend with a prefix of its own; delete exactly that prefix's keys after."""
+    real: bool = request.param
+    if real:
+        client = _real_client()
+    else:
+        client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=False)
+    env = Backend(client=client, prefix=f"jwtauth-test:{uuid.uuid4().hex}:", real=real)
+    try:
+        yield env
+    finally:
+        written = env.keys()
+        if written:
+            client.delete(*written)
+        client.close()
