@@ -1,0 +1,98 @@
+"""Tests for jwtauth.store.limits: fixed-window lockout shared through Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jwtauth.store import FailureLimiter
+
+NOW = 1_700_000_000.0
+WINDOW = 300.0
+USER = "user:alice@example.com"
+ADDRESS = "ip:203.0.113.7"
+
+
+def make_limiter(backend: Any, **options: Any) -> FailureLimiter:
+    return FailureLimiter(
+        backend.client, prefix=backend.prefix, max_failures=3, window_seconds=WINDOW, **options
+    )
+
+
+def test_locks_after_max_failures_until_the_window_closes(backend: Any) -> None:
+    limiter = make_limiter(backend)
+    for step in range(2):
+        limiter.record_failure([USER], now=NOW + step)
+        assert limiter.retry_after([USER], now=NOW + step) is None
+    limiter.record_failure([USER], now=NOW + 10)
+    assert limiter.retry_after([USER], now=NOW + 10) == WINDOW - 10  # opened at NOW
+    assert limiter.retry_after([USER], now=NOW + 100.5) == 200
+    assert limiter.retry_after([USER], now=NOW + WINDOW - 0.1) == 1
+    assert limiter.retry_after([USER], now=NOW + WINDOW) is None
+
+
+def test_failures_while_locked_do_not_extend_the_lock(backend: Any) -> None:
+    limiter = make_limiter(backend)
+    for step in range(10):
+        limiter.record_failure([USER], now=NOW + step)
+    assert limiter.retry_after([USER], now=NOW + 10) == WINDOW - 10
+
+
+def test_a_new_window_starts_with_a_count_of_one(backend: Any) -> None:
+    limiter = make_limiter(backend)
+    for step in range(3):
+        limiter.record_failure([USER], now=NOW + step)
+    later = NOW + WINDOW + 1
+    limiter.record_failure([USER], now=later)
+    limiter.record_failure([USER], now=later + 1)
+    assert limiter.retry_after([USER], now=later + 2) is None
+    limiter.record_failure([USER], now=later + 2)
+    assert limiter.retry_after([USER], now=later + 2) == WINDOW - 2  # opened at `later`
+
+
+def test_any_locked_key_refuses_and_the_longest_wait_wins(backend: Any) -> None:
+    limiter = make_limiter(backend)
+    for step in range(3):
+        limiter.record_failure([ADDRESS], now=NOW + step)
+    for step in range(3):
+        limiter.record_failure([USER, ADDRESS], now=NOW + 100 + step)
+    # ADDRESS's window opened at NOW; USER's at NOW + 100, so USER's lock ends later.
+    assert limiter.retry_after([ADDRESS], now=NOW + 102) == WINDOW - 102
+    assert limiter.retry_after([USER, ADDRESS], now=NOW + 102) == WINDOW - 2
+    assert limiter.retry_after(["user:bob"], now=NOW + 102) is None
+    assert limiter.retry_after([], now=NOW) is None
+
+
+def test_reset_forgets_one_key(backend: Any) -> None:
+    limiter = make_limiter(backend)
+    for step in range(3):
+        limiter.record_failure([USER, ADDRESS], now=NOW + step)
+    limiter.reset(USER)
+    assert limiter.retry_after([USER], now=NOW + 3) is None
+    assert limiter.retry_after([ADDRESS], now=NOW + 3) is not None
+
+
+def test_workers_share_the_count(backend: Any) -> None:
+    workers = [make_limiter(backend) for _ in range(3)]
+    for step, worker in enumerate(workers):
+        worker.record_failure([USER], now=NOW + step)
+    assert all(w.retry_after([USER], now=NOW + 3) == WINDOW - 3 for w in workers)
+
+
+def test_keys_are_hashed_salted_and_expire(backend: Any) -> None:
+    plain, salted = make_limiter(backend), make_limiter(backend, salt=b"per-deployment")
+    plain.record_failure([USER, ADDRESS], now=NOW)
+    salted.record_failure([USER], now=NOW)
+    stored = backend.raw_bytes()
+    assert len(backend.key_names()) == 3
+    assert [b for b in stored if b"alice" in b or b"203.0.113.7" in b] == []
+    for key in backend.key_names():
+        assert 0 < backend.client.pttl(key) <= WINDOW * 1000
+
+
+@pytest.mark.parametrize("options", [{"max_failures": 0}, {"window_seconds": 0}])
+def test_nonsense_limits_are_refused(options: dict[str, Any]) -> None:
+    settings: dict[str, Any] = {"max_failures": 3, "window_seconds": WINDOW, **options}
+    with pytest.raises(ValueError, match="max_failures"):
+        FailureLimiter(object(), **settings)  # type: ignore[arg-type]
