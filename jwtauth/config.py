@@ -139,7 +139,10 @@ def _check_hash(reader: _Reader, key: str, value: str) -> str:
 
 def _check_redirect_uri(reader: _Reader, key: str, uri: str) -> str:
     # RFC 6749 §3.1.2: absolute URI, no fragment. RFC 9700 §2.1: exact string matching later.
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. a broken IPv6 literal: a config error, not a traceback
+        raise reader.error(key, f"{uri!r} is not an absolute URI") from None
     if not parts.scheme or (not parts.netloc and parts.scheme in ("http", "https")):
         raise reader.error(key, f"{uri!r} is not an absolute URI")
     if parts.fragment or "#" in uri:
@@ -243,9 +246,14 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
 
     issuer = env.get("JWTAUTH_ISSUER") or root.get("issuer", str, "")
     if issuer:
-        parts = urlsplit(issuer)
         # RFC 8414 §2: https URL without query or fragment (http allowed for loopback demos).
-        if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
+        try:
+            parts = urlsplit(issuer)
+            valid = parts.scheme in ("https", "http") and bool(parts.netloc)
+            valid = valid and not (parts.query or parts.fragment)
+        except ValueError:  # e.g. a broken IPv6 literal
+            valid = False
+        if not valid:
             raise root.error("issuer", f"{issuer!r} must be an http(s) URL without query or fragment")
     algorithm = keys.get("algorithm", str, "ES256")
     if algorithm not in SIGNING_ALGORITHMS:
