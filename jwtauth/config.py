@@ -222,11 +222,11 @@ def _user(reader: _Reader) -> User:
     )
 
 
-def _unique(reader: _Reader, key: str, names: list[str]) -> None:
+def _unique(reader: _Reader, key: str, member: str, names: list[str]) -> None:
     seen: set[str] = set()
     for i, name in enumerate(names):
         if name in seen:
-            raise ConfigError(f"{reader.source}: {key}[{i}]: duplicate {name!r}")
+            raise ConfigError(f"{reader.source}: {key}[{i}].{member}: duplicate {name!r}")
         seen.add(name)
 
 
@@ -273,8 +273,8 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         raise root.error("users", "must be an array of tables ([[users]])")
     clients = tuple(_client(_Reader(source, f"clients[{i}]", t)) for i, t in enumerate(client_tables))
     users = tuple(_user(_Reader(source, f"users[{i}]", t)) for i, t in enumerate(user_tables))
-    _unique(root, "clients", [c.client_id for c in clients])
-    _unique(root, "users", [u.username for u in users])
+    _unique(root, "clients", "id", [c.client_id for c in clients])
+    _unique(root, "users", "username", [u.username for u in users])
 
     absolute = life.positive("refresh_absolute", 30 * 86400)
     idle = life.positive("refresh_idle", min(14 * 86400, absolute))
