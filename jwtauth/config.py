@@ -254,7 +254,10 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         except ValueError:  # e.g. a broken IPv6 literal
             valid = False
         if not valid:
-            raise root.error("issuer", f"{issuer!r} must be an http(s) URL without query or fragment")
+            problem = f"{issuer!r} must be an http(s) URL without query or fragment"
+            if env.get("JWTAUTH_ISSUER"):  # the file is not to blame: name the variable
+                raise ConfigError(f"JWTAUTH_ISSUER: {problem}")
+            raise root.error("issuer", problem)
     algorithm = keys.get("algorithm", str, "ES256")
     if algorithm not in SIGNING_ALGORITHMS:
         raise keys.error("algorithm", f"{algorithm!r} is not one of {', '.join(SIGNING_ALGORITHMS)}")
