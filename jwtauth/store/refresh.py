@@ -83,6 +83,8 @@ if h == f[2] then kind = 'cur'
 elseif h == f[3] then kind = 'prev'
 elseif redis.call('LPOS', KEYS[2], h) then kind = 'used'
 else return {'unknown'} end
+-- RFC 6749 §6, §10.4: the token is bound to its client. Checked before reuse detection, so
+-- another client holding a leaked token can neither rotate nor revoke the owner's family.
 if f[1] ~= ARGV[2] then return {'wrong_client'} end
 if kind == 'cur' then
   if f[4] ~= ARGV[6] then
@@ -103,6 +105,8 @@ end
 if kind == 'prev' and now - tonumber(f[7]) < tonumber(ARGV[4]) then
   return {'replay', f[4], f[6], f[8], f[2]}
 end
+-- RFC 9700 §4.14.2: a rotated-out secret seen again means a token leaked; attacker and
+-- victim cannot be told apart, so the whole family dies, the newest token included.
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SET', KEYS[3], ARGV[11], 'PX', ARGV[10])
 return {'reuse'}
@@ -243,6 +247,8 @@ class RefreshStore:
 
     def rotate(self, token: str, *, client_id: str, now: float, idle_ttl: float) -> Rotation:
         """Exchange the current secret for its successor, or detect replay and reuse."""
+        if idle_ttl <= 0:
+            raise ValueError("idle_ttl must be positive")
         parsed = _parse(token)
         if parsed is None:
             return Rotation(RotationStatus.UNKNOWN)

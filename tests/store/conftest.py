@@ -1,7 +1,8 @@
-"""Run every store test against fakeredis (with Lua) and against a real Redis."""
+"""Run every store test on fakeredis (with Lua), a real Redis and, opt-in, a Redis Cluster."""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,9 @@ import redis
 
 from tests.support import REDIS_URL, need
 
+# Opt-in: also run every store test on a Redis Cluster (e.g. redis://127.0.0.1:7000/).
+CLUSTER_URL = os.environ.get("JWTAUTH_TEST_REDIS_CLUSTER_URL")
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -21,7 +25,7 @@ class Backend:
 
     client: Any
     prefix: str
-    real: bool
+    kind: str  # "fakeredis", "redis" or "cluster"
 
     def key_names(self) -> list[bytes]:
         """Return every key under this test's prefix."""
@@ -62,24 +66,37 @@ def _real_client() -> Any:
     return client
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(False, id="fakeredis"),
-        pytest.param(True, id="redis", marks=pytest.mark.redis),
-    ]
-)
+def _cluster_client(url: str) -> Any:
+    try:
+        client = redis.cluster.RedisCluster.from_url(url, decode_responses=False)
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+        need(False, f"no Redis Cluster at {url}: {exc}")
+    return client
+
+
+_KINDS = [
+    pytest.param("fakeredis", id="fakeredis"),
+    pytest.param("redis", id="redis", marks=pytest.mark.redis),
+]
+if CLUSTER_URL:
+    _KINDS.append(pytest.param("cluster", id="redis-cluster", marks=pytest.mark.redis))
+
+
+@pytest.fixture(params=_KINDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """Yield a backend with a prefix of its own; delete exactly that prefix's keys after."""
-    real: bool = request.param
-    if real:
+    kind: str = request.param
+    if kind == "redis":
         client = _real_client()
+    elif kind == "cluster":
+        assert CLUSTER_URL is not None
+        client = _cluster_client(CLUSTER_URL)
     else:
         client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=False)
-    env = Backend(client=client, prefix=f"jwtauth-test:{uuid.uuid4().hex}:", real=real)
+    env = Backend(client=client, prefix=f"jwtauth-test:{uuid.uuid4().hex}:", kind=kind)
     try:
         yield env
     finally:
-        written = env.key_names()
-        if written:
-            client.delete(*written)
+        for key in env.key_names():  # one by one: on Cluster the keys span many slots
+            client.delete(key)
         client.close()
