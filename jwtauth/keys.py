@@ -5,13 +5,17 @@ rename) holding the private key PEM and its lifecycle dates. Nothing else holds 
 worker on every host that mounts the same folder derives the same signer and the same JWKS:
 
 - a key is *next* (published, not signing) until its `active_from`;
-- the newest key whose `active_from` has passed is *active* (the only signer);
+- the newest key whose `active_from` has passed and that is not revoked is *active* (the only
+  signer);
 - an older key is *retiring* (published) until `retire_after` seconds after its successor
-  became active — the longest access-token lifetime plus leeway — then *retired*;
-- a *revoked* key is withdrawn from the JWKS at once.
+  started signing — the longest access-token lifetime plus leeway — then *retired*;
+- a *revoked* key is withdrawn from the JWKS at once. A key revoked before it ever signed
+  never displaces the signer; one revoked after it signed leaves its predecessor retired, so a
+  revocation never brings an old key back (the `revoke` command adds a replacement first).
 
-New keys are published `publish_ahead` seconds before they sign (at least the JWKS cache
-lifetime), so a resource server that refreshes its JWKS on schedule never meets an unknown kid.
+New keys are published `publish_ahead` seconds (at least the JWKS cache lifetime) plus
+`PROPAGATION` before they sign, so a resource server that refreshes its JWKS on schedule never
+meets an unknown kid, even one that fetched from a worker that had not yet reloaded.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import json
 import logging
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,14 @@ log = logging.getLogger("jwtauth.keys")
 ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA")
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 _LOCK_NAME = ".lock"
+_TMP_PREFIX, _TMP_SUFFIX = ".tmp-", ".part"
+
+# Workers look at the folder at most this often (seconds): the hot path stays a clock read.
+RELOAD_INTERVAL = 1.0
+# A new key signs only after every worker can have reloaded it, plus a second of clock skew
+# between hosts: a JWKS fetched from a worker that had not reloaded yet expires before the
+# key signs, because config.py keeps the JWKS max-age <= publish_ahead.
+PROPAGATION = RELOAD_INTERVAL + 1.0
 
 
 class KeyError_(Exception):
@@ -106,9 +119,11 @@ def _key_matches_alg(key: object, alg: str) -> bool:
     return alg == "EdDSA" and isinstance(key, ed25519.Ed25519PrivateKey)
 
 
-def new_record(alg: str, now: float, active_from: float) -> KeyRecord:
-    """Create a key record with a fresh private key."""
-    private = generate_private_key(alg)
+def new_record(
+    alg: str, now: float, active_from: float, private: PrivateKey | None = None
+) -> KeyRecord:
+    """Create a key record, with a fresh private key unless one is given."""
+    private = private or generate_private_key(alg)
     draft = KeyRecord("", alg, now, active_from, None, private)
     return replace(draft, kid=thumbprint(draft.public_jwk()))
 
@@ -131,7 +146,15 @@ def dump_record(record: KeyRecord) -> bytes:
 
 def load_record(data: bytes) -> KeyRecord:
     """Parse a key file; raise ValueError naming what is wrong."""
-    doc = json.loads(data)
+    try:
+        return _parse_record(json.loads(data))
+    except ValueError:
+        raise
+    except Exception as exc:  # KeyError, TypeError, UnsupportedAlgorithm...: all mean corrupt
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _parse_record(doc: object) -> KeyRecord:
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
     alg, kid = doc.get("alg"), doc.get("kid")
@@ -151,21 +174,31 @@ def load_record(data: bytes) -> KeyRecord:
     )
 
 
+def _revoked(record: KeyRecord, now: float) -> bool:
+    return record.revoked_at is not None and record.revoked_at <= now
+
+
+def _ever_signed(record: KeyRecord) -> bool:
+    """Tell whether a key was (or is) the signer at some moment: not revoked before it started."""
+    return record.revoked_at is None or record.revoked_at > record.active_from
+
+
 def lifecycle(records: Sequence[KeyRecord], now: float, retire_after: float) -> list[KeyState]:
     """Derive every key's state at `now`: pure, so every worker computes the same answer."""
     ordered = sorted(records, key=lambda r: (r.active_from, r.kid))
-    started = [r for r in ordered if r.active_from <= now]
+    # The succession of signers: each took over from the one before at its active_from.
+    signers = [r for r in ordered if r.active_from <= now and _ever_signed(r)]
+    successor = {id(a): b for a, b in itertools.pairwise(signers)}
     states: list[KeyState] = []
     for record in ordered:
-        if record.revoked_at is not None and record.revoked_at <= now:
+        if _revoked(record, now):
             states.append(KeyState(record, "revoked", False, None))
         elif record.active_from > now:
             states.append(KeyState(record, "next", True, record.active_from))
-        elif record is started[-1]:
-            states.append(KeyState(record, "active", True, None))
+        elif id(record) not in successor:
+            states.append(KeyState(record, "active", True, record.revoked_at))
         else:
-            successor = started[started.index(record) + 1]
-            ends = successor.active_from + retire_after
+            ends = successor[id(record)].active_from + retire_after
             states.append(KeyState(record, "retiring" if now < ends else "retired", now < ends, ends))
     return states
 
@@ -196,16 +229,46 @@ def _snapshot(records: Sequence[KeyRecord], now: float, retire_after: float) -> 
     return _Snapshot(signer_of(states), published, jwks, etag, min(ends, default=float("inf")))
 
 
-class KeyRing:
-    """The keys of one keys/ folder, reloaded when the folder changes (checked once a second)."""
+def read_key_file(path: Path) -> KeyRecord | None:
+    """Load one key file, or log why it is unusable and return None."""
+    try:
+        record = load_record(path.read_bytes())
+        if path.name != f"{record.kid}.json":
+            # Two files with one kid would publish an ambiguous JWKS (RFC 7517 §4.5).
+            raise ValueError(f"holds kid {record.kid!r}; the file must be named {record.kid}.json")
+    except (OSError, ValueError) as exc:
+        # A corrupt or unreadable file must not take the service down: skip it loudly, once.
+        log.error("skipping key file %s: %s", path, exc)
+        return None
+    return record
 
-    def __init__(self, directory: Path, *, retire_after: float, check_interval: float = 1.0) -> None:
+
+_Stat = tuple[int, int, int, int]  # mtime_ns, size, inode, ctime_ns: any rewrite changes one
+
+
+class KeyRing:
+    """The keys of one keys/ folder, reloaded when the folder changes (checked once a second).
+
+    signer(), jwks() and published() are the hot path: while neither the check interval nor a
+    lifecycle date has passed they cost two clock reads. A reload stats the `*.json` files and
+    parses only those whose stat changed, so an unchanged PEM is never parsed twice.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        retire_after: float,
+        check_interval: float = RELOAD_INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.directory = directory
         self.retire_after = retire_after
         self.check_interval = check_interval
+        self._clock = clock
         self._lock = threading.Lock()
-        self._files: dict[str, tuple[tuple[int, int], KeyRecord | None]] = {}
-        self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
+        self._files: dict[str, tuple[_Stat, KeyRecord | None]] = {}
+        self._fingerprint: tuple[tuple[str, _Stat], ...] | None = None
         self._next_check = 0.0
         self._snap = _Snapshot(None, {}, b'{"keys":[]}', '""', 0.0)
         self.refresh(force=True)
@@ -215,47 +278,60 @@ class KeyRing:
         """Return every readable key record."""
         return [rec for _, rec in self._files.values() if rec is not None]
 
-    def _scan(self) -> tuple[tuple[str, int, int], ...]:
+    @property
+    def skipped(self) -> list[str]:
+        """Return the names of key files that could not be used (each was logged once)."""
+        return sorted(name for name, (_, rec) in self._files.items() if rec is None)
+
+    def _scan(self) -> tuple[tuple[str, _Stat], ...]:
         try:
             entries = [e for e in os.scandir(self.directory) if e.name.endswith(".json")]
         except FileNotFoundError:
             return ()
+        except OSError as exc:
+            log.error("cannot read the keys folder %s: %s", self.directory, exc)
+            return ()
         out = []
         for entry in entries:
-            with contextlib.suppress(FileNotFoundError):
-                st = entry.stat()
-                out.append((entry.name, st.st_mtime_ns, st.st_size))
+            with contextlib.suppress(OSError):  # deleted or unreadable between scandir and stat
+                st = entry.stat()  # follows symlinks, as in a mounted Kubernetes secret
+                out.append((entry.name, (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)))
         return tuple(sorted(out))
 
-    def _load(self, fingerprint: tuple[tuple[str, int, int], ...]) -> None:
-        files: dict[str, tuple[tuple[int, int], KeyRecord | None]] = {}
-        for name, mtime, size in fingerprint:
+    def _load(self, fingerprint: tuple[tuple[str, _Stat], ...]) -> None:
+        files: dict[str, tuple[_Stat, KeyRecord | None]] = {}
+        for name, stat in fingerprint:
             cached = self._files.get(name)
-            if cached is not None and cached[0] == (mtime, size):
+            if cached is not None and cached[0] == stat:
                 files[name] = cached  # never re-parse a PEM that did not change
-                continue
-            try:
-                record: KeyRecord | None = load_record((self.directory / name).read_bytes())
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                # A corrupt or unreadable file must not take the service down: skip it loudly.
-                log.error("skipping key file %s: %s", self.directory / name, exc)
-                record = None
-            files[name] = ((mtime, size), record)
+            else:
+                files[name] = (stat, read_key_file(self.directory / name))
         self._files = files
 
     def refresh(self, *, force: bool = False, now: float | None = None) -> None:
         """Reload if the folder changed or a lifecycle date passed; cheap when nothing did."""
-        clock = time.time() if now is None else now
-        mono = time.monotonic()
-        if not force and mono < self._next_check and clock < self._snap.valid_until:
+        clock = self._clock() if now is None else now
+        if not force and time.monotonic() < self._next_check and clock < self._snap.valid_until:
             return
         with self._lock:
+            mono = time.monotonic()
+            if not force and mono < self._next_check and clock < self._snap.valid_until:
+                return  # another thread reloaded while this one waited for the lock
             self._next_check = mono + self.check_interval
+            first, before = self._fingerprint is None, self._snap.signer
             fingerprint = self._scan()
             if force or fingerprint != self._fingerprint:
                 self._load(fingerprint)
                 self._fingerprint = fingerprint
             self._snap = _snapshot(self.records, clock, self.retire_after)
+            self._log_change(before, self._snap.signer, first=first)
+
+    def _log_change(self, before: KeyRecord | None, after: KeyRecord | None, *, first: bool) -> None:
+        """Log when the signer changes, once per change (every worker logs its own view)."""
+        if after is None and (before is not None or first):
+            log.error("no key can sign in %s: not ready until one does", self.directory)
+        elif after is not None and not first and (before is None or before.kid != after.kid):
+            log.info("key %s (%s) signs from now on", after.kid, after.alg)
 
     def signer(self) -> KeyRecord | None:
         """Return the key that signs now, or None when no key can sign."""
@@ -263,7 +339,7 @@ class KeyRing:
         return self._snap.signer
 
     def jwks(self) -> tuple[bytes, str]:
-        """Return the JWK Set document and its ETag."""
+        """Return the JWK Set document and its strong ETag (the same in every worker)."""
         self.refresh()
         return self._snap.jwks, self._snap.etag
 
@@ -291,7 +367,7 @@ def folder_lock(directory: Path) -> Iterator[None]:
 def write_record(directory: Path, record: KeyRecord) -> Path:
     """Write a key file atomically with mode 0600: readers see the old file or the whole new one."""
     target = directory / f"{record.kid}.json"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=directory)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as handle:
@@ -313,65 +389,106 @@ def write_record(directory: Path, record: KeyRecord) -> Path:
 
 def read_folder(directory: Path) -> list[KeyRecord]:
     """Return every readable key in a folder (unreadable ones are logged and skipped)."""
-    ring = KeyRing(directory, retire_after=0)
-    return ring.records
+    if not directory.is_dir():
+        return []
+    paths = sorted(p for p in directory.iterdir() if p.name.endswith(".json"))
+    return [r for r in map(read_key_file, paths) if r is not None]
+
+
+def _remove_orphans(directory: Path) -> None:
+    """Delete temp files left by a writer that died; only call with the folder lock held."""
+    # Every writer holds the lock, so while we hold it no temp file belongs to a live writer.
+    for path in directory.glob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}"):
+        log.warning("removing %s, left by an interrupted key write", path)
+        path.unlink(missing_ok=True)
+
+
+def _clock(now: float | None) -> float:
+    return time.time() if now is None else now
 
 
 def rotate(
     directory: Path,
     alg: str,
     *,
-    now: float,
     publish_ahead: float,
     retire_after: float,
     immediately: bool = False,
+    now: float | None = None,
 ) -> KeyRecord:
-    """Add a key: published at once, signing after `publish_ahead` (or now if none signs)."""
+    """Add a key: published at once, signing after `publish_ahead` + PROPAGATION.
+
+    With `immediately` it signs after PROPAGATION only (every worker publishes it by then);
+    when no key signs at all it signs at once. `now` defaults to the clock once the lock is held.
+    """
+    private = generate_private_key(alg)  # RSA takes seconds: before the lock and the clock
     with folder_lock(directory):
-        states = lifecycle(read_folder(directory), now, retire_after)
-        pending = [s.record.active_from for s in states if s.state == "next"]
-        if immediately or signer_of(states) is None:
-            active_from = now
+        _remove_orphans(directory)
+        at = _clock(now)
+        states = lifecycle(read_folder(directory), at, retire_after)
+        if signer_of(states) is None:
+            active_from = at  # nothing signs, so nobody can be confused: serve at once
+        elif immediately:
+            active_from = at + PROPAGATION
         else:
             # Queue behind a pending key so two rotations never start signing at the same moment.
-            active_from = max([now + publish_ahead, *(p + 1 for p in pending)])
-        record = new_record(alg, now, active_from)
+            pending = [s.record.active_from + 1 for s in states if s.state == "next"]
+            active_from = max([at + publish_ahead + PROPAGATION, *pending])
+        record = new_record(alg, at, active_from, private)
         write_record(directory, record)
         return record
 
 
-def ensure(directory: Path, alg: str, *, now: float, retire_after: float) -> KeyRecord | None:
-    """Create a first key if no key can sign; return it, or None if one already existed."""
+def ensure(
+    directory: Path, alg: str, *, retire_after: float, now: float | None = None
+) -> KeyRecord | None:
+    """Create a first key if no key can sign; return it, or None if one already signs."""
     with folder_lock(directory):
-        if signer_of(lifecycle(read_folder(directory), now, retire_after)) is not None:
+        _remove_orphans(directory)
+        if signer_of(lifecycle(read_folder(directory), _clock(now), retire_after)) is not None:
             return None
-        record = new_record(alg, now, now)
+        private = generate_private_key(alg)
+        at = _clock(now)
+        record = new_record(alg, at, at, private)
         write_record(directory, record)
         return record
 
 
-def revoke(directory: Path, kid: str, *, now: float, retire_after: float) -> KeyRecord | None:
-    """Withdraw a key at once; if it was the signer, a new key of its algorithm signs at once."""
+def revoke(
+    directory: Path, kid: str, *, retire_after: float, alg: str | None = None, now: float | None = None
+) -> KeyRecord | None:
+    """Withdraw a key at once; if it was the signer, a new key (same or `alg`) signs at once.
+
+    The replacement is written before the revocation, so no worker ever sees a moment without
+    a signer, and none sees the revoked key's predecessor sign again.
+    """
     with folder_lock(directory):
+        _remove_orphans(directory)
         records = read_folder(directory)
         target = next((r for r in records if r.kid == kid), None)
         if target is None:
             raise KeyError_(f"no key with kid {kid!r} in {directory}")
-        was_signer = signer_of(lifecycle(records, now, retire_after)) == target
-        write_record(directory, replace(target, revoked_at=now))
-        if not was_signer:
-            return None
-        replacement = new_record(target.alg, now, now)
-        write_record(directory, replacement)
+        if target.revoked_at is not None and target.revoked_at <= _clock(now):
+            raise KeyError_(f"key {kid} was already revoked")
+        replacement = None
+        if signer_of(lifecycle(records, _clock(now), retire_after)) is target:
+            private = generate_private_key(alg or target.alg)
+            at = _clock(now)
+            # A compromised signer must stop now: the replacement cannot wait to be published
+            # ahead; resource servers meet its kid as unknown and refetch the JWKS.
+            replacement = new_record(alg or target.alg, at, at, private)
+            write_record(directory, replacement)
+        write_record(directory, replace(target, revoked_at=_clock(now)))
         return replacement
 
 
-def prune(directory: Path, *, now: float, retire_after: float) -> list[str]:
-    """Delete the files of retired and revoked keys; return their kids."""
+def prune(directory: Path, *, retire_after: float, now: float | None = None) -> list[str]:
+    """Delete the files of retired and revoked keys (and orphaned temp files); return the kids."""
     with folder_lock(directory):
+        _remove_orphans(directory)
         gone = [
             s.record.kid
-            for s in lifecycle(read_folder(directory), now, retire_after)
+            for s in lifecycle(read_folder(directory), _clock(now), retire_after)
             if s.state in ("retired", "revoked")
         ]
         for kid in gone:
