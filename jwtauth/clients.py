@@ -29,12 +29,15 @@ def _basic_credentials(header: str) -> tuple[str, str]:
         raise InvalidClient("malformed Basic credentials")
     try:
         # §2.3.1: id and secret are form-urlencoded before joining, so ':' etc. can be in them.
-        return (
-            unquote_plus(raw_id, errors="strict"),
-            unquote_plus(raw_secret, errors="strict"),
-        )
+        client_id = unquote_plus(raw_id, errors="strict")
+        secret = unquote_plus(raw_secret, errors="strict")
     except UnicodeDecodeError:
         raise InvalidClient("malformed Basic credentials") from None
+    if "\x00" in client_id or "\x00" in secret:
+        # Appendix A.1/A.2: ids and secrets are visible characters. A NUL must not reach scrypt,
+        # whose HMAC zero-pads keys: "secret\0" would otherwise pass as "secret".
+        raise InvalidClient("malformed Basic credentials")
+    return client_id, secret
 
 
 class ClientRegistry:
