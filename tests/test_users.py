@@ -1,0 +1,86 @@
+"""Tests for jwtauth.users: password checks, the same cost for unknown users."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from jwtauth import hashing
+from jwtauth.config import User, load_settings
+from jwtauth.hashing import SecretChecker, hash_secret
+from jwtauth.users import UserDirectory
+from tests.support import FIXTURES
+
+LOW = 10
+
+
+class ScryptCounter:
+    def __init__(self, real: Callable[..., bytes]) -> None:
+        self.real, self.calls = real, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> bytes:
+        self.calls += 1
+        return self.real(*args, **kwargs)
+
+
+@pytest.fixture
+def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> ScryptCounter:
+    counter = ScryptCounter(hashlib.scrypt)
+    monkeypatch.setattr(hashing.hashlib, "scrypt", counter)
+    return counter
+
+
+@pytest.fixture
+def directory() -> UserDirectory:
+    users = [
+        User("alice@example.com", hash_secret("wonderland", log_n=LOW)),
+        User("bob", hash_secret("builder", log_n=LOW)),
+    ]
+    return UserDirectory(users, SecretChecker(dummy_log_n=LOW))
+
+
+def test_demo_user() -> None:
+    settings = load_settings(FIXTURES, env={})
+    users = UserDirectory(settings.users, SecretChecker())
+    user = users.authenticate("testuser@example.com", "testpassword")
+    assert user is not None and user.username == "testuser@example.com"
+
+
+def test_right_password(directory: UserDirectory) -> None:
+    user = directory.authenticate("alice@example.com", "wonderland")
+    assert user is not None and user.username == "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        ("alice@example.com", "builder"),  # another user's password
+        ("alice@example.com", ""),
+        ("Alice@example.com", "wonderland"),  # usernames are exact, not case-folded
+        (" alice@example.com", "wonderland"),
+        ("nobody", "wonderland"),
+        ("", ""),
+    ],
+)
+def test_wrong_credentials(directory: UserDirectory, username: str, password: str) -> None:
+    assert directory.authenticate(username, password) is None
+
+
+def test_unknown_user_costs_one_scrypt_like_a_wrong_password(
+    directory: UserDirectory, scrypt_calls: ScryptCounter
+) -> None:
+    directory.authenticate("warm", "up")  # the dummy hash is made once per process
+    for username in ("alice@example.com", "nobody"):
+        scrypt_calls.calls = 0
+        assert directory.authenticate(username, "wrong") is None
+        assert scrypt_calls.calls == 1, username
+
+
+def test_second_login_skips_scrypt(directory: UserDirectory, scrypt_calls: ScryptCounter) -> None:
+    assert directory.authenticate("bob", "builder") is not None
+    scrypt_calls.calls = 0
+    assert directory.authenticate("bob", "builder") is not None
+    assert scrypt_calls.calls == 0
