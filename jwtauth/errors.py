@@ -25,8 +25,15 @@ class OAuthError(Exception):
         """Return the JSON body of RFC 6749 §5.2."""
         out = {"error": self.error}
         if self.description:
-            out["error_description"] = self.description
+            out["error_description"] = _description_chars(self.description)
         return out
+
+
+def _description_chars(text: str) -> str:
+    """Keep error_description within %x20-21 / %x23-5B / %x5D-7E (RFC 6749 §5.2)."""
+    # Descriptions cite RFC sections with "§"; spell it out rather than break strict clients.
+    text = text.replace("§", "section ").replace('"', "'")
+    return "".join(c if " " <= c <= "~" and c != "\\" else "?" for c in text)
 
 
 class InvalidRequest(OAuthError):
