@@ -21,11 +21,14 @@ class JWKSResource:
         body, etag = self.keyring.jwks()
         resp.set_header("Cache-Control", self.cache_control)
         resp.set_header("ETag", etag)
-        resp.content_type = "application/jwk-set+json"
+        # RFC 9110 §13.1.2: If-None-Match uses the weak comparison, so W/"x" matches "x".
         if_none_match = req.get_header("If-None-Match") or ""
-        if etag in (t.strip() for t in if_none_match.split(",")) or if_none_match.strip() == "*":
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        if etag in tags or "*" in tags:
+            # RFC 9110 §15.4.5: a 304 repeats Cache-Control and ETag, and has no content.
             resp.status = falcon.HTTP_304
             return
+        resp.content_type = "application/jwk-set+json"
         resp.data = body
 
 
