@@ -1,0 +1,107 @@
+"""password (RFC 6749 §4.3): the client sends the resource owner's username and password.
+
+Brute force (RFC 6749 §4.3.2 MUST, RFC 6819 §5.1.4.2.3): every failed check counts against
+the username and against the client's address, in Redis, shared by every worker and by the
+authorize page (the same counter names, see `failure_keys`). Once either is over the limit the
+request is refused before any hashing, even with the right password, until the window passes.
+
+The refusal is 429 with Retry-After and the error code `slow_down`. RFC 6749 §5.2 has no code
+for "wait", and each of its codes would mislead a client: `invalid_grant` says the password is
+wrong (it may be right, and retrying it later will work), `invalid_request` says the request is
+malformed, `temporarily_unavailable` (an authorization-endpoint code) says the server is
+unwell. `slow_down` is registered for the token endpoint in the IANA OAuth Extensions Error
+registry (RFC 8628 §3.5, §7.3) and means exactly "back off, then retry"; RFC 6749 §8.5 allows
+registered extension codes, and the 429 status with Retry-After (RFC 6585 §4) says how long.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from jwtauth.config import Settings
+from jwtauth.errors import InvalidGrant, InvalidRequest, SlowDown
+from jwtauth.grants.base import TokenFactory, TokenRequest, requested_audience, requested_scope
+from jwtauth.store import FailureLimiter, RefreshStore
+from jwtauth.users import MAX_PASSWORD, MAX_USERNAME, UserDirectory
+
+BAD_CREDENTIALS = "the username or password is not correct"
+
+
+def failure_keys(username: str, remote_addr: str) -> tuple[str, str]:
+    """Return the brute-force counters of one login: per user, then per client address."""
+    # The authorize page counts under these exact names, so guesses on either path add up.
+    return f"user:{username}", f"addr:{remote_addr}"
+
+
+class PasswordGrant:
+    """Check a resource owner's password; issue an access token and, if allowed, a refresh token."""
+
+    grant_type = "password"
+
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenFactory,
+        users: UserDirectory,
+        refresh: RefreshStore,
+        limiter: FailureLimiter,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings, self.tokens, self.users, self.clock = settings, tokens, users, clock
+        self.refresh, self.limiter = refresh, limiter
+
+    def handle(self, request: TokenRequest) -> dict[str, Any]:
+        """Return the token response for the user these credentials prove."""
+        client, params = request.client, request.params
+        username, password = _credentials(params.get("username"), params.get("password"))
+        # Request errors first: they cost no hashing and count as no failure.
+        scope = requested_scope(client, params.get("scope"))
+        audience = requested_audience(client, self.settings, params.get("resource"))
+        now = self.clock()
+        keys = failure_keys(username, request.remote_addr)
+        wait = self.limiter.retry_after(keys, now=now)
+        if wait is not None:
+            raise SlowDown(wait, "too many failed sign-in attempts; retry after the delay")
+        user = self.users.authenticate(username, password)
+        if user is None:
+            self.limiter.record_failure(keys, now=now)
+            # One answer for an unknown user and a wrong password (RFC 6749 §5.2 invalid_grant).
+            raise InvalidGrant(BAD_CREDENTIALS)
+        # Only the user's counter: resetting the address one would let a guesser who owns one
+        # account wipe its own record between guesses at other accounts.
+        self.limiter.reset(keys[0])
+        if "refresh_token" not in client.grant_types:
+            return self.tokens.issue(
+                client=client, subject=user.username, scope=scope, audience=audience, auth_time=int(now)
+            )
+        family = self.refresh.create(
+            client_id=client.client_id,
+            subject=user.username,
+            scope=" ".join(scope),
+            audience=[audience],
+            auth_time=now,
+            now=now,
+            absolute_ttl=self.settings.refresh_absolute_ttl,
+            idle_ttl=self.settings.refresh_idle_ttl,
+        )
+        return self.tokens.issue(
+            client=client,
+            subject=user.username,
+            scope=scope,
+            audience=audience,
+            refresh_token=family.token,
+            family_id=family.family_id,
+            auth_time=int(now),
+        )
+
+
+def _credentials(username: str | None, password: str | None) -> tuple[str, str]:
+    """Return username and password, or refuse before any hashing (RFC 6749 §4.3.2)."""
+    # forms.read_form already turned empty values into missing ones (RFC 6749 §3.1).
+    if username is None or password is None:
+        raise InvalidRequest("username and password are required")
+    if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
+        raise InvalidRequest("username or password is too long")
+    return username, password

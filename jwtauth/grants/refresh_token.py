@@ -1,0 +1,96 @@
+"""refresh_token (RFC 6749 §6): rotate the family's refresh token, issue a fresh access token.
+
+Every outcome of `RefreshStore.rotate` (one atomic Lua step) maps to one answer:
+- OK: the next refresh token and an access token.
+- REPLAY (the same token again within the grace window, RFC 9700 §4.14.2: a lost response):
+  the successor already issued, derived again, and a fresh access token; never a second one.
+- REUSE (a rotated-out token): the store has revoked the whole family; invalid_grant.
+- WRONG_CLIENT, UNKNOWN: invalid_grant with the same text, and nothing is revoked, so a token
+  shown to another client or a guessed family id cannot end the owner's grant (RFC 6749 §10.4).
+
+Scope and resource are checked against the family before it rotates when they can fail, so a
+refused narrowing never burns the token the client holds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from jwtauth.config import Client, Settings
+from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
+from jwtauth.grants.base import TokenFactory, TokenRequest, narrowed_scope, requested_audience
+from jwtauth.store import FamilyRecord, RefreshStore, RotationStatus
+
+INVALID = "the refresh token is invalid, expired or revoked"
+REUSED = "the refresh token was already used; its grant is revoked"
+
+
+class RefreshTokenGrant:
+    """Exchange a refresh token for its successor and a new access token."""
+
+    grant_type = "refresh_token"
+
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenFactory,
+        refresh: RefreshStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings, self.tokens, self.refresh, self.clock = settings, tokens, refresh, clock
+        self.subjects = frozenset(user.username for user in settings.users)
+
+    def handle(self, request: TokenRequest) -> dict[str, Any]:
+        """Return the token response for the current refresh token of one of this client's families."""
+        client, params = request.client, request.params
+        token = params.get("refresh_token")
+        if token is None:
+            raise InvalidRequest("refresh_token is required")
+        raw_scope, resource = params.get("scope"), params.get("resource")
+        now = self.clock()
+        if raw_scope is not None or resource is not None:
+            # A family's scope and audience never change, so a check now holds at rotation.
+            current = self.refresh.lookup(token, now=now)
+            if current is not None and current.client_id == client.client_id:
+                self._decide(client, current, raw_scope, resource)
+        rotation = self.refresh.rotate(
+            token, client_id=client.client_id, now=now, idle_ttl=self.settings.refresh_idle_ttl
+        )
+        if rotation.status is RotationStatus.REUSE:
+            raise InvalidGrant(REUSED, detail=f"refresh token reuse: family {rotation.family_id} revoked")
+        family, successor = rotation.family, rotation.token
+        if family is None or successor is None:  # UNKNOWN or WRONG_CLIENT: one answer
+            raise InvalidGrant(INVALID)
+        if family.subject not in self.subjects:
+            # The user was removed from the configuration: the grant ends with the account.
+            self.refresh.revoke(family.family_id, now=now)
+            raise InvalidGrant(INVALID, detail=f"family {family.family_id}: subject no longer exists")
+        scope, audience = self._decide(client, family, raw_scope, resource)
+        return self.tokens.issue(
+            client=client,
+            subject=family.subject,
+            scope=scope,
+            audience=audience,
+            refresh_token=successor,
+            family_id=family.family_id,
+            auth_time=int(family.auth_time),
+        )
+
+    def _decide(
+        self, client: Client, family: FamilyRecord, raw_scope: str | None, resource: str | None
+    ) -> tuple[tuple[str, ...], str]:
+        """Return the access token's scope and audience, within what the family was granted."""
+        # RFC 6749 §6: never a scope not originally granted; the family keeps its own scope, and
+        # scopes the client's configuration has since dropped are dropped here too.
+        granted = tuple(s for s in family.scope.split() if s in client.scopes)
+        scope = narrowed_scope(granted, raw_scope)
+        if not family.audience:
+            return scope, requested_audience(client, self.settings, resource)
+        if resource is None:
+            return scope, family.audience[0]
+        if resource not in family.audience:
+            # RFC 8707 §2.2: a refresh may name any resource of the original grant, no other.
+            raise InvalidTarget("the requested resource is not part of this grant")
+        return scope, resource

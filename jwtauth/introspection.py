@@ -1,0 +1,153 @@
+"""Read our own tokens back: is this access or refresh token active, and what does it grant?
+
+Used by introspection (RFC 7662) and revocation (RFC 7009). The two token formats cannot be
+confused (a JWS has two dots; a refresh token is `<22 chars>.<43 chars>` with one), so the
+caller's `token_type_hint` only orders the lookups and never decides the answer (RFC 7662 §2.1
+and RFC 7009 §2.1: the server extends its search across every type it supports).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from jwtauth.config import Settings
+from jwtauth.keys import KeyRing
+from jwtauth.store import FamilyRecord, RefreshStore
+from jwtauth.tokens import ACCESS_TOKEN_TYP
+
+ACCESS = "access_token"
+REFRESH = "refresh_token"
+MAX_TOKEN = 8 * 1024
+_REFRESH_SHAPE = re.compile(r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")
+# Claims every token we mint carries (tokens.access_claims), with the type each must have.
+_CLAIM_TYPES: dict[str, type | tuple[type, ...]] = {
+    "scope": str,
+    "client_id": str,
+    "sub": str,
+    "aud": (str, list),
+    "iss": str,
+    "exp": int,
+    "iat": int,
+    "jti": str,
+}
+
+
+@dataclass(frozen=True)
+class ActiveToken:
+    """A token that is active now: what it is, whose it is, and its RFC 7662 response."""
+
+    kind: str  # ACCESS or REFRESH
+    client_id: str
+    family_id: str | None
+    response: dict[str, Any]
+
+
+def looks_like_refresh(token: str) -> bool:
+    """Tell whether `token` has the shape of our refresh tokens (family id . secret)."""
+    return _REFRESH_SHAPE.fullmatch(token) is not None
+
+
+class TokenReader:
+    """Decide whether a token we issued is active, checking what a resource server cannot."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        keyring: KeyRing,
+        refresh: RefreshStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings, self.keyring, self.refresh, self.clock = settings, keyring, refresh, clock
+
+    def read(self, token: str, hint: str | None = None) -> ActiveToken | None:
+        """Return the active token, or None for anything inactive, expired, forged or unknown."""
+        order = (self.refresh_token, self.access_token)
+        if hint == ACCESS:
+            order = (self.access_token, self.refresh_token)
+        for reader in order:
+            found = reader(token)
+            if found is not None:
+                return found
+        return None
+
+    def access_token(self, token: str) -> ActiveToken | None:
+        """Return an access token we signed that has not expired and whose family lives."""
+        claims = self.access_claims(token)
+        if claims is None:
+            return None
+        fid = claims.get("fid")
+        # RFC 9700 §4.14.2, RFC 7009 §2.1: once its refresh family is revoked (reuse, logout,
+        # revocation), the family's access tokens are reported inactive.
+        if fid is not None and (not isinstance(fid, str) or self.refresh.is_revoked(fid)):
+            return None
+        # RFC 7662 §2.2: token_type is the type of RFC 6749 §5.1 ("Bearer").
+        response = {"active": True, **{name: claims[name] for name in _CLAIM_TYPES}, "token_type": "Bearer"}
+        return ActiveToken(ACCESS, claims["client_id"], fid, response)
+
+    def access_claims(self, token: str) -> dict[str, Any] | None:
+        """Return the claims of an unexpired access token we signed, or None (never raises)."""
+        if len(token) > MAX_TOKEN or not token.isascii() or token.count(".") != 2:
+            return None
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return None
+        kid, alg = header.get("kid"), header.get("alg")
+        # RFC 9068 §4, RFC 8725 §3.11: only tokens typed as access tokens (we always set it).
+        if header.get("typ") != ACCESS_TOKEN_TYP or not isinstance(kid, str) or not isinstance(alg, str):
+            return None
+        key = self.keyring.published(kid)
+        # RFC 8725 §3.1: the key pins the algorithm; a revoked or unknown kid fails here.
+        if key is None or alg != key.alg:
+            return None
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.private_key.public_key(),
+                algorithms=[key.alg],
+                issuer=self.settings.issuer,
+                # exp is checked below against our clock; aud is for the resource server.
+                options={"verify_exp": False, "verify_iat": False, "verify_aud": False},
+            )
+        except (jwt.PyJWTError, ValueError, TypeError):
+            return None
+        if not all(isinstance(claims.get(n), t) for n, t in _CLAIM_TYPES.items()):
+            return None
+        if isinstance(claims["exp"], bool) or self.clock() >= claims["exp"]:
+            return None
+        return claims
+
+    def refresh_token(self, token: str) -> ActiveToken | None:
+        """Return the refresh token if it is its family's current one and the family lives."""
+        if not looks_like_refresh(token):
+            return None
+        record = self.refresh.lookup(token, now=self.clock())
+        if record is None:
+            return None
+        return ActiveToken(REFRESH, record.client_id, record.family_id, self._refresh_response(record))
+
+    def _refresh_response(self, record: FamilyRecord) -> dict[str, Any]:
+        audience: str | list[str] = list(record.audience)
+        if len(record.audience) == 1:
+            audience = record.audience[0]  # RFC 7519 §4.1.3: one audience may be a string
+        return {
+            "active": True,
+            "scope": record.scope,
+            "client_id": record.client_id,
+            "sub": record.subject,
+            "aud": audience,
+            "iss": self.settings.issuer,
+            # The idle expiry, already capped by the absolute one; rounded down, never later.
+            "exp": int(record.idle_expiry),
+            # When the grant (the family) was issued: rotations keep the grant, not its age.
+            "iat": int(record.created),
+            # Names this one token without its secret: family id and generation.
+            "jti": f"{record.family_id}:{record.generation}",
+            "token_type": REFRESH,
+        }
