@@ -46,17 +46,27 @@ def connect(url: str | None) -> Any:
     """Return a client for the URL; None means the embedded store."""
     if not url:
         return embedded()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. a broken IPv6 literal
+        raise StoreURLError("not a valid URL") from None
     password = unquote(parts.password) if parts.password else None
     username = unquote(parts.username) if parts.username else None
     if parts.scheme in ("redis", "rediss", "unix"):
-        pool = redis.ConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS, **TIMEOUTS)
+        try:
+            pool = redis.ConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS, **TIMEOUTS)
+        except ValueError:
+            # Not the library's text: for "redis://user:secret" it quotes the password as the port.
+            raise StoreURLError("cannot parse the host, port, database or options") from None
         return redis.Redis(connection_pool=pool)
     if parts.scheme in ("redis+sentinel", "rediss+sentinel"):
         service = parts.path.strip("/").split("/")[0]
         if not service:
             raise StoreURLError("a Sentinel URL names the service: redis+sentinel://h:26379/mymaster")
-        db = int(parse_qs(parts.query).get("db", ["0"])[0])
+        try:
+            db = int(parse_qs(parts.query).get("db", ["0"])[0])
+        except ValueError:
+            raise StoreURLError("db must be a number: ?db=0") from None
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             _hosts(parts.netloc, 26379),
             sentinel_kwargs={"socket_connect_timeout": 0.25, "socket_timeout": 0.5},
