@@ -26,11 +26,12 @@ class StoreURLError(ValueError):
 def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
     out = []
     for item in netloc.rsplit("@", 1)[-1].split(","):
-        host, _, port = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
         try:
-            out.append((host.strip("[]") or "127.0.0.1", int(port) if port else default_port))
+            # RFC 3986 §3.2.2: urlsplit knows "[::1]" from "[::1]:26379" and "h" from "h:26379".
+            parts = urlsplit("//" + item.strip())
+            out.append((parts.hostname or "127.0.0.1", parts.port or default_port))
         except ValueError:
-            raise StoreURLError(f"bad port in {item!r}") from None
+            raise StoreURLError(f"bad host or port in {item!r}") from None
     return out
 
 
