@@ -1,0 +1,193 @@
+"""Tests for jwtauth.connection: JWTAUTH_REDIS_URL forms, the embedded store, ping."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import redis
+from redis.exceptions import RedisClusterException
+from redis.sentinel import SentinelConnectionPool
+
+from jwtauth.connection import MAX_CONNECTIONS, StoreURLError, _hosts, connect, embedded, ping
+from tests.support import REDIS_URL, free_port, need
+
+
+def kwargs(client: Any) -> dict[str, Any]:
+    result: dict[str, Any] = client.connection_pool.connection_kwargs
+    return result
+
+
+def test_redis_url() -> None:
+    client = connect("redis://:s3cret@cache.internal:6380/2")
+    assert isinstance(client, redis.Redis)
+    pool = client.connection_pool
+    assert pool.connection_class is redis.Connection
+    assert pool.max_connections == MAX_CONNECTIONS
+    got = kwargs(client)
+    assert (got["host"], got["port"], got["db"], got["password"]) == ("cache.internal", 6380, 2, "s3cret")
+    # A dead store must be a quick 503: short timeouts.
+    assert got["socket_connect_timeout"] <= 0.5 and got["socket_timeout"] <= 1
+
+
+def test_rediss_url_uses_tls() -> None:
+    client = connect("rediss://user:pw@cache.internal:6380/0")
+    assert client.connection_pool.connection_class is redis.SSLConnection
+    assert (kwargs(client)["username"], kwargs(client)["password"]) == ("user", "pw")
+
+
+def test_unix_socket_url() -> None:
+    client = connect("unix:///run/redis/redis.sock?db=3")
+    assert client.connection_pool.connection_class is redis.UnixDomainSocketConnection
+    assert kwargs(client)["path"] == "/run/redis/redis.sock" and kwargs(client)["db"] == 3
+
+
+def test_sentinel_url() -> None:
+    client = connect("redis+sentinel://u:p%40ss@h1:26379,h2:26380/mymaster?db=1")
+    pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool)
+    assert pool.service_name == "mymaster" and pool.is_master
+    sentinels = [s.connection_pool.connection_kwargs for s in pool.sentinel_manager.sentinels]
+    assert [(s["host"], s["port"]) for s in sentinels] == [("h1", 26379), ("h2", 26380)]
+    got = kwargs(client)
+    assert (got["username"], got["password"], got["db"]) == ("u", "p@ss", 1)
+
+
+def test_sentinel_default_port_and_ipv6() -> None:
+    pool = connect("redis+sentinel://h1,[::1],[::1]:26390/cache").connection_pool
+    hosts = [
+        (s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
+        for s in pool.sentinel_manager.sentinels
+    ]
+    assert hosts == [("h1", 26379), ("::1", 26379), ("::1", 26390)]
+
+
+def test_sentinel_down_fails_fast() -> None:
+    # Every Sentinel unreachable: a quick ConnectionError (→ 503), not seconds of backoff.
+    client = connect(f"redis+sentinel://127.0.0.1:{free_port()},127.0.0.1:{free_port()}/mymaster")
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError):
+        client.set("jwtauth-test:never", 1)
+    assert not ping(client)
+    assert time.monotonic() - started < 2
+
+
+def test_cluster_url_with_no_reachable_node() -> None:
+    # RedisCluster connects while it is built: with nothing listening, it must fail quickly.
+    started = time.monotonic()
+    with pytest.raises(RedisClusterException):
+        connect(f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{free_port()}")
+    assert time.monotonic() - started < 5
+
+
+def test_cluster_is_built_from_every_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_cluster(**kw: Any) -> str:
+        seen.update(kw)
+        return "cluster"
+
+    monkeypatch.setattr("jwtauth.connection.RedisCluster", fake_cluster)
+    assert connect("rediss+cluster://:pw@n1:7000,n2,[::1]:7002") == "cluster"
+    assert [(n.host, n.port) for n in seen["startup_nodes"]] == [("n1", 7000), ("n2", 6379), ("::1", 7002)]
+    assert seen["ssl"] is True and seen["password"] == "pw"
+
+
+@pytest.mark.parametrize(
+    ("netloc", "default", "expected"),
+    [
+        ("h1:26379,h2:26380", 26379, [("h1", 26379), ("h2", 26380)]),
+        ("user:pw@h1:1,h2:2", 9, [("h1", 1), ("h2", 2)]),
+        ("h1", 26379, [("h1", 26379)]),
+        ("[::1]:7000", 6379, [("::1", 7000)]),
+        ("[::1]", 6379, [("::1", 6379)]),
+        (" h1:1 , h2:2 ", 9, [("h1", 1), ("h2", 2)]),
+    ],
+)
+def test_hosts(netloc: str, default: int, expected: list[tuple[str, int]]) -> None:
+    assert _hosts(netloc, default) == expected
+
+
+@pytest.mark.parametrize("netloc", ["h1:port", "h1:99999", "[::1", "h1:-1"])
+def test_hosts_bad(netloc: str) -> None:
+    with pytest.raises(StoreURLError):
+        _hosts(netloc, 26379)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://cache:6379", "unsupported scheme 'http'"),
+        ("memcached://cache", "unsupported scheme 'memcached'"),
+        ("cache.internal:6379", "unsupported scheme"),
+        ("redis+sentinel://h1:26379", "names the service"),
+        ("redis+sentinel://h1:26379/", "names the service"),
+        ("redis+sentinel://h1:26379/m?db=one", "db must be a number"),
+        ("redis+sentinel://h1:port/m", "bad host or port"),
+        ("redis://cache:port/0", "cannot parse"),
+        ("redis://cache:99999/0", "cannot parse"),
+        ("redis://cache/0?socket_timeout=soon", "cannot parse"),
+        ("redis://[::1/0", "not a valid URL"),
+    ],
+)
+def test_bad_urls(url: str, message: str) -> None:
+    with pytest.raises(StoreURLError, match=message.replace("(", r"\(")):
+        connect(url)
+
+
+def test_unsupported_scheme_lists_the_supported_ones() -> None:
+    with pytest.raises(StoreURLError) as info:
+        connect("http://cache")
+    for scheme in ("redis://", "rediss://", "redis+sentinel://", "redis+cluster://"):
+        assert scheme in str(info.value)
+
+
+def test_bad_url_message_never_shows_the_password() -> None:
+    # redis-py's own message for this typo quotes the password as the port.
+    with pytest.raises(StoreURLError) as info:
+        connect("redis://admin:hunter2")
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize("url", [None, ""])
+def test_embedded_store(url: str | None) -> None:
+    client = connect(url)
+    assert ping(client)
+    client.set("k", "v")
+    # The same Lua scripts run here as on a real Redis.
+    assert client.eval("return redis.call('GET', KEYS[1])", 1, "k") == b"v"
+    assert connect(url).get("k") is None  # each embedded store is its own server
+
+
+def test_embedded_is_fresh() -> None:
+    a, b = embedded(), embedded()
+    a.set("x", 1)
+    assert b.get("x") is None
+
+
+def test_ping_is_false_and_quick_on_a_dead_store() -> None:
+    client = connect(f"redis://127.0.0.1:{free_port()}/0")
+    started = time.monotonic()
+    assert ping(client) is False
+    assert time.monotonic() - started < 1
+
+
+def test_ping_never_raises() -> None:
+    class Broken:
+        def ping(self) -> bool:
+            raise OSError("socket gone")
+
+    assert ping(Broken()) is False
+
+
+@pytest.mark.redis
+def test_real_redis() -> None:
+    client = connect(REDIS_URL)
+    need(ping(client), f"no Redis at {REDIS_URL}")
+    key = f"jwtauth-test:conn:{time.time_ns()}"
+    try:
+        client.set(key, "1", ex=10)
+        assert client.get(key) == b"1"
+    finally:
+        client.delete(key)
