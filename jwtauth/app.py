@@ -9,19 +9,29 @@ from collections.abc import Callable
 from typing import Any
 
 import falcon
+import jinja2
 import redis
 
 from jwtauth.clients import ClientRegistry
 from jwtauth.config import Settings
 from jwtauth.connection import ping
 from jwtauth.errors import OAuthError, ServerError, TemporarilyUnavailable
+from jwtauth.grants.authorization_code import AuthorizationCodeGrant
 from jwtauth.grants.base import Grant, TokenFactory
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
+from jwtauth.grants.password import PasswordGrant
+from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.hashing import SecretChecker
+from jwtauth.introspection import TokenReader
 from jwtauth.keys import KeyRing
+from jwtauth.pages import Pages
+from jwtauth.resources.authorize import AUTHORIZE_PATH, AuthorizeResource
 from jwtauth.resources.discovery import JWKSResource, MetadataResource
 from jwtauth.resources.health import HealthResource, ReadyResource
+from jwtauth.resources.introspect import INTROSPECT_PATH, IntrospectResource
+from jwtauth.resources.revoke import REVOKE_PATH, RevokeResource
 from jwtauth.resources.token import NO_STORE, TokenResource
+from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
 from jwtauth.users import UserDirectory
 
 log = logging.getLogger("jwtauth")
@@ -66,10 +76,19 @@ def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
         "issuer": issuer,
         "token_endpoint": issuer + TOKEN_PATH,
         "jwks_uri": issuer + JWKS_PATHS[0],
-        "grant_types_supported": sorted(grants),
+        "authorization_endpoint": issuer + AUTHORIZE_PATH,
+        # implicit is a response_type of the authorization endpoint, not a token-endpoint grant.
+        "grant_types_supported": sorted({*grants, "implicit"}),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint": issuer + REVOKE_PATH,  # RFC 7009
+        # A public client revokes its own tokens with its client_id alone (RFC 7009 §2.1).
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint": issuer + INTROSPECT_PATH,  # RFC 7662; confidential clients only
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": scopes,
-        "response_types_supported": [],
+        "response_types_supported": ["code", "token"],
+        "code_challenge_methods_supported": ["S256"],  # RFC 7636; never plain (RFC 9700 §2.1.1)
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207
     }
 
 
@@ -84,9 +103,33 @@ def create_app(
     """Build the WSGI app from validated settings, a key ring and a redis-py client."""
     checker = checker or SecretChecker()
     clients = ClientRegistry(settings.clients, checker)
-    UserDirectory(settings.users, checker)
+    users = UserDirectory(settings.users, checker)
     tokens = TokenFactory(settings, keyring, clock)
-    grants: dict[str, Grant] = {g.grant_type: g for g in (ClientCredentialsGrant(settings, tokens),)}
+    prefix = settings.redis_prefix
+    # Tombstones of revoked families outlive every access token the family issued.
+    revoked_ttl = settings.access_token_ttl + 60
+    codes = CodeStore(store, prefix=prefix, access_token_ttl=revoked_ttl)
+    refresh = RefreshStore(
+        store, prefix=prefix, grace_seconds=settings.refresh_grace_seconds, revoked_ttl=revoked_ttl
+    )
+    limiter = FailureLimiter(
+        store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
+    )
+    grants: dict[str, Grant] = {
+        g.grant_type: g
+        for g in (
+            ClientCredentialsGrant(settings, tokens),
+            AuthorizationCodeGrant(settings, tokens, codes, refresh, clock),
+            PasswordGrant(settings, tokens, users, refresh, limiter, clock),
+            RefreshTokenGrant(settings, tokens, refresh, clock),
+        )
+    }
+    reader = TokenReader(settings, keyring, refresh, clock)
+    templates = jinja2.Environment(
+        loader=jinja2.PackageLoader("jwtauth", "templates"),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+    )
 
     app = falcon.App(media_type=falcon.MEDIA_JSON)
     app.req_options.strip_url_path_trailing_slash = True
@@ -98,6 +141,19 @@ def create_app(
     app.add_error_handler(redis.TimeoutError, _render_store_error)
 
     app.add_route(TOKEN_PATH, TokenResource(clients, grants))
+    authorize = AuthorizeResource(
+        settings=settings,
+        clients=clients,
+        users=users,
+        codes=codes,
+        limiter=limiter,
+        tokens=tokens,
+        pages=Pages(templates),
+        clock=clock,
+    )
+    app.add_route(AUTHORIZE_PATH, authorize)
+    app.add_route(REVOKE_PATH, RevokeResource(clients, reader, refresh, clock))
+    app.add_route(INTROSPECT_PATH, IntrospectResource(clients, reader))
     jwks = JWKSResource(keyring, settings.jwks_max_age)
     for path in JWKS_PATHS:
         app.add_route(path, jwks)

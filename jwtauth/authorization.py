@@ -1,0 +1,133 @@
+"""Validate authorization requests (RFC 6749 §4.1.1, §4.2.1) and build their redirect responses.
+
+The order is the one RFC 6749 §4.1.2.1 demands: first the client and the redirect URI, whose
+errors are shown to the user and never redirected (an open redirector otherwise, RFC 9700 §4.11);
+only then everything else, whose errors go back to the client's redirect URI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+from jwtauth import pkce
+from jwtauth.clients import ClientRegistry
+from jwtauth.config import Client, Settings
+from jwtauth.errors import InvalidRequest, OAuthError, UnauthorizedClient, UnsupportedResponseType
+from jwtauth.grants.base import requested_audience, requested_scope
+
+# The parameters an authorization request carries from the page to its POST; anything else is
+# ignored (RFC 6749 §3.1: unrecognized parameters MUST be ignored).
+PARAMS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "resource",
+)
+# response_type -> the grant a client must be configured for to use it.
+RESPONSE_TYPES = {"code": "authorization_code", "token": "implicit"}
+
+
+class UntrustedRedirect(Exception):
+    """No known client or no registered redirect URI: show an error page, never redirect."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the responses to one authorization request go."""
+
+    client: Client
+    redirect_uri: str
+    sent_redirect_uri: str | None
+    state: str | None
+    fragment: bool
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """A fully validated authorization request."""
+
+    target: Target
+    response_type: str
+    scope: tuple[str, ...]
+    audience: str
+    code_challenge: str | None
+    params: dict[str, str]
+
+
+def identify(clients: ClientRegistry, params: Mapping[str, str]) -> Target:
+    """Return the client and the redirect URI, or raise UntrustedRedirect."""
+    client = clients.get(params.get("client_id"))
+    if client is None:
+        raise UntrustedRedirect("The application that sent you here is not registered.")
+    sent = params.get("redirect_uri")
+    if sent is None:
+        # RFC 6749 §3.1.2.3: may be omitted only when it cannot be ambiguous.
+        if len(client.redirect_uris) != 1:
+            raise UntrustedRedirect("The application did not say where to send you back.")
+        uri = client.redirect_uris[0]
+    elif sent in client.redirect_uris:  # RFC 9700 §4.1.3: exact string matching, nothing looser
+        uri = sent
+    else:
+        raise UntrustedRedirect("The application asked to send you to an address it has not registered.")
+    # RFC 6749 §4.2.2.1: implicit responses, errors included, travel in the fragment.
+    fragment = params.get("response_type") == "token"
+    return Target(client, uri, sent, params.get("state"), fragment)
+
+
+def validate(target: Target, params: Mapping[str, str], settings: Settings) -> AuthorizationRequest:
+    """Return the validated request, or raise the OAuthError to redirect back with."""
+    client = target.client
+    response_type = params.get("response_type")
+    if response_type is None:
+        raise InvalidRequest("response_type is required")
+    grant = RESPONSE_TYPES.get(response_type)
+    if grant is None:
+        raise UnsupportedResponseType("response_type must be code or token")
+    if grant not in client.grant_types:
+        raise UnauthorizedClient(f"this client may not use response_type={response_type}")
+    scope = requested_scope(client, params.get("scope"))
+    audience = requested_audience(client, settings, params.get("resource"))
+    challenge = None
+    if response_type == "code":
+        challenge = pkce.checked_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
+        if challenge is None and client.require_pkce:
+            # RFC 9700 §2.1.1: public clients (and those configured so) MUST use PKCE.
+            raise InvalidRequest("this client must send code_challenge with code_challenge_method=S256")
+    kept = {name: params[name] for name in PARAMS if name in params}
+    return AuthorizationRequest(target, response_type, scope, audience, challenge, kept)
+
+
+def location(target: Target, params: Sequence[tuple[str, str]]) -> str:
+    """Return the redirect URI with response parameters added, keeping its own query (§3.1.2)."""
+    parts = urlsplit(target.redirect_uri)
+    # An http(s) URI without a path means "/" (RFC 9110 §4.2.3): https://www.example.com gets
+    # https://www.example.com/?code=…, as the old README showed. Other schemes stay as they are.
+    path = parts.path or ("/" if parts.scheme in ("http", "https") else "")
+    encoded = urlencode(params, quote_via=quote)
+    if target.fragment:
+        return urlunsplit((parts.scheme, parts.netloc, path, parts.query, encoded))
+    query = f"{parts.query}&{encoded}" if parts.query else encoded
+    return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
+
+
+def response_params(target: Target, issuer: str, values: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Return `values` plus `state` (RFC 6749 §4.1.2) and `iss` (RFC 9207 §2)."""
+    out = list(values)
+    if target.state is not None:
+        out.append(("state", target.state))
+    out.append(("iss", issuer))
+    return out
+
+
+def error_location(target: Target, issuer: str, error: OAuthError) -> str:
+    """Return the redirect carrying an error (RFC 6749 §4.1.2.1, §4.2.2.1)."""
+    values = [("error", error.error)]
+    if error.description:
+        values.append(("error_description", error.description))
+    return location(target, response_params(target, issuer, values))

@@ -1,0 +1,147 @@
+"""authorization_code (RFC 6749 §4.1.3): redeem a code once, check PKCE and redirect_uri.
+
+redirect_uri at the token endpoint (RFC 6749 §4.1.3, with the OAuth 2.1 reasoning):
+- sent: it must equal the authorization request's (or the client's only registered URI when
+  that request omitted it);
+- omitted: accepted when the client has exactly one registered redirect URI (the code cannot
+  have been sent anywhere else, so the old README's exchange without redirect_uri works) or
+  when the code is bound to a PKCE challenge (only the party that started the flow holds the
+  verifier, which is what the redirect_uri check protected); otherwise invalid_grant.
+
+Who can burn a code: a code presented by another client is refused and stays redeemable
+(CodeStore.take checks the client inside its atomic step). A malformed code_verifier is
+refused before the take, so it burns nothing either. A well-formed verifier that does not
+match, or a mismatching redirect_uri, is found after the take and consumes the code: the
+record, and so the challenge, only leaves Redis in the same atomic step that consumes it.
+For a confidential client that takes its secret; for a public client it takes the stolen code,
+and it costs the attacker its only guess while the user merely logs in again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from jwtauth import pkce
+from jwtauth.config import Client, Settings
+from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
+from jwtauth.grants.base import TokenFactory, TokenRequest, requested_audience
+from jwtauth.store import CodeRecord, CodeStore, RefreshStore, TakeStatus
+
+MAX_CODE = 256
+
+
+class AuthorizationCodeGrant:
+    """Exchange an authorization code for an access token and, if allowed, a refresh token."""
+
+    grant_type = "authorization_code"
+
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenFactory,
+        codes: CodeStore,
+        refresh: RefreshStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings, self.tokens, self.clock = settings, tokens, clock
+        self.codes, self.refresh = codes, refresh
+
+    def handle(self, request: TokenRequest) -> dict[str, Any]:
+        """Return the token response for a code issued to this client."""
+        client, params = request.client, request.params
+        code, verifier = params.get("code"), params.get("code_verifier")
+        if code is None or len(code) > MAX_CODE:
+            raise InvalidRequest("code is required")
+        if verifier is not None and not pkce.valid_verifier(verifier):
+            raise InvalidRequest("code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1)")
+        now = self.clock()
+        record = self._take(code, client, now)
+        _check_redirect_uri(client, record, params.get("redirect_uri"))
+        _check_pkce(client, record, verifier)
+        audience = _audience(client, self.settings, record, params.get("resource"))
+        scope = tuple(record.scope.split())
+        if "refresh_token" not in client.grant_types:
+            # No family, so no `fid`: a replay cannot revoke this short-lived token.
+            return self.tokens.issue(
+                client=client,
+                subject=record.subject,
+                scope=scope,
+                audience=audience,
+                auth_time=int(record.auth_time),
+            )
+        family = self.refresh.create(
+            client_id=client.client_id,
+            subject=record.subject,
+            scope=record.scope,
+            audience=[audience],
+            auth_time=record.auth_time,
+            now=now,
+            absolute_ttl=self.settings.refresh_absolute_ttl,
+            idle_ttl=self.settings.refresh_idle_ttl,
+        )
+        if not self.codes.bind_family(code, family.family_id):
+            # A second redemption arrived between take and bind and could not revoke a family it
+            # did not know yet (RFC 6749 §4.1.2), so this request revokes it. This request still
+            # won the code: it answers 200 with tokens that are already dead, exactly the outcome
+            # of a replay that comes after the bind.
+            self.refresh.revoke(family.family_id, now=now)
+        return self.tokens.issue(
+            client=client,
+            subject=record.subject,
+            scope=scope,
+            audience=audience,
+            refresh_token=family.token,
+            family_id=family.family_id,
+            auth_time=int(record.auth_time),
+        )
+
+    def _take(self, code: str, client: Client, now: float) -> CodeRecord:
+        result = self.codes.take(code, client_id=client.client_id, now=now)
+        if result.status is TakeStatus.ALREADY_USED:
+            # RFC 6749 §4.1.2: a code used twice MUST be denied and SHOULD revoke what it issued.
+            if result.family_id:
+                self.refresh.revoke(result.family_id, now=now)
+            raise InvalidGrant("the authorization code was already used")
+        if result.status is not TakeStatus.OK or result.record is None:
+            # Unknown, expired, or issued to another client (RFC 6749 §4.1.3): one answer.
+            raise InvalidGrant("the authorization code is invalid or expired")
+        return result.record
+
+
+def _check_redirect_uri(client: Client, record: CodeRecord, sent: str | None) -> None:
+    """Apply RFC 6749 §4.1.3 to redirect_uri as the module docstring explains."""
+    if sent is not None:
+        expected = record.redirect_uri
+        if expected is None and len(client.redirect_uris) == 1:
+            expected = client.redirect_uris[0]
+        if sent != expected:
+            raise InvalidGrant("redirect_uri does not match the authorization request")
+        return
+    if record.redirect_uri is None or len(client.redirect_uris) == 1 or record.code_challenge:
+        return
+    raise InvalidGrant("redirect_uri is required: the authorization request sent one")
+
+
+def _check_pkce(client: Client, record: CodeRecord, verifier: str | None) -> None:
+    """Check the verifier against the code's S256 challenge (RFC 7636 §4.6)."""
+    if record.code_challenge is None:
+        if verifier is not None:
+            # RFC 9700 §2.1.1: a verifier for a code issued without a challenge is a downgrade.
+            raise InvalidGrant("code_verifier sent, but the code was issued without code_challenge")
+        if client.require_pkce:
+            raise InvalidGrant("this client must use PKCE")
+        return
+    if verifier is None:
+        raise InvalidGrant("code_verifier is required: the code was issued with code_challenge")
+    if record.code_challenge_method != pkce.S256 or not pkce.verify(verifier, record.code_challenge):
+        raise InvalidGrant("code_verifier does not match code_challenge")
+
+
+def _audience(client: Client, settings: Settings, record: CodeRecord, resource: str | None) -> str:
+    """Return the audience the code was issued for; `resource` may only repeat it (RFC 8707 §2.2)."""
+    audience = record.audience[0] if record.audience else requested_audience(client, settings, None)
+    if resource is not None and resource != audience:
+        raise InvalidTarget("resource differs from the one of the authorization request")
+    return audience

@@ -1,0 +1,102 @@
+"""HTML pages: Jinja2 rendering, the stylesheet's CSP hash, and the headers every page carries.
+
+The stylesheet is inlined in a <style> element and allowed by its SHA-256 in the CSP
+(CSP3 §8.3 hash-source), computed once here from the very text that is inlined, so the two can
+never drift apart. A same-origin stylesheet route would work too; inlining keeps each page a
+single self-contained response (it is `no-store` anyway, so a separate file would be fetched
+again with every page), adds no route to the public contract, and still forbids every other
+style or script: there is no 'unsafe-inline' anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import falcon
+import jinja2
+from markupsafe import Markup
+
+STYLESHEET = "page.css"
+HTML = "text/html; charset=utf-8"
+# Sent with every response of the authorize endpoint, redirects included: Referrer-Policy on a
+# 303 also governs the Referer of the redirected request (Fetch §4.4).
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+# Plain words for well-known scopes; any other scope is shown by name.
+SCOPE_WORDS = {
+    "read": "Read your data",
+    "write": "Create and change your data",
+    "openid": "Confirm who you are",
+    "profile": "See your profile",
+    "email": "See your email address",
+    "offline_access": "Stay connected when you are away",
+}
+
+
+def describe_scope(scope: Iterable[str]) -> list[str]:
+    """Return one plain sentence per scope."""
+    return [SCOPE_WORDS.get(s, f"Use the “{s}” permission") for s in scope]
+
+
+def form_target(uri: str) -> str | None:
+    """Return the CSP source of a redirect URI, or None when it cannot be expressed safely."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        host = parts.hostname or ""
+        if not host or not all(c.isalnum() or c in ".-:[]" for c in host):
+            return None
+        port = f":{parts.port}" if parts.port else ""
+        bracketed = f"[{host}]" if ":" in host else host
+        return f"{parts.scheme}://{bracketed}{port}"
+    # A private-use scheme (RFC 8252 §7.1) is matched by a scheme-source like `com.example.app:`.
+    return f"{parts.scheme}:" if parts.scheme.replace(".", "").replace("-", "").isalnum() else None
+
+
+class Pages:
+    """Render templates with the security headers and a CSP that allows only our stylesheet."""
+
+    def __init__(self, templates: jinja2.Environment) -> None:
+        if templates.loader is None:
+            raise ValueError("the template environment needs a loader")
+        css = templates.loader.get_source(templates, STYLESHEET)[0]
+        if "</" in css:
+            raise ValueError(f"{STYLESHEET} must not contain '</': it is inlined in <style>")
+        self.templates = templates
+        # Our own file (no "</" checked above), inlined verbatim so that its hash matches.
+        self.stylesheet = Markup(css)  # noqa: S704
+        digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+        self.style_source = f"'sha256-{digest}'"
+
+    def policy(self, form_targets: Iterable[str] = ()) -> str:
+        """Return the Content-Security-Policy: no script at all, only our stylesheet."""
+        # Chromium also applies form-action to the redirect that answers a form submission, so
+        # the client's redirect URI must be listed next to 'self' or the 303 would be blocked.
+        actions = " ".join(form_targets) or "'none'"
+        return (
+            f"default-src 'none'; style-src {self.style_source}; form-action {actions}; "
+            "frame-ancestors 'none'; base-uri 'none'"
+        )
+
+    def render(
+        self,
+        resp: falcon.Response,
+        template: str,
+        *,
+        status: int = 200,
+        form_targets: Iterable[str] = (),
+        **context: Any,
+    ) -> None:
+        """Render `template` into `resp` with its headers."""
+        resp.status = status
+        resp.content_type = HTML
+        resp.set_headers(SECURITY_HEADERS)
+        resp.set_header("Content-Security-Policy", self.policy(form_targets))
+        resp.text = self.templates.get_template(template).render(stylesheet=self.stylesheet, **context)

@@ -1,0 +1,259 @@
+"""GET, POST /authorize: the login + consent page; code and implicit responses (RFC 6749 §4.1, §4.2).
+
+Every request re-validates every parameter, the POST included: the hidden fields of the page
+are only a convenience, and the CSRF token is bound to their exact values.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
+
+import falcon
+import redis
+
+from jwtauth import csrf, pkce
+from jwtauth.authorization import (
+    PARAMS,
+    AuthorizationRequest,
+    UntrustedRedirect,
+    error_location,
+    identify,
+    location,
+    response_params,
+    validate,
+)
+from jwtauth.clients import ClientRegistry
+from jwtauth.config import Settings, User
+from jwtauth.errors import AccessDenied, InvalidRequest, OAuthError, TemporarilyUnavailable
+from jwtauth.forms import parse_params, read_form
+from jwtauth.grants.base import TokenFactory
+from jwtauth.pages import SECURITY_HEADERS, Pages, describe_scope, form_target
+from jwtauth.store import CodeRecord, CodeStore, FailureLimiter
+from jwtauth.users import MAX_PASSWORD, MAX_USERNAME, UserDirectory
+
+log = logging.getLogger("jwtauth")
+
+AUTHORIZE_PATH = "/authorize"
+CSRF_FIELD = "csrf_token"
+# One message for an unknown user and a wrong password: no hint which one it was.
+BAD_LOGIN = "The email or password is not correct."
+# The fields of a fragment response (RFC 6749 §4.2.2); never a refresh token.
+IMPLICIT_FIELDS = ("access_token", "token_type", "expires_in", "expires_at", "scope")
+
+
+def failure_keys(username: str, remote_addr: str) -> tuple[str, str]:
+    """Return the brute-force counters of one login, shared with the password grant."""
+    return f"user:{username}", f"addr:{remote_addr}"
+
+
+def _display_host(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return parts.netloc.rpartition("@")[2]
+    return uri
+
+
+def _wait_words(seconds: int) -> str:
+    minutes = math.ceil(seconds / 60)
+    return f"{seconds} seconds" if seconds < 60 else f"{minutes} minute{'s' if minutes > 1 else ''}"
+
+
+class AuthorizeResource:
+    """The authorization endpoint (RFC 6749 §3.1)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clients: ClientRegistry,
+        users: UserDirectory,
+        codes: CodeStore,
+        limiter: FailureLimiter,
+        tokens: TokenFactory,
+        pages: Pages,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings, self.clients, self.users = settings, clients, users
+        self.codes, self.limiter, self.tokens = codes, limiter, tokens
+        self.pages, self.clock = pages, clock
+        self.issuer = settings.issuer
+        self.action = urlsplit(settings.issuer).path + AUTHORIZE_PATH
+        self.secure = settings.issuer.startswith("https://")
+        self.cookie = csrf.cookie_name(self.secure)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        try:
+            params = parse_params(req.query_string)
+            target = identify(self.clients, params)
+        except (OAuthError, UntrustedRedirect) as exc:
+            self._refuse(resp, exc)
+            return
+        try:
+            request = validate(target, params, self.settings)
+        except OAuthError as exc:
+            self._redirect(resp, error_location(target, self.issuer, exc))
+            return
+        self._login_page(req, resp, request)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        try:
+            form = read_form(req)
+            target = identify(self.clients, form)
+        except (OAuthError, UntrustedRedirect) as exc:
+            self._refuse(resp, exc)
+            return
+        try:
+            self._decide(req, resp, validate(target, form, self.settings), form)
+        except OAuthError as exc:
+            self._redirect(resp, error_location(target, self.issuer, exc))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # RFC 6749 §4.1.2.1: the client learns to retry; the user is not left on a 500.
+            log.error("store unavailable during POST %s: %s", req.path, type(exc).__name__)
+            self._redirect(resp, error_location(target, self.issuer, TemporarilyUnavailable()))
+
+    def _decide(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        request: AuthorizationRequest,
+        form: Mapping[str, str],
+    ) -> None:
+        now = self.clock()
+        if not csrf.check(
+            req.cookies.get(self.cookie), form.get(CSRF_FIELD), request.params, PARAMS, now=now
+        ):
+            message = "This page expired or was changed. Please check the details and sign in again."
+            self._login_page(req, resp, request, status=400, message=message, username=form.get("username"))
+            return
+        decision = form.get("decision")
+        if decision == "deny":
+            raise AccessDenied("the user denied the request")  # RFC 6749 §4.1.2.1
+        if decision != "allow":
+            raise InvalidRequest("decision must be allow or deny")
+        user = self._authenticate(req, resp, request, form, now)
+        if user is not None:
+            self._redirect(resp, self._grant(request, user, now))
+
+    def _authenticate(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        request: AuthorizationRequest,
+        form: Mapping[str, str],
+        now: float,
+    ) -> User | None:
+        """Return the user, or render the page again with one generic message and return None."""
+        username, password = form.get("username"), form.get("password")
+        if not username or not password:
+            message = "Enter your email or username and your password."
+            self._login_page(req, resp, request, status=400, message=message, username=username)
+            return None
+        keys = failure_keys(username, req.remote_addr or "")
+        wait = self.limiter.retry_after(keys, now=now)
+        if wait is not None:
+            # RFC 6749 §4.3.2, RFC 6819 §5.1.4.2.3: locked even for the right password.
+            resp.set_header("Retry-After", str(wait))
+            message = f"Too many failed sign-in attempts. Try again in {_wait_words(wait)}."
+            self._login_page(req, resp, request, status=429, message=message, username=username)
+            return None
+        user = None
+        if len(username) <= MAX_USERNAME and len(password) <= MAX_PASSWORD:
+            user = self.users.authenticate(username, password)
+        if user is None:
+            self.limiter.record_failure(keys, now=now)
+            self._login_page(req, resp, request, status=400, message=BAD_LOGIN, username=username)
+            return None
+        # Only the user's counter: resetting the address one would let a guesser who owns one
+        # account wipe its own record between guesses at other accounts.
+        self.limiter.reset(keys[0])
+        return user
+
+    def _grant(self, request: AuthorizationRequest, user: User, now: float) -> str:
+        """Issue the code or the implicit token and return the redirect Location."""
+        target, client = request.target, request.target.client
+        if request.response_type == "code":
+            record = CodeRecord(
+                client_id=client.client_id,
+                redirect_uri=target.sent_redirect_uri,  # RFC 6749 §4.1.3 compares with what was sent
+                scope=" ".join(request.scope),
+                subject=user.username,
+                code_challenge=request.code_challenge,
+                code_challenge_method=pkce.S256 if request.code_challenge else None,
+                auth_time=now,
+                audience=(request.audience,),
+            )
+            code = self.codes.issue(record, ttl=self.settings.code_ttl, now=now)
+            return location(target, response_params(target, self.issuer, [("code", code)]))
+        body = self.tokens.issue(
+            client=client,
+            subject=user.username,
+            scope=request.scope,
+            audience=request.audience,
+            auth_time=int(now),
+        )
+        values = [(name, str(body[name])) for name in IMPLICIT_FIELDS]
+        return location(target, response_params(target, self.issuer, values))
+
+    def _login_page(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        request: AuthorizationRequest,
+        *,
+        status: int = 200,
+        message: str | None = None,
+        username: str | None = None,
+    ) -> None:
+        """Render the form with a fresh CSRF token bound to this request and this browser."""
+        secret = csrf.browser_secret(req.cookies.get(self.cookie))
+        token = csrf.issue(secret, request.params, PARAMS, now=self.clock())
+        resp.set_cookie(
+            self.cookie,
+            secret,
+            max_age=csrf.TTL,
+            path="/",
+            secure=self.secure,
+            http_only=True,
+            same_site="Lax",
+        )
+        target = request.target
+        self.pages.render(
+            resp,
+            "authorize.html",
+            status=status,
+            form_targets=["'self'", *filter(None, [form_target(target.redirect_uri)])],
+            client_name=target.client.name,
+            scopes=describe_scope(request.scope),
+            audience=_display_host(request.audience),
+            return_to=_display_host(target.redirect_uri),
+            action=self.action,
+            hidden=[*request.params.items(), (CSRF_FIELD, token)],
+            username=username or "",
+            message=message,
+        )
+
+    def _refuse(self, resp: falcon.Response, exc: OAuthError | UntrustedRedirect) -> None:
+        """Show an error page and redirect nowhere (RFC 6749 §4.1.2.1, RFC 9700 §4.11)."""
+        if isinstance(exc, UntrustedRedirect):
+            status, message, error = 400, str(exc), None
+        else:
+            status, message, error = exc.status, exc.description or "The request is malformed.", exc.error
+        self.pages.render(
+            resp,
+            "error.html",
+            status=status,
+            title="This sign-in link does not work",
+            message=message,
+            error=error,
+        )
+
+    def _redirect(self, resp: falcon.Response, url: str) -> None:
+        """Answer 303 See Other: the browser follows with a GET, never re-posting the password."""
+        resp.status = falcon.HTTP_303
+        resp.set_headers(SECURITY_HEADERS)
+        resp.set_header("Content-Security-Policy", self.pages.policy())
+        resp.set_header("Location", url)
