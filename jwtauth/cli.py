@@ -41,6 +41,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from jwtauth.serve import run
 
     host_for_url = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
+    if ":" in host_for_url:
+        host_for_url = f"[{host_for_url}]"  # RFC 3986 §3.2.2: an IPv6 literal in a URL is bracketed
     settings = with_issuer(_settings(args), f"http://{host_for_url}:{args.port}")
     workers = args.workers or ((os.cpu_count() or 1) if settings.redis_url else 1)
     if not settings.redis_url and workers > 1:
