@@ -36,6 +36,8 @@ def _keys_dir(args: argparse.Namespace, settings: Settings) -> Path:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    from redis.exceptions import RedisClusterException, RedisError
+
     from jwtauth.app import create_app
     from jwtauth.connection import StoreURLError, connect
     from jwtauth.serve import run
@@ -59,6 +61,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
         connect(settings.redis_url)  # validate the URL in the master, before forking
     except StoreURLError as exc:
         raise CommandError(f"JWTAUTH_REDIS_URL: {exc}") from None
+    except (RedisError, RedisClusterException) as exc:
+        # RedisCluster connects while it is built; its error is not a RedisError subclass.
+        raise CommandError(f"JWTAUTH_REDIS_URL: cannot reach the store: {exc}") from None
 
     def factory() -> object:
         ring = KeyRing(settings.keys_dir, retire_after=_retire_after(settings))
