@@ -141,6 +141,14 @@ def cmd_keys(args: argparse.Namespace) -> None:
         _list_keys(directory, retire_after)
 
 
+def _worker_count(text: str) -> int:
+    """Parse --workers: 0 (automatic) or more; gunicorn would reject a negative count late."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 (automatic) or a positive number")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser."""
     p = argparse.ArgumentParser(prog="jwtauth", description="OAuth 2.0 server issuing JWT access tokens")
@@ -152,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument(
         "--workers",
-        type=int,
+        type=_worker_count,
         default=0,
         help="worker processes (default: one per core with Redis, 1 embedded)",
     )
