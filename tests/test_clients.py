@@ -11,7 +11,6 @@ from urllib.parse import quote_plus, urlencode
 import pytest
 from falcon import testing
 
-from jwtauth import hashing
 from jwtauth.app import create_app
 from jwtauth.clients import MAX_CREDENTIAL, ClientRegistry
 from jwtauth.config import Settings, parse_settings
@@ -68,7 +67,7 @@ class ScryptCounter:
 @pytest.fixture
 def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> ScryptCounter:
     counter = ScryptCounter(hashlib.scrypt)
-    monkeypatch.setattr(hashing.hashlib, "scrypt", counter)
+    monkeypatch.setattr("jwtauth.hashing.hashlib.scrypt", counter)
     return counter
 
 

@@ -31,7 +31,7 @@ class ScryptCounter:
 @pytest.fixture
 def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> ScryptCounter:
     counter = ScryptCounter(hashlib.scrypt)
-    monkeypatch.setattr(hashing.hashlib, "scrypt", counter)
+    monkeypatch.setattr("jwtauth.hashing.hashlib.scrypt", counter)
     return counter
 
 

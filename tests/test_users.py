@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from jwtauth import hashing
 from jwtauth.config import User, load_settings
 from jwtauth.hashing import SecretChecker, hash_secret
 from jwtauth.users import UserDirectory
@@ -29,7 +28,7 @@ class ScryptCounter:
 @pytest.fixture
 def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> ScryptCounter:
     counter = ScryptCounter(hashlib.scrypt)
-    monkeypatch.setattr(hashing.hashlib, "scrypt", counter)
+    monkeypatch.setattr("jwtauth.hashing.hashlib.scrypt", counter)
     return counter
 
 
