@@ -73,6 +73,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:
+    if not (args.config or os.environ.get("JWTAUTH_CONFIG")):
+        # Validating the built-in defaults would print OK for a file nobody checked.
+        raise CommandError("check-config needs a file: jwtauth check-config FILE (or set JWTAUTH_CONFIG)")
     settings = _settings(args)
     print(f"{settings.source}: OK ({len(settings.clients)} clients, {len(settings.users)} users)")
 
