@@ -346,3 +346,10 @@ def test_check_config_reads_jwtauth_config(tmp_path: Path) -> None:
     result = run_cli("check-config", env={"JWTAUTH_CONFIG": str(tmp_path / "missing.toml")})
     assert result.returncode == 2
     assert result.stderr.strip() == f"jwtauth: {tmp_path / 'missing.toml'}: file not found"
+
+
+def test_check_config_without_a_file_is_refused() -> None:
+    # Validating the built-in defaults would say OK about a file nobody named.
+    result = run_cli("check-config")
+    assert result.returncode == 2
+    assert "needs a file" in result.stderr and "Traceback" not in result.stderr
