@@ -144,6 +144,53 @@ def cmd_keys(args: argparse.Namespace) -> None:
         _list_keys(directory, retire_after)
 
 
+def cmd_revoke(args: argparse.Namespace) -> None:
+    """End every refresh family of a user and/or a client ("log out everywhere")."""
+    import redis
+
+    from jwtauth.connection import StoreURLError, connect
+    from jwtauth.store import RefreshStore
+
+    if args.subject is None and args.client is None:
+        raise CommandError("say whose grants to end: --subject USER, --client ID, or both")
+    settings = _settings(args)
+    if not settings.redis_url:
+        raise CommandError(
+            "the embedded store lives inside the `jwtauth serve` process, out of reach of this "
+            "command; set JWTAUTH_REDIS_URL to the Redis the server uses"
+        )
+    try:
+        store = connect(settings.redis_url)
+    except StoreURLError as exc:
+        raise CommandError(f"JWTAUTH_REDIS_URL: {exc}") from None
+    # The same tombstone lifetime as create_app: longer than any access token of the family.
+    refresh = RefreshStore(store, prefix=settings.redis_prefix, revoked_ttl=_retire_after(settings))
+    try:
+        count = refresh.revoke_all(subject=args.subject, client_id=args.client)
+    except redis.RedisError as exc:
+        raise CommandError(f"the store is unreachable ({type(exc).__name__}); nothing was revoked") from None
+    families = "family" if count == 1 else "families"
+    print(f"revoked {count} refresh-token {families} of {_whose(args, settings)}")
+    if count:
+        print(
+            "their refresh tokens fail from now on and introspection reports their access tokens "
+            "inactive; resource servers that verify tokens offline accept those access tokens "
+            f"until they expire (at most {settings.access_token_ttl} s)"
+        )
+
+
+def _whose(args: argparse.Namespace, settings: Settings) -> str:
+    """Describe the revoked grants' owner, flagging names the configuration does not know."""
+    parts = []
+    if args.subject is not None:
+        known = any(u.username == args.subject for u in settings.users)
+        parts.append(f"user {args.subject}" + ("" if known else " (not a user in the settings)"))
+    if args.client is not None:
+        known = any(c.client_id == args.client for c in settings.clients)
+        parts.append(f"client {args.client}" + ("" if known else " (not a client in the settings)"))
+    return " with ".join(parts)
+
+
 def _worker_count(text: str) -> int:
     """Parse --workers: 0 (automatic) or more; gunicorn would reject a negative count late."""
     value = int(text)
@@ -203,6 +250,18 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--alg", choices=ALGORITHMS, help="algorithm of the replacement if it was signing")
     ks.add_parser("prune", help="delete retired and revoked key files")
     k.set_defaults(func=cmd_keys)
+
+    rv = sub.add_parser(
+        "revoke",
+        help="end every refresh-token family of a user or a client (log out everywhere)",
+        description="End every refresh-token family of a user, of a client, or of a user with one "
+        "client: their refresh tokens stop working and introspection reports their access tokens "
+        "inactive. Needs JWTAUTH_REDIS_URL (the store the server uses).",
+    )
+    rv.add_argument("--subject", metavar="USER", help="the user (token subject) to log out everywhere")
+    rv.add_argument("--client", metavar="ID", help="the client whose grants end (e.g. a leaked secret)")
+    rv.add_argument("--config", help=config_help)
+    rv.set_defaults(func=cmd_revoke)
     return p
 
 
