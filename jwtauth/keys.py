@@ -214,6 +214,7 @@ class _Snapshot:
     published: dict[str, KeyRecord]
     jwks: bytes
     etag: str
+    valid_from: float  # the moment it was derived for
     valid_until: float  # the next moment a state changes by the clock alone
 
 
@@ -226,7 +227,8 @@ def _snapshot(records: Sequence[KeyRecord], now: float, retire_after: float) -> 
     ends += [r.revoked_at for r in records if r.revoked_at is not None and r.revoked_at > now]
     etag = '"' + hashlib.sha256(jwks).hexdigest()[:32] + '"'
     published = {s.record.kid: s.record for s in states if s.published}
-    return _Snapshot(signer_of(states), published, jwks, etag, min(ends, default=float("inf")))
+    valid_until = min(ends, default=float("inf"))
+    return _Snapshot(signer_of(states), published, jwks, etag, now, valid_until)
 
 
 def read_key_file(path: Path) -> KeyRecord | None:
@@ -270,7 +272,7 @@ class KeyRing:
         self._files: dict[str, tuple[_Stat, KeyRecord | None]] = {}
         self._fingerprint: tuple[tuple[str, _Stat], ...] | None = None
         self._next_check = 0.0
-        self._snap = _Snapshot(None, {}, b'{"keys":[]}', '""', 0.0)
+        self._snap = _Snapshot(None, {}, b'{"keys":[]}', '""', 0.0, 0.0)
         self.refresh(force=True)
 
     @property
@@ -311,20 +313,24 @@ class KeyRing:
     def refresh(self, *, force: bool = False, now: float | None = None) -> None:
         """Reload if the folder changed or a lifecycle date passed; cheap when nothing did."""
         clock = self._clock() if now is None else now
-        if not force and time.monotonic() < self._next_check and clock < self._snap.valid_until:
+        snap = self._snap
+        if not force and time.monotonic() < self._next_check and snap.valid_from <= clock < snap.valid_until:
             return
         with self._lock:
-            mono = time.monotonic()
-            if not force and mono < self._next_check and clock < self._snap.valid_until:
+            mono, snap = time.monotonic(), self._snap
+            current = snap.valid_from <= clock < snap.valid_until
+            if not force and mono < self._next_check and current:
                 return  # another thread reloaded while this one waited for the lock
             self._next_check = mono + self.check_interval
-            first, before = self._fingerprint is None, self._snap.signer
+            first = self._fingerprint is None
             fingerprint = self._scan()
-            if force or fingerprint != self._fingerprint:
+            changed = force or fingerprint != self._fingerprint
+            if changed:
                 self._load(fingerprint)
                 self._fingerprint = fingerprint
-            self._snap = _snapshot(self.records, clock, self.retire_after)
-            self._log_change(before, self._snap.signer, first=first)
+            if changed or not current:  # else the snapshot still holds: skip the JWKS rebuild
+                self._snap = _snapshot(self.records, clock, self.retire_after)
+                self._log_change(snap.signer, self._snap.signer, first=first)
 
     def _log_change(self, before: KeyRecord | None, after: KeyRecord | None, *, first: bool) -> None:
         """Log when the signer changes, once per change (every worker logs its own view)."""

@@ -357,6 +357,28 @@ def test_an_unchanged_pem_is_never_parsed_twice(keys_dir: Path, monkeypatch: Any
     assert calls[0] == 1 and len(ring.records) == 2  # only the new file was parsed
 
 
+def test_the_jwks_is_rebuilt_only_when_a_file_or_a_date_changes(tmp_path: Path, monkeypatch: Any) -> None:
+    keys.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
+    pending = keys.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1001)
+    clock = FakeClock(1002)
+    ring = KeyRing(tmp_path, retire_after=RETIRE, check_interval=0, clock=clock)
+    builds = [0]
+    real_snapshot = keys._snapshot
+
+    def counting(*args: Any) -> Any:
+        builds[0] += 1
+        return real_snapshot(*args)
+
+    monkeypatch.setattr(keys, "_snapshot", counting)
+    for _ in range(20):
+        ring.signer()  # the folder is scanned every time (interval 0) but nothing changed
+    assert builds[0] == 0
+    clock.now = pending.active_from
+    assert kid(ring.signer()) == pending.kid and builds[0] == 1
+    clock.now = 1002  # a clock set back is re-derived too, never served from a later snapshot
+    assert kid(ring.signer()) != pending.kid and builds[0] == 2
+
+
 def test_signer_costs_well_under_five_microseconds(keyring: KeyRing) -> None:
     keyring.signer()
     n = 20000
