@@ -86,6 +86,7 @@ class AuthorizeResource:
         self.cookie = csrf.cookie_name(self.secure)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Validate the request from the query and show the login + consent form."""
         try:
             params = parse_params(req.query_string)
             target = identify(self.clients, params)
@@ -100,6 +101,7 @@ class AuthorizeResource:
         self._login_page(req, resp, request)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Validate the posted request again, then apply the user's decision."""
         try:
             form = read_form(req)
             target = identify(self.clients, form)
@@ -122,6 +124,7 @@ class AuthorizeResource:
         request: AuthorizationRequest,
         form: Mapping[str, str],
     ) -> None:
+        """Check the CSRF token, then deny, or sign the user in and grant."""
         now = self.clock()
         if not csrf.check(
             req.cookies.get(self.cookie), form.get(CSRF_FIELD), request.params, PARAMS, now=now
