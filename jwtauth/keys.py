@@ -285,14 +285,16 @@ class KeyRing:
         """Return the names of key files that could not be used (each was logged once)."""
         return sorted(name for name, (_, rec) in self._files.items() if rec is None)
 
-    def _scan(self) -> tuple[tuple[str, _Stat], ...]:
+    def _scan(self) -> tuple[tuple[str, _Stat], ...] | None:
+        """Stat the key files; None when the folder cannot be listed (keep what we have)."""
         try:
             entries = [e for e in os.scandir(self.directory) if e.name.endswith(".json")]
         except FileNotFoundError:
             return ()
         except OSError as exc:
-            log.error("cannot read the keys folder %s: %s", self.directory, exc)
-            return ()
+            # A passing I/O or permission error must not withdraw every key at once.
+            log.error("cannot list the keys folder %s, keeping the keys loaded: %s", self.directory, exc)
+            return None
         out = []
         for entry in entries:
             with contextlib.suppress(OSError):  # deleted or unreadable between scandir and stat
@@ -324,6 +326,8 @@ class KeyRing:
             self._next_check = mono + self.check_interval
             first = self._fingerprint is None
             fingerprint = self._scan()
+            if fingerprint is None:
+                fingerprint = self._fingerprint or ()
             changed = force or fingerprint != self._fingerprint
             if changed:
                 self._load(fingerprint)

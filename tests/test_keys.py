@@ -323,6 +323,21 @@ def test_a_corrupt_file_is_logged_once_and_skipped(
     assert misnamed.kid not in ring.jwks()[0].decode()
 
 
+def test_a_folder_that_cannot_be_listed_keeps_the_loaded_keys(
+    keys_dir: Path, monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    ring = KeyRing(keys_dir, retire_after=RETIRE, check_interval=0)
+    before = ring.jwks()
+
+    def failing(path: Any) -> Any:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "scandir", failing)
+    with caplog.at_level(logging.ERROR, logger="jwtauth.keys"):
+        assert ring.signer() is not None and ring.jwks() == before
+    assert "cannot list the keys folder" in caplog.text
+
+
 def test_the_ring_notices_a_new_key_within_its_check_interval(keys_dir: Path) -> None:
     ring = KeyRing(keys_dir, retire_after=RETIRE, check_interval=0.05)
     body, etag = ring.jwks()
