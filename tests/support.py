@@ -65,8 +65,12 @@ def running_server(
     workers: int = 1,
     env: dict[str, str] | None = None,
     log_dir: Path,
+    wait_for: str = "/readyz",
 ) -> Iterator[Server]:
-    """Start `jwtauth serve` on a free port, wait until ready, stop it gracefully afterwards."""
+    """Start `jwtauth serve` on a free port, wait until ready, stop it gracefully afterwards.
+
+    `wait_for="/healthz"` waits only for the process to answer (a test whose store is down).
+    """
     port = free_port()
     log = log_dir / f"serve-{port}.log"
     full_env = {**os.environ, "JWTAUTH_KEYS_DIR": str(keys_dir), **(env or {})}
@@ -98,7 +102,7 @@ def running_server(
             if proc.poll() is not None:
                 raise RuntimeError(f"jwtauth serve exited with {proc.returncode}:\n{server.output()}")
             with contextlib.suppress(requests.RequestException):
-                if requests.get(base + "/readyz", timeout=1).status_code == 200:
+                if requests.get(base + wait_for, timeout=1).status_code == 200:
                     break
             time.sleep(0.1)
         else:
