@@ -88,7 +88,18 @@ def test_a_self_contained_access_token_cannot_be_revoked(http: testing.TestClien
     refused = revoke(http, access)
     # RFC 7009 §2.2.1: the server cannot revoke this type of token; it stays valid until exp.
     assert_error(refused, 400, "unsupported_token_type")
-    assert "expires" in refused.json["error_description"]
+    assert "valid until its exp" in refused.json["error_description"]
+    assert active(http, access)
+
+
+def test_an_access_token_whose_family_expired_cannot_be_revoked(
+    settings: Settings, keyring: KeyRing, store: Any, clock: Clock
+) -> None:
+    http = make_app(settings, keyring, store, clock=clock, refresh_idle_ttl=60, refresh_absolute_ttl=60)
+    access, _ = tokens_of(login(http))
+    clock.now += 60  # the token has 840 s left; the family's keys expire now (no tombstone)
+    store.delete(f"{settings.redis_prefix}{{f:{claims_of(access)['fid']}}}")  # as Redis's TTL does
+    assert_error(revoke(http, access), 400, "unsupported_token_type")
     assert active(http, access)
 
 

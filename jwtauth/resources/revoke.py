@@ -86,13 +86,13 @@ class RevokeResource:
         fid = claims.get("fid")
         if not isinstance(fid, str):
             raise UnsupportedTokenType(
-                "this access token is self-contained and cannot be revoked; it expires at its exp"
+                "this access token is self-contained and cannot be revoked; it stays valid until its exp"
             )
         now = self.clock()
         if self.refresh.revoke(fid, client_id=client.client_id, now=now) or self.refresh.is_revoked(fid):
             return
         # The family ended by expiry, leaving no tombstone: the token lives out its exp.
-        raise UnsupportedTokenType("this access token's grant has expired; the token expires at its exp")
+        raise UnsupportedTokenType("this access token's grant has ended; it stays valid until its exp")
 
 
 def _refuse(client: Client) -> None:
