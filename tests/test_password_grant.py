@@ -61,9 +61,7 @@ def clock() -> Clock:
 def http(settings: Settings, keyring: KeyRing, store: Any, clock: Clock) -> testing.TestClient:
     """An app with max_failures=3 and two quick-to-check users, alice and bob."""
     users = (cheap_user("alice", "alice-pw"), cheap_user("bob", "bob-pw"))
-    return make_app(
-        settings, keyring, store, users=users, clock=clock, max_failures=3, failure_window=WINDOW
-    )
+    return make_app(settings, keyring, store, users=users, clock=clock, max_failures=3, failure_window=WINDOW)
 
 
 def test_old_readme_curl_returns_an_access_and_a_refresh_token(client: testing.TestClient) -> None:
