@@ -24,6 +24,7 @@ from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.hashing import SecretChecker
 from jwtauth.introspection import TokenReader
 from jwtauth.keys import KeyRing
+from jwtauth.net import ClientAddress, parse_networks
 from jwtauth.pages import Pages
 from jwtauth.resources.authorize import AUTHORIZE_PATH, AuthorizeResource
 from jwtauth.resources.discovery import JWKSResource, MetadataResource
@@ -131,7 +132,10 @@ def create_app(
         undefined=jinja2.StrictUndefined,
     )
 
-    app = falcon.App(media_type=falcon.MEDIA_JSON)
+    app = falcon.App(
+        media_type=falcon.MEDIA_JSON,
+        middleware=[ClientAddress(parse_networks(settings.trusted_proxies))],
+    )
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_form_urlencoded = False
     app.resp_options.secure_cookies_by_default = settings.issuer.startswith("https://")

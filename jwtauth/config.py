@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from jwtauth.hashing import HashFormatError, parse_hash
+from jwtauth.net import parse_networks
 
 GRANT_TYPES = ("authorization_code", "implicit", "password", "client_credentials", "refresh_token")
 SIGNING_ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA")
@@ -71,6 +72,7 @@ class Settings:
     publish_ahead: int = 300
     redis_url: str | None = None
     redis_prefix: str = "jwtauth:"
+    trusted_proxies: tuple[str, ...] = ()
     max_failures: int = 5
     failure_window: int = 300
     source: str = field(default="<defaults>", compare=False)
@@ -159,6 +161,14 @@ def _check_scopes(reader: _Reader, key: str, scopes: tuple[str, ...]) -> tuple[s
     return scopes
 
 
+def _check_networks(reader: _Reader, key: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        parse_networks(values)
+    except ValueError as exc:
+        raise reader.error(key, str(exc)) from None
+    return values
+
+
 def _client(reader: _Reader) -> Client:
     reader.unknown_keys(
         {
@@ -241,7 +251,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         {"access_token", "authorization_code", "refresh_idle", "refresh_absolute", "refresh_grace"}
     )
     keys.unknown_keys({"dir", "algorithm", "jwks_max_age", "publish_ahead"})
-    limits.unknown_keys({"max_failures", "window"})
+    limits.unknown_keys({"max_failures", "window", "trusted_proxies"})
     redis.unknown_keys({"url", "prefix"})
 
     issuer = env.get("JWTAUTH_ISSUER") or root.get("issuer", str, "")
@@ -302,6 +312,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         publish_ahead=publish_ahead,
         redis_url=env.get("JWTAUTH_REDIS_URL") or redis.optional("url", str) or None,
         redis_prefix=env.get("JWTAUTH_REDIS_PREFIX") or redis.get("prefix", str, "jwtauth:"),
+        trusted_proxies=_check_networks(limits, "trusted_proxies", limits.strings("trusted_proxies")),
         max_failures=limits.positive("max_failures", 5, maximum=1000),
         failure_window=limits.positive("window", 300, maximum=86400),
         source=source,

@@ -155,7 +155,7 @@ class AuthorizeResource:
             message = "Enter your email or username and your password."
             self._login_page(req, resp, request, status=400, message=message, username=username)
             return None
-        keys = failure_keys(username, req.remote_addr or "")
+        keys = failure_keys(username, req.context.client_addr)
         wait = self.limiter.retry_after(keys, now=now)
         if wait is not None:
             # RFC 6749 §4.3.2, RFC 6819 §5.1.4.2.3: locked even for the right password.

@@ -33,7 +33,7 @@ class TokenResource:
         client = self.clients.authenticate(req.get_header("Authorization"), params)
         if grant_type not in client.grant_types:
             raise UnauthorizedClient("this client may not use this grant_type")
-        body = grant.handle(TokenRequest(client, params, req.remote_addr or ""))
+        body = grant.handle(TokenRequest(client, params, req.context.client_addr))
         resp.set_headers(NO_STORE)
         resp.content_type = falcon.MEDIA_JSON
         resp.data = json.dumps(body).encode()
