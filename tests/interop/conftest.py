@@ -1,0 +1,40 @@
+"""One real `jwtauth serve` (demo fixtures, embedded store) shared by the interop modules."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from jwtauth import keys
+from tests.support import Server, running_server
+
+# oauthlib (under requests-oauthlib) refuses http:// token endpoints unless this is set. That is
+# a client-side switch meant for exactly this case, a server on loopback, not a server workaround;
+# it changes nothing in what the client sends. Set before any oauthlib client is built.
+os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+
+
+@pytest.fixture(scope="package")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Run `jwtauth serve --config <demo fixtures>` once for the whole interop package."""
+    directory = tmp_path_factory.mktemp("interop")
+    keys.ensure(directory / "keys", "ES256", now=time.time(), retire_after=960)
+    with running_server(keys_dir=directory / "keys", log_dir=directory) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def base(server: Server) -> str:
+    return server.base
+
+
+@pytest.fixture(scope="package")
+def metadata(base: str) -> dict[str, Any]:
+    """Return the server's RFC 8414 metadata: every endpoint a test uses comes from here."""
+    body: dict[str, Any] = requests.get(base + "/.well-known/oauth-authorization-server", timeout=5).json()
+    return body
