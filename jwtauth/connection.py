@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.typing import ScriptTextT
+
+from jwtauth.sentinel import NewestSentinel, SentinelPool
 
 # Well under a second: a dead Redis must turn into a quick 503, never a hung worker.
 TIMEOUTS: dict[str, Any] = {
@@ -21,8 +26,56 @@ TIMEOUTS: dict[str, Any] = {
 MAX_CONNECTIONS = 32
 
 
+def _one_retry() -> Retry:
+    """Retry a command once, at once, after a connection error (never after a timeout).
+
+    The retry reconnects: to the restarted server, or (Sentinel) to the primary named after a
+    READONLY reply. It is safe because every store operation may run twice: a rotation seen
+    again is a replay that derives the same successor, a code taken twice is "already used"
+    (as the client's own retry would be), creates and revocations set the same values. A
+    timeout is not retried: the bound on a request's wait stays one socket timeout.
+    """
+    return Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+
+
 class StoreURLError(ValueError):
     """The store URL is not one of the supported forms."""
+
+
+class StoreScript(Script):
+    """A Lua script that still runs when the server loses its script cache at any moment.
+
+    redis-py answers one NOSCRIPT by SCRIPT LOAD and EVALSHA again. A second NOSCRIPT came back
+    as a 500 when the server changed in between: the load went to a demoted primary and the
+    retry that followed READONLY reached the new one, whose cache is empty (scripts are not
+    replicated). Then EVAL sends the body itself, which cannot miss.
+    """
+
+    def __call__(
+        self,
+        keys: Sequence[Any] | None = None,
+        args: Iterable[Any] | None = None,
+        client: Any = None,
+    ) -> Any:
+        try:
+            return super().__call__(keys, args, client)
+        except NoScriptError:
+            target: Any = client if client is not None else self.registered_client
+            return target.eval(self.script, len(keys or ()), *(keys or ()), *(args or ()))
+
+
+class StoreRedis(redis.Redis):
+    """A Redis client (standalone or Sentinel) whose scripts are StoreScripts."""
+
+    def register_script(self, script: ScriptTextT) -> StoreScript:
+        return StoreScript(self, script)
+
+
+class StoreCluster(RedisCluster):
+    """A Redis Cluster client whose scripts are StoreScripts."""
+
+    def register_script(self, script: ScriptTextT) -> StoreScript:
+        return StoreScript(self, script)
 
 
 def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
@@ -57,11 +110,13 @@ def connect(url: str | None) -> Any:
     username = unquote(parts.username) if parts.username else None
     if parts.scheme in ("redis", "rediss", "unix"):
         try:
-            pool = redis.ConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS, **TIMEOUTS)
+            pool = redis.ConnectionPool.from_url(
+                url, max_connections=MAX_CONNECTIONS, retry=_one_retry(), **TIMEOUTS
+            )
         except ValueError:
             # Not the library's text: for "redis://user:secret" it quotes the password as the port.
             raise StoreURLError("cannot parse the host, port, database or options") from None
-        return redis.Redis(connection_pool=pool)
+        return StoreRedis(connection_pool=pool)
     if parts.scheme in ("redis+sentinel", "rediss+sentinel"):
         service = parts.path.strip("/").split("/")[0]
         if not service:
@@ -70,7 +125,7 @@ def connect(url: str | None) -> Any:
             db = int(parse_qs(parts.query).get("db", ["0"])[0])
         except ValueError:
             raise StoreURLError("db must be a number: ?db=0") from None
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = NewestSentinel(  # type: ignore[no-untyped-call]
             _hosts(parts.netloc, 26379),
             # redis.Redis retries with exponential backoff by default: with every Sentinel
             # down, each request hung ~9 s before failing. discover_master already tries every
@@ -84,13 +139,20 @@ def connect(url: str | None) -> Any:
             username=username,
             db=db,
             ssl=parts.scheme.startswith("rediss"),
+            retry=_one_retry(),
             **TIMEOUTS,
         )
-        # master_for re-discovers the primary on connection errors and READONLY replies.
-        return sentinel.master_for(service, max_connections=MAX_CONNECTIONS)  # type: ignore[no-untyped-call]
+        # master_for re-discovers the primary on connection errors and READONLY replies (its
+        # connections turn READONLY into a ConnectionError, which the one retry follows).
+        return sentinel.master_for(  # type: ignore[no-untyped-call]
+            service,
+            redis_class=StoreRedis,
+            connection_pool_class=SentinelPool,
+            max_connections=MAX_CONNECTIONS,
+        )
     if parts.scheme in ("redis+cluster", "rediss+cluster"):
         nodes = [ClusterNode(h, p) for h, p in _hosts(parts.netloc, 6379)]  # type: ignore[no-untyped-call]
-        return RedisCluster(
+        return StoreCluster(
             startup_nodes=nodes,
             password=password,
             username=username,

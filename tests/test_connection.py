@@ -88,7 +88,7 @@ def test_cluster_is_built_from_every_host(monkeypatch: pytest.MonkeyPatch) -> No
         seen.update(kw)
         return "cluster"
 
-    monkeypatch.setattr("jwtauth.connection.RedisCluster", fake_cluster)
+    monkeypatch.setattr("jwtauth.connection.StoreCluster", fake_cluster)
     assert connect("rediss+cluster://:pw@n1:7000,n2,[::1]:7002") == "cluster"
     assert [(n.host, n.port) for n in seen["startup_nodes"]] == [("n1", 7000), ("n2", 6379), ("::1", 7002)]
     assert seen["ssl"] is True and seen["password"] == "pw"
