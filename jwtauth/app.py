@@ -15,7 +15,7 @@ import redis
 from jwtauth.clients import ClientRegistry
 from jwtauth.config import Settings
 from jwtauth.connection import ping
-from jwtauth.errors import OAuthError, ServerError, TemporarilyUnavailable
+from jwtauth.errors import InvalidRequest, OAuthError, ServerError, TemporarilyUnavailable
 from jwtauth.grants.authorization_code import AuthorizationCodeGrant
 from jwtauth.grants.base import Grant, TokenFactory
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
@@ -40,6 +40,8 @@ log = logging.getLogger("jwtauth")
 TOKEN_PATH = "/api/v1/tokens"  # noqa: S105  # a path, not a secret
 JWKS_PATHS = ("/jwks", "/.well-known/jwks.json")
 METADATA_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
+# Endpoints that take POST only (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
+POST_ONLY = frozenset({TOKEN_PATH, REVOKE_PATH, INTROSPECT_PATH})
 
 
 def _render_oauth_error(req: falcon.Request, resp: falcon.Response, ex: OAuthError, params: Any) -> None:
@@ -67,6 +69,31 @@ def _render_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception
         raise ex
     log.exception("unexpected error in %s %s", req.method, req.path)
     _render_oauth_error(req, resp, ServerError("internal error"), params)
+
+
+def _render_http_error(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: Any) -> None:
+    """Render Falcon's own errors (404, 405, a bad Content-Length) as RFC 6749 §5.2 JSON, no-store."""
+    status = ex.status_code
+    headers = dict(ex.headers or {})
+    if status == 405 and req.path in POST_ONLY:
+        # Their on_get only explains the method; Falcon would list GET in Allow (RFC 9110 §10.2.1).
+        headers["Allow"] = "POST"
+    if status == 405:
+        description = f"use {headers.get('Allow', 'another method')}"
+    elif status == 404:
+        description = "no such endpoint"
+    else:  # Falcon's own words (e.g. which header is malformed), never a library traceback
+        description = ex.description or str(ex.title).lstrip("0123456789 ")
+    kind: type[OAuthError] = InvalidRequest
+    if status == 503:
+        kind = TemporarilyUnavailable
+    elif status >= 500:
+        kind = ServerError
+    resp.status = status
+    resp.set_headers(NO_STORE)
+    resp.set_headers(headers)
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = json.dumps(kind(description).body()).encode()
 
 
 def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
@@ -140,6 +167,7 @@ def create_app(
     app.req_options.auto_parse_form_urlencoded = False
     app.resp_options.secure_cookies_by_default = settings.issuer.startswith("https://")
     app.add_error_handler(Exception, _render_unexpected)
+    app.add_error_handler(falcon.HTTPError, _render_http_error)
     app.add_error_handler(OAuthError, _render_oauth_error)
     app.add_error_handler(redis.ConnectionError, _render_store_error)
     app.add_error_handler(redis.TimeoutError, _render_store_error)
