@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl
 
 import falcon
 
-from jwtauth.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from jwtauth.errors import InvalidRequest, InvalidTarget, PayloadTooLarge, UnsupportedMediaType
 
 MAX_BODY = 16 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -23,6 +23,9 @@ def parse_params(raw: str) -> dict[str, str]:
     for name, value in pairs:
         # RFC 6749 §3.1: request and response parameters MUST NOT be included more than once.
         if name in seen:
+            if name == "resource":
+                # RFC 8707 §2 allows several; a token here has one audience, so the error is its own.
+                raise InvalidTarget("one resource per request: each token has a single audience")
             raise InvalidRequest(f"parameter {name[:40]!r} is repeated")
         seen.add(name)
         if "\x00" in value or "\x00" in name:

@@ -290,12 +290,17 @@ def test_grant_not_allowed_still_needs_authentication(limited: testing.TestClien
         GRANT + "&scope=read&scope=write",
         BODY_AUTH + "&client_secret=testpassword",
         BODY_AUTH + "&client_id=testclient",
-        GRANT + "&resource=" + API + "&resource=" + REPORTS,
     ],
 )
 def test_duplicated_parameters(http: testing.TestClient, body: str) -> None:
     headers = FORM if "client_id" in body else None
     assert_oauth_error(post(http, body, headers), 400, "invalid_request")
+
+
+def test_a_repeated_resource_is_invalid_target(http: testing.TestClient) -> None:
+    """RFC 8707 §2 allows several resources; ours have one audience per token."""
+    body = GRANT + "&resource=" + API + "&resource=" + REPORTS
+    assert_oauth_error(post(http, body, None), 400, "invalid_target")
 
 
 @pytest.mark.parametrize(
