@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl
 
 import falcon
@@ -47,7 +48,12 @@ def read_form(req: falcon.Request) -> dict[str, str]:
     length = req.content_length
     if length is not None and length > MAX_BODY:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
-    body = req.bounded_stream.read(MAX_BODY + 1)
+    if length is None and req.env.get("wsgi.input_terminated"):
+        # A chunked body has no Content-Length; servers that decode the framing end the stream
+        # (gunicorn, granian), so read it up to the cap instead of taking it as empty.
+        body = _read_capped(req.stream)
+    else:
+        body = _read_capped(req.bounded_stream)
     if len(body) > MAX_BODY:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
     try:
@@ -57,6 +63,19 @@ def read_form(req: falcon.Request) -> dict[str, str]:
         # Form encoding is ASCII on the wire; raw non-ASCII bytes mean a broken client.
         raise InvalidRequest("the body must be form-encoded ASCII") from None
     return parse_params(text)
+
+
+def _read_capped(stream: Any) -> bytes:
+    """Read until the end of the stream or one byte past MAX_BODY, whichever comes first."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_BODY:
+        chunk = stream.read(MAX_BODY + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def reject_query(req: falcon.Request) -> None:
