@@ -10,11 +10,10 @@ from typing import Any
 
 import falcon
 import jinja2
-import redis
 
 from jwtauth.clients import ClientRegistry
 from jwtauth.config import Settings
-from jwtauth.connection import ping
+from jwtauth.connection import STORE_ERRORS, ping, unavailable
 from jwtauth.errors import InvalidRequest, OAuthError, ServerError, TemporarilyUnavailable
 from jwtauth.grants.authorization_code import AuthorizationCodeGrant
 from jwtauth.grants.base import Grant, TokenFactory
@@ -55,10 +54,11 @@ def _render_oauth_error(req: falcon.Request, resp: falcon.Response, ex: OAuthErr
     resp.data = json.dumps(ex.body()).encode()
 
 
-def _render_store_error(
-    req: falcon.Request, resp: falcon.Response, ex: redis.RedisError, params: Any
-) -> None:
-    """Answer 503 temporarily_unavailable when the store is unreachable, never 500."""
+def _render_store_error(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+    """Answer 503 temporarily_unavailable for a store outage, never 500; other store errors are bugs."""
+    if not unavailable(ex):
+        _render_unexpected(req, resp, ex, params)
+        return
     log.error("store unavailable during %s %s: %s", req.method, req.path, type(ex).__name__)
     _render_oauth_error(req, resp, TemporarilyUnavailable(), params)
 
@@ -169,8 +169,8 @@ def create_app(
     app.add_error_handler(Exception, _render_unexpected)
     app.add_error_handler(falcon.HTTPError, _render_http_error)
     app.add_error_handler(OAuthError, _render_oauth_error)
-    app.add_error_handler(redis.ConnectionError, _render_store_error)
-    app.add_error_handler(redis.TimeoutError, _render_store_error)
+    for store_error in STORE_ERRORS:  # redis-py's tree plus RedisClusterException
+        app.add_error_handler(store_error, _render_store_error)
 
     app.add_route(TOKEN_PATH, TokenResource(clients, grants))
     authorize = AuthorizeResource(

@@ -10,7 +10,15 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import (
+    ClusterError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.retry import Retry
 from redis.typing import ScriptTextT
 
@@ -36,6 +44,27 @@ def _one_retry() -> Retry:
     timeout is not retried: the bound on a request's wait stays one socket timeout.
     """
     return Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+
+
+# Every exception a store call can raise. RedisClusterException is not a RedisError: redis-py
+# raises it when no cluster node can be reached at all.
+STORE_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, RedisClusterException)
+# Outages: the store is down, restarting, loading, failing over, resharding or full. A client
+# can only retry them: 503 temporarily_unavailable with Retry-After (RFC 9110 §15.6.4).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    redis.ConnectionError,  # also LOADING, a failed Sentinel lookup, "max number of clients"
+    redis.TimeoutError,
+    ReadOnlyError,  # a demoted primary, until the Sentinels name the new one
+    OutOfMemoryError,  # maxmemory reached
+    ClusterError,  # CLUSTERDOWN, MASTERDOWN, redirections exhausted during a resharding
+    TryAgainError,  # a slot migrating under a multi-key script
+    SlotNotCoveredError,  # the cluster lost every node of a slot
+)
+# Outage replies that redis-py leaves as a plain ResponseError.
+_UNAVAILABLE_REPLIES = ("BUSY ", "MISCONF ", "NOREPLICAS ", "UNBLOCKED ")
+# redis-py's words when no cluster node answers; its other RedisClusterExceptions are bugs
+# (keys of one call in different slots) and stay 500.
+_NO_CLUSTER_NODE = "Redis Cluster cannot be connected"
 
 
 class StoreURLError(ValueError):
@@ -170,5 +199,14 @@ def ping(client: Any) -> bool:
     """Return whether the store answers, without ever raising."""
     try:
         return bool(client.ping())
-    except (redis.RedisError, OSError):
+    except (redis.RedisError, RedisClusterException, OSError):
         return False
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Return whether a store error is an outage no client can fix (so 503, not 500)."""
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    if isinstance(exc, RedisClusterException):
+        return str(exc).startswith(_NO_CLUSTER_NODE)
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_UNAVAILABLE_REPLIES)

@@ -191,3 +191,32 @@ def test_real_redis() -> None:
         assert client.get(key) == b"1"
     finally:
         client.delete(key)
+
+
+def test_ping_is_false_when_no_cluster_node_answers() -> None:
+    # RedisClusterException is not a RedisError: /readyz must still say 503, not 500.
+    class NoNode:
+        def ping(self) -> bool:
+            raise RedisClusterException("Redis Cluster cannot be connected. Please provide at least one")
+
+    assert ping(NoNode()) is False
+
+
+def test_scripts_survive_a_second_noscript(monkeypatch: pytest.MonkeyPatch) -> None:
+    # NOSCRIPT, SCRIPT LOAD, then NOSCRIPT again (the server changed in between): EVAL the body.
+    client = connect("redis://127.0.0.1:1/0")
+    script = client.register_script("return 1")
+    sent: list[tuple[Any, ...]] = []
+
+    def evalsha(*args: Any) -> Any:
+        raise redis.exceptions.NoScriptError("No matching script")
+
+    monkeypatch.setattr(client, "evalsha", evalsha)
+    monkeypatch.setattr(client, "script_load", lambda body: script.sha)
+    def eval_body(*args: Any) -> int:
+        sent.append(args)
+        return 7
+
+    monkeypatch.setattr(client, "eval", eval_body)
+    assert script(keys=["k"], args=["a"]) == 7
+    assert sent == [("return 1", 1, "k", "a")]

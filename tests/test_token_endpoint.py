@@ -17,6 +17,7 @@ import fakeredis
 import jwt
 import pytest
 import redis
+import redis.sentinel
 from falcon import testing
 
 from jwtauth import keys
@@ -465,7 +466,24 @@ def test_unexpected_exception_is_a_logged_500(
 
 
 @pytest.mark.parametrize(
-    "exc", [redis.ConnectionError("Error 111 connecting"), redis.TimeoutError("Timeout reading")]
+    "exc",
+    [
+        redis.ConnectionError("Error 111 connecting"),
+        redis.TimeoutError("Timeout reading"),
+        # Every outage a client cannot fix: failover, loading, resharding, a full store.
+        redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
+        redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory"),
+        redis.sentinel.MasterNotFoundError("No master found for 'mymaster'"),
+        redis.exceptions.ClusterDownError("The cluster is down"),
+        redis.exceptions.MasterDownError("Link with MASTER is down"),
+        redis.exceptions.TryAgainError("Multiple keys request during rehashing of slot"),
+        redis.exceptions.ClusterError("TTL exhausted."),
+        redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+        redis.exceptions.ResponseError("BUSY Redis is busy running a script."),
+        redis.exceptions.ResponseError("MISCONF Errors writing to the AOF file"),
+        redis.exceptions.RedisClusterException("Redis Cluster cannot be connected. Please provide..."),
+        redis.exceptions.SlotNotCoveredError("Slot 1234 is not covered by the cluster."),
+    ],
 )
 def test_store_down_is_503(
     http: testing.TestClient,
@@ -480,6 +498,31 @@ def test_store_down_is_503(
     assert int(result.headers["Retry-After"]) >= 1
     assert "111" not in result.text and "Timeout" not in result.text
     assert "store unavailable" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        redis.ResponseError("ERR Error running script (call to f_abc): @user_script:3: bad argument"),
+        redis.exceptions.RedisClusterException("EVALSHA - all keys must map to the same key slot"),
+        redis.exceptions.DataError("Invalid input of type: 'NoneType'."),
+    ],
+)
+def test_store_bug_is_a_logged_500(
+    http: testing.TestClient,
+    failing_grant: list[BaseException],
+    caplog: pytest.LogCaptureFixture,
+    exc: Exception,
+) -> None:
+    # A broken script or keys in different cluster slots is our bug, not an outage to retry.
+    failing_grant.append(exc)
+    with caplog.at_level(logging.ERROR, logger="jwtauth"):
+        result = post(http)
+    assert assert_oauth_error(result, 500, "server_error") == {
+        "error": "server_error",
+        "error_description": "internal error",
+    }
+    assert "Traceback" in caplog.text
 
 
 def test_no_signing_key_is_503(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import falcon
-import redis
 
 from jwtauth import csrf, pkce
 from jwtauth.authorization import (
@@ -28,6 +27,7 @@ from jwtauth.authorization import (
 )
 from jwtauth.clients import ClientRegistry
 from jwtauth.config import Settings, User
+from jwtauth.connection import STORE_ERRORS, unavailable
 from jwtauth.errors import AccessDenied, InvalidRequest, OAuthError, TemporarilyUnavailable
 from jwtauth.forms import parse_params, read_form
 from jwtauth.grants.base import TokenFactory
@@ -112,7 +112,9 @@ class AuthorizeResource:
             self._decide(req, resp, validate(target, form, self.settings), form)
         except OAuthError as exc:
             self._redirect(resp, error_location(target, self.issuer, exc))
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except STORE_ERRORS as exc:
+            if not unavailable(exc):
+                raise  # a bug, not an outage: app.py logs it as a 500
             # RFC 6749 §4.1.2.1: the client learns to retry; the user is not left on a 500.
             log.error("store unavailable during POST %s: %s", req.path, type(exc).__name__)
             self._redirect(resp, error_location(target, self.issuer, TemporarilyUnavailable()))
