@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 
 from jwtauth.config import Client
 from jwtauth.errors import InvalidClient, InvalidRequest
-from jwtauth.hashing import SecretChecker
+from jwtauth.hashing import SecretChecker, typical_parameters
 
 MAX_CREDENTIAL = 512
 
@@ -46,6 +46,8 @@ class ClientRegistry:
     def __init__(self, clients: Iterable[Client], checker: SecretChecker) -> None:
         self._clients = {c.client_id: c for c in clients}
         self._checker = checker
+        # An unknown client costs what a wrong secret for a typical known client costs.
+        self._like = typical_parameters(c.secret_hash for c in self._clients.values() if c.secret_hash)
 
     def get(self, client_id: str | None) -> Client | None:
         """Return the client with this id, or None."""
@@ -80,6 +82,6 @@ class ClientRegistry:
         stored = client.secret_hash if client is not None else None
         # One path for unknown clients, public clients and wrong secrets: same answer, same
         # time (the checker hashes against a dummy when there is no stored hash).
-        if not self._checker.check(stored, secret) or client is None:
+        if not self._checker.check(stored, secret, like=self._like) or client is None:
             raise InvalidClient("client authentication failed")
         return client

@@ -17,6 +17,8 @@ import hashlib
 import hmac
 import secrets
 import threading
+from collections import Counter
+from collections.abc import Iterable
 
 _PREFIX = "scrypt"
 # RFC 7914 parameters: ln=15 (N=32768), r=8, p=1 ≈ 32 MiB and ~50 ms on one core today.
@@ -43,11 +45,13 @@ def _derive(secret: bytes, salt: bytes, log_n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(secret, salt=salt, n=1 << log_n, r=r, p=p, maxmem=_MAXMEM, dklen=_DKLEN)
 
 
-def hash_secret(secret: str, *, log_n: int = DEFAULT_LOG_N, salt: bytes | None = None) -> str:
+def hash_secret(
+    secret: str, *, log_n: int = DEFAULT_LOG_N, salt: bytes | None = None, r: int = _R, p: int = _P
+) -> str:
     """Hash a secret for the config file: `scrypt$ln=15,r=8,p=1$<salt>$<hash>`."""
     salt = salt if salt is not None else secrets.token_bytes(16)
-    digest = _derive(secret.encode("utf-8"), salt, log_n, _R, _P)
-    return f"{_PREFIX}$ln={log_n},r={_R},p={_P}${_b64(salt)}${_b64(digest)}"
+    digest = _derive(secret.encode("utf-8"), salt, log_n, r, p)
+    return f"{_PREFIX}$ln={log_n},r={r},p={p}${_b64(salt)}${_b64(digest)}"
 
 
 def parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
@@ -68,34 +72,56 @@ def parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
     return log_n, r, p, salt, digest
 
 
-class SecretChecker:
-    """Check presented secrets against scrypt hashes, remembering proven ones as an HMAC."""
+def typical_parameters(hashes: Iterable[str]) -> tuple[int, int, int]:
+    """Return the (log_n, r, p) most of `hashes` use (the costlier on a tie); the default if none."""
+    counts = Counter(parse_hash(h)[:3] for h in hashes)
+    if not counts:
+        return DEFAULT_LOG_N, _R, _P
+    # Cost grows with N * r * p; a tie goes to the costlier, so an unknown name is never cheaper.
+    return max(counts, key=lambda params: (counts[params], (1 << params[0]) * params[1] * params[2]))
 
-    def __init__(self, dummy_log_n: int = DEFAULT_LOG_N) -> None:
+
+class SecretChecker:
+    """Check presented secrets against scrypt hashes, remembering proven ones as an HMAC.
+
+    Unknown accounts are checked against a dummy hash with the scrypt parameters the caller
+    names (`like`, see `typical_parameters`), so they cost what a wrong secret for a known
+    account costs: no timing oracle for which names exist. `dummy_log_n` pins the dummy's
+    cost instead (tests that fail many checks quickly).
+    """
+
+    def __init__(self, dummy_log_n: int | None = None) -> None:
         self._key = secrets.token_bytes(32)
         self._proven: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._dummy_log_n = dummy_log_n
-        self._dummy: str | None = None
+        self._dummies: dict[tuple[int, int, int], str] = {}
 
-    def _dummy_hash(self) -> str:
-        # Unknown clients and users are checked against this hash so they cost the same time
-        # as a wrong secret for a known one: no timing oracle for which names exist.
-        if self._dummy is None:
-            self._dummy = hash_secret(secrets.token_urlsafe(16), log_n=self._dummy_log_n)
-        return self._dummy
+    def _dummy_hash(self, like: tuple[int, int, int] | None) -> str:
+        if self._dummy_log_n is not None:
+            like = (self._dummy_log_n, _R, _P)
+        log_n, r, p = like or (DEFAULT_LOG_N, _R, _P)
+        dummy = self._dummies.get((log_n, r, p))
+        if dummy is None:
+            dummy = hash_secret(secrets.token_urlsafe(16), log_n=log_n, r=r, p=p)
+            with self._lock:
+                self._dummies[(log_n, r, p)] = dummy
+        return dummy
 
     def _mac(self, secret: bytes) -> bytes:
         return hmac.new(self._key, secret, hashlib.sha256).digest()
 
-    def check(self, stored: str | None, presented: str) -> bool:
-        """Return whether `presented` matches `stored`; None means "no such account"."""
+    def check(self, stored: str | None, presented: str, *, like: tuple[int, int, int] | None = None) -> bool:
+        """Return whether `presented` matches `stored`; None means "no such account".
+
+        `like`: the (log_n, r, p) an unknown account costs, those of the caller's known accounts.
+        """
         raw = presented.encode("utf-8", "surrogatepass")
         if stored is not None:
             proven = self._proven.get(stored)
             if proven is not None and hmac.compare_digest(proven, self._mac(raw)):
                 return True
-        log_n, r, p, salt, digest = parse_hash(stored if stored is not None else self._dummy_hash())
+        log_n, r, p, salt, digest = parse_hash(stored if stored is not None else self._dummy_hash(like))
         ok = hmac.compare_digest(_derive(raw, salt, log_n, r, p), digest) and stored is not None
         if ok and stored is not None:
             with self._lock:

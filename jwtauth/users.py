@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from jwtauth.config import User
-from jwtauth.hashing import SecretChecker
+from jwtauth.hashing import SecretChecker, typical_parameters
 
 MAX_USERNAME = 256
 MAX_PASSWORD = 1024
@@ -17,9 +17,11 @@ class UserDirectory:
     def __init__(self, users: Iterable[User], checker: SecretChecker) -> None:
         self._users = {u.username: u for u in users}
         self._checker = checker
+        # An unknown user costs what a wrong password for a typical known user costs.
+        self._like = typical_parameters(u.password_hash for u in self._users.values())
 
     def authenticate(self, username: str, password: str) -> User | None:
         """Return the user if the password is right; unknown users cost the same as wrong ones."""
         user = self._users.get(username)
-        ok = self._checker.check(user.password_hash if user else None, password)
+        ok = self._checker.check(user.password_hash if user else None, password, like=self._like)
         return user if ok and user is not None else None
