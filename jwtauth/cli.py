@@ -1,4 +1,4 @@
-"""The `jwtauth` command: serve, keys, hash-secret, check-config."""
+"""The `jwtauth` command: serve, keys, hash-secret, check-config, revoke; admin.py adds the rest."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jwtauth.admin import AdminError, add_commands
 from jwtauth.config import ConfigError, Settings, load_settings, with_issuer
 from jwtauth.hashing import hash_secret
 from jwtauth.keys import ALGORITHMS, KeyError_, KeyRing, ensure, lifecycle, prune, revoke, rotate
@@ -262,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
     rv.add_argument("--client", metavar="ID", help="the client whose grants end (e.g. a leaked secret)")
     rv.add_argument("--config", help=config_help)
     rv.set_defaults(func=cmd_revoke)
+    add_commands(sub)  # clients add, users add, token, decode
     return p
 
 
@@ -270,13 +272,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
     try:
-        args.func(args)
-    except (ConfigError, CommandError, KeyError_) as exc:
+        status = args.func(args)  # None, or an exit status (decode: 1 = does not verify)
+    except (ConfigError, CommandError, KeyError_, AdminError) as exc:
         print(f"jwtauth: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    return 0
+    return int(status or 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,140 @@
+"""Append a [[clients]] or [[users]] table to a settings file without disturbing the rest of it.
+
+The new table is added as text at the end of the file, so every comment, blank line and key
+order the operator wrote survives. The result is validated with parse_settings (the very check
+`jwtauth serve` applies at start) before it replaces the file, atomically: a temporary file in
+the same folder, fsynced, then renamed over the original with the original's permissions. A
+lock on the folder makes two concurrent edits run one after the other, so neither is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import stat
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+from jwtauth.config import ConfigError, Settings, parse_settings
+
+Value = str | bool | Sequence[str]
+
+# TOML basic strings: these must be escaped; every other character is written as is.
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def toml_string(text: str) -> str:
+    """Return `text` as a TOML basic string, control characters escaped (TOML 1.0 §String)."""
+    out = []
+    for char in text:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_value(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return toml_string(value)
+    return "[" + ", ".join(toml_string(v) for v in value) + "]"
+
+
+def render_table(array: str, fields: Mapping[str, Value], comment: str | None = None) -> str:
+    """Return `[[array]]` with one `key = value` line per field, preceded by an optional comment."""
+    lines = [f"# {line}".rstrip() for line in (comment or "").splitlines()]
+    lines.append(f"[[{array}]]")
+    lines.extend(f"{key} = {_toml_value(value)}" for key, value in fields.items())
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the folder (not the file, whose inode the rename replaces)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _parse(text: str, source: str) -> Settings:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    # The file alone must be valid: environment overrides are not part of what is written.
+    return parse_settings(data, source, {})
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text`: temp file in the same folder, fsync, rename, fsync the folder."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o600  # a new settings file holds hashes of secrets: keep it private
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)  # the rename itself survives a crash
+    finally:
+        os.close(folder)
+
+
+def append_table(
+    path: Path,
+    array: str,
+    fields: Mapping[str, Value],
+    *,
+    refuse: Callable[[Settings], str | None] = lambda current: None,
+    comment: str | None = None,
+) -> Settings:
+    """Append one table to the settings file and return the validated new settings.
+
+    `refuse(current settings)` returns why the table must not be added (e.g. "client 'x'
+    already exists"), or None; it runs under the lock, on the file as it is now. Nothing is
+    written unless the whole new file passes parse_settings. A missing file is created (0600).
+    """
+    path = Path(path)
+    source = str(path)
+    with _folder_lock(path.parent):
+        text = _read(path)
+        current = _parse(text, source)  # a broken file is reported as it is, never edited further
+        problem = refuse(current)
+        if problem is not None:
+            raise ConfigError(f"{source}: {problem}")
+        separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+        new_text = text + separator + render_table(array, fields, comment)
+        settings = _parse(new_text, source)
+        _write_atomically(path, new_text)
+    return settings
