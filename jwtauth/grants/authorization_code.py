@@ -8,19 +8,19 @@ redirect_uri at the token endpoint (RFC 6749 §4.1.3, with the OAuth 2.1 reasoni
   when the code is bound to a PKCE challenge (only the party that started the flow holds the
   verifier, which is what the redirect_uri check protected); otherwise invalid_grant.
 
-Who can burn a code: a code presented by another client is refused and stays redeemable
-(CodeStore.take checks the client inside its atomic step). A malformed code_verifier is
-refused before the take, so it burns nothing either. A well-formed verifier that does not
-match, or a mismatching redirect_uri, is found after the take and consumes the code: the
-record, and so the challenge, only leaves Redis in the same atomic step that consumes it.
-For a confidential client that takes its secret; for a public client it takes the stolen code,
-and it costs the attacker its only guess while the user merely logs in again.
+Who can burn a code: nobody but a redemption that succeeds, or a second one (RFC 6749 §4.1.2).
+A code presented by another client is refused and stays redeemable (CodeStore.take checks the
+client inside its atomic step). Everything else the request must match (PKCE verifier,
+redirect_uri, resource) is checked against the record CodeStore.peek reads BEFORE the atomic
+take, so a thief holding a public client's code but not its verifier cannot destroy it, and a
+client's own mistake leaves its code usable for the rest of its short life. A record never
+changes once issued, so the checks hold for what the take consumes; they run again on it anyway.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jwtauth import pkce
@@ -57,10 +57,11 @@ class AuthorizationCodeGrant:
         if verifier is not None and not pkce.valid_verifier(verifier):
             raise InvalidRequest("code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1)")
         now = self.clock()
+        seen = self.codes.peek(code, client_id=client.client_id, now=now)
+        if seen is not None:
+            self._checked_audience(client, seen, params)  # refuse before the code is consumed
         record = self._take(code, client, now)
-        _check_redirect_uri(client, record, params.get("redirect_uri"))
-        _check_pkce(client, record, verifier)
-        audience = _audience(client, self.settings, record, params.get("resource"))
+        audience = self._checked_audience(client, record, params)
         scope = tuple(record.scope.split())
         if "refresh_token" not in client.grant_types:
             # No family, so no `fid`: a replay cannot revoke this short-lived token.
@@ -96,6 +97,12 @@ class AuthorizationCodeGrant:
             family_id=family.family_id,
             auth_time=int(record.auth_time),
         )
+
+    def _checked_audience(self, client: Client, record: CodeRecord, params: Mapping[str, str]) -> str:
+        """Check redirect_uri, PKCE and resource against the code; return the token's audience."""
+        _check_redirect_uri(client, record, params.get("redirect_uri"))
+        _check_pkce(client, record, params.get("code_verifier"))
+        return _audience(client, self.settings, record, params.get("resource"))
 
     def _take(self, code: str, client: Client, now: float) -> CodeRecord:
         result = self.codes.take(code, client_id=client.client_id, now=now)

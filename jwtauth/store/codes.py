@@ -114,6 +114,7 @@ class CodeStore:
         # The used marker outlives the code by the access-token lifetime, so a late second
         # redemption still finds the family whose tokens must be revoked (RFC 6749 §4.1.2).
         self._access_ttl = access_token_ttl
+        self._redis = client
         self._issue = client.register_script(_ISSUE)
         self._take = client.register_script(_TAKE)
         self._bind = client.register_script(_BIND)
@@ -128,13 +129,30 @@ class CodeStore:
         self._issue(keys=[self._key(code)], args=args)
         return code
 
+    def peek(self, code: str, *, client_id: str, now: float) -> CodeRecord | None:
+        """Return the record of a live, unused code issued to `client_id`, without consuming it.
+
+        The caller checks PKCE, redirect_uri and resource against it BEFORE `take`, so a request
+        that fails them (a thief without the verifier) cannot burn the code. A record never
+        changes once issued, so what `peek` saw is what `take` consumes; `take` alone decides,
+        atomically, who redeems it.
+        """
+        if not _CODE.fullmatch(code):
+            return None
+        owner, exp, data = self._redis.hmget(self._key(code), ["client", "exp", "data"])
+        if owner is None or exp is None or data is None:
+            return None
+        if _text(owner) != client_id or now >= float(_text(exp)):
+            return None
+        return _decode(_text(data))
+
     def take(self, code: str, *, client_id: str, now: float) -> TakeResult:
         """Redeem `code` for `client_id`: OK once, ALREADY_USED afterwards.
 
         RFC 6749 §4.1.3: the code must have been issued to the authenticated client. A code
         presented by another client is refused but NOT burned, so a client that learns a
-        victim's code cannot destroy it; it cannot redeem it either. The caller checks PKCE
-        and redirect_uri after the take, so a failed check there has consumed the code.
+        victim's code cannot destroy it; it cannot redeem it either. Checks that could fail for
+        the request (PKCE, redirect_uri) belong before the take, on the record `peek` returns.
         """
         if not _CODE.fullmatch(code):
             return TakeResult(TakeStatus.UNKNOWN)

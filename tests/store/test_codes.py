@@ -143,3 +143,14 @@ def test_redis_never_holds_a_code(backend: Any) -> None:
     stored = backend.raw_bytes()
     assert len(stored) >= 8
     assert [(b, c) for b in stored for c in codes if c.encode() in b] == []
+
+
+def test_peek_reads_a_live_code_of_its_client_without_consuming_it(backend: Any) -> None:
+    store = make_store(backend)
+    code = store.issue(RECORD, ttl=TTL, now=NOW)
+    assert store.peek(code, client_id=OWNER, now=NOW + 1) == RECORD
+    assert store.peek(code, client_id=OTHER, now=NOW + 1) is None
+    assert store.peek(code, client_id=OWNER, now=NOW + TTL) is None  # expired
+    assert store.peek("A" * 42 + "!", client_id=OWNER, now=NOW) is None
+    assert store.take(code, client_id=OWNER, now=NOW + 2).status is TakeStatus.OK
+    assert store.peek(code, client_id=OWNER, now=NOW + 3) is None  # used
