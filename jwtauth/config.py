@@ -141,6 +141,9 @@ def _check_hash(reader: _Reader, key: str, value: str) -> str:
 
 def _check_redirect_uri(reader: _Reader, key: str, uri: str) -> str:
     # RFC 6749 §3.1.2: absolute URI, no fragment. RFC 9700 §2.1: exact string matching later.
+    if not uri.isascii() or any(c.isspace() or not c.isprintable() for c in uri):
+        # RFC 3986 §2: a URI is printable ASCII; whitespace or CR/LF would also reach Location.
+        raise reader.error(key, f"{uri!r} must be printable ASCII without spaces (percent-encode)")
     try:
         parts = urlsplit(uri)
     except ValueError:  # e.g. a broken IPv6 literal: a config error, not a traceback
@@ -149,6 +152,14 @@ def _check_redirect_uri(reader: _Reader, key: str, uri: str) -> str:
         raise reader.error(key, f"{uri!r} is not an absolute URI")
     if parts.fragment or "#" in uri:
         raise reader.error(key, f"{uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
+    if parts.scheme in ("http", "https") and "@" in parts.netloc:
+        raise reader.error(key, f"{uri!r} must not contain user information (RFC 9110 §4.2.4)")
+    if parts.scheme not in ("http", "https") and "." not in parts.scheme:
+        # RFC 8252 §7.1: a native app's private-use scheme is a reverse domain name it controls,
+        # which also keeps out javascript:, data:, vbscript:, file: and their kin (RFC 9700 §4.1).
+        raise reader.error(
+            key, f"{uri!r}: use https, loopback http or a reverse-domain scheme like com.example.app:"
+        )
     if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
         raise reader.error(key, f"{uri!r}: plain http is only allowed for loopback (RFC 9700)")
     return uri
