@@ -107,7 +107,8 @@ def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
         "authorization_endpoint": issuer + AUTHORIZE_PATH,
         # implicit is a response_type of the authorization endpoint, not a token-endpoint grant.
         "grant_types_supported": sorted({*grants, "implicit"}),
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        # "none": public clients identify with client_id alone and must use PKCE (RFC 7636).
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint": issuer + REVOKE_PATH,  # RFC 7009
         # A public client revokes its own tokens with its client_id alone (RFC 7009 §2.1).
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
