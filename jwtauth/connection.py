@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
-from redis.commands.core import Script
+from redis.cluster import ClusterNode
 from redis.exceptions import (
     ClusterError,
-    NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
@@ -20,8 +17,8 @@ from redis.exceptions import (
     TryAgainError,
 )
 from redis.retry import Retry
-from redis.typing import ScriptTextT
 
+from jwtauth.redisclient import LazyCluster, StoreCluster, StoreRedis
 from jwtauth.sentinel import NewestSentinel, SentinelPool
 
 # Well under a second: a dead Redis must turn into a quick 503, never a hung worker.
@@ -69,42 +66,6 @@ _NO_CLUSTER_NODE = "Redis Cluster cannot be connected"
 
 class StoreURLError(ValueError):
     """The store URL is not one of the supported forms."""
-
-
-class StoreScript(Script):
-    """A Lua script that still runs when the server loses its script cache at any moment.
-
-    redis-py answers one NOSCRIPT by SCRIPT LOAD and EVALSHA again. A second NOSCRIPT came back
-    as a 500 when the server changed in between: the load went to a demoted primary and the
-    retry that followed READONLY reached the new one, whose cache is empty (scripts are not
-    replicated). Then EVAL sends the body itself, which cannot miss.
-    """
-
-    def __call__(
-        self,
-        keys: Sequence[Any] | None = None,
-        args: Iterable[Any] | None = None,
-        client: Any = None,
-    ) -> Any:
-        try:
-            return super().__call__(keys, args, client)
-        except NoScriptError:
-            target: Any = client if client is not None else self.registered_client
-            return target.eval(self.script, len(keys or ()), *(keys or ()), *(args or ()))
-
-
-class StoreRedis(redis.Redis):
-    """A Redis client (standalone or Sentinel) whose scripts are StoreScripts."""
-
-    def register_script(self, script: ScriptTextT) -> StoreScript:
-        return StoreScript(self, script)
-
-
-class StoreCluster(RedisCluster):
-    """A Redis Cluster client whose scripts are StoreScripts."""
-
-    def register_script(self, script: ScriptTextT) -> StoreScript:
-        return StoreScript(self, script)
 
 
 def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
@@ -181,15 +142,27 @@ def connect(url: str | None) -> Any:
         )
     if parts.scheme in ("redis+cluster", "rediss+cluster"):
         nodes = [ClusterNode(h, p) for h, p in _hosts(parts.netloc, 6379)]  # type: ignore[no-untyped-call]
-        return StoreCluster(
-            startup_nodes=nodes,
-            password=password,
-            username=username,
-            ssl=parts.scheme.startswith("rediss"),
-            max_connections=MAX_CONNECTIONS,
-            socket_connect_timeout=0.25,
-            socket_timeout=0.5,
-        )
+        tls = parts.scheme.startswith("rediss")
+
+        def cluster() -> StoreCluster:
+            return StoreCluster(
+                startup_nodes=nodes,
+                password=password,
+                username=username,
+                ssl=tls,
+                max_connections=MAX_CONNECTIONS,  # per node
+                # redis-py's default is 10 retries with backoff, and 0.25 s of sleep after each
+                # CLUSTERDOWN: ~3 s per request while a node fails over, 5+ s with a frozen
+                # node. One retry follows a reconfigured cluster and keeps the 503 quick.
+                retry=Retry(NoBackoff(), 1),
+                socket_connect_timeout=TIMEOUTS["socket_connect_timeout"],
+                socket_timeout=TIMEOUTS["socket_timeout"],
+                health_check_interval=TIMEOUTS["health_check_interval"],
+            )
+
+        # RedisCluster connects while it is built: lazily, so a worker starts (and serves
+        # client_credentials and JWKS) while no cluster node answers.
+        return LazyCluster(cluster)
     raise StoreURLError(
         f"unsupported scheme {parts.scheme!r}: use redis://, rediss://, redis+sentinel:// or redis+cluster://"
     )

@@ -166,16 +166,22 @@ def test_serve_bad_config_is_one_line(
     assert not served
 
 
-def test_serve_unreachable_cluster_is_one_line(
-    env: dict[str, str],
-    served: dict[str, Any],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+def test_serve_starts_while_the_cluster_is_down(
+    env: dict[str, str], served: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Issue 6, fault 1: Redis down at start is not a reason to refuse client_credentials.
     monkeypatch.setenv("JWTAUTH_REDIS_URL", f"redis+cluster://127.0.0.1:{free_port()}")
-    line = main_error(capsys, "serve", "--config", str(FIXTURES), "--workers", "2")
-    assert line.startswith("jwtauth: JWTAUTH_REDIS_URL: cannot reach the store")
-    assert not served
+    assert cli.main(["serve", "--config", str(FIXTURES), "--workers", "2"]) == 0
+    http = testing.TestClient(served["factory"]())
+    assert http.simulate_get("/readyz").status_code == 503
+    token = http.simulate_post("/api/v1/tokens", body="grant_type=client_credentials", headers=basic())
+    assert token.status_code == 200, token.text
+    login = http.simulate_post(
+        "/api/v1/tokens",
+        body="grant_type=password&username=testuser@example.com&password=testpassword",
+        headers=basic(),
+    )
+    assert login.status_code == 503 and login.json["error"] == "temporarily_unavailable"
 
 
 @pytest.mark.parametrize("workers", ["-1", "two"])
