@@ -50,13 +50,13 @@ def _stdin_is_a_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def _read_secret(prompt: str, from_stdin: bool) -> str:
-    """Read a secret from standard input (one line) or from a prompt typed twice."""
+def _read_secret(prompt: str, from_stdin: bool, *, confirm: bool = True) -> str:
+    """Read a secret from standard input (one line) or a prompt (typed twice when it is new)."""
     if from_stdin or not _stdin_is_a_terminal():
         value = sys.stdin.readline().rstrip("\r\n")
     else:
         value = getpass.getpass(f"{prompt}: ")
-        if getpass.getpass(f"{prompt} again: ") != value:
+        if confirm and getpass.getpass(f"{prompt} again: ") != value:
             raise AdminError("the two entries differ")
     if not value:
         raise AdminError(f"an empty {prompt.lower()} is not allowed")
@@ -158,7 +158,9 @@ def _post_form(url: str, form: dict[str, str], authorization: str) -> tuple[int,
 def cmd_token(args: argparse.Namespace) -> None:
     """Get an access token with client_credentials and print it (or the whole response)."""
     base = _base_url(args)
-    secret = os.environ.get("JWTAUTH_CLIENT_SECRET") or _read_secret("Client secret", args.stdin)
+    secret = os.environ.get("JWTAUTH_CLIENT_SECRET") or _read_secret(
+        "Client secret", args.stdin, confirm=False
+    )
     # RFC 6749 §2.3.1: id and secret are form-urlencoded before the Basic encoding.
     pair = f"{urllib.parse.quote_plus(args.client_id)}:{urllib.parse.quote_plus(secret)}"
     authorization = "Basic " + base64.b64encode(pair.encode()).decode()

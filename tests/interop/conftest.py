@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,10 +12,18 @@ import requests
 from jwtauth import keys
 from tests.support import Server, running_server
 
-# oauthlib (under requests-oauthlib) refuses http:// token endpoints unless this is set. That is
-# a client-side switch meant for exactly this case, a server on loopback, not a server workaround;
-# it changes nothing in what the client sends. Set before any oauthlib client is built.
-os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+
+@pytest.fixture(scope="package", autouse=True)
+def oauthlib_on_loopback() -> Iterator[None]:
+    """Let oauthlib talk to the test server over plain http on loopback.
+
+    oauthlib (under requests-oauthlib) refuses http:// URLs unless OAUTHLIB_INSECURE_TRANSPORT is
+    set. That is a client-side switch meant for exactly this case, a server on 127.0.0.1, not a
+    server workaround: it changes nothing in what the client sends.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+        yield
 
 
 @pytest.fixture(scope="package")

@@ -1,7 +1,7 @@
 """requests-oauthlib (with oauthlib's client classes), unmodified, against a real server.
 
-OAUTHLIB_INSECURE_TRANSPORT is set in conftest.py: oauthlib refuses http:// otherwise, and the
-test server listens on loopback over plain http.
+OAUTHLIB_INSECURE_TRANSPORT is set by conftest.py (oauthlib_on_loopback): oauthlib refuses http://
+otherwise, and the test server listens on loopback over plain http.
 """
 
 from __future__ import annotations
