@@ -24,6 +24,7 @@ from jwtauth.tokens import ACCESS_TOKEN_TYP
 ACCESS = "access_token"
 REFRESH = "refresh_token"
 MAX_TOKEN = 8 * 1024
+_HEADER_MEMBERS = frozenset({"alg", "kid", "typ"})
 _REFRESH_SHAPE = re.compile(r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")
 # Claims every token we mint carries (tokens.access_claims), with the type each must have.
 _CLAIM_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -101,6 +102,10 @@ class TokenReader:
         kid, alg = header.get("kid"), header.get("alg")
         # RFC 9068 §4, RFC 8725 §3.11: only tokens typed as access tokens (we always set it).
         if header.get("typ") != ACCESS_TOKEN_TYP or not isinstance(kid, str) or not isinstance(alg, str):
+            return None
+        if header.keys() != _HEADER_MEMBERS:
+            # tokens.mint writes exactly these; anything else (crit with b64, which PyJWT
+            # understands, jku, jwk, x5c, cty...) was not minted here (RFC 7515 §4.1.11).
             return None
         key = self.keyring.published(kid)
         # RFC 8725 §3.1: the key pins the algorithm; a revoked or unknown kid fails here.
