@@ -47,7 +47,7 @@ system-deps:
 
 ## make test: install dev dependencies and run the whole suite
 test: dev system-deps
-	$(BIN)/ruff check jwtauth tests bench
+	$(BIN)/ruff check jwtauth tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -56,7 +56,7 @@ keygen: install
 	$(BIN)/jwtauth keys --config $(CONFIG) rotate $(if $(ALG),--alg $(ALG))
 
 lint: dev
-	$(BIN)/ruff check jwtauth tests bench
+	$(BIN)/ruff check jwtauth tests bench scripts
 
 typecheck: dev
 	$(BIN)/mypy
