@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import jwt
 import pytest
 from cryptography import x509
@@ -30,12 +31,12 @@ from falcon import testing
 
 from jwtauth import keys
 from jwtauth.app import create_app
-from jwtauth.config import Settings
+from jwtauth.config import load_settings
 from jwtauth.hashing import SecretChecker
 from jwtauth.keys import KeyRecord, KeyRing
 from jwtauth.verify import InvalidToken, Verifier
-from tests.security.kit import API, INTROSPECT, Clock, call, token
-from tests.support import ISSUER
+from tests.security.kit import API, INTROSPECT, Clock, call, cheap, token
+from tests.support import FIXTURES, ISSUER
 
 ALGS = ("ES256", "RS256", "EdDSA")
 # The order n of P-256: r = n is the other face of the psychic signature (r mod n == 0).
@@ -82,7 +83,7 @@ class Ctx:
         base.update(changes)
         return {k: v for k, v in base.items() if v is not _DROP}
 
-    def ours(self, claims: Mapping[str, Any] | None = None, **header: Any) -> str:
+    def ours(self, claims: Mapping[str, Any] | None = None, /, **header: Any) -> str:
         """Sign with OUR private key: only header or claim handling can refuse it.
 
         Signed by hand, so that no library check stands between the bent value and the server."""
@@ -166,14 +167,22 @@ def _deep(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
+def _unsigned(alg: str, *, signed: bool) -> Callable[[Ctx], str]:
+    return lambda ctx: ctx.raw(ctx.header(alg=alg), ctx.claims(), b"\x01" * 64 if signed else b"")
+
+
+def _with_kid(kid: Any) -> Callable[[Ctx], str]:
+    return lambda ctx: ctx.ours(kid=kid)
+
+
+def _with_iss(iss: Any) -> Callable[[Ctx], str]:
+    return lambda ctx: ctx.ours(ctx.claims(iss=iss))
+
+
 FORGERIES: dict[str, Callable[[Ctx], str]] = {
     # alg none in every spelling, bare or with a signature left on (RFC 8725 §2.1, CVE-2015-9235)
     **{
-        f"alg-{alg}-{tail}": (
-            lambda ctx, alg=alg, tail=tail: ctx.raw(
-                ctx.header(alg=alg), ctx.claims(), b"" if tail == "bare" else b"\x01" * 64
-            )
-        )
+        f"alg-{alg}-{tail}": _unsigned(alg, signed=tail == "signed")
         for alg in ("none", "None", "NONE", "nOnE", "none ")
         for tail in ("bare", "signed")
     },
@@ -209,7 +218,7 @@ FORGERIES: dict[str, Callable[[Ctx], str]] = {
     "attacker-key-no-kid": lambda ctx: _with_attacker_key(ctx, None),
     # our own key, but the kid is bent (unknown, injected, wrong type)
     **{
-        f"kid-{name}": (lambda ctx, kid=kid: ctx.ours(kid=kid))
+        f"kid-{name}": _with_kid(kid)
         for name, kid in {
             "unknown": "no-such-kid",
             "traversal": "../../../../../../dev/null",
@@ -245,7 +254,7 @@ FORGERIES: dict[str, Callable[[Ctx], str]] = {
     "exp-string": lambda ctx: ctx.ours(ctx.claims(exp=str(ctx.now + 600))),
     "exp-bool": lambda ctx: ctx.ours(ctx.claims(exp=True)),
     **{
-        f"iss-{name}": (lambda ctx, iss=iss: ctx.ours(ctx.claims(iss=iss)))
+        f"iss-{name}": _with_iss(iss)
         for name, iss in {
             "prefix": ISSUER[:-1],
             "substring": "http",  # CVE-2024-53861: a partial match passed in PyJWT 2.10.0
@@ -331,17 +340,15 @@ class Target:
     ctx: Ctx
 
 
-@pytest.fixture(params=ALGS)
-def target(
-    request: pytest.FixtureRequest,
-    alg_keys: dict[str, Path],
-    sec_settings: Settings,
-    store: Any,
-    clock: Clock,
-) -> Target:
+@pytest.fixture(scope="module", params=ALGS)
+def target(request: pytest.FixtureRequest, alg_keys: dict[str, Path]) -> Target:
+    """One app per algorithm for the whole module: a refused forgery changes no state."""
     alg: str = request.param
     ring = KeyRing(alg_keys[alg], retire_after=960)
-    chosen = dataclasses.replace(sec_settings, signing_algorithm=alg)
+    clock = Clock()
+    store = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    settings = cheap(dataclasses.replace(load_settings(FIXTURES, env={}), issuer=ISSUER))
+    chosen = dataclasses.replace(settings, signing_algorithm=alg)
     http = testing.TestClient(
         create_app(chosen, ring, store, clock=clock, checker=SecretChecker(dummy_log_n=10))
     )
@@ -452,9 +459,12 @@ def test_forgeries_cover_every_class_the_issue_names() -> None:
 
 
 def test_ed25519_and_rsa_keys_are_what_they_claim(alg_keys: dict[str, Path]) -> None:
-    kinds = {
-        alg: type(KeyRing(path, retire_after=960).signer().private_key) for alg, path in alg_keys.items()
-    }  # type: ignore[union-attr]
+    def kind(path: Path) -> type:
+        signer = KeyRing(path, retire_after=960).signer()
+        assert signer is not None
+        return type(signer.private_key)
+
+    kinds = {alg: kind(path) for alg, path in alg_keys.items()}
     assert issubclass(kinds["RS256"], rsa.RSAPrivateKey)
     assert issubclass(kinds["EdDSA"], ed25519.Ed25519PrivateKey)
     assert issubclass(kinds["ES256"], ec.EllipticCurvePrivateKey)
