@@ -102,7 +102,9 @@ if kind == 'cur' then
   redis.call('PEXPIRE', KEYS[2], ms)
   return {'ok', gen, idle_s}
 end
-if kind == 'prev' and now - tonumber(f[7]) < tonumber(ARGV[4]) then
+-- The same call sent again (redis-py's retry after a reply lost with its connection) carries
+-- this rotation's own nonce: a replay whatever the grace period, never reuse.
+if kind == 'prev' and (f[8] == ARGV[8] or now - tonumber(f[7]) < tonumber(ARGV[4])) then
   return {'replay', f[4], f[6], f[8], f[2]}
 end
 -- RFC 9700 §4.14.2: a rotated-out secret seen again means a token leaked; attacker and

@@ -126,6 +126,29 @@ def test_replay_after_grace_is_reuse_and_kills_the_family(backend: Any) -> None:
     assert family_state(backend, issued.family_id) == ({}, [])
 
 
+def test_the_same_call_sent_twice_is_a_replay_even_without_grace(
+    backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # redis-py re-sends the very same command after a reply lost with its connection: same
+    # nonce, same now. With no grace period only the nonce tells it from a stolen token.
+    store = RefreshStore(backend.client, prefix=backend.prefix, grace_seconds=0)
+    issued = new_family(store)
+    monkeypatch.setattr("jwtauth.store.refresh.secrets.token_hex", lambda n: "ab" * n)
+    first = rotate(store, issued.token, now=NOW + 10)
+    resent = rotate(store, issued.token, now=NOW + 10)
+    assert first.status is RotationStatus.OK and resent.status is RotationStatus.REPLAY
+    assert resent.token == first.token
+    assert rotate(store, successor(first), now=NOW + 11).status is RotationStatus.OK
+
+
+def test_a_new_call_without_grace_is_reuse(backend: Any) -> None:
+    store = RefreshStore(backend.client, prefix=backend.prefix, grace_seconds=0)
+    issued = new_family(store)
+    first = rotate(store, issued.token, now=NOW + 10)
+    assert rotate(store, issued.token, now=NOW + 10).status is RotationStatus.REUSE  # fresh nonce
+    assert store.lookup(successor(first), now=NOW + 10) is None
+
+
 def test_older_generation_is_reuse_even_inside_the_grace_window(backend: Any) -> None:
     store = make_store(backend)
     issued = new_family(store)
