@@ -31,6 +31,9 @@ class JWKSResource:
         resp.content_type = "application/jwk-set+json"
         resp.data = body
 
+    # RFC 9110 §9.3.2: HEAD is GET without content (Falcon drops the body); caches use it.
+    on_head = on_get
+
 
 class MetadataResource:
     """GET /.well-known/oauth-authorization-server (RFC 8414 §3)."""
@@ -43,3 +46,5 @@ class MetadataResource:
         resp.set_header("Cache-Control", self.cache_control)
         resp.content_type = falcon.MEDIA_JSON
         resp.data = self.body
+
+    on_head = on_get  # RFC 9110 §9.3.2

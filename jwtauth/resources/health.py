@@ -16,6 +16,9 @@ class HealthResource:
         resp.set_header("Cache-Control", "no-store")
         resp.media = {"status": "ok"}
 
+    # RFC 9110 §9.3.2: HEAD is GET without content (Falcon drops the body); probes use it.
+    on_head = on_get
+
 
 class ReadyResource:
     """GET /readyz: ready when a key can sign and the store answers."""
@@ -28,3 +31,5 @@ class ReadyResource:
         resp.set_header("Cache-Control", "no-store")
         resp.status = falcon.HTTP_200 if all(checks.values()) else falcon.HTTP_503
         resp.media = {"status": "ready" if all(checks.values()) else "not ready", "checks": checks}
+
+    on_head = on_get  # RFC 9110 §9.3.2
