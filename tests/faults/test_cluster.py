@@ -76,6 +76,13 @@ def test_every_grant_and_both_races_on_a_cluster(redis_farm: Farm, serve: Callab
                 token = calls.ok(calls.refresh(base, token))["refresh_token"]
             assert introspect(base, token) and not introspect(base, login["refresh_token"])
 
+        # Every node forgets its scripts (as after a restart or failover): NOSCRIPT is handled.
+        for node in nodes:
+            with node.client() as conn:
+                conn.script_flush()
+        token = calls.ok(calls.refresh(base, calls.ok(calls.password(base))["refresh_token"]))
+        assert calls.ok(calls.refresh(base, token["refresh_token"]))
+
         # authorize (a browser's GET, then POST with the CSRF field and cookie) → code exchange.
         for _ in range(3):
             exchanged = calls.ok(calls.exchange(base, calls.authorize(base)))
