@@ -387,6 +387,9 @@ class Verifier:
         age = _cache_max_age(lowered.get("cache-control", ""))
         if age is None:
             age = self._default_max_age
+        # RFC 9111 §4.2.3: a copy that sat in a cache (a CDN) for Age seconds has that much
+        # less freshness left; without this a withdrawn key would outlive its max-age.
+        age -= _age_seconds(lowered.get("age", ""))
         # Clamped: an issuer saying "no-cache" must not turn every request into a
         # fetch, and one saying "a year" must not pin a key we can never drop.
         return min(max(age, self._min_max_age), self._max_max_age)
@@ -417,6 +420,12 @@ def _cache_max_age(cache_control: str) -> float | None:
             if value.isdigit():
                 max_age = float(value)
     return max_age
+
+
+def _age_seconds(value: str) -> float:
+    """Return the Age header (RFC 9111 §5.1: delta-seconds); 0 when absent or malformed."""
+    value = value.strip()
+    return float(value) if value.isdigit() else 0.0
 
 
 def _usable_keys(body: bytes) -> dict[str, jwt.PyJWK]:
