@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import ipaddress
 import json
 import logging
@@ -48,6 +49,7 @@ __all__ = [
     "Clock",
     "Fetch",
     "InvalidToken",
+    "NotModified",
     "RequireBearer",
     "Verifier",
     "VerifierUnavailable",
@@ -57,8 +59,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Fetch = Callable[[str], tuple[bytes, Mapping[str, str]]]
-"""Fetch a URL and return its body and response headers; raise on any failure."""
+Fetch = Callable[..., tuple[bytes, Mapping[str, str]]]
+"""Fetch a URL and return its body and response headers; raise on any failure.
+
+Called as ``fetch(url)``. A fetch that also takes a ``headers`` keyword gets the request
+headers of a JWK Set refresh (``If-None-Match``, ``Cache-Control: no-cache``) and raises
+``NotModified`` for a 304; ``urllib_fetch`` does both.
+"""
 Clock = Callable[[], float]
 """Return the current time in seconds since the Unix epoch."""
 
@@ -100,6 +107,14 @@ class VerifierUnavailable(InvalidToken):
     """Signal that no signing keys could be fetched, so no token can be checked now."""
 
 
+class NotModified(Exception):
+    """Raised by a fetch given ``If-None-Match`` when the server answers 304 Not Modified."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        super().__init__("304 Not Modified")
+        self.headers = headers
+
+
 class _FetchRefused(ValueError):
     """Signal that the default fetcher refused a URL or a response."""
 
@@ -121,9 +136,16 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def urllib_fetch(
-    url: str, *, timeout: float = 5.0, max_bytes: int = 512 * 1024
+    url: str,
+    *,
+    timeout: float = 5.0,
+    max_bytes: int = 512 * 1024,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[bytes, Mapping[str, str]]:
-    """Fetch ``url`` with urllib: https (http only on loopback), no redirects, capped size."""
+    """Fetch ``url`` with urllib: https (http only on loopback), no redirects, capped size.
+
+    ``headers`` are added to the request; a 304 answer raises ``NotModified``.
+    """
     parts = urllib.parse.urlsplit(url)
     # Whoever controls the JWKS can mint tokens: plain http is allowed only where no
     # network path exists to tamper with it (RFC 8414 §2 requires https issuers).
@@ -131,18 +153,21 @@ def urllib_fetch(
         raise _FetchRefused(f"refusing to fetch {parts.scheme}://{parts.hostname}")
     opener = urllib.request.build_opener(_NoRedirect)
     # The scheme was checked above, so S310 (file:, ftp:) does not apply.
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    sent = {"Accept": "application/json", **(headers or {})}
+    request = urllib.request.Request(url, headers=sent)  # noqa: S310
     try:
         response = opener.open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         exc.close()  # an error response still holds a socket
+        if exc.code == 304:  # RFC 9110 §15.4.5: what we hold is still current
+            raise NotModified(dict(exc.headers.items())) from None
         raise
     with response:
         body: bytes = response.read(max_bytes + 1)
-        headers = dict(response.headers.items())
+        received = dict(response.headers.items())
     if len(body) > max_bytes:
         raise _FetchRefused(f"response from {url} exceeds {max_bytes} bytes")
-    return body, headers
+    return body, received
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -169,6 +194,7 @@ class _KeySet:
 
     keys: Mapping[str, jwt.PyJWK]
     expires_at: float
+    etag: str | None = None
 
 
 class Verifier:
@@ -232,6 +258,7 @@ class Verifier:
         self._min_max_age = min_max_age
         self._max_max_age = max_max_age
         self._stale_if_error = stale_if_error
+        self._fetch_takes_headers = _takes_headers(fetch)
         self._jws = jwt.PyJWS(options={"enforce_minimum_key_length": True})
         self._lock = threading.Lock()
         self._keys: _KeySet | None = None
@@ -327,9 +354,10 @@ class Verifier:
         with self._lock:
             now = self._clock()
             keys = self._keys
-            wanted = keys is None or now >= keys.expires_at or kid not in keys.keys
-            if wanted and self._may_fetch(now):
-                self._refresh(now)
+            stale = keys is None or now >= keys.expires_at
+            unknown = keys is not None and kid not in keys.keys
+            if (stale or unknown) and self._may_fetch(now):
+                self._refresh(now, unknown_kid=not stale)
                 keys = self._keys
             # Past expiry the set serves only while refreshes fail, and only so long.
             grace = self._stale_if_error if self._failing else 0.0
@@ -347,19 +375,45 @@ class Verifier:
         # Bounds the fetch rate no matter how many random kids an attacker sends.
         return self._last_attempt is None or now - self._last_attempt >= self._refetch_interval
 
-    def _refresh(self, now: float) -> None:
+    def _refresh(self, now: float, *, unknown_kid: bool = False) -> None:
         """Fetch the JWK Set and install it; on failure keep the old one and remember."""
         self._last_attempt = now
+        previous = self._keys
         try:
             jwks_uri = self._jwks_uri or self._discover()
-            body, headers = self._fetch(jwks_uri)
+            try:
+                body, headers = self._fetch_jwks(jwks_uri, previous, unknown_kid=unknown_kid)
+            except NotModified as exc:
+                if previous is None:
+                    raise ValueError("304 Not Modified, but no JWK Set is cached") from None
+                # RFC 9111 §4.3.4: a 304 freshens what we hold, with the 304's own headers.
+                self._failing = False
+                expires_at = self._clock() + self._max_age(exc.headers)
+                self._keys = _KeySet(previous.keys, expires_at, _etag(exc.headers) or previous.etag)
+                return
             keys = _usable_keys(body)
         except Exception:  # any failure of the seam fails closed, as VerifierUnavailable
             log.warning("could not refresh the JWK Set for %s", self._issuer, exc_info=True)
             self._failing = True
             return
         self._failing = False
-        self._keys = _KeySet(keys, self._clock() + self._max_age(headers))
+        self._keys = _KeySet(keys, self._clock() + self._max_age(headers), _etag(headers))
+
+    def _fetch_jwks(
+        self, url: str, previous: _KeySet | None, *, unknown_kid: bool
+    ) -> tuple[bytes, Mapping[str, str]]:
+        """Fetch the JWK Set, conditionally when the fetch can send request headers."""
+        if not self._fetch_takes_headers:
+            return self._fetch(url)
+        request: dict[str, str] = {}
+        if previous is not None and previous.etag:
+            # RFC 9110 §13.1.2: revalidate what we hold; an unchanged set costs no body.
+            request["If-None-Match"] = previous.etag
+        if unknown_kid:
+            # RFC 9111 §5.2.1.4: a kid we do not know means our copy may be old; make the
+            # caches on the way ask the origin instead of serving that same old copy.
+            request["Cache-Control"] = "no-cache"
+        return self._fetch(url, headers=request)
 
     def _discover(self) -> str:
         """Find jwks_uri in the issuer's metadata and remember it."""
@@ -420,6 +474,29 @@ def _cache_max_age(cache_control: str) -> float | None:
             if value.isdigit():
                 max_age = float(value)
     return max_age
+
+
+def _takes_headers(fetch: Callable[..., Any]) -> bool:
+    """Tell whether ``fetch`` accepts a ``headers`` keyword (the extended Fetch seam)."""
+    try:
+        parameters = inspect.signature(fetch).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: use the one-argument form
+        return False
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return any(
+        (p.name == "headers" and p.kind in named) or p.kind is inspect.Parameter.VAR_KEYWORD
+        for p in parameters
+    )
+
+
+def _etag(headers: Mapping[str, str]) -> str | None:
+    """Return the response's entity tag (RFC 9110 §8.8.3) if it is well-formed."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    tag = lowered.get("etag", "").strip()
+    bare = tag.removeprefix("W/")
+    if 2 <= len(bare) <= 256 and bare[0] == bare[-1] == '"' and '"' not in bare[1:-1]:
+        return tag
+    return None
 
 
 def _age_seconds(value: str) -> float:
