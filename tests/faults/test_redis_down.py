@@ -119,3 +119,25 @@ def test_redis_frozen_answers_in_time_and_keeps_state(redis_farm: Farm, serve: C
         again = calls.until(rotated, timeout=RECOVERY, what="the refresh after SIGCONT")
         assert time.monotonic() - since < RECOVERY
         calls.ok(calls.refresh(server.base, again.json()["refresh_token"]))
+
+
+def test_a_read_only_replica_is_503_until_promoted(redis_farm: Farm, serve: Callable[..., Any]) -> None:
+    # JWTAUTH_REDIS_URL names a replica (a demoted primary behind a DNS name): READONLY is an
+    # outage for the client, never a 500; once promoted, the same workers write to it.
+    primary = redis_farm.server()
+    replica = redis_farm.replica_of(primary)
+    with serve(workers=2, env=env_for(replica)) as server:
+        assert calls.ok(calls.client_credentials(server.base))["access_token"]
+        calls.assert_unavailable(calls.password(server.base))
+        code_page, cookie = calls.login_page(server.base)
+        assert calls.redirect_params(calls.allow(server.base, code_page, cookie))["error"] == (
+            "temporarily_unavailable"
+        )
+        with replica.client() as conn:
+            conn.execute_command("REPLICAOF", "NO", "ONE")
+        promoted = time.monotonic()
+        login = calls.until(
+            lambda: calls.password(server.base).status_code == 200, timeout=RECOVERY, what="a login"
+        )
+        assert login and time.monotonic() - promoted < RECOVERY
+        calls.ok(calls.exchange(server.base, calls.authorize(server.base)))

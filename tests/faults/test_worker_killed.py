@@ -50,8 +50,8 @@ class Client(threading.Thread):
         while True:
             try:
                 response = send()
-            except requests.ConnectionError:
-                self.lost += 1
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                self.lost += 1  # no answer, or the worker died halfway through the body
                 continue
             self.served += 1
             return calls.ok(response)
