@@ -5,6 +5,7 @@ RFC 9207; RFC 8252 §7.1)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -560,3 +561,63 @@ def test_the_configuration_refuses_dangerous_redirect_uris(uri: str) -> None:
 )
 def test_the_configuration_keeps_legitimate_redirect_uris(uri: str) -> None:
     assert parse_settings(_client_with(uri), "test.toml", {}).clients[0].redirect_uris == (uri,)
+
+
+# --- known redirect-URI vulnerabilities of other authorization servers ----------------------------
+
+LOOPBACK = "http://localhost/cb"
+KNOWN_REDIRECT_CVES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "CVE-2026-3872": (
+        "Keycloak: ..;/ path traversal past the registered path",
+        "testclient",
+        (
+            "https://www.example.com/..;/evil.example",
+            "https://www.example.com/..;/",
+            "https://www.example.com/;/../x",
+        ),
+    ),
+    "CVE-2026-7504": (
+        "Keycloak: several @ in the user-info hide the real host",
+        "testclient",
+        (
+            "https://www.example.com@@evil.example",
+            "https://a@b@www.example.com",
+            "https://www.example.com:x@y@evil.example",
+        ),
+    ),
+    "CVE-2024-8883": (
+        "Keycloak: a registered localhost URI matched other hosts and ports",
+        "loopback",
+        (
+            "http://localhost.evil.example/cb",
+            "http://localhost@evil.example/cb",
+            "http://localhost:80@evil.example/cb",
+        ),
+    ),
+    "CVE-2023-6927": (
+        "Keycloak: open redirect through response_mode=form_post.jwt",
+        "testclient",
+        ("https://evil.example",),
+    ),
+}
+
+
+@pytest.mark.parametrize("cve", sorted(KNOWN_REDIRECT_CVES))
+def test_known_redirect_uri_cves_do_not_apply(make_http: Any, sec_settings: Any, cve: str) -> None:
+    _, client_id, uris = KNOWN_REDIRECT_CVES[cve]
+    loopback = dataclasses.replace(sec_settings.clients[1], client_id="loopback", redirect_uris=(LOOPBACK,))
+    http = make_http(clients=(*sec_settings.clients, loopback))
+    for uri in uris:
+        query = {"response_type": "code", "client_id": client_id, "redirect_uri": uri, "state": "s"}
+        if cve == "CVE-2023-6927":
+            query["response_mode"] = "form_post.jwt"
+        assert_error_page(open_page(http, query).result)
+
+
+def test_parameter_pollution_cannot_smuggle_a_second_code_or_issuer(http: testing.TestClient) -> None:
+    """CVE-2026-18217 (Keycloak, SAML): attacker parameters placed before the server's own."""
+    state = "x&code=attacker-code&iss=https://evil.example&state=y"
+    result = submit(http, open_page(http, {**README, "state": state}))
+    pairs = parse_qsl(urlsplit(result.headers["Location"]).query, keep_blank_values=True)
+    assert [name for name, _ in pairs] == ["code", "state", "iss"]  # one of each, ours
+    assert dict(pairs)["state"] == state and dict(pairs)["iss"] == ISSUER

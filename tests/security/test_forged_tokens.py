@@ -111,6 +111,17 @@ class Ctx:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
+    def public_openssh(self) -> bytes:
+        return self.record.private_key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+
+    def public_pkcs1_or_spki(self) -> bytes:
+        public = self.record.private_key.public_key()
+        if isinstance(public, rsa.RSAPublicKey):  # "-----BEGIN RSA PUBLIC KEY-----"
+            return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1)
+        return self.public_pem()
+
 
 _DROP = object()
 
@@ -196,6 +207,8 @@ FORGERIES: dict[str, Callable[[Ctx], str]] = {
     "hs384-pem": lambda ctx: ctx.hmac(ctx.public_pem(), "HS384"),
     "hs512-pem": lambda ctx: ctx.hmac(ctx.public_pem(), "HS512"),
     "hs256-der": lambda ctx: ctx.hmac(ctx.public_der()),
+    "hs256-openssh": lambda ctx: ctx.hmac(ctx.public_openssh()),
+    "hs256-pkcs1-pem": lambda ctx: ctx.hmac(ctx.public_pkcs1_or_spki()),
     "hs256-jwk-json": lambda ctx: ctx.hmac(json.dumps(ctx.jwk).encode()),
     "hs256-jwk-compact": lambda ctx: ctx.hmac(json.dumps(ctx.jwk, separators=(",", ":")).encode()),
     "hs256-jwks-json": lambda ctx: ctx.hmac(json.dumps({"keys": [ctx.jwk]}).encode()),
@@ -431,6 +444,49 @@ def test_a_forged_token_is_never_revoked_nor_revokes(target: Target) -> None:
         result = call(target.http, "/api/v1/revoke", {"token": FORGERIES[name](target.ctx)})
         assert result.status_code == 200, result.text  # RFC 7009 §2.2: unknown tokens are ignored
     assert introspected(target, target.ctx.genuine)["active"] is True
+
+
+# Known vulnerabilities of JWT libraries, each replayed against both of our checks above.
+KNOWN_CVES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "CVE-2015-9235": (
+        "jsonwebtoken: HS256 verified with the RSA public key",
+        ("hs256-pem", "hs256-pem-stripped"),
+    ),
+    "CVE-2016-10555": ("jwt-simple: the token picks HMAC over RSA", ("hs256-pem", "hs384-pem", "hs512-pem")),
+    "CVE-2017-11424": ("PyJWT: key confusion through PKCS#1 PEM public keys", ("hs256-pkcs1-pem",)),
+    "CVE-2022-29217": ("PyJWT: key confusion through OpenSSH public keys", ("hs256-openssh",)),
+    "CVE-2024-33663": (
+        "python-jose: algorithm confusion with OpenSSH ECDSA keys",
+        ("hs256-openssh", "hs256-der"),
+    ),
+    "CVE-2026-48526": (
+        "PyJWT < 2.13: a JWK document accepted as HMAC secret",
+        ("hs256-jwk-json", "hs256-jwks-json"),
+    ),
+    "CVE-2018-0114": (
+        "node-jose: trusts the key embedded in the header",
+        ("jwk-embedded", "jwk-embedded-real-kid"),
+    ),
+    "CVE-2022-21449": (
+        "Java ECDSA: r = s = 0 verifies anything",
+        ("sig-zero", "sig-r-s-equal-n", "sig-der-zero"),
+    ),
+    "CVE-2024-53861": ("PyJWT 2.10.0: iss compared as a substring", ("iss-substring", "iss-prefix")),
+    "CVE-2025-59420": (
+        "Authlib (and PyJWT < 2.12): unknown crit accepted",
+        ("crit-exp", "crit-unknown", "crit-b64"),
+    ),
+}
+
+
+@pytest.mark.parametrize("cve", sorted(KNOWN_CVES))
+def test_known_jwt_library_cves_do_not_apply(target: Target, cve: str) -> None:
+    _, names = KNOWN_CVES[cve]
+    for name in names:
+        forged = FORGERIES[name](target.ctx)
+        assert introspected(target, forged) == {"active": False}, (cve, name)
+        with pytest.raises(InvalidToken):
+            target.verifier.verify(forged)
 
 
 def test_forgeries_cover_every_class_the_issue_names() -> None:
