@@ -24,6 +24,7 @@ from jwtauth.hashing import SecretChecker
 from jwtauth.introspection import TokenReader
 from jwtauth.keys import KeyRing
 from jwtauth.net import ClientAddress, parse_networks
+from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, MetricsResource, Observer
 from jwtauth.pages import Pages
 from jwtauth.resources.authorize import AUTHORIZE_PATH, AuthorizeResource
 from jwtauth.resources.discovery import JWKSResource, MetadataResource
@@ -39,12 +40,14 @@ log = logging.getLogger("jwtauth")
 TOKEN_PATH = "/api/v1/tokens"  # noqa: S105  # a path, not a secret
 JWKS_PATHS = ("/jwks", "/.well-known/jwks.json")
 METADATA_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
+METRICS_PATH = "/metrics"
 # Endpoints that take POST only (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
 POST_ONLY = frozenset({TOKEN_PATH, REVOKE_PATH, INTROSPECT_PATH})
 
 
 def _render_oauth_error(req: falcon.Request, resp: falcon.Response, ex: OAuthError, params: Any) -> None:
     """Render every OAuthError the same way: RFC 6749 §5.2 JSON, no-store, its headers."""
+    req.context.error = ex.error  # for the access log and the metrics
     if ex.status >= 500 or ex.detail:
         log.warning("%s %s -> %s: %s", req.method, req.path, ex.error, ex.detail or ex.description)
     resp.status = ex.status
@@ -56,6 +59,7 @@ def _render_oauth_error(req: falcon.Request, resp: falcon.Response, ex: OAuthErr
 
 def _render_store_error(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
     """Answer 503 temporarily_unavailable for a store outage, never 500; other store errors are bugs."""
+    req.context.store_error = True
     if not unavailable(ex):
         _render_unexpected(req, resp, ex, params)
         return
@@ -89,6 +93,7 @@ def _render_http_error(req: falcon.Request, resp: falcon.Response, ex: falcon.HT
         kind = TemporarilyUnavailable
     elif status >= 500:
         kind = ServerError
+    req.context.error = kind.error
     resp.status = status
     resp.set_headers(NO_STORE)
     resp.set_headers(headers)
@@ -128,9 +133,17 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     checker: SecretChecker | None = None,
+    metrics: Metrics | None = None,
+    access_log: AccessLog | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
-    """Build the WSGI app from validated settings, a key ring and a redis-py client."""
+    """Build the WSGI app from validated settings, a key ring and a redis-py client.
+
+    `metrics`: this worker's metrics (a fresh in-memory set if omitted); `access_log`: where
+    the one JSON line per request goes (nowhere if omitted; `jwtauth serve` sends it to stdout).
+    """
     checker = checker or SecretChecker()
+    metrics = metrics or Metrics()
+    keyring.on_signer_change(metrics.key_rotated)
     clients = ClientRegistry(settings.clients, checker)
     users = UserDirectory(settings.users, checker)
     tokens = TokenFactory(settings, keyring, clock)
@@ -148,9 +161,9 @@ def create_app(
         g.grant_type: g
         for g in (
             ClientCredentialsGrant(settings, tokens),
-            AuthorizationCodeGrant(settings, tokens, codes, refresh, clock),
+            AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=metrics),
             PasswordGrant(settings, tokens, users, refresh, limiter, clock),
-            RefreshTokenGrant(settings, tokens, refresh, clock),
+            RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics),
         )
     }
     reader = TokenReader(settings, keyring, refresh, clock)
@@ -162,7 +175,11 @@ def create_app(
 
     app = falcon.App(
         media_type=falcon.MEDIA_JSON,
-        middleware=[ClientAddress(parse_networks(settings.trusted_proxies))],
+        # The observer first: its timing spans the others, its response hook runs last.
+        middleware=(
+            Observer(metrics, _endpoint_labels(), access_log),
+            ClientAddress(parse_networks(settings.trusted_proxies)),
+        ),
     )
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_form_urlencoded = False
@@ -185,7 +202,7 @@ def create_app(
         clock=clock,
     )
     app.add_route(AUTHORIZE_PATH, authorize)
-    app.add_route(REVOKE_PATH, RevokeResource(clients, reader, refresh, clock))
+    app.add_route(REVOKE_PATH, RevokeResource(clients, reader, refresh, clock, events=metrics))
     app.add_route(INTROSPECT_PATH, IntrospectResource(clients, reader))
     jwks = JWKSResource(keyring, settings.jwks_max_age)
     for path in JWKS_PATHS:
@@ -195,4 +212,14 @@ def create_app(
         app.add_route(path, meta)
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(keyring, lambda: ping(store)))
+    app.add_route(METRICS_PATH, MetricsResource(metrics))
     return app
+
+
+def _endpoint_labels() -> dict[str, str]:
+    """Map every route to the endpoint label of its metrics and access-log lines."""
+    labels = {TOKEN_PATH: TOKEN, AUTHORIZE_PATH: AUTHORIZE, REVOKE_PATH: "revoke"}
+    labels |= {INTROSPECT_PATH: "introspect", METRICS_PATH: "metrics"}
+    labels |= {"/healthz": "healthz", "/readyz": "readyz"}
+    labels |= dict.fromkeys(JWKS_PATHS, "jwks") | dict.fromkeys(METADATA_PATHS, "metadata")
+    return labels

@@ -41,7 +41,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from jwtauth.app import create_app
     from jwtauth.connection import StoreURLError, connect
-    from jwtauth.serve import run
+    from jwtauth.observability import stdout_log
+    from jwtauth.serve import ServeError, run
 
     host_for_url = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
     if ":" in host_for_url:
@@ -67,10 +68,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise CommandError(f"JWTAUTH_REDIS_URL: cannot reach the store: {exc}") from None
 
     def factory() -> object:
+        # In each worker, after the fork: its own key ring, store pool and metrics.
         ring = KeyRing(settings.keys_dir, retire_after=_retire_after(settings))
-        return create_app(settings, ring, connect(settings.redis_url))
+        return create_app(settings, ring, connect(settings.redis_url), access_log=stdout_log())
 
-    run(factory, host=args.host, port=args.port, workers=workers)
+    try:
+        run(factory, host=args.host, port=args.port, workers=workers)
+    except ServeError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:

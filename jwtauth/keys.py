@@ -273,6 +273,7 @@ class KeyRing:
         self._fingerprint: tuple[tuple[str, _Stat], ...] | None = None
         self._next_check = 0.0
         self._snap = _Snapshot(None, {}, b'{"keys":[]}', '""', 0.0, 0.0)
+        self._listeners: list[Callable[[], None]] = []
         self.refresh(force=True)
 
     @property
@@ -342,6 +343,12 @@ class KeyRing:
             log.error("no key can sign in %s: not ready until one does", self.directory)
         elif after is not None and not first and (before is None or before.kid != after.kid):
             log.info("key %s (%s) signs from now on", after.kid, after.alg)
+            for listener in self._listeners:
+                listener()
+
+    def on_signer_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` whenever another key starts signing (after the first one loaded)."""
+        self._listeners.append(listener)
 
     def signer(self) -> KeyRecord | None:
         """Return the key that signs now, or None when no key can sign."""

@@ -266,7 +266,8 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> testing.TestClient:
         fakeredis.FakeRedis(server=fakeredis.FakeServer()),
         checker=SecretChecker(dummy_log_n=LOW),
     )
-    return testing.TestClient(app)
+    # Every answer echoes X-Request-ID: one fixed id keeps identical requests' answers identical.
+    return testing.TestClient(app, headers={"X-Request-ID": "test-request"})
 
 
 def post(http: testing.TestClient, header: str | None, params: dict[str, str]) -> testing.Result:

@@ -52,7 +52,8 @@ def http(every_alg: Path) -> testing.TestClient:
     settings = replace(load_settings(FIXTURES, env={}), issuer=ISSUER)
     store = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     app = create_app(settings, KeyRing(every_alg, retire_after=960), store, checker=CHECKER)
-    return testing.TestClient(app)
+    # Every answer echoes X-Request-ID: one fixed id keeps identical requests' answers identical.
+    return testing.TestClient(app, headers={"X-Request-ID": "test-request"})
 
 
 # --- JWKS -----------------------------------------------------------------------------------

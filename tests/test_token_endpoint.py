@@ -58,7 +58,8 @@ def make_keys(directory: Path) -> Path:
 def build(settings: Settings, keys_dir: Path) -> testing.TestClient:
     store = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     app = create_app(settings, KeyRing(keys_dir, retire_after=960), store, checker=CHECKER)
-    return testing.TestClient(app)
+    # Every answer echoes X-Request-ID: one fixed id keeps identical requests' answers identical.
+    return testing.TestClient(app, headers={"X-Request-ID": "test-request"})
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from jwtauth import pkce
 from jwtauth.config import Client, Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from jwtauth.grants.base import TokenFactory, TokenRequest, requested_audience
+from jwtauth.observability import NO_EVENTS, Events
 from jwtauth.store import CodeRecord, CodeStore, RefreshStore, TakeStatus
 
 MAX_CODE = 256
@@ -44,9 +45,10 @@ class AuthorizationCodeGrant:
         codes: CodeStore,
         refresh: RefreshStore,
         clock: Callable[[], float] = time.time,
+        events: Events = NO_EVENTS,
     ) -> None:
         self.settings, self.tokens, self.clock = settings, tokens, clock
-        self.codes, self.refresh = codes, refresh
+        self.codes, self.refresh, self.events = codes, refresh, events
 
     def handle(self, request: TokenRequest) -> dict[str, Any]:
         """Return the token response for a code issued to this client."""
@@ -108,6 +110,7 @@ class AuthorizationCodeGrant:
         result = self.codes.take(code, client_id=client.client_id, now=now)
         if result.status is TakeStatus.ALREADY_USED:
             # RFC 6749 §4.1.2: a code used twice MUST be denied and SHOULD revoke what it issued.
+            self.events.reuse_detected("authorization_code")
             if result.family_id:
                 self.refresh.revoke(result.family_id, now=now)
             raise InvalidGrant("the authorization code was already used")

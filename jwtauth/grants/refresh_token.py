@@ -21,6 +21,7 @@ from typing import Any
 from jwtauth.config import Client, Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from jwtauth.grants.base import TokenFactory, TokenRequest, narrowed_scope, requested_audience
+from jwtauth.observability import NO_EVENTS, Events
 from jwtauth.store import FamilyRecord, RefreshStore, RotationStatus
 
 INVALID = "the refresh token is invalid, expired or revoked"
@@ -38,8 +39,10 @@ class RefreshTokenGrant:
         tokens: TokenFactory,
         refresh: RefreshStore,
         clock: Callable[[], float] = time.time,
+        events: Events = NO_EVENTS,
     ) -> None:
         self.settings, self.tokens, self.refresh, self.clock = settings, tokens, refresh, clock
+        self.events = events
         self.subjects = frozenset(user.username for user in settings.users)
 
     def handle(self, request: TokenRequest) -> dict[str, Any]:
@@ -59,6 +62,7 @@ class RefreshTokenGrant:
             token, client_id=client.client_id, now=now, idle_ttl=self.settings.refresh_idle_ttl
         )
         if rotation.status is RotationStatus.REUSE:
+            self.events.reuse_detected("refresh_token")
             raise InvalidGrant(REUSED, detail=f"refresh token reuse: family {rotation.family_id} revoked")
         family, successor = rotation.family, rotation.token
         if family is None or successor is None:  # UNKNOWN or WRONG_CLIENT: one answer
@@ -67,6 +71,7 @@ class RefreshTokenGrant:
             # The user was removed from the configuration: the grant ends with the account.
             self.refresh.revoke(family.family_id, now=now)
             raise InvalidGrant(INVALID, detail=f"family {family.family_id}: subject no longer exists")
+        self.events.refresh_rotated()
         scope, audience = self._decide(client, family, raw_scope, resource)
         return self.tokens.issue(
             client=client,

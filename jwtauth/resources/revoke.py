@@ -30,6 +30,7 @@ from jwtauth.config import Client
 from jwtauth.errors import InvalidRequest, MethodNotAllowed, UnauthorizedClient, UnsupportedTokenType
 from jwtauth.forms import read_form, reject_query
 from jwtauth.introspection import TokenReader, looks_like_refresh
+from jwtauth.observability import NO_EVENTS, Events
 from jwtauth.resources.token import NO_STORE
 from jwtauth.store import RefreshStore
 
@@ -45,8 +46,10 @@ class RevokeResource:
         reader: TokenReader,
         refresh: RefreshStore,
         clock: Callable[[], float] = time.time,
+        events: Events = NO_EVENTS,
     ) -> None:
         self.clients, self.reader, self.refresh, self.clock = clients, reader, refresh, clock
+        self.events = events
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         reject_query(req)
@@ -71,6 +74,7 @@ class RevokeResource:
         now = self.clock()
         # Atomic: the store deletes the family only if this client owns it.
         if self.refresh.revoke(token, client_id=client.client_id, now=now):
+            self.events.revoked()
             return
         owner = self.refresh.lookup(token, now=now)
         if owner is not None and owner.client_id != client.client_id:
@@ -89,7 +93,10 @@ class RevokeResource:
                 "this access token is self-contained and cannot be revoked; it stays valid until its exp"
             )
         now = self.clock()
-        if self.refresh.revoke(fid, client_id=client.client_id, now=now) or self.refresh.is_revoked(fid):
+        if self.refresh.revoke(fid, client_id=client.client_id, now=now):
+            self.events.revoked()
+            return
+        if self.refresh.is_revoked(fid):
             return
         # The family ended by expiry, leaving no tombstone: the token lives out its exp.
         raise UnsupportedTokenType("this access token's grant has ended; it stays valid until its exp")

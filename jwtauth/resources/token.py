@@ -30,6 +30,7 @@ class TokenResource:
         grant = self.grants.get(grant_type)  # exact match: no case folding, no fallback
         if grant is None:
             raise UnsupportedGrantType("this grant_type is not supported")
+        req.context.grant = grant_type  # the metrics and access-log label: a registered name only
         client = self.clients.authenticate(req.get_header("Authorization"), params)
         if grant_type not in client.grant_types:
             raise UnauthorizedClient("this client may not use this grant_type")

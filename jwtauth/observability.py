@@ -1,0 +1,321 @@
+"""Request ids, one JSON access-log line per request, and Prometheus metrics at GET /metrics.
+
+Three pieces, wired by create_app:
+
+- `Events`: what grants and resources report that no response shows (a refresh rotation, a
+  reuse detection, a revocation, a signer change). `Metrics` implements it; `NO_EVENTS` is the
+  default for pieces built outside an app.
+- `Metrics`: the worker's Prometheus counters and histogram. Under `jwtauth serve` every worker
+  writes them to files in PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode), so
+  /metrics answered by any worker reports them all.
+- `Observer`: Falcon middleware that gives each request an id, times it, labels it by endpoint
+  and grant, counts it, and writes one JSON line about it.
+
+What the access log never holds: a token, secret, password, code, or anything from the query
+string or body. It logs the method, the path of a matched route (unmatched paths are
+client-chosen text, so only "unmatched" is logged), the status, the OAuth error code, the
+duration, the request id, the client address and the endpoint/grant labels.
+
+prometheus_client is imported only when a `Metrics` is built: it picks its storage (in memory
+or mmapped files) once, at import, from PROMETHEUS_MULTIPROC_DIR, which `jwtauth serve` sets
+before forking the workers that build their apps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import falcon
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter
+
+REQUEST_ID_HEADER = "X-Request-ID"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# A caller's id is kept only if it is short and plain: it goes into every log line.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:=+/-]{1,128}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+
+# Endpoint labels; app.py maps each route to one of them.
+TOKEN = "token"  # noqa: S105  # a label, not a secret
+AUTHORIZE = "authorize"
+UNMATCHED = "unmatched"
+NO_GRANT = "-"
+# Seconds; a token request takes ~0.1-1 ms of CPU, one Redis round trip or scrypt much more.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+AccessLog = Callable[[str], None]
+
+
+class Events(Protocol):
+    """Facts only a grant, a resource or the key ring knows; counted, never logged with secrets."""
+
+    def refresh_rotated(self) -> None:
+        """A refresh token was exchanged for its successor (RFC 6749 §6)."""
+
+    def reuse_detected(self, kind: str) -> None:
+        """A used refresh token or code came back; its grant was revoked (RFC 9700 §4.14)."""
+
+    def revoked(self) -> None:
+        """A revocation request ended a refresh family (RFC 7009)."""
+
+    def key_rotated(self) -> None:
+        """The key ring's signer changed."""
+
+
+class NoEvents:
+    """Events that go nowhere: the default outside create_app."""
+
+    def refresh_rotated(self) -> None:
+        """Ignore."""
+
+    def reuse_detected(self, kind: str) -> None:
+        """Ignore."""
+
+    def revoked(self) -> None:
+        """Ignore."""
+
+    def key_rotated(self) -> None:
+        """Ignore."""
+
+
+NO_EVENTS: Events = NoEvents()
+
+
+class Metrics:
+    """One worker's Prometheus metrics; also the `Events` sink of its grants and key ring.
+
+    Each app owns its registry (no module state), so tests build as many apps as they like.
+    With `multiprocess_dir` (or PROMETHEUS_MULTIPROC_DIR set) values live in mmapped files
+    there and `render` merges the files of every worker, dead ones included: counters keep
+    what a killed worker had counted.
+    """
+
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir or os.environ.get(MULTIPROC_ENV) or None
+        if self.multiprocess_dir:
+            # prometheus_client reads the variable at import; the worker must see it too.
+            os.environ[MULTIPROC_ENV] = self.multiprocess_dir
+        from prometheus_client import CollectorRegistry, Counter, Histogram, values
+
+        if bool(self.multiprocess_dir) != bool(getattr(values.ValueClass, "_multiprocess", False)):
+            raise RuntimeError(
+                f"prometheus_client was imported before {MULTIPROC_ENV} was set (or unset): "
+                "metrics would not be shared between workers"
+            )
+        self.registry = CollectorRegistry(auto_describe=False)
+        reg = self.registry
+        self._requests = Counter(
+            "jwtauth_requests", "HTTP requests answered", ["endpoint", "grant", "status"], registry=reg
+        )
+        self._latency = Histogram(
+            "jwtauth_request_duration_seconds",
+            "Time from the request reaching the app to the response leaving it",
+            ["endpoint", "grant"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self._issued = Counter("jwtauth_tokens_issued", "Access tokens issued", ["grant"], registry=reg)
+        self._rotations = Counter("jwtauth_refresh_rotations", "Refresh tokens rotated", registry=reg)
+        self._reuse = Counter(
+            "jwtauth_reuse_detected",
+            "Used refresh tokens or codes presented again; their grant was revoked",
+            ["kind"],
+            registry=reg,
+        )
+        self._revocations = Counter(
+            "jwtauth_revocations", "Refresh families ended by a revocation request", registry=reg
+        )
+        self._invalid_client = Counter(
+            "jwtauth_invalid_client", "Failed client authentications", ["endpoint"], registry=reg
+        )
+        self._rate_limited = Counter(
+            "jwtauth_rate_limited", "Requests refused by the brute-force limiter", ["endpoint"], registry=reg
+        )
+        self._key_rotations = Counter(
+            "jwtauth_key_rotations",
+            "Signer changes seen by the key ring (each worker counts the change it sees)",
+            registry=reg,
+        )
+        self._store_errors = Counter(
+            "jwtauth_store_errors", "Requests failed by a store error", ["endpoint"], registry=reg
+        )
+        # Label lookups cost microseconds; the children of a label set are found once.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._labelled: dict[tuple[Counter, str], Any] = {}
+
+    # --- per request (Observer) -----------------------------------------------------------
+
+    def request(self, endpoint: str, grant: str, status: int, seconds: float) -> None:
+        """Count one answered request and its duration."""
+        key = (endpoint, grant, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self._requests.labels(endpoint, grant, str(status)),
+                self._latency.labels(endpoint, grant),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def token_issued(self, grant: str) -> None:
+        """Count one access token issued with `grant`."""
+        self._inc(self._issued, grant)
+
+    def invalid_client(self, endpoint: str) -> None:
+        """Count one failed client authentication."""
+        self._inc(self._invalid_client, endpoint)
+
+    def rate_limited(self, endpoint: str) -> None:
+        """Count one request the brute-force limiter refused."""
+        self._inc(self._rate_limited, endpoint)
+
+    def store_error(self, endpoint: str) -> None:
+        """Count one request a store error failed (an outage or a bug)."""
+        self._inc(self._store_errors, endpoint)
+
+    def _inc(self, counter: Counter, label: str) -> None:
+        child = self._labelled.get((counter, label))
+        if child is None:
+            child = self._labelled[(counter, label)] = counter.labels(label)
+        child.inc()
+
+    # --- Events ---------------------------------------------------------------------------
+
+    def refresh_rotated(self) -> None:
+        """Count one refresh rotation."""
+        self._rotations.inc()
+
+    def reuse_detected(self, kind: str) -> None:
+        """Count one reuse detection (kind: refresh_token or authorization_code)."""
+        self._inc(self._reuse, kind)
+
+    def revoked(self) -> None:
+        """Count one family ended by a revocation request."""
+        self._revocations.inc()
+
+    def key_rotated(self) -> None:
+        """Count one signer change."""
+        self._key_rotations.inc()
+
+    # --- exposition -----------------------------------------------------------------------
+
+    def render(self) -> tuple[bytes, str]:
+        """Return the text exposition of every worker's metrics and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        if not self.multiprocess_dir:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        merged = CollectorRegistry(auto_describe=False)
+        MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(merged), CONTENT_TYPE_LATEST
+
+
+class MetricsResource:
+    """GET /metrics: the Prometheus text format, never cached."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body, content_type = self.metrics.render()
+        resp.set_header("Cache-Control", "no-store")
+        resp.content_type = content_type
+        resp.data = body
+
+
+def stdout_log(fd: int = 1) -> AccessLog:
+    """Return an access log writing each line with one write(2) to `fd`.
+
+    One unbuffered write per line: lines of several threads and worker processes sharing the
+    descriptor never interleave (a line is far below PIPE_BUF), and nothing sits in a buffer
+    when a worker dies. A failing write (a closed stdout) never fails the request.
+    """
+
+    def write(line: str) -> None:
+        data = memoryview((line + "\n").encode())
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        except OSError:
+            pass
+
+    return write
+
+
+def request_id(incoming: str | None) -> str:
+    """Return the caller's X-Request-ID if it is sane, else a fresh random one."""
+    if incoming and _SANE_REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return os.urandom(8).hex()
+
+
+class Observer:
+    """Falcon middleware: request id, metrics and one JSON access-log line per request.
+
+    `endpoints` maps each route's path (`req.uri_template`) to its endpoint label. The token
+    resource names the grant (`req.context.grant`); the error renderers name the OAuth error
+    (`req.context.error`) and flag store failures (`req.context.store_error`).
+    """
+
+    def __init__(self, metrics: Metrics, endpoints: Mapping[str, str], log: AccessLog | None = None) -> None:
+        self.metrics, self.endpoints, self.log = metrics, dict(endpoints), log
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ctx = req.context
+        ctx.started = time.perf_counter()
+        ctx.request_id = request_id(req.env.get("HTTP_X_REQUEST_ID"))
+        ctx.grant = NO_GRANT
+        ctx.error = None
+        ctx.store_error = False
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object | None, req_succeeded: bool
+    ) -> None:
+        ctx = req.context
+        seconds = time.perf_counter() - ctx.started
+        resp.set_header(REQUEST_ID_HEADER, ctx.request_id)
+        endpoint = self.endpoints.get(req.uri_template or "", UNMATCHED)
+        status = resp.status_code
+        grant = ctx.grant
+        metrics = self.metrics
+        metrics.request(endpoint, grant, status, seconds)
+        if status < 300:
+            if endpoint == TOKEN:
+                metrics.token_issued(grant)
+        elif status == 303:
+            # RFC 6749 §4.2.2: an implicit grant's token travels in the redirect's fragment.
+            if endpoint == AUTHORIZE and "#access_token=" in (resp.get_header("Location") or ""):
+                metrics.token_issued("implicit")
+        elif status == 401 or ctx.error == "invalid_client":
+            metrics.invalid_client(endpoint)
+        elif status == 429:
+            metrics.rate_limited(endpoint)
+        if ctx.store_error:
+            metrics.store_error(endpoint)
+        if self.log is not None:
+            self.log(
+                json.dumps(
+                    {
+                        "ts": round(time.time(), 3),
+                        "request_id": ctx.request_id,
+                        "method": req.method if req.method in _METHODS else "OTHER",
+                        # A matched route's path is ours; any other path is the client's text.
+                        "path": req.path if endpoint != UNMATCHED else UNMATCHED,
+                        "status": status,
+                        "ms": round(seconds * 1000, 3),
+                        "client": getattr(ctx, "client_addr", None) or req.remote_addr,
+                        "endpoint": endpoint,
+                        "grant": grant,
+                        "error": ctx.error,
+                    },
+                    separators=(",", ":"),
+                )
+            )
