@@ -39,7 +39,9 @@ GRANIAN_LOGGING: dict[str, Any] = {
     "formatters": {
         "generic": {"()": "logging.Formatter", "fmt": "%(asctime)s %(levelname)s granian: %(message)s"}
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr"}
+    },
     "loggers": {"_granian": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
 
