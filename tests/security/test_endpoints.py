@@ -335,3 +335,30 @@ def test_metadata_names_no_client_user_or_secret(meta: dict[str, Any], sec_setti
 
 def test_the_token_endpoint_url_is_exactly_where_tokens_are(meta: dict[str, Any]) -> None:
     assert urlsplit(meta["token_endpoint"]).path == TOKENS
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "evil.example"},
+        {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"},
+        {"Forwarded": "host=evil.example;proto=https"},
+    ],
+)
+def test_host_headers_change_no_url_the_server_hands_out(
+    http: testing.TestClient, headers: dict[str, str]
+) -> None:
+    """Every URL comes from the configured issuer, never from the request (host header injection)."""
+    meta = http.simulate_get("/.well-known/oauth-authorization-server", headers=headers).json
+    assert "evil" not in repr(meta)
+    result = call(
+        http,
+        TOKENS,
+        {"grant_type": "password", "username": "testuser@example.com", "password": "testpassword"},
+        headers=headers,
+    )
+    assert jwt.decode(result.json["access_token"], options={"verify_signature": False})["iss"] == ISSUER
+    page = http.simulate_get(
+        "/authorize", params={"response_type": "code", "client_id": "testclient"}, headers=headers
+    )
+    assert "evil" not in page.text and "evil" not in page.headers.get("Content-Security-Policy", "")
