@@ -104,7 +104,9 @@ def test_a_worker_killed_mid_load(redis_farm: Farm, serve: Callable[..., Any]) -
             assert not client.is_alive()
             if client.error is not None:
                 raise client.error
-        assert sum(c.lost for c in clients) <= len(clients)  # at most the requests in flight
+        # A few requests die with the worker (in flight, or accepted and queued in it); a
+        # survivor that also dropped requests would lose many more.
+        assert sum(c.lost for c in clients) <= 2 * len(clients), [c.lost for c in clients]
 
         # No half-written family: each chain's newest token rotates, older ones are refused.
         for client in clients:
