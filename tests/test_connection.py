@@ -226,3 +226,18 @@ def test_scripts_survive_a_second_noscript(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(client, "eval", eval_body)
     assert script(keys=["k"], args=["a"]) == 7
     assert sent == [("return 1", 1, "k", "a")]
+
+
+def test_sentinel_clients_recheck_the_primary_and_reconnect_through_sentinel() -> None:
+    from jwtauth.redisclient import StoreRedis
+    from jwtauth.sentinel import SentinelConnection, SentinelPool, SentinelSSLConnection
+
+    plain = connect("redis+sentinel://h1:26379/mymaster")
+    assert isinstance(plain, StoreRedis) and isinstance(plain.connection_pool, SentinelPool)
+    assert plain.connection_pool.connection_class is SentinelConnection
+    tls = connect("rediss+sentinel://h1:26379/mymaster")
+    assert tls.connection_pool.connection_class is SentinelSSLConnection
+    # One immediate retry after a connection error (a READONLY reply becomes one), none after
+    # a timeout: a request waits at most one socket timeout.
+    retry: Any = getattr(plain.connection_pool.make_connection(), "retry")  # noqa: B009  # untyped
+    assert retry.get_retries() == 1
