@@ -26,6 +26,9 @@ REFRESH = "refresh_token"
 MAX_TOKEN = 8 * 1024
 _HEADER_MEMBERS = frozenset({"alg", "kid", "typ"})
 _REFRESH_SHAPE = re.compile(r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")
+# RFC 7515 §7.1: compact JWS is three base64url segments without padding. PyJWT's decoder also
+# takes '+', '/' and '=', so one token would have several spellings; only ours is accepted.
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # Claims every token we mint carries (tokens.access_claims), with the type each must have.
 _CLAIM_TYPES: dict[str, type | tuple[type, ...]] = {
     "scope": str,
@@ -93,7 +96,7 @@ class TokenReader:
 
     def access_claims(self, token: str) -> dict[str, Any] | None:
         """Return the claims of an unexpired access token we signed, or None (never raises)."""
-        if len(token) > MAX_TOKEN or not token.isascii() or token.count(".") != 2:
+        if len(token) > MAX_TOKEN or _COMPACT_JWS.fullmatch(token) is None:
             return None
         try:
             header = jwt.get_unverified_header(token)

@@ -51,6 +51,20 @@ def segment(value: Any) -> str:
     return b64(value if isinstance(value, bytes) else json.dumps(value).encode())
 
 
+def standard_alphabet(ctx: Ctx) -> str:
+    """Respell a genuine token's signature in base64's standard alphabet ('+', '/').
+
+    Decoders that also take the standard alphabet see the same bytes, so the signature still
+    verifies: the token would have two spellings. Sign until header and payload have no '-' or
+    '_' (their respelling would change the signed input) and the signature has one."""
+    for _ in range(2000):
+        token = ctx.ours(ctx.claims(sub="testclient"))
+        signed, _dot, signature = token.rpartition(".")
+        if not {"-", "_"} & set(signed) and {"-", "_"} & set(signature):
+            return f"{signed}.{signature.replace('-', '+').replace('_', '/')}"
+    raise AssertionError("no suitable token in 2000 signatures")
+
+
 @dataclass(frozen=True)
 class Ctx:
     """What an attacker has (the JWKS, a genuine token) and what the test may use (our key)."""
@@ -303,7 +317,7 @@ FORGERIES: dict[str, Callable[[Ctx], str]] = {
     "four-parts": lambda ctx: ctx.genuine + ".x",
     "jwe-shape": lambda ctx: ".".join([segment({"alg": "dir", "enc": "A256GCM"}), "", "iv", "ct", "tag"]),
     "padded-b64": lambda ctx: ".".join(part + "==" for part in ctx.genuine.split(".")),
-    "std-b64": lambda ctx: ctx.genuine.replace("-", "+").replace("_", "/"),
+    "std-b64": lambda ctx: standard_alphabet(ctx),
     "whitespace": lambda ctx: " " + ctx.genuine + " ",
     "newline": lambda ctx: ctx.genuine + "\n",
     "header-array": lambda ctx: ctx.raw([ctx.header()], ctx.claims(), b"\x00"),
