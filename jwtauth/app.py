@@ -23,6 +23,7 @@ from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.hashing import SecretChecker
 from jwtauth.introspection import TokenReader
 from jwtauth.keys import KeyRing
+from jwtauth.login import Login
 from jwtauth.net import ClientAddress, parse_networks
 from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, MetricsResource, Observer
 from jwtauth.pages import Pages
@@ -157,12 +158,13 @@ def create_app(
     limiter = FailureLimiter(
         store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
     )
+    login = Login(users, limiter)
     grants: dict[str, Grant] = {
         g.grant_type: g
         for g in (
             ClientCredentialsGrant(settings, tokens),
             AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=metrics),
-            PasswordGrant(settings, tokens, users, refresh, limiter, clock),
+            PasswordGrant(settings, tokens, login, refresh, clock),
             RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics),
         )
     }
@@ -194,9 +196,8 @@ def create_app(
     authorize = AuthorizeResource(
         settings=settings,
         clients=clients,
-        users=users,
+        login=login,
         codes=codes,
-        limiter=limiter,
         tokens=tokens,
         pages=Pages(templates),
         clock=clock,

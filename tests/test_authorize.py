@@ -21,7 +21,7 @@ from jwtauth.app import create_app
 from jwtauth.config import Settings
 from jwtauth.hashing import SecretChecker
 from jwtauth.keys import KeyRing
-from jwtauth.resources.authorize import failure_keys
+from jwtauth.login import failure_keys
 from jwtauth.store import CodeStore, FailureLimiter
 from tests.authflow import (
     PASSWORD,

@@ -26,7 +26,7 @@ from typing import Any
 from jwtauth import pkce
 from jwtauth.config import Client, Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
-from jwtauth.grants.base import TokenFactory, TokenRequest, requested_audience
+from jwtauth.grants.base import TokenFactory, TokenRequest, requested_audience, start_family
 from jwtauth.observability import NO_EVENTS, Events
 from jwtauth.store import CodeRecord, CodeStore, RefreshStore, TakeStatus
 
@@ -65,26 +65,11 @@ class AuthorizationCodeGrant:
         record = self._take(code, client, now)
         audience = self._checked_audience(client, record, params)
         scope = tuple(record.scope.split())
-        if "refresh_token" not in client.grant_types:
-            # No family, so no `fid`: a replay cannot revoke this short-lived token.
-            return self.tokens.issue(
-                client=client,
-                subject=record.subject,
-                scope=scope,
-                audience=audience,
-                auth_time=int(record.auth_time),
-            )
-        family = self.refresh.create(
-            client_id=client.client_id,
-            subject=record.subject,
-            scope=record.scope,
-            audience=[audience],
-            auth_time=record.auth_time,
-            now=now,
-            absolute_ttl=self.settings.refresh_absolute_ttl,
-            idle_ttl=self.settings.refresh_idle_ttl,
+        family = start_family(
+            self.refresh, self.settings, client,
+            subject=record.subject, scope=scope, audience=audience, auth_time=record.auth_time, now=now,
         )
-        if not self.codes.bind_family(code, family.family_id):
+        if family is not None and not self.codes.bind_family(code, family.family_id):
             # A second redemption arrived between take and bind and could not revoke a family it
             # did not know yet (RFC 6749 §4.1.2), so this request revokes it. This request still
             # won the code: it answers 200 with tokens that are already dead, exactly the outcome
@@ -95,8 +80,8 @@ class AuthorizationCodeGrant:
             subject=record.subject,
             scope=scope,
             audience=audience,
-            refresh_token=family.token,
-            family_id=family.family_id,
+            refresh_token=family.token if family else None,
+            family_id=family.family_id if family else None,
             auth_time=int(record.auth_time),
         )
 

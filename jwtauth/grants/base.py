@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from jwtauth.config import Client, Settings
 from jwtauth.errors import InvalidScope, InvalidTarget, TemporarilyUnavailable
 from jwtauth.keys import KeyRing
+from jwtauth.store import IssuedRefresh, RefreshStore
 from jwtauth.tokens import access_claims, mint, token_response
 
 MAX_SCOPE = 1024
@@ -107,3 +108,33 @@ class TokenFactory:
             auth_time=auth_time,
         )
         return token_response(mint(claims, key), claims, refresh_token)
+
+
+def start_family(
+    refresh: RefreshStore,
+    settings: Settings,
+    client: Client,
+    *,
+    subject: str,
+    scope: Sequence[str],
+    audience: str,
+    auth_time: float,
+    now: float,
+) -> IssuedRefresh | None:
+    """Start a refresh-token family for a user's grant, or None if the client may not refresh.
+
+    Without a family the access token carries no `fid`, so nothing can revoke it early; it is
+    short-lived (RFC 6749 §1.5: refresh tokens are issued at the server's discretion).
+    """
+    if "refresh_token" not in client.grant_types:
+        return None
+    return refresh.create(
+        client_id=client.client_id,
+        subject=subject,
+        scope=" ".join(scope),
+        audience=[audience],
+        auth_time=auth_time,
+        now=now,
+        absolute_ttl=settings.refresh_absolute_ttl,
+        idle_ttl=settings.refresh_idle_ttl,
+    )

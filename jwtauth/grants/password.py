@@ -2,7 +2,7 @@
 
 Brute force (RFC 6749 §4.3.2 MUST, RFC 6819 §5.1.4.2.3): every failed check counts against
 the username and against the client's address, in Redis, shared by every worker and by the
-authorize page (the same counter names, see `failure_keys`). Once either is over the limit the
+authorize page (the same counter names, see `jwtauth.login`). Once either is over the limit the
 request is refused before any hashing, even with the right password, until the window passes.
 
 The refusal is 429 with Retry-After and the error code `slow_down`. RFC 6749 §5.2 has no code
@@ -21,18 +21,19 @@ from collections.abc import Callable
 from typing import Any
 
 from jwtauth.config import Settings
-from jwtauth.errors import InvalidGrant, InvalidRequest, SlowDown
-from jwtauth.grants.base import TokenFactory, TokenRequest, requested_audience, requested_scope
-from jwtauth.store import FailureLimiter, RefreshStore
-from jwtauth.users import MAX_PASSWORD, MAX_USERNAME, UserDirectory
+from jwtauth.errors import InvalidGrant, InvalidRequest
+from jwtauth.grants.base import (
+    TokenFactory,
+    TokenRequest,
+    requested_audience,
+    requested_scope,
+    start_family,
+)
+from jwtauth.login import Login
+from jwtauth.store import RefreshStore
+from jwtauth.users import MAX_PASSWORD, MAX_USERNAME
 
 BAD_CREDENTIALS = "the username or password is not correct"
-
-
-def failure_keys(username: str, remote_addr: str) -> tuple[str, str]:
-    """Return the brute-force counters of one login: per user, then per client address."""
-    # The authorize page counts under these exact names, so guesses on either path add up.
-    return f"user:{username}", f"addr:{remote_addr}"
 
 
 class PasswordGrant:
@@ -44,13 +45,12 @@ class PasswordGrant:
         self,
         settings: Settings,
         tokens: TokenFactory,
-        users: UserDirectory,
+        login: Login,
         refresh: RefreshStore,
-        limiter: FailureLimiter,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.settings, self.tokens, self.users, self.clock = settings, tokens, users, clock
-        self.refresh, self.limiter = refresh, limiter
+        self.settings, self.tokens, self.login, self.clock = settings, tokens, login, clock
+        self.refresh = refresh
 
     def handle(self, request: TokenRequest) -> dict[str, Any]:
         """Return the token response for the user these credentials prove."""
@@ -60,39 +60,21 @@ class PasswordGrant:
         scope = requested_scope(client, params.get("scope"))
         audience = requested_audience(client, self.settings, params.get("resource"))
         now = self.clock()
-        keys = failure_keys(username, request.remote_addr)
-        wait = self.limiter.retry_after(keys, now=now)
-        if wait is not None:
-            raise SlowDown(wait, "too many failed sign-in attempts; retry after the delay")
-        user = self.users.authenticate(username, password)
+        user = self.login.attempt(username, password, request.remote_addr, now=now)
         if user is None:
-            self.limiter.record_failure(keys, now=now)
             # One answer for an unknown user and a wrong password (RFC 6749 §5.2 invalid_grant).
             raise InvalidGrant(BAD_CREDENTIALS)
-        # Only the user's counter: resetting the address one would let a guesser who owns one
-        # account wipe its own record between guesses at other accounts.
-        self.limiter.reset(keys[0])
-        if "refresh_token" not in client.grant_types:
-            return self.tokens.issue(
-                client=client, subject=user.username, scope=scope, audience=audience, auth_time=int(now)
-            )
-        family = self.refresh.create(
-            client_id=client.client_id,
-            subject=user.username,
-            scope=" ".join(scope),
-            audience=[audience],
-            auth_time=now,
-            now=now,
-            absolute_ttl=self.settings.refresh_absolute_ttl,
-            idle_ttl=self.settings.refresh_idle_ttl,
+        family = start_family(
+            self.refresh, self.settings, client,
+            subject=user.username, scope=scope, audience=audience, auth_time=now, now=now,
         )
         return self.tokens.issue(
             client=client,
             subject=user.username,
             scope=scope,
             audience=audience,
-            refresh_token=family.token,
-            family_id=family.family_id,
+            refresh_token=family.token if family else None,
+            family_id=family.family_id if family else None,
             auth_time=int(now),
         )
 

@@ -28,12 +28,12 @@ from jwtauth.authorization import (
 from jwtauth.clients import ClientRegistry
 from jwtauth.config import Settings, User
 from jwtauth.connection import STORE_ERRORS, unavailable
-from jwtauth.errors import AccessDenied, InvalidRequest, OAuthError, TemporarilyUnavailable
+from jwtauth.errors import AccessDenied, InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
 from jwtauth.forms import parse_params, read_form
 from jwtauth.grants.base import TokenFactory
+from jwtauth.login import Login
 from jwtauth.pages import SECURITY_HEADERS, Pages, describe_scope, form_target
-from jwtauth.store import CodeRecord, CodeStore, FailureLimiter
-from jwtauth.users import MAX_PASSWORD, MAX_USERNAME, UserDirectory
+from jwtauth.store import CodeRecord, CodeStore
 
 log = logging.getLogger("jwtauth")
 
@@ -43,11 +43,6 @@ CSRF_FIELD = "csrf_token"
 BAD_LOGIN = "The email or password is not correct."
 # The fields of a fragment response (RFC 6749 §4.2.2); never a refresh token.
 IMPLICIT_FIELDS = ("access_token", "token_type", "expires_in", "expires_at", "scope")
-
-
-def failure_keys(username: str, remote_addr: str) -> tuple[str, str]:
-    """Return the brute-force counters of one login, shared with the password grant."""
-    return f"user:{username}", f"addr:{remote_addr}"
 
 
 def _display_host(uri: str) -> str:
@@ -70,15 +65,14 @@ class AuthorizeResource:
         *,
         settings: Settings,
         clients: ClientRegistry,
-        users: UserDirectory,
+        login: Login,
         codes: CodeStore,
-        limiter: FailureLimiter,
         tokens: TokenFactory,
         pages: Pages,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.settings, self.clients, self.users = settings, clients, users
-        self.codes, self.limiter, self.tokens = codes, limiter, tokens
+        self.settings, self.clients, self.login = settings, clients, login
+        self.codes, self.tokens = codes, tokens
         self.pages, self.clock = pages, clock
         self.issuer = settings.issuer
         self.action = urlsplit(settings.issuer).path + AUTHORIZE_PATH
@@ -157,24 +151,17 @@ class AuthorizeResource:
             message = "Enter your email or username and your password."
             self._login_page(req, resp, request, status=400, message=message, username=username)
             return None
-        keys = failure_keys(username, req.context.client_addr)
-        wait = self.limiter.retry_after(keys, now=now)
-        if wait is not None:
+        try:
+            user = self.login.attempt(username, password, req.context.client_addr, now=now)
+        except SlowDown as locked:
             # RFC 6749 §4.3.2, RFC 6819 §5.1.4.2.3: locked even for the right password.
-            resp.set_header("Retry-After", str(wait))
-            message = f"Too many failed sign-in attempts. Try again in {_wait_words(wait)}."
+            resp.set_header("Retry-After", str(locked.retry_after))
+            message = f"Too many failed sign-in attempts. Try again in {_wait_words(locked.retry_after)}."
             self._login_page(req, resp, request, status=429, message=message, username=username)
             return None
-        user = None
-        if len(username) <= MAX_USERNAME and len(password) <= MAX_PASSWORD:
-            user = self.users.authenticate(username, password)
         if user is None:
-            self.limiter.record_failure(keys, now=now)
             self._login_page(req, resp, request, status=400, message=BAD_LOGIN, username=username)
             return None
-        # Only the user's counter: resetting the address one would let a guesser who owns one
-        # account wipe its own record between guesses at other accounts.
-        self.limiter.reset(keys[0])
         return user
 
     def _grant(self, request: AuthorizationRequest, user: User, now: float) -> str:
