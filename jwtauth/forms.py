@@ -52,8 +52,12 @@ def read_form(req: falcon.Request) -> dict[str, str]:
         # A chunked body has no Content-Length; servers that decode the framing end the stream
         # (gunicorn, granian), so read it up to the cap instead of taking it as empty.
         body = _read_capped(req.stream)
+    elif length:
+        # Exactly Content-Length bytes: no extra read to find the end, which would cost one
+        # more call into the server per request.
+        body = _read_capped(req.stream, length)
     else:
-        body = _read_capped(req.bounded_stream)
+        body = b""
     if len(body) > MAX_BODY:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
     try:
@@ -65,12 +69,12 @@ def read_form(req: falcon.Request) -> dict[str, str]:
     return parse_params(text)
 
 
-def _read_capped(stream: Any) -> bytes:
-    """Read until the end of the stream or one byte past MAX_BODY, whichever comes first."""
+def _read_capped(stream: Any, limit: int = MAX_BODY + 1) -> bytes:
+    """Read until the end of the stream or `limit` bytes (one past MAX_BODY), whichever comes first."""
     chunks: list[bytes] = []
     size = 0
-    while size <= MAX_BODY:
-        chunk = stream.read(MAX_BODY + 1 - size)
+    while size < limit:
+        chunk = stream.read(limit - size)
         if not chunk:
             break
         chunks.append(chunk)

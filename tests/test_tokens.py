@@ -83,6 +83,18 @@ def test_mint_signs_with_kid_and_typ(alg: str, rsa_key: rsa.RSAPrivateKey) -> No
     assert decoded == claims(now=now)
 
 
+@pytest.mark.parametrize("alg", ["ES256", "RS256", "PS256", "EdDSA"])
+def test_mint_builds_what_pyjwt_builds(alg: str, rsa_key: rsa.RSAPrivateKey) -> None:
+    # mint serializes the JWS itself (hot path); the bytes must stay PyJWT's, the signature
+    # too where the algorithm is deterministic (RSASSA-PKCS1-v1_5, Ed25519).
+    key, body = record(alg, rsa_key), {**claims(now=int(time.time())), "fid": "family"}
+    token = mint(body, key)
+    reference = jwt.encode(body, key.private_key, algorithm=alg, headers={"kid": key.kid, "typ": "at+jwt"})
+    assert token.rsplit(".", 1)[0] == reference.rsplit(".", 1)[0]
+    if alg in ("RS256", "EdDSA"):
+        assert token == reference
+
+
 def test_mint_does_not_verify_under_another_key(rsa_key: rsa.RSAPrivateKey) -> None:
     token = mint(claims(now=int(time.time())), new_record("ES256", NOW, NOW))
     other = new_record("ES256", NOW, NOW)
