@@ -1,0 +1,624 @@
+"""make bench: a real `jwtauth serve` on real Redis, driven by wrk over loopback, with its baselines.
+
+One run measures, in this order (about 3-4 minutes, loopback only, everything it starts is
+stopped, every Redis key it wrote is deleted):
+
+1. the stack ceiling: bench/ceiling_app.py (Falcon + PyJWT, nothing else) under gunicorn with
+   2 sync workers; measured again at the end, and the higher of the two is the ceiling;
+2. the signing ceiling: tokens/s one process signs with jwtauth's own key and claims, no HTTP;
+3. `jwtauth serve --workers 2` with Redis (a unique JWTAUTH_REDIS_PREFIX) and an ES256 key:
+   client_credentials, password, refresh_token (each family rotated by one connection at a
+   time), authorization_code (codes issued into Redis beforehand, each redeemed once),
+   introspection, JWKS and metadata; the workers' RSS before and after 100k tokens;
+4. the same server with an RS256 key, then an EdDSA key: client_credentials;
+5. Redis memory per refresh family.
+
+Each scenario: a warm-up, then `wrk -t2 -c16 -d8s`; reported: requests/s, p50, p99, errors
+(non-2xx and socket errors), server CPU per request (utime+stime of the server's whole process
+tree from /proc), and the CPU other processes used meanwhile (noise on a shared box). Results
+go to bench/results.md.
+
+    .venv/bin/python -m bench.run [--duration 8] [--only password refresh_token] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python bench/run.py` as well as `python -m bench.run`
+    sys.path.insert(0, str(ROOT))
+
+from bench import memory  # noqa: E402
+from bench.serving import (  # noqa: E402
+    CLK_TCK,
+    HOST,
+    busy_ticks,
+    free_port,
+    gunicorn,
+    parse_wrk,
+    stop,
+    tree_cpu_ticks,
+    wait_ready,
+    with_address,
+)
+from bench.sign_ceiling import per_second  # noqa: E402
+
+LUA = ROOT / "bench" / "wrk.lua"
+CEILING_LUA = ROOT / "bench" / "post_token.lua"
+FIXTURES = ROOT / "jwtauth" / "fixtures" / "test_credentials.toml"
+RESULTS = ROOT / "bench" / "results.md"
+REDIS_URL = os.environ.get("JWTAUTH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+TOKENS = "/api/v1/tokens"
+BASIC = base64.b64encode(b"testclient:testpassword").decode()
+USER, PASSWORD = "testuser@example.com", "testpassword"
+PASSWORD_BODY = f"grant_type=password&username={USER.replace('@', '%40')}&password={PASSWORD}"
+MEMORY_TOKENS = 100_000
+WORKERS = 2
+
+
+@dataclass
+class Result:
+    """One wrk run against one server."""
+
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    server_cpu_ms: float  # per request
+    other_cores: float  # CPU used by neither the server nor wrk, in cores
+    notes: list[str] = field(default_factory=list)
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A running server process group on 127.0.0.1."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_dir: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def workers(self) -> list[int]:
+        """Return the pids of the server's direct children (its workers)."""
+        children: list[int] = []
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            children += [int(pid) for pid in (task / "children").read_text().split()]
+        return sorted(children)
+
+    def error_lines(self) -> list[str]:
+        text = (self.log_dir / "stderr.log").read_text(errors="replace")
+        return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
+
+
+@contextlib.contextmanager
+def jwtauth_server(config: Path, keys_dir: Path, prefix: str, work: Path) -> Iterator[Server]:
+    """Run `jwtauth serve --workers 2` with Redis; stop its process group afterwards."""
+    port = free_port()
+    log_dir = Path(tempfile.mkdtemp(prefix="serve-", dir=work))
+    env = {
+        **os.environ,
+        "JWTAUTH_KEYS_DIR": str(keys_dir),
+        "JWTAUTH_REDIS_URL": REDIS_URL,
+        "JWTAUTH_REDIS_PREFIX": prefix,
+        "TMPDIR": str(work),
+    }
+    env.pop("JWTAUTH_ISSUER", None)
+    argv = [sys.executable, "-m", "jwtauth", "serve", "--config", str(config), "--host", HOST]
+    argv += ["--port", str(port), "--workers", str(WORKERS)]
+    # stdout is the JSON access log: written to a real file, as a log collector would read it.
+    with open(log_dir / "access.log", "wb") as out, open(log_dir / "stderr.log", "wb") as err:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True)
+    server = Server(proc, port, log_dir)
+    try:
+        wait_ready(port, proc)
+        yield server
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def ceiling_server() -> Iterator[Server]:
+    """Run the stack-ceiling app under gunicorn with 2 sync workers."""
+    port = free_port()
+    log_dir = Path(tempfile.mkdtemp(prefix="ceiling-"))
+    env = {**os.environ, "CEILING_ALG": "ES256", "PYTHONPATH": str(ROOT)}
+    with open(log_dir / "stderr.log", "wb") as err:
+        proc = subprocess.Popen(
+            with_address(gunicorn("-k", "sync"), "gunicorn", port),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    try:
+        wait_ready(port, proc)
+        yield Server(proc, port, log_dir)
+    finally:
+        stop(proc)
+
+
+# --- wrk ------------------------------------------------------------------------------------------
+
+
+def wrk(url: str, duration: float, args: argparse.Namespace, env: dict[str, str], lua: Path = LUA) -> str:
+    """Run wrk once and return its output."""
+    full_env = {**os.environ, "BENCH_THREADS": "2", **env}
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{args.connections}",
+            f"-d{max(round(duration), 1)}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(lua),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 30,
+        env=full_env,
+    )
+    return out.stdout
+
+
+def measure(
+    name: str, server: Server, path: str, args: argparse.Namespace, env: dict[str, str], lua: Path = LUA
+) -> Result:
+    """Warm up, then measure one wrk run: throughput, latency, errors, server CPU."""
+    url = server.base + path
+    if args.warmup > 0 and "BENCH_FILE" not in env:
+        wrk(url, args.warmup, args, env, lua)
+    cpu0, busy0, wall0 = tree_cpu_ticks(server.proc.pid), busy_ticks(), time.monotonic()
+    wrk_cpu0 = _children_cpu()
+    text = wrk(url, args.duration, args, env, lua)
+    wrk_cpu = _children_cpu() - wrk_cpu0
+    cpu1, busy1, wall1 = tree_cpu_ticks(server.proc.pid), busy_ticks(), time.monotonic()
+    vals = parse_wrk(text)
+    n = max(int(vals["requests"]), 1)
+    server_s = (cpu1 - cpu0) / CLK_TCK
+    result = Result(
+        name=name,
+        rps=vals["rps"],
+        p50_ms=vals["p50_us"] / 1000,
+        p99_ms=vals["p99_us"] / 1000,
+        requests=n,
+        errors=sum(int(vals[k]) for k in ("non2xx", "connect", "read", "write", "timeout")),
+        server_cpu_ms=server_s * 1000 / n,
+        other_cores=((busy1 - busy0) / CLK_TCK - server_s - wrk_cpu) / (wall1 - wall0),
+    )
+    print(
+        f"  {name:28} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
+        f"errors {result.errors}  server CPU {result.server_cpu_ms:.3f} ms/req  "
+        f"other load {result.other_cores:.2f}",
+        flush=True,
+    )
+    return result
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def fixed(method: str = "GET", body: str = "", auth: bool = False) -> dict[str, str]:
+    return {"BENCH_METHOD": method, "BENCH_BODY": body, "BENCH_AUTH": BASIC if auth else ""}
+
+
+def post_form(server: Server, body: dict[str, str]) -> dict[str, Any]:
+    answer = requests.post(server.base + TOKENS, data=body, auth=("testclient", "testpassword"), timeout=10)
+    answer.raise_for_status()
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+# --- scenarios ------------------------------------------------------------------------------------
+
+
+def refresh_tokens(server: Server, count: int, path: Path) -> Path:
+    """Start `count` refresh families by password logins; write their tokens, one a line."""
+    body = {"grant_type": "password", "username": USER, "password": PASSWORD}
+    path.write_text("".join(post_form(server, body)["refresh_token"] + "\n" for _ in range(count)))
+    return path
+
+
+def issue_codes(store: Any, prefix: str, count: int, path: Path) -> Path:
+    """Issue `count` authorization codes straight into Redis, as the authorize page would."""
+    from jwtauth.store import CodeRecord, CodeStore
+
+    codes = CodeStore(store, prefix=prefix, access_token_ttl=960)
+    record = CodeRecord(
+        client_id="testclient",
+        redirect_uri=None,
+        scope="read write",
+        subject=USER,
+        code_challenge=None,
+        code_challenge_method=None,
+        auth_time=time.time(),
+        audience=("https://api.example.com",),
+    )
+    now = time.time()
+    path.write_text("".join(codes.issue(record, ttl=600, now=now) + "\n" for _ in range(count)))
+    return path
+
+
+def stateful(
+    name: str, server: Server, args: argparse.Namespace, mode: str, make: Any, expected_rps: float
+) -> Result:
+    """Measure a scenario whose every request consumes a token or code made beforehand."""
+    env = {**fixed("POST", auth=True), "BENCH_MODE": mode}
+    if args.warmup > 0:
+        warm = make(max(int(expected_rps * args.warmup * 2), 2000), "warmup")
+        wrk(server.base + TOKENS, args.warmup, args, {**env, "BENCH_FILE": str(warm)})
+    main = make(max(int(expected_rps * args.duration * 2), 4000), "main")
+    return measure(name, server, TOKENS, args, {**env, "BENCH_FILE": str(main)})
+
+
+def run_es256(
+    server: Server, args: argparse.Namespace, store: Any, prefix: str, work: Path, report: dict[str, Any]
+) -> None:
+    """Every scenario on the ES256 server, plus the workers' memory across 100k tokens."""
+    results: dict[str, Result] = report["jwtauth"]
+    cc_env = fixed("POST", "grant_type=client_credentials", auth=True)
+    only = set(args.only or [])
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
+    if wanted("client_credentials"):
+        wrk(server.base + TOKENS, args.warmup, args, cc_env)
+        before = memory.rss_of(server.workers())
+        results["client_credentials ES256"] = measure(
+            "client_credentials ES256", server, TOKENS, _no_warmup(args), cc_env
+        )
+        issued = results["client_credentials ES256"].requests
+        while issued < MEMORY_TOKENS and not only:  # until 100k tokens passed through the workers
+            issued += int(parse_wrk(wrk(server.base + TOKENS, 4, args, cc_env))["requests"])
+        report["memory"] = {"tokens": issued, "before": before, "after": memory.rss_of(server.workers())}
+    if wanted("password"):
+        body = PASSWORD_BODY
+        results["password"] = measure("password", server, TOKENS, args, fixed("POST", body, auth=True))
+    expected = results["password"].rps if "password" in results else 3000.0
+    if wanted("refresh_token"):
+        results["refresh_token"] = stateful(
+            "refresh_token",
+            server,
+            args,
+            "refresh",
+            # More families than connections: wrk builds one request to check the script before
+            # it starts (bench/wrk.lua), and the token it takes is never sent.
+            lambda _n, tag: refresh_tokens(server, 2 * args.connections, work / f"refresh-{tag}.txt"),
+            expected,
+        )
+    if wanted("authorization_code"):
+        results["authorization_code"] = stateful(
+            "authorization_code",
+            server,
+            args,
+            "code",
+            lambda n, tag: issue_codes(store, prefix, n, work / f"codes-{tag}.txt"),
+            expected,
+        )
+    if wanted("introspection"):
+        access = post_form(server, {"grant_type": "password", "username": USER, "password": PASSWORD})
+        body = "token=" + access["access_token"]
+        results["introspection"] = measure(
+            "introspection", server, "/api/v1/introspect", args, fixed("POST", body, auth=True)
+        )
+    if wanted("jwks"):
+        results["jwks"] = measure("JWKS GET", server, "/jwks", args, fixed())
+    if wanted("metadata"):
+        results["metadata"] = measure(
+            "metadata GET", server, "/.well-known/oauth-authorization-server", args, fixed()
+        )
+
+
+def _no_warmup(args: argparse.Namespace) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), "warmup": 0})
+
+
+# --- baselines ------------------------------------------------------------------------------------
+
+
+def signing_ceiling(keys_dirs: dict[str, Path], seconds: float) -> dict[str, float]:
+    """Return tokens/s one process signs with each server key and jwtauth's own claims."""
+    from jwtauth.keys import KeyRing
+    from jwtauth.tokens import access_claims, mint
+
+    out = {}
+    for alg, directory in keys_dirs.items():
+        key = KeyRing(directory, retire_after=960).signer()
+        assert key is not None, directory
+
+        def sign(key: Any = key) -> str:
+            now = int(time.time())
+            claims = access_claims(
+                issuer="http://127.0.0.1:8000",
+                subject="testclient",
+                client_id="testclient",
+                audience="https://api.example.com",
+                scope=("read", "write"),
+                now=now,
+                ttl=900,
+                jti=uuid.uuid4().hex,
+            )
+            return mint(claims, key)
+
+        out[alg] = per_second(sign, seconds)
+        print(f"  signing ceiling {alg:6} {out[alg]:8.0f} tokens/s", flush=True)
+    return out
+
+
+def stack_ceiling(args: argparse.Namespace, label: str) -> Result:
+    with ceiling_server() as server:
+        env = {"CEILING_ALG": "ES256"}
+        return measure(f"stack ceiling ({label})", server, "/api/v1/tokens/", args, env, CEILING_LUA)
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def make_keys(work: Path) -> dict[str, Path]:
+    dirs = {}
+    for alg in ("ES256", "RS256", "EdDSA"):
+        dirs[alg] = work / f"keys-{alg}"
+        subprocess.run(
+            [sys.executable, "-m", "jwtauth", "keys", "--dir", str(dirs[alg]), "ensure", "--alg", alg],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+            env={**os.environ, "JWTAUTH_CONFIG": str(FIXTURES)},
+        )
+    return dirs
+
+
+def make_config(work: Path) -> Path:
+    """The demo fixtures with refresh_grace = 0: a family used twice at once would show as errors."""
+    text = FIXTURES.read_text()
+    assert "refresh_grace = 5" in text
+    path = work / "bench.toml"
+    path.write_text(text.replace("refresh_grace = 5", "refresh_grace = 0"))
+    return path
+
+
+def delete_prefix(store: Any, prefix: str) -> int:
+    deleted = 0
+    batch: list[bytes] = []
+    for key in store.scan_iter(match=prefix + "*", count=2000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            deleted += store.unlink(*batch)
+            batch.clear()
+    if batch:
+        deleted += store.unlink(*batch)
+    return deleted
+
+
+def environment() -> dict[str, str]:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    info = redis.Redis.from_url(REDIS_URL).info("server")
+    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()[1]
+    packages = ("falcon", "PyJWT", "cryptography", "granian", "gunicorn", "redis", "prometheus-client")
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": str(os.cpu_count()),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "versions": ", ".join(f"{p} {version(p)}" for p in packages)
+        + f", Redis {info['redis_version']}, wrk {wrk_version}",
+        "load before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=8)
+    parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--sign-seconds", type=float, default=2)
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        help="ES256 scenarios to run: client_credentials password refresh_token authorization_code "
+        "introspection jwks metadata (default: all, plus RS256/EdDSA, baselines and memory)",
+    )
+    parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results.md")
+    args = parser.parse_args()
+
+    store = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        store.ping()
+    except redis.RedisError as exc:
+        print(f"bench: no Redis at {REDIS_URL}: {exc}", file=sys.stderr)
+        return 2
+    prefix = f"jwtauth-bench:{uuid.uuid4().hex[:12]}:"
+    report: dict[str, Any] = {"env": environment(), "jwtauth": {}, "args": vars(args)}
+    print(f"make bench: {report['env']['cores']} cores, Redis prefix {prefix}", flush=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="jwtauth-bench-") as tmp:
+        work = Path(tmp)
+        try:
+            keys_dirs = make_keys(work)
+            config = make_config(work)
+            full = not args.only
+            if full:
+                print("baselines", flush=True)
+                report["ceiling_before"] = stack_ceiling(args, "first")
+                report["signing"] = signing_ceiling(keys_dirs, args.sign_seconds)
+            print("jwtauth serve, ES256", flush=True)
+            with jwtauth_server(config, keys_dirs["ES256"], prefix, work) as server:
+                run_es256(server, args, store, prefix, work, report)
+                report["error_lines"] = server.error_lines()
+                report["access_log_lines"] = (server.log_dir / "access.log").read_bytes().count(b"\n")
+            if full:
+                for alg in ("RS256", "EdDSA"):
+                    print(f"jwtauth serve, {alg}", flush=True)
+                    with jwtauth_server(config, keys_dirs[alg], prefix, work) as server:
+                        env = fixed("POST", "grant_type=client_credentials", auth=True)
+                        name = f"client_credentials {alg}"
+                        report["jwtauth"][name] = measure(name, server, TOKENS, args, env)
+                        report["error_lines"] += server.error_lines()
+                print("Redis memory per refresh family", flush=True)
+                report["redis"] = memory.redis_per_family(store, prefix + "mem:")
+                report["ceiling_after"] = stack_ceiling(args, "last")
+        finally:
+            deleted = delete_prefix(store, prefix)
+            print(f"deleted {deleted} Redis keys under {prefix}", flush=True)
+    report["seconds"] = time.monotonic() - started
+    text = render(report)
+    print(text)
+    if not args.no_write and not args.only:
+        RESULTS.write_text(text)
+        print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+TARGETS = {  # scenario -> (minimum ratio to the stack ceiling, what the issue asks)
+    "client_credentials ES256": 1.3,
+    "password": 0.8,
+    "refresh_token": 0.8,
+    "jwks": 2.0,
+    "metadata": 2.0,
+}
+
+
+def render(report: dict[str, Any]) -> str:
+    """Return bench/results.md."""
+    env = report["env"]
+    results: dict[str, Result] = report["jwtauth"]
+    ceilings = [r for r in (report.get("ceiling_before"), report.get("ceiling_after")) if r is not None]
+    ceiling = max((r.rps for r in ceilings), default=0.0)
+    lines = [
+        "# make bench: results",
+        "",
+        f"Generated by `make bench` (bench/run.py) on {env['date']} in {report['seconds']:.0f} s.",
+        "",
+        f"Machine: {env['cores']} cores ({env['cpu']}), Linux {env['kernel']}, Python {env['python']}; "
+        f"{env['versions']}. Load average before the run: {env['load before']}. wrk runs on the "
+        f"same cores as the server (`wrk -t2 -c{report['args']['connections']} "
+        f"-d{report['args']['duration']:g}s`, after a {report['args']['warmup']:g} s warm-up), "
+        "over loopback; the server is `jwtauth serve --workers 2` (granian) with the machine's Redis.",
+        "",
+        "Server CPU is utime+stime of the server's whole process tree per request; *other load* is "
+        "the CPU that neither the server nor wrk used meanwhile (other work on a shared box), in cores.",
+        "",
+        "| scenario | req/s | xstack ceiling | p50 ms | p99 ms | errors | server CPU ms/req | other load |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in ceilings:
+        lines.append(_row(r, ceiling))
+    for r in results.values():
+        lines.append(_row(r, ceiling))
+    lines += ["", "## Targets", ""]
+    lines += _targets(results, ceiling)
+    if "signing" in report:
+        cc = results.get("client_credentials ES256")
+        lines += ["", "## Baselines", ""]
+        runs = ", ".join(
+            f"{r.rps:.0f} req/s ({r.name.split('(')[1][:-1]} run, server CPU {r.server_cpu_ms:.3f} ms/req)"
+            for r in ceilings
+        )
+        lines.append(
+            "- Stack ceiling (bench/ceiling_app.py, ES256, gunicorn 2 sync workers): "
+            f"{runs}; the ratios use the higher, {ceiling:.0f} req/s."
+        )
+        for alg, rate in report["signing"].items():
+            served = results.get(f"client_credentials {alg}")
+            share = f"; served client_credentials {alg}: {served.rps / rate:.2f}x of it" if served else ""
+            lines.append(
+                f"- Signing ceiling {alg} (one process, jwtauth's key and claims, no HTTP): "
+                f"{rate:.0f} tokens/s{share}."
+            )
+        if cc is not None:
+            lines.append(
+                f"- client_credentials ES256 at {cc.rps:.0f} req/s is {cc.rps / ceiling:.2f}x the stack "
+                f"ceiling and {cc.rps / report['signing']['ES256']:.2f}x the signing ceiling."
+            )
+    if "memory" in report:
+        lines += ["", "## Worker memory", ""]
+        lines += memory.render_rss(report["memory"])
+    if "redis" in report:
+        lines += ["", "## Redis memory per refresh family", ""]
+        lines += memory.render_redis(report["redis"])
+    lines += ["", "## Server log", ""]
+    lines.append(
+        f"{report.get('access_log_lines', 0)} JSON access-log lines written by the ES256 server "
+        f"(one per request); {len(report.get('error_lines', []))} ERROR/Traceback lines on stderr."
+    )
+    lines += [f"    {line}" for line in report.get("error_lines", [])[:10]]
+    return "\n".join(lines) + "\n"
+
+
+def _row(r: Result, ceiling: float) -> str:
+    ratio = f"{r.rps / ceiling:.2f}" if ceiling else "-"
+    return (
+        f"| {r.name} | {r.rps:.0f} | {ratio} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} "
+        f"| {r.server_cpu_ms:.3f} | {r.other_cores:.2f} |"
+    )
+
+
+def _targets(results: dict[str, Result], ceiling: float) -> list[str]:
+    lines = []
+    for name, minimum in TARGETS.items():
+        r = results.get(name)
+        if r is None or not ceiling:
+            continue
+        ratio = r.rps / ceiling
+        verdict = "met" if ratio >= minimum else "NOT met"
+        lines.append(f"- {name} ≥ {minimum}x the stack ceiling: {ratio:.2f}x — {verdict}")
+    slow = [r.name for r in results.values() if r.p99_ms > 20]
+    lines.append(f"- p99 ≤ 20 ms at 16 connections: {'met' if not slow else 'NOT met: ' + ', '.join(slow)}")
+    failing = [f"{r.name} ({r.errors})" for r in results.values() if r.errors]
+    lines.append(f"- zero errors: {'met' if not failing else 'NOT met: ' + ', '.join(failing)}")
+    cc = results.get("client_credentials ES256")
+    if cc is not None:
+        verdict = "met" if cc.server_cpu_ms <= 0.2 else "NOT met"
+        lines.append(
+            f"- server CPU per client_credentials token ≤ 0.2 ms: {cc.server_cpu_ms:.3f} ms — {verdict}"
+        )
+    return lines
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
