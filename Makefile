@@ -61,8 +61,9 @@ lint: dev
 typecheck: dev
 	$(BIN)/mypy
 
-bench: dev
-	$(BIN)/python bench/run.py
+## make bench: a real jwtauth serve on Redis under wrk, with its baselines (~4 min; writes bench/results.md)
+bench: dev system-deps
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
