@@ -86,7 +86,8 @@ class Result:
     requests: int
     errors: int
     server_cpu_ms: float  # per request
-    other_cores: float  # CPU used by neither the server nor wrk, in cores
+    redis_cpu_ms: float  # per request: the Redis server's own CPU (INFO cpu)
+    other_cores: float  # CPU used by neither the server, Redis nor wrk, in cores
     notes: list[str] = field(default_factory=list)
 
 
@@ -100,6 +101,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     port: int
     log_dir: Path
+    store: Any = None  # the Redis it uses, to read its CPU
 
     @property
     def base(self) -> str:
@@ -135,7 +137,7 @@ def jwtauth_server(config: Path, keys_dir: Path, prefix: str, work: Path) -> Ite
     # stdout is the JSON access log: written to a real file, as a log collector would read it.
     with open(log_dir / "access.log", "wb") as out, open(log_dir / "stderr.log", "wb") as err:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True)
-    server = Server(proc, port, log_dir)
+    server = Server(proc, port, log_dir, redis.Redis.from_url(REDIS_URL))
     try:
         wait_ready(port, proc)
         yield server
@@ -200,9 +202,9 @@ def measure(
     if args.warmup > 0 and "BENCH_FILE" not in env:
         wrk(url, args.warmup, args, env, lua)
     cpu0, busy0, wall0 = tree_cpu_ticks(server.proc.pid), busy_ticks(), time.monotonic()
-    wrk_cpu0 = _children_cpu()
+    wrk_cpu0, redis0 = _children_cpu(), redis_cpu(server.store)
     text = wrk(url, args.duration, args, env, lua)
-    wrk_cpu = _children_cpu() - wrk_cpu0
+    wrk_cpu, redis_s = _children_cpu() - wrk_cpu0, redis_cpu(server.store) - redis0
     cpu1, busy1, wall1 = tree_cpu_ticks(server.proc.pid), busy_ticks(), time.monotonic()
     vals = parse_wrk(text)
     n = max(int(vals["requests"]), 1)
@@ -215,15 +217,24 @@ def measure(
         requests=n,
         errors=sum(int(vals[k]) for k in ("non2xx", "connect", "read", "write", "timeout")),
         server_cpu_ms=server_s * 1000 / n,
-        other_cores=((busy1 - busy0) / CLK_TCK - server_s - wrk_cpu) / (wall1 - wall0),
+        redis_cpu_ms=redis_s * 1000 / n,
+        other_cores=((busy1 - busy0) / CLK_TCK - server_s - wrk_cpu - redis_s) / (wall1 - wall0),
     )
     print(
         f"  {name:28} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
         f"errors {result.errors}  server CPU {result.server_cpu_ms:.3f} ms/req  "
-        f"other load {result.other_cores:.2f}",
+        f"Redis CPU {result.redis_cpu_ms:.3f} ms/req  other load {result.other_cores:.2f}",
         flush=True,
     )
     return result
+
+
+def redis_cpu(store: Any) -> float:
+    """Return the CPU seconds the Redis server has used (0 without one)."""
+    if store is None:
+        return 0.0
+    info = store.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def _children_cpu() -> float:

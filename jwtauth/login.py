@@ -28,7 +28,7 @@ class Login:
     def attempt(self, username: str, password: str, client_addr: str, *, now: float) -> User | None:
         """Return the user, None for wrong credentials, or raise SlowDown while locked out."""
         keys = failure_keys(username, client_addr)
-        wait = self.limiter.retry_after(keys, now=now)
+        wait, on_record = self.limiter.check(keys, now=now)
         if wait is not None:
             raise SlowDown(wait, "too many failed sign-in attempts; retry after the delay")
         user = None
@@ -38,6 +38,8 @@ class Login:
             self.limiter.record_failure(keys, now=now)
             return None
         # Only the user's counter: resetting the address one would let a guesser who owns one
-        # account wipe its own record between guesses at other accounts.
-        self.limiter.reset(keys[0])
+        # account wipe its own record between guesses at other accounts. A counter that did
+        # not exist has nothing to forget: the usual sign-in saves a round trip to Redis.
+        if on_record[0]:
+            self.limiter.reset(keys[0])
         return user

@@ -75,16 +75,22 @@ class FailureLimiter:
 
     def retry_after(self, keys: Sequence[str], *, now: float) -> int | None:
         """Return the seconds to wait if any key is locked out, else None."""
+        return self.check(keys, now=now)[0]
+
+    def check(self, keys: Sequence[str], *, now: float) -> tuple[int | None, tuple[bool, ...]]:
+        """Return `retry_after` and, for each key, whether it has failures on record."""
         pipe = self._client.pipeline(transaction=False)
         for key in keys:
             pipe.hmget(self._key(key), ["n", "start"])
+        counters = pipe.execute()
         waits = [
             math.ceil(float(start) + self._window - now)
-            for count, start in pipe.execute()
+            for count, start in counters
             if count is not None and int(count) >= self._max and now < float(start) + self._window
         ]
         # At least 1: a lock that ends within the second still refuses this attempt.
-        return max(max(waits), 1) if waits else None
+        wait = max(max(waits), 1) if waits else None
+        return wait, tuple(count is not None for count, _ in counters)
 
     def record_failure(self, keys: Sequence[str], *, now: float) -> None:
         """Count one failed attempt against every key."""

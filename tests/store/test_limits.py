@@ -73,6 +73,17 @@ def test_reset_forgets_one_key(backend: Any) -> None:
     assert limiter.retry_after([ADDRESS], now=NOW + 3) is not None
 
 
+def test_check_tells_which_keys_have_failures_on_record(backend: Any) -> None:
+    # Login resets only a counter that exists: a clean sign-in costs no DEL round trip.
+    limiter = make_limiter(backend)
+    assert limiter.check([USER, ADDRESS], now=NOW) == (None, (False, False))
+    limiter.record_failure([ADDRESS], now=NOW)
+    assert limiter.check([USER, ADDRESS], now=NOW + 1) == (None, (False, True))
+    for step in range(3):
+        limiter.record_failure([USER], now=NOW + step)
+    assert limiter.check([USER, ADDRESS], now=NOW + 10) == (WINDOW - 10, (True, True))
+
+
 def test_workers_share_the_count(backend: Any) -> None:
     workers = [make_limiter(backend) for _ in range(3)]
     for step, worker in enumerate(workers):
