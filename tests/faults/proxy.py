@@ -32,6 +32,7 @@ class ReplyFaults:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)  # so the accept loop sees close()
         self.port: int = self.listener.getsockname()[1]
         self.faults: list[Fault] = []
         self.applied = 0
@@ -61,8 +62,11 @@ class ReplyFaults:
         while not self.closed.is_set():
             try:
                 client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
 

@@ -38,7 +38,7 @@ class Client(threading.Thread):
     """Log in, then rotate the refresh token in a loop until told to stop."""
 
     def __init__(self, base: str, stop: threading.Event) -> None:
-        super().__init__()
+        super().__init__(daemon=True)  # never outlives a failed test
         self.base, self.stop = base, stop
         self.chain: list[str] = []  # every refresh token handed out, in order
         self.lost = 0  # requests that died with the worker (connection reset, no answer)
@@ -47,11 +47,14 @@ class Client(threading.Thread):
 
     def call(self, send: Callable[[], requests.Response]) -> dict[str, Any]:
         """Send until answered: a request lost with its worker is sent again, unchanged."""
+        deadline = time.monotonic() + 5
         while True:
             try:
                 response = send()
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
                 self.lost += 1  # no answer, or the worker died halfway through the body
+                if time.monotonic() > deadline:
+                    raise
                 continue
             self.served += 1
             return calls.ok(response)
@@ -68,6 +71,10 @@ class Client(threading.Thread):
 
 
 def served(clients: list[Client]) -> int:
+    """Return how many answers the clients got; raise the first client's error at once."""
+    for client in clients:
+        if client.error is not None:
+            raise client.error
     return sum(client.served for client in clients)
 
 
@@ -83,7 +90,8 @@ def test_a_worker_killed_mid_load(redis_farm: Farm, serve: Callable[..., Any]) -
         clients = [Client(server.base, stop) for _ in range(4)]
         for client in clients:
             client.start()
-        calls.until(lambda: all(len(c.chain) > 5 for c in clients), timeout=5, what="load on both workers")
+        calls.until(lambda: served(clients) > 20 and all(len(c.chain) > 5 for c in clients), timeout=10,
+                    what="load on both workers")  # fmt: skip
         victim = min(before)
         # Frozen first, so requests it had taken are in flight when it dies (a bare SIGKILL
         # between two requests proves less); then killed with no chance to finish them.
