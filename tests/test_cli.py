@@ -245,3 +245,17 @@ def test_serve_with_redis_defaults_to_one_worker_per_core(
 def test_no_command_is_a_usage_error() -> None:
     result = run()
     assert result.returncode == 2 and "usage: jwtauth" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:{port}/0", "redis+cluster://127.0.0.1:{port}"])
+def test_revoke_with_the_store_down_is_one_line_and_revokes_nothing(url: str) -> None:
+    # The cluster client's "no node answers" error is not a RedisError: it must not be a traceback.
+    env = {"PATH": "/usr/bin:/bin", "JWTAUTH_REDIS_URL": url.format(port=free_port())}
+    result = subprocess.run(
+        [sys.executable, "-m", "jwtauth", "revoke", "--subject", "testuser@example.com",
+         "--config", str(FIXTURES)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "the store is unreachable" in result.stderr and "nothing was revoked" in result.stderr
+    assert "Traceback" not in result.stderr
