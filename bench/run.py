@@ -291,9 +291,9 @@ def stateful(
     """Measure a scenario whose every request consumes a token or code made beforehand."""
     env = {**fixed("POST", auth=True), "BENCH_MODE": mode}
     if args.warmup > 0:
-        warm = make(max(int(expected_rps * args.warmup * 2), 2000), "warmup")
+        warm = make(max(int(expected_rps * args.warmup * 1.5), 2000), "warmup")
         wrk(server.base + TOKENS, args.warmup, args, {**env, "BENCH_FILE": str(warm)})
-    main = make(max(int(expected_rps * args.duration * 2), 4000), "main")
+    main = make(max(int(expected_rps * args.duration * 1.5), 4000), "main")
     return measure(name, server, TOKENS, args, {**env, "BENCH_FILE": str(main)})
 
 
