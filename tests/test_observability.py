@@ -179,6 +179,15 @@ def test_no_secret_token_password_code_or_query_reaches_the_log(settings: Settin
     assert json.loads(obs.lines[4])["path"] == "unmatched"
 
 
+def test_a_forwarded_client_address_cannot_break_the_json(settings: Settings, keyring: KeyRing) -> None:
+    # Behind a trusted proxy the logged address comes from X-Forwarded-For, text the client wrote.
+    obs = observed(settings, keyring, trusted_proxies=("127.0.0.1",))
+    hostile = 'evil" "status": 500 } \\ \t x'
+    obs.http.simulate_get("/healthz", headers={"X-Forwarded-For": hostile})
+    (line,) = obs.log()
+    assert line["client"] == hostile.strip() and line["status"] == 200 and set(line) == LOG_FIELDS
+
+
 def test_no_access_log_unless_one_is_given(settings: Settings, keyring: KeyRing, store: Any) -> None:
     http = testing.TestClient(create_app(settings, keyring, store))
     assert http.simulate_get("/healthz").status_code == 200  # and nothing to write to
