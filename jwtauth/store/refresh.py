@@ -33,6 +33,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import redis
+from redis.exceptions import NoScriptError
+
 if TYPE_CHECKING:
     from redis import Redis
     from redis.cluster import RedisCluster
@@ -226,9 +229,6 @@ class RefreshStore:
         secret = secrets.token_bytes(32)
         abs_exp = now + absolute_ttl
         idle_exp = min(now + idle_ttl, abs_exp)
-        # Index first: a crash in between leaves a dangling index entry (harmless), never a
-        # family that "log out everywhere" cannot find.
-        self._index(keys=[self._subject_key(subject)], args=[repr(now), repr(abs_exp), family_id])
         fields = {
             "client": client_id,
             "subject": subject,
@@ -244,7 +244,13 @@ class RefreshStore:
         args: list[str] = [str(_ms(idle_exp - now))]
         for name, value in fields.items():
             args += [name, value]
-        self._create(keys=[self._family_key(family_id)], args=args)
+        # Index first: a crash in between leaves a dangling index entry (harmless), never a
+        # family that "log out everywhere" cannot find.
+        _in_order(
+            self._client,
+            (self._index, [self._subject_key(subject)], [repr(now), repr(abs_exp), family_id]),
+            (self._create, [self._family_key(family_id)], args),
+        )
         return IssuedRefresh(token=f"{family_id}.{_b64(secret)}", family_id=family_id, generation=1)
 
     def rotate(self, token: str, *, client_id: str, now: float, idle_ttl: float) -> Rotation:
@@ -391,6 +397,28 @@ class RefreshStore:
     def _subject_key(self, subject: str) -> str:
         # Hashed: the key name is visible to anyone who can SCAN; the subject need not be.
         return f"{self._prefix}{{s:{hashlib.sha256(subject.encode()).hexdigest()}}}"
+
+
+def _in_order(client: Any, *calls: tuple[Any, list[str], list[str]]) -> None:
+    """Run idempotent scripts in this order, in one round trip where a pipeline can carry them.
+
+    Redis runs a pipeline's commands in order on one connection, so the order holds either way.
+    Redis Cluster cannot pipeline scripts of different slots (redis-py refuses EVALSHA in a
+    cluster pipeline): there they run one after another, as they do after NOSCRIPT (a restart or
+    failover emptied the script cache), through the scripts, which load themselves. Running a
+    script again sets the same values, so a partial first attempt does no harm.
+    """
+    if isinstance(client, redis.Redis):  # standalone or Sentinel
+        pipe = client.pipeline(transaction=False)
+        for script, keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        try:
+            pipe.execute()
+            return
+        except NoScriptError:
+            pass
+    for script, keys, args in calls:
+        script(keys=keys, args=args)
 
 
 def _record(family_id: str, fields: dict[Any, Any]) -> FamilyRecord:
