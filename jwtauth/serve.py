@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -90,8 +91,10 @@ def run(factory: Callable[[], Any], *, host: str, port: int, workers: int) -> No
             log_access=False,  # jwtauth writes its own JSON access line (observability.py)
         )
         log.info("serving on http://%s:%d with %d worker(s)", host, port, workers)
+        # Workers are forked, so the loader below may be a closure over the parsed settings.
+        # (Python 3.14 makes Linux default to forkserver, which granian turns into spawn.)
+        multiprocessing.set_start_method("fork", force=True)
         try:
-            # Runs in each worker after the fork (Linux's default start method before 3.14).
-            server.serve(target_loader=lambda _target: factory())
+            server.serve(target_loader=lambda _target: factory())  # in each worker, after the fork
         except RuntimeError as exc:  # granian's bind errors carry a Rust backtrace: keep line one
             raise ServeError(f"cannot serve on {host}:{port}: {str(exc).splitlines()[0]}") from None
