@@ -39,6 +39,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # A caller's id is kept only if it is short and plain: it goes into every log line.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:=+/-]{1,128}")
+_PLAIN_ADDRESS = re.compile(r"[0-9A-Fa-f.:]{1,64}")  # IPv4 and IPv6 text: nothing to escape
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 
 # Endpoint labels; app.py maps each route to one of them.
@@ -231,6 +232,13 @@ class MetricsResource:
         resp.data = body
 
 
+def _json_text(value: str | None) -> str:
+    """Return `value` as a JSON string; an IP address (the usual case) needs no escaping."""
+    if value is not None and _PLAIN_ADDRESS.fullmatch(value):
+        return f'"{value}"'
+    return json.dumps(value)
+
+
 def stdout_log(fd: int = 1) -> AccessLog:
     """Return an access log writing each line with one write(2) to `fd`.
 
@@ -312,7 +320,7 @@ class Observer:
                     req.uri_template if endpoint != UNMATCHED else UNMATCHED,
                     status,
                     seconds * 1000,
-                    json.dumps(getattr(ctx, "client_addr", None) or req.remote_addr),
+                    _json_text(getattr(ctx, "client_addr", None) or req.remote_addr),
                     endpoint,
                     grant,
                     "null" if error is None else json.dumps(error),
