@@ -368,6 +368,21 @@ def test_scripts_survive_a_script_cache_flush() -> None:
     assert rotate(store, issued.token, now=NOW + 1).status is RotationStatus.OK
 
 
+def test_a_family_starts_whole_in_one_pipeline_and_after_a_script_cache_flush() -> None:
+    # create pipelines the subject index and the family (one round trip); after NOSCRIPT it
+    # runs the scripts one by one, which load themselves. Either way both keys are written.
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    store = RefreshStore(client)
+    for flush in (False, True, False):
+        if flush:
+            client.script_flush()
+        issued = new_family(store, subject=f"user-{flush}-{secrets.token_hex(4)}")
+        assert store.lookup(issued.token, now=NOW + 1) is not None
+        assert issued.family_id.encode() in {
+            member for key in client.scan_iter(match="jwtauth:{s:*") for member in client.zrange(key, 0, -1)
+        }
+
+
 @pytest.mark.parametrize("prefix", ["jwtauth:{x}:", "a}"])
 def test_prefix_with_a_hash_tag_is_refused(prefix: str) -> None:
     with pytest.raises(ValueError, match="hash tag"):
