@@ -53,7 +53,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 AccessLog = Callable[[str], None]
 # One access-log line, formatted by hand (json.dumps of a dict costs three times as much). Each
 # raw %s is text this server chose: a request id of a safe alphabet, a method from a fixed set,
-# a registered route, a label, a grant name; the client address and error go through json.dumps.
+# a registered route, a label, a grant name; the client address and the error are JSON-escaped.
 _LINE = (
     '{"ts":%.3f,"request_id":"%s","method":"%s","path":"%s","status":%d,"ms":%.3f,'
     '"client":%s,"endpoint":"%s","grant":"%s","error":%s}'
@@ -64,16 +64,16 @@ class Events(Protocol):
     """Facts only a grant, a resource or the key ring knows; counted, never logged with secrets."""
 
     def refresh_rotated(self) -> None:
-        """A refresh token was exchanged for its successor (RFC 6749 §6)."""
+        """Report a refresh token exchanged for its successor (RFC 6749 §6)."""
 
     def reuse_detected(self, kind: str) -> None:
-        """A used refresh token or code came back; its grant was revoked (RFC 9700 §4.14)."""
+        """Report a used refresh token or code presented again; its grant is revoked (RFC 9700 §4.14)."""
 
     def revoked(self) -> None:
-        """A revocation request ended a refresh family (RFC 7009)."""
+        """Report a refresh family ended by a revocation request (RFC 7009)."""
 
     def key_rotated(self) -> None:
-        """The key ring's signer changed."""
+        """Report that the key ring's signer changed."""
 
 
 class NoEvents:
