@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from jwtauth.observability import MULTIPROC_ENV
@@ -51,10 +52,14 @@ class ServeError(Exception):
     """The server could not start; the message is one line for the operator."""
 
 
+FOLDER_PREFIX = "jwtauth-metrics-"
+
+
 @contextlib.contextmanager
 def metrics_folder() -> Iterator[str]:
     """Hold a fresh folder for the workers' metric files in PROMETHEUS_MULTIPROC_DIR; remove it after."""
-    folder = tempfile.mkdtemp(prefix="jwtauth-metrics-")
+    remove_orphans(Path(tempfile.gettempdir()))
+    folder = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
     previous = os.environ.get(MULTIPROC_ENV)
     os.environ[MULTIPROC_ENV] = folder  # inherited by every worker forked from now on
     try:
@@ -65,6 +70,28 @@ def metrics_folder() -> Iterator[str]:
         else:
             os.environ[MULTIPROC_ENV] = previous
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_orphans(directory: Path) -> None:
+    """Remove the metrics folders of servers that died without cleaning up (SIGKILL).
+
+    A folder is named after the pid of the server that made it; it is an orphan once no
+    process has that pid (a reused pid keeps it: harmless, it is only left in place).
+    """
+    for folder in directory.glob(f"{FOLDER_PREFIX}*-*"):
+        pid = folder.name[len(FOLDER_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def run(factory: Callable[[], Any], *, host: str, port: int, workers: int) -> None:

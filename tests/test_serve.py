@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from jwtauth.serve import metrics_folder
+from jwtauth.serve import metrics_folder, remove_orphans
 from tests.support import FIXTURES, ROOT
 
 pytestmark = pytest.mark.e2e
@@ -98,3 +98,16 @@ def test_metrics_folder_is_set_for_workers_and_removed(monkeypatch: pytest.Monke
         (Path(folder) / "counter_1.db").write_bytes(b"x")
     assert not Path(folder).exists()
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == "/somewhere/else"
+
+
+def test_folders_of_killed_servers_are_removed_at_the_next_start(tmp_path: Path) -> None:
+    dead_pid = subprocess.Popen(["true"])  # its pid is free once it has been waited for
+    dead_pid.wait()
+    orphan = tmp_path / f"jwtauth-metrics-{dead_pid.pid}-abc"
+    live = tmp_path / f"jwtauth-metrics-{os.getpid()}-def"
+    other = tmp_path / "jwtauth-metrics-notapid-x"
+    for folder in (orphan, live, other):
+        folder.mkdir()
+        (folder / "counter_1.db").write_bytes(b"x")
+    remove_orphans(tmp_path)
+    assert not orphan.exists() and live.exists() and other.exists()
