@@ -89,6 +89,8 @@ def test_sign_in_with_the_keyboard_allow_and_exchange_the_code(page: Page, base:
     console = console_of(page)
     open_authorize(page, base, README_QUERY)
     # Focus starts in the username field; Tab moves to the password; Enter submits "allow".
+    # Chromium applies autofocus a moment after the load event: keys typed before it are lost.
+    page.wait_for_function("document.activeElement && document.activeElement.name === 'username'")
     page.keyboard.type(USER)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
