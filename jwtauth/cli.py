@@ -193,7 +193,7 @@ def _whose(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def _worker_count(text: str) -> int:
-    """Parse --workers: 0 (automatic) or more; gunicorn would reject a negative count late."""
+    """Parse --workers: 0 (automatic) or more; the server would reject a negative count late."""
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 (automatic) or a positive number")

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 
 def workers_of(pid: int) -> set[int]:
-    """Return the child process ids of `pid` (gunicorn's workers)."""
+    """Return the child process ids of `pid` (the server's workers)."""
     children: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
         children |= {int(child) for child in (task / "children").read_text().split()}
@@ -99,7 +99,7 @@ def test_a_worker_killed_mid_load(redis_farm: Farm, serve: Callable[..., Any]) -
         time.sleep(0.3)
         os.kill(victim, signal.SIGKILL)
         served_at_kill = served(clients)
-        # The survivor keeps answering while gunicorn boots a replacement.
+        # The survivor keeps answering while granian respawns the killed worker.
         calls.until(lambda: served(clients) > served_at_kill + 30, timeout=5, what="the other worker serving")
         after = calls.until(
             lambda: len(workers_of(pid) - {victim}) == 2 and workers_of(pid), timeout=10, what="a new worker"

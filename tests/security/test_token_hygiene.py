@@ -390,7 +390,7 @@ def app_call(http: testing.TestClient) -> Any:
 
 @pytest.mark.e2e
 def test_a_chunked_request_on_a_real_serve(serve: Any) -> None:
-    """gunicorn decodes the chunks and ends the stream: the form arrives whole, or 413 past the cap."""
+    """granian decodes the chunks and ends the stream: the form arrives whole, or 413 past the cap."""
     import requests
 
     with serve() as server:
