@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from jwtauth import keys
 from jwtauth.app import create_app
 from jwtauth.config import Settings, load_settings
 from jwtauth.keys import KeyRing
-from tests.support import FIXTURES, ISSUER, REDIS_URL, Server, need, running_server
+from tests.support import FIXTURES, ISSUER, REDIS_URL, ScryptCounter, Server, need, running_server
 
 
 @pytest.fixture
@@ -81,3 +82,11 @@ def serve(tmp_path: Path, keys_dir: Path) -> Callable[..., contextlib.AbstractCo
         return running_server(log_dir=tmp_path, **kwargs)
 
     return start
+
+
+@pytest.fixture
+def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> ScryptCounter:
+    """Count scrypt calls made through jwtauth.hashing during the test."""
+    counter = ScryptCounter(hashlib.scrypt)
+    monkeypatch.setattr("jwtauth.hashing.hashlib.scrypt", counter)
+    return counter

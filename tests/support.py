@@ -10,8 +10,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -116,3 +117,14 @@ def running_server(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+class ScryptCounter:
+    """Count the scrypt derivations the hashing module performs (the cost an attacker sees)."""
+
+    def __init__(self, real: Callable[..., bytes]) -> None:
+        self.real, self.calls = real, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> bytes:
+        self.calls += 1
+        return self.real(*args, **kwargs)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-from collections.abc import Callable
-from typing import Any
 from urllib.parse import quote_plus, urlencode
 
 import pytest
@@ -17,7 +14,7 @@ from jwtauth.config import Settings, parse_settings
 from jwtauth.errors import InvalidClient, InvalidRequest, OAuthError
 from jwtauth.hashing import SecretChecker, hash_secret
 from jwtauth.keys import KeyRing
-from tests.support import FORM, ISSUER
+from tests.support import FORM, ISSUER, ScryptCounter
 
 LOW = 10
 # RFC 6749 §2.3.1: both are form-urlencoded before Basic joins them, so any of these may appear.
@@ -55,20 +52,8 @@ def raw_basic(payload: bytes) -> str:
     return "Basic " + base64.b64encode(payload).decode()
 
 
-class ScryptCounter:
-    def __init__(self, real: Callable[..., bytes]) -> None:
-        self.real, self.calls = real, 0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> bytes:
-        self.calls += 1
-        return self.real(*args, **kwargs)
 
 
-@pytest.fixture
-def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> ScryptCounter:
-    counter = ScryptCounter(hashlib.scrypt)
-    monkeypatch.setattr("jwtauth.hashing.hashlib.scrypt", counter)
-    return counter
 
 
 @pytest.fixture

@@ -4,35 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from jwtauth import hashing
 from jwtauth.config import load_settings
 from jwtauth.hashing import HashFormatError, SecretChecker, hash_secret, parse_hash
-from tests.support import FIXTURES
+from tests.support import FIXTURES, ScryptCounter
 
 LOW = 10  # scrypt N=1024: about a millisecond, enough to test the logic
 
 
-class ScryptCounter:
-    """Count the scrypt derivations the hashing module performs."""
-
-    def __init__(self, real: Callable[..., bytes]) -> None:
-        self.real, self.calls = real, 0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> bytes:
-        self.calls += 1
-        return self.real(*args, **kwargs)
 
 
-@pytest.fixture
-def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> ScryptCounter:
-    counter = ScryptCounter(hashlib.scrypt)
-    monkeypatch.setattr("jwtauth.hashing.hashlib.scrypt", counter)
-    return counter
 
 
 @pytest.fixture

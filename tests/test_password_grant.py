@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,7 +11,7 @@ from falcon import testing
 from jwtauth.config import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.store import FailureLimiter
-from tests.support import FORM, basic
+from tests.support import FORM, ScryptCounter, basic
 from tests.tokenflow import (
     API,
     PASSWORD,
@@ -34,22 +32,8 @@ from tests.tokenflow import (
 WINDOW = 300
 
 
-class ScryptCounter:
-    """Count scrypt derivations (every password or secret check that is not memoised)."""
-
-    def __init__(self, real: Callable[..., bytes]) -> None:
-        self.real, self.calls = real, 0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> bytes:
-        self.calls += 1
-        return self.real(*args, **kwargs)
 
 
-@pytest.fixture
-def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> ScryptCounter:
-    counter = ScryptCounter(hashlib.scrypt)
-    monkeypatch.setattr(hashlib, "scrypt", counter)  # what jwtauth.hashing calls
-    return counter
 
 
 @pytest.fixture

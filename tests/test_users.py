@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 
 from jwtauth.config import User, load_settings
 from jwtauth.hashing import SecretChecker, hash_secret
 from jwtauth.users import UserDirectory
-from tests.support import FIXTURES
+from tests.support import FIXTURES, ScryptCounter
 
 LOW = 10
 
 
-class ScryptCounter:
-    def __init__(self, real: Callable[..., bytes]) -> None:
-        self.real, self.calls = real, 0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> bytes:
-        self.calls += 1
-        return self.real(*args, **kwargs)
 
 
-@pytest.fixture
-def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> ScryptCounter:
-    counter = ScryptCounter(hashlib.scrypt)
-    monkeypatch.setattr("jwtauth.hashing.hashlib.scrypt", counter)
-    return counter
 
 
 @pytest.fixture
