@@ -12,10 +12,11 @@ Key layout (every key of one family shares the hash tag `{f:<family_id>}`):
     {prefix}{f:<id>}:revoked   string: tombstone left by revocation or reuse detection
     {prefix}{s:<sha256(sub)>}  sorted set: family ids of one subject, scored by absolute expiry
 
-Successor secrets are HMAC-SHA256(key=presented secret, msg=family_id|generation|nonce). The
-nonce is random per rotation and stored; the presented secret is not. So a client retrying a
+Successor secrets are HMAC-SHA256(key=presented secret, msg=label|family_id|nonce). The nonce
+is random per rotation and stored; the presented secret is not. So a client retrying a
 rotation whose response it lost recomputes exactly the same successor (REPLAY), while Redis
-alone cannot compute it.
+alone cannot compute it. The nonce is drawn before Redis is asked, so the candidate successor
+travels with the rotation itself: one round trip per rotation.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import math
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import redis
@@ -45,7 +46,10 @@ if TYPE_CHECKING:
 
 _FAMILY_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
-_KDF_LABEL = b"jwtauth-refresh-v1"
+_KDF_LABEL = b"jwtauth-refresh-v2"
+# Successors issued before the generation left the message; still re-derived on REPLAY so a
+# client retrying across a rolling deploy gets the successor an older process issued.
+_KDF_LABEL_V1 = b"jwtauth-refresh-v1"
 
 # Create a family hash and give it its TTL in one step, so no key ever lives without a TTL.
 # KEYS: family. ARGV: ttl_ms, field1, value1, field2, value2, ...
@@ -67,15 +71,19 @@ local ms = math.ceil((tonumber(top[2]) - tonumber(ARGV[1])) * 1000)
 redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(ms, 1)))
 """
 
-# Decide one rotation atomically. Digests are compared with == because they are SHA-256 of
-# 256-bit secrets: timing reveals nothing usable about a preimage.
+# Decide one rotation atomically and return what the caller needs, so a rotation is one round
+# trip. Digests are compared with == because they are SHA-256 of 256-bit secrets: timing
+# reveals nothing usable about a preimage.
 # KEYS: family, used list, tombstone.
 # ARGV: 1 presented digest, 2 client_id, 3 now, 4 grace seconds, 5 idle ttl,
-#       6 generation the caller saw, 7 successor digest, 8 nonce, 9 used_history - 1,
-#       10 tombstone ttl ms, 11 tombstone value
+#       6 candidate successor digest, 7 nonce, 8 used_history - 1, 9 tombstone ttl ms,
+#       10 tombstone value
+# Reply for ok and replay: status, gen, idle_exp, subject, scope, audience, auth_time, created,
+# abs_exp, then for replay only the stored nonce and current digest.
 _ROTATE = """
 local f = redis.call('HMGET', KEYS[1], 'client', 'cur', 'prev', 'gen', 'abs_exp', 'idle_exp',
-                     'rotated_at', 'nonce')
+                     'rotated_at', 'nonce', 'subject', 'scope', 'audience', 'auth_time',
+                     'created')
 if not f[1] then return {'unknown'} end
 local now = tonumber(ARGV[3])
 local abs_exp = tonumber(f[5])
@@ -90,30 +98,27 @@ else return {'unknown'} end
 -- another client holding a leaked token can neither rotate nor revoke the owner's family.
 if f[1] ~= ARGV[2] then return {'wrong_client'} end
 if kind == 'cur' then
-  if f[4] ~= ARGV[6] then
-    return redis.error_reply('jwtauth: generation moved while its secret stayed current')
-  end
   local gen = tostring(tonumber(f[4]) + 1)
   local idle = math.min(now + tonumber(ARGV[5]), abs_exp)
   local idle_s = string.format('%.17g', idle)
   local ms = string.format('%d', math.max(math.ceil((idle - now) * 1000), 1))
-  redis.call('HSET', KEYS[1], 'cur', ARGV[7], 'prev', h, 'gen', gen, 'nonce', ARGV[8],
+  redis.call('HSET', KEYS[1], 'cur', ARGV[6], 'prev', h, 'gen', gen, 'nonce', ARGV[7],
              'rotated_at', ARGV[3], 'idle_exp', idle_s)
   redis.call('LPUSH', KEYS[2], h)
-  redis.call('LTRIM', KEYS[2], '0', ARGV[9])
+  redis.call('LTRIM', KEYS[2], '0', ARGV[8])
   redis.call('PEXPIRE', KEYS[1], ms)
   redis.call('PEXPIRE', KEYS[2], ms)
-  return {'ok', gen, idle_s}
+  return {'ok', gen, idle_s, f[9], f[10], f[11], f[12], f[13], f[5]}
 end
 -- The same call sent again (redis-py's retry after a reply lost with its connection) carries
 -- this rotation's own nonce: a replay whatever the grace period, never reuse.
-if kind == 'prev' and (f[8] == ARGV[8] or now - tonumber(f[7]) < tonumber(ARGV[4])) then
-  return {'replay', f[4], f[6], f[8], f[2]}
+if kind == 'prev' and (f[8] == ARGV[7] or now - tonumber(f[7]) < tonumber(ARGV[4])) then
+  return {'replay', f[4], f[6], f[9], f[10], f[11], f[12], f[13], f[5], f[8], f[2]}
 end
 -- RFC 9700 §4.14.2: a rotated-out secret seen again means a token leaked; attacker and
 -- victim cannot be told apart, so the whole family dies, the newest token included.
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('SET', KEYS[3], ARGV[11], 'PX', ARGV[10])
+redis.call('SET', KEYS[3], ARGV[10], 'PX', ARGV[9])
 return {'reuse'}
 """
 
@@ -261,24 +266,18 @@ class RefreshStore:
         if parsed is None:
             return Rotation(RotationStatus.UNKNOWN)
         family_id, secret = parsed
-        keys = self._family_keys(family_id)
-        # A read to learn the generation the successor is derived for; the script re-checks
-        # everything, so this read only saves deriving in Lua (which has no SHA-256).
-        fields = self._client.hgetall(keys[0])
-        if not fields:
-            return Rotation(RotationStatus.UNKNOWN, family_id)
-        seen = _record(family_id, fields)
+        # The nonce is drawn first so the candidate successor goes with the one script call;
+        # Lua has no SHA-256, and Redis must never see the presented secret itself.
         nonce = secrets.token_hex(16)
-        successor = _successor(secret, family_id, seen.generation + 1, nonce)
+        successor = _successor(secret, family_id, nonce)
         reply = self._rotate(
-            keys=keys,
+            keys=self._family_keys(family_id),
             args=[
                 _digest(secret),
                 client_id,
                 repr(now),
                 repr(self._grace),
                 repr(idle_ttl),
-                str(seen.generation),
                 _digest(successor),
                 nonce,
                 str(self._history - 1),
@@ -288,16 +287,13 @@ class RefreshStore:
         )
         status = RotationStatus(_text(reply[0]))
         if status is RotationStatus.OK:
-            family = replace(seen, generation=int(reply[1]), idle_expiry=float(reply[2]))
+            family = _rotated_record(family_id, client_id, reply)
             return Rotation(status, family_id, f"{family_id}.{_b64(successor)}", family)
         if status is RotationStatus.REPLAY:
             # RFC 9700 §4.14.2 allows a short grace period for a lost response: hand back the
             # successor already issued (derived again, identical), never a second live one.
-            generation, nonce_held, current = int(reply[1]), _text(reply[3]), _text(reply[4])
-            again = _successor(secret, family_id, generation, nonce_held)
-            if not hmac.compare_digest(_digest(again), current):
-                raise RuntimeError("refresh family state is inconsistent: replay mismatch")
-            family = replace(seen, generation=generation, idle_expiry=float(reply[2]))
+            family = _rotated_record(family_id, client_id, reply)
+            again = _replayed(secret, family_id, family.generation, _text(reply[9]), _text(reply[10]))
             return Rotation(status, family_id, f"{family_id}.{_b64(again)}", family)
         return Rotation(status, family_id)
 
@@ -439,9 +435,43 @@ def _record(family_id: str, fields: dict[Any, Any]) -> FamilyRecord:
     )
 
 
-def _successor(secret: bytes, family_id: str, generation: int, nonce: str) -> bytes:
+def _rotated_record(family_id: str, client_id: str, reply: Sequence[Any]) -> FamilyRecord:
+    """Build the family as the rotation script returned it (OK and REPLAY share the layout)."""
+    return FamilyRecord(
+        family_id=family_id,
+        client_id=client_id,  # the script refused any other client
+        subject=_text(reply[3]),
+        scope=_text(reply[4]),
+        audience=tuple(json.loads(_text(reply[5]))),
+        auth_time=float(_text(reply[6])),
+        created=float(_text(reply[7])),
+        absolute_expiry=float(_text(reply[8])),
+        idle_expiry=float(_text(reply[2])),
+        generation=int(_text(reply[1])),
+    )
+
+
+def _replayed(secret: bytes, family_id: str, generation: int, nonce: str, current: str) -> bytes:
+    """Re-derive the successor already issued for `secret`; it must be the family's current one."""
+    again = _successor(secret, family_id, nonce)
+    if hmac.compare_digest(_digest(again), current):
+        return again
+    # Issued before this derivation (rolling deploy): the generation was in the message.
+    legacy = _successor_v1(secret, family_id, generation, nonce)
+    if hmac.compare_digest(_digest(legacy), current):
+        return legacy
+    raise RuntimeError("refresh family state is inconsistent: replay mismatch")
+
+
+def _successor(secret: bytes, family_id: str, nonce: str) -> bytes:
     """Derive the secret that follows `secret`; only a holder of `secret` can compute it."""
-    message = b"|".join((_KDF_LABEL, family_id.encode(), str(generation).encode(), nonce.encode()))
+    message = b"|".join((_KDF_LABEL, family_id.encode(), nonce.encode()))
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
+def _successor_v1(secret: bytes, family_id: str, generation: int, nonce: str) -> bytes:
+    """Derive a successor the way releases before the one-round-trip rotation did."""
+    message = b"|".join((_KDF_LABEL_V1, family_id.encode(), str(generation).encode(), nonce.encode()))
     return hmac.new(secret, message, hashlib.sha256).digest()
 
 

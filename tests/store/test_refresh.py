@@ -10,6 +10,7 @@ from typing import Any
 import fakeredis
 import pytest
 
+import jwtauth.store.refresh as refresh
 from jwtauth.store import FamilyRecord, IssuedRefresh, RefreshStore, Rotation, RotationStatus
 
 NOW = 1_700_000_000.0
@@ -387,3 +388,47 @@ def test_a_family_starts_whole_in_one_pipeline_and_after_a_script_cache_flush() 
 def test_prefix_with_a_hash_tag_is_refused(prefix: str) -> None:
     with pytest.raises(ValueError, match="hash tag"):
         RefreshStore(fakeredis.FakeRedis(), prefix=prefix)
+
+
+def count_commands(monkeypatch: pytest.MonkeyPatch, client: Any) -> list[tuple[Any, ...]]:
+    """Record every command the client sends from now on (each one is a round trip)."""
+    sent: list[tuple[Any, ...]] = []
+    execute = client.execute_command
+
+    def counting(*args: Any, **options: Any) -> Any:
+        sent.append(args)
+        return execute(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", counting)
+    return sent
+
+
+def test_a_rotation_and_its_replay_are_one_round_trip_each(
+    backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = make_store(backend)
+    rotate(store, new_family(store, subject="warm-up").token, now=NOW + 1)  # scripts loaded
+    issued = new_family(store)
+    sent = count_commands(monkeypatch, backend.client)
+    first = rotate(store, issued.token, now=NOW + 10)
+    assert first.status is RotationStatus.OK and [c[0] for c in sent] == ["EVALSHA"]
+    again = rotate(store, issued.token, now=NOW + 11)
+    assert again.status is RotationStatus.REPLAY and [c[0] for c in sent] == ["EVALSHA"] * 2
+    # The record comes from the script's reply, yet it is the one lookup reads.
+    assert first.family == again.family == store.lookup(successor(first), now=NOW + 12)
+    assert first.family is not None and first.family.generation == 2
+
+
+def test_replay_of_a_successor_derived_the_former_way_still_succeeds(
+    backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rolling deploy: an older process rotated (generation in the KDF message), the client
+    # lost the response and retries on a newer process, which must hand back that successor.
+    store = make_store(backend)
+    issued = new_family(store)
+    with monkeypatch.context() as patch:
+        patch.setattr(refresh, "_successor", lambda s, f, n: refresh._successor_v1(s, f, 2, n))
+        first = rotate(store, issued.token, now=NOW + 10)
+    again = rotate(store, issued.token, now=NOW + 11)
+    assert again.status is RotationStatus.REPLAY and again.token == first.token
+    assert rotate(store, successor(again), now=NOW + 12).status is RotationStatus.OK
