@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from jwtauth import keys
 from jwtauth.app import create_app
 from jwtauth.config import Settings, load_settings
 from jwtauth.keys import KeyRing
+from tests.chromium import CHROMIUM, launch
 from tests.support import FIXTURES, ISSUER, REDIS_URL, ScryptCounter, Server, need, running_server
 
 
@@ -90,3 +92,41 @@ def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> ScryptCounter:
     counter = ScryptCounter(hashlib.scrypt)
     monkeypatch.setattr("jwtauth.hashing.hashlib.scrypt", counter)
     return counter
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Yield Debian's Chromium for a module's tests (skips on a laptop without it, fails in CI)."""
+    need(os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """Yield a fresh tab in its own browser context (no cookies shared between tests)."""
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def derives(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, int, int]]]:
+    """Record the scrypt parameters (log_n, r, p) of every derivation jwtauth.hashing makes."""
+    from jwtauth import hashing
+
+    calls: list[tuple[int, int, int]] = []
+    real = hashing._derive
+
+    def counting(secret: bytes, salt: bytes, log_n: int, r: int, p: int) -> bytes:
+        calls.append((log_n, r, p))
+        return real(secret, salt, log_n, r, p)
+
+    monkeypatch.setattr("jwtauth.hashing._derive", counting)
+    yield calls

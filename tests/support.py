@@ -128,3 +128,18 @@ class ScryptCounter:
     def __call__(self, *args: Any, **kwargs: Any) -> bytes:
         self.calls += 1
         return self.real(*args, **kwargs)
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m jwtauth` in a clean environment (no JWTAUTH_* leaking in from the shell)."""
+    return subprocess.run(
+        [sys.executable, "-m", "jwtauth", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        input=stdin,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+    )

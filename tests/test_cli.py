@@ -14,21 +14,7 @@ from falcon import testing
 from jwtauth import cli
 from jwtauth.hashing import SecretChecker, parse_hash
 from tests.support import FIXTURES, ROOT, basic, free_port
-
-
-def run(
-    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `python -m jwtauth` in a clean environment (no JWTAUTH_* leaking in from the shell)."""
-    return subprocess.run(
-        [sys.executable, "-m", "jwtauth", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        input=stdin,
-        env={"PATH": "/usr/bin:/bin", **(env or {})},
-    )
+from tests.support import run_cli as run
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

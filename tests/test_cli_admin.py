@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import stat
-import subprocess
 import sys
 import threading
 import tomllib
@@ -24,7 +23,8 @@ from jwtauth.config import ConfigError, load_settings
 from jwtauth.config_edit import append_table, toml_string
 from jwtauth.hashing import SecretChecker, hash_secret
 from jwtauth.keys import KeyRing
-from tests.support import FIXTURES, ROOT, Server, basic
+from tests.support import FIXTURES, Server, basic
+from tests.support import run_cli as jwtauth_cli
 
 CHECK = SecretChecker()
 
@@ -301,20 +301,6 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: lis
 
 
 # --- token and decode against a real server ------------------------------------------------
-
-
-def jwtauth_cli(
-    *args: str, env: dict[str, str] | None = None, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jwtauth", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        input=stdin,
-        env={"PATH": "/usr/bin:/bin", **(env or {})},
-    )
 
 
 @pytest.mark.e2e

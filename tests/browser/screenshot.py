@@ -15,7 +15,7 @@ from playwright.sync_api import sync_playwright
 
 from jwtauth import keys
 from tests.authflow import README_QUERY
-from tests.browser.test_authorize_browser import launch
+from tests.chromium import launch
 from tests.support import ROOT, running_server
 
 OUTPUT = ROOT / "docs" / "authorize.png"

@@ -6,49 +6,21 @@ POST's response, and check that the browser did set off towards it (CSP form-act
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, Response, sync_playwright
+from playwright.sync_api import Browser, Page, Response
 
 from jwtauth import keys
 from tests.authflow import PASSWORD, README_QUERY, USER, redirect_params
-from tests.support import need, running_server
+from tests.support import running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CLIENT_SITE = "https://www.example.com/"
-
-
-def launch(playwright: Any) -> Browser:
-    """Start Debian's Chromium (never a browser downloaded by a test tool)."""
-    browser: Browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-    return browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    need(os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    tab = context.new_page()
-    tab.set_default_timeout(10_000)
-    yield tab
-    context.close()
 
 
 @pytest.fixture(scope="module")

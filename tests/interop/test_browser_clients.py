@@ -8,45 +8,21 @@ it goes back to the library as is.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from oauthlib.oauth2 import WebApplicationClient
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 from requests_oauthlib import OAuth2Session as OAuthlibSession
 
 from tests.authflow import PASSWORD, USER
-from tests.support import need
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CLIENT_ID, SECRET = "testclient", "testpassword"
 REDIRECT = "https://www.example.com"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Start Debian's Chromium (never a browser downloaded by a test tool)."""
-    need(os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    tab = context.new_page()
-    tab.set_default_timeout(10_000)
-    yield tab
-    context.close()
 
 
 def sign_in_and_allow(page: Page, authorization_url: str) -> str:

@@ -8,13 +8,12 @@ import dataclasses
 import hashlib
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from falcon import testing
 
-from jwtauth import hashing
 from jwtauth.app import create_app
 from jwtauth.config import Settings, User
 from jwtauth.hashing import hash_secret
@@ -215,18 +214,6 @@ def test_parameters_in_the_url_are_refused_everywhere(
 # --- oversize and hostile input never reaches scrypt ----------------------------------------------
 
 
-@pytest.fixture
-def derives(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, int, int]]]:
-    """Record the (log_n, r, p) of every scrypt derivation."""
-    calls: list[tuple[int, int, int]] = []
-    real = hashing._derive
-
-    def counting(secret: bytes, salt: bytes, log_n: int, r: int, p: int) -> bytes:
-        calls.append((log_n, r, p))
-        return real(secret, salt, log_n, r, p)
-
-    monkeypatch.setattr("jwtauth.hashing._derive", counting)
-    yield calls
 
 
 @pytest.mark.parametrize(

@@ -5,14 +5,12 @@ user and across many users from one address, huge and NUL-containing input (RFC 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from falcon import testing
 
-from jwtauth import hashing
 from jwtauth.app import create_app
 from jwtauth.config import Settings, User
 from jwtauth.hashing import hash_secret
@@ -33,17 +31,6 @@ from tests.security.kit import (
 TOKENS = "/api/v1/tokens"
 
 
-@pytest.fixture
-def derives(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, int, int]]]:
-    calls: list[tuple[int, int, int]] = []
-    real = hashing._derive
-
-    def counting(secret: bytes, salt: bytes, log_n: int, r: int, p: int) -> bytes:
-        calls.append((log_n, r, p))
-        return real(secret, salt, log_n, r, p)
-
-    monkeypatch.setattr("jwtauth.hashing._derive", counting)
-    yield calls
 
 
 def locked(result: testing.Result) -> bool:
