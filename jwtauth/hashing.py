@@ -111,6 +111,15 @@ class SecretChecker:
     def _mac(self, secret: bytes) -> bytes:
         return hmac.new(self._key, secret, hashlib.sha256).digest()
 
+    def proven(self, stored: str, presented: str) -> bool:
+        """Return whether `presented` was already proven against `stored`; never runs scrypt.
+
+        False means "not known here", not "wrong": the caller falls back to `check`.
+        """
+        known = self._proven.get(stored)
+        raw = presented.encode("utf-8", "surrogatepass")
+        return known is not None and hmac.compare_digest(known, self._mac(raw))
+
     def check(self, stored: str | None, presented: str, *, like: tuple[int, int, int] | None = None) -> bool:
         """Return whether `presented` matches `stored`; None means "no such account".
 

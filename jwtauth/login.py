@@ -3,15 +3,27 @@
 The password grant and the authorize page both check passwords, so both count failures under
 the same names — per username and per client address — in Redis, shared by every worker
 (RFC 6749 §4.3.2 MUST, RFC 6819 §5.1.4.2.3). Once either counter is over the limit, the
-attempt is refused before any hashing, even with the right password, until the window passes.
+attempt is refused before any scrypt, even with the right password, until the window passes.
+
+A password this process already proved (the HMAC memo in jwtauth.hashing) is checked first,
+for microseconds: then the lock check and the new refresh family go to Redis as one atomic
+script (`Login.proven`), and a lock refuses it writing nothing. Every other attempt, and every
+wrong guess, takes `Login.attempt`: the counters first, then scrypt, then the failure count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from jwtauth.config import User
 from jwtauth.errors import SlowDown
 from jwtauth.store import FailureLimiter
+from jwtauth.store.limits import Guard, Verdict
 from jwtauth.users import MAX_PASSWORD, MAX_USERNAME, UserDirectory
+
+T = TypeVar("T")
+LOCKED = "too many failed sign-in attempts; retry after the delay"
 
 
 def failure_keys(username: str, client_addr: str) -> tuple[str, str]:
@@ -30,16 +42,53 @@ class Login:
         keys = failure_keys(username, client_addr)
         wait, on_record = self.limiter.check(keys, now=now)
         if wait is not None:
-            raise SlowDown(wait, "too many failed sign-in attempts; retry after the delay")
+            raise SlowDown(wait, LOCKED)
         user = None
         if len(username) <= MAX_USERNAME and len(password) <= MAX_PASSWORD:
             user = self.users.authenticate(username, password)
         if user is None:
             self.limiter.record_failure(keys, now=now)
             return None
+        self._forget(keys, on_record)
+        return user
+
+    def proven(
+        self,
+        username: str,
+        password: str,
+        client_addr: str,
+        *,
+        now: float,
+        act: Callable[[Guard], tuple[T | None, Verdict] | None],
+    ) -> tuple[User, T] | None:
+        """Sign in a password this process already proved, with `act` in the lock check's trip.
+
+        `act` receives the lock check and does its work only if nothing is locked, atomically
+        (a store's script embedding GUARD_LUA); it returns its result and the verdict, or None
+        if it cannot. Returns None when this path does not apply: the caller then runs
+        `attempt`. Raises SlowDown while locked, the right password included (RFC 6749
+        §4.3.2). Only memo-proven passwords get here, so no wrong guess ever does: failures
+        are counted and refused on `attempt`'s path, unchanged.
+        """
+        if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
+            return None
+        user = self.users.proven(username, password)
+        if user is None:
+            return None
+        keys = failure_keys(username, client_addr)
+        outcome = act(self.limiter.guard(keys, now=now))
+        if outcome is None:
+            return None
+        result, (wait, on_record) = outcome
+        if wait is not None or result is None:
+            raise SlowDown(wait or 1, LOCKED)
+        self._forget(keys, on_record)
+        return user, result
+
+    def _forget(self, keys: tuple[str, str], on_record: tuple[bool, ...]) -> None:
+        """Reset the user's counter after a success, if it has failures on record."""
         # Only the user's counter: resetting the address one would let a guesser who owns one
         # account wipe its own record between guesses at other accounts. A counter that did
         # not exist has nothing to forget: the usual sign-in saves a round trip to Redis.
         if on_record[0]:
             self.limiter.reset(keys[0])
-        return user

@@ -25,3 +25,14 @@ class UserDirectory:
         user = self._users.get(username)
         ok = self._checker.check(user.password_hash if user else None, password, like=self._like)
         return user if ok and user is not None else None
+
+    def proven(self, username: str, password: str) -> User | None:
+        """Return the user if this process already proved this password; never runs scrypt.
+
+        None means "not known to be right" (unknown user, wrong or not yet proven password):
+        the caller takes the full path, `authenticate`, under the brute-force limits.
+        """
+        user = self._users.get(username)
+        if user is None or not self._checker.proven(user.password_hash, password):
+            return None
+        return user

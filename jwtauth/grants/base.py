@@ -12,6 +12,7 @@ from jwtauth.config import Client, Settings
 from jwtauth.errors import InvalidScope, InvalidTarget, TemporarilyUnavailable
 from jwtauth.keys import KeyRing
 from jwtauth.store import IssuedRefresh, RefreshStore
+from jwtauth.store.limits import Guard, Verdict
 from jwtauth.tokens import access_claims, mint, token_response
 
 MAX_SCOPE = 1024
@@ -129,6 +130,38 @@ def start_family(
     if "refresh_token" not in client.grant_types:
         return None
     return refresh.create(
+        client_id=client.client_id,
+        subject=subject,
+        scope=" ".join(scope),
+        audience=[audience],
+        auth_time=auth_time,
+        now=now,
+        absolute_ttl=settings.refresh_absolute_ttl,
+        idle_ttl=settings.refresh_idle_ttl,
+    )
+
+
+def start_family_guarded(
+    refresh: RefreshStore,
+    settings: Settings,
+    client: Client,
+    guard: Guard,
+    *,
+    subject: str,
+    scope: Sequence[str],
+    audience: str,
+    auth_time: float,
+    now: float,
+) -> tuple[IssuedRefresh | None, Verdict] | None:
+    """Start a family as `start_family` does, unless `guard` says locked, in one round trip.
+
+    None when this cannot be done in one step (Cluster, or a client that may not refresh):
+    the caller then checks the limits and calls `start_family` as usual.
+    """
+    if "refresh_token" not in client.grant_types:
+        return None
+    return refresh.create_guarded(
+        guard,
         client_id=client.client_id,
         subject=subject,
         scope=" ".join(scope),

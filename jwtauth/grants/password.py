@@ -3,7 +3,7 @@
 Brute force (RFC 6749 §4.3.2 MUST, RFC 6819 §5.1.4.2.3): every failed check counts against
 the username and against the client's address, in Redis, shared by every worker and by the
 authorize page (the same counter names, see `jwtauth.login`). Once either is over the limit the
-request is refused before any hashing, even with the right password, until the window passes.
+request is refused before any scrypt, even with the right password, until the window passes.
 
 The refusal is 429 with Retry-After and the error code `slow_down`. RFC 6749 §5.2 has no code
 for "wait", and each of its codes would mislead a client: `invalid_grant` says the password is
@@ -28,9 +28,10 @@ from jwtauth.grants.base import (
     requested_audience,
     requested_scope,
     start_family,
+    start_family_guarded,
 )
 from jwtauth.login import Login
-from jwtauth.store import RefreshStore
+from jwtauth.store import IssuedRefresh, RefreshStore
 from jwtauth.users import MAX_PASSWORD, MAX_USERNAME
 
 BAD_CREDENTIALS = "the username or password is not correct"
@@ -60,14 +61,29 @@ class PasswordGrant:
         scope = requested_scope(client, params.get("scope"))
         audience = requested_audience(client, self.settings, params.get("resource"))
         now = self.clock()
-        user = self.login.attempt(username, password, request.remote_addr, now=now)
-        if user is None:
-            # One answer for an unknown user and a wrong password (RFC 6749 §5.2 invalid_grant).
-            raise InvalidGrant(BAD_CREDENTIALS)
-        family = start_family(
-            self.refresh, self.settings, client,
-            subject=user.username, scope=scope, audience=audience, auth_time=now, now=now,
+        # The usual sign-in (a password this process already proved) checks the limits and
+        # starts the family in one Redis round trip; the family exists only if nothing is
+        # locked. Anything else (first sign-in, wrong password, Cluster) takes the full path.
+        fast = self.login.proven(
+            username, password, request.remote_addr, now=now,
+            act=lambda guard: start_family_guarded(
+                self.refresh, self.settings, client, guard,
+                subject=username, scope=scope, audience=audience, auth_time=now, now=now,
+            ),
         )
+        family: IssuedRefresh | None
+        if fast is not None:
+            user, family = fast
+        else:
+            found = self.login.attempt(username, password, request.remote_addr, now=now)
+            if found is None:
+                # One answer for an unknown user and a wrong password (RFC 6749 §5.2).
+                raise InvalidGrant(BAD_CREDENTIALS)
+            user = found
+            family = start_family(
+                self.refresh, self.settings, client,
+                subject=user.username, scope=scope, audience=audience, auth_time=now, now=now,
+            )
         return self.tokens.issue(
             client=client,
             subject=user.username,

@@ -24,7 +24,8 @@ import hashlib
 import hmac
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeAlias
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -48,6 +49,45 @@ end
 local ms = math.max(math.ceil((start + window - now) * 1000), 1)
 redis.call('PEXPIRE', KEYS[1], string.format('%d', ms))
 """
+
+# The lock check as a Lua function, for another store's script that must act only while no
+# counter is locked, atomically and in the same round trip (see `FailureLimiter.guard`).
+# The counters are KEYS[first..#KEYS]; ARGV[a], ARGV[a+1], ARGV[a+2]: now, max failures, window.
+# Returns the seconds to wait (0: not locked) and, per counter, 1 if it has failures on record.
+GUARD_LUA = """
+local function failure_guard(first, a)
+  local now, max, window = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local wait, on_record = 0, {}
+  for i = first, #KEYS do
+    local v = redis.call('HMGET', KEYS[i], 'n', 'start')
+    on_record[#on_record + 1] = v[1] and 1 or 0
+    if v[1] then
+      local ends = tonumber(v[2]) + window
+      if tonumber(v[1]) >= max and now < ends then
+        wait = math.max(wait, math.ceil(ends - now), 1)
+      end
+    end
+  end
+  return {wait, on_record}
+end
+"""
+
+# What a lock check says: seconds to wait (None: not locked) and, per key, whether it has
+# failures on record.
+Verdict: TypeAlias = "tuple[int | None, tuple[bool, ...]]"
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A lock check for `GUARD_LUA`: its counter keys (last in KEYS) and its three ARGV."""
+
+    keys: tuple[str, ...]
+    args: tuple[str, str, str]
+
+    def verdict(self, reply: Sequence[Any]) -> Verdict:
+        """Read `failure_guard`'s reply `{wait, on_record}`."""
+        wait, on_record = int(reply[0]), reply[1]
+        return (wait if wait > 0 else None), tuple(bool(flag) for flag in on_record)
 
 
 class FailureLimiter:
@@ -77,7 +117,15 @@ class FailureLimiter:
         """Return the seconds to wait if any key is locked out, else None."""
         return self.check(keys, now=now)[0]
 
-    def check(self, keys: Sequence[str], *, now: float) -> tuple[int | None, tuple[bool, ...]]:
+    def guard(self, keys: Sequence[str], *, now: float) -> Guard:
+        """Return the lock check of `keys` for a script that embeds `GUARD_LUA`.
+
+        Same answer as `check`, from inside another store's script: that store can then
+        act only if no key is locked, in one round trip.
+        """
+        return Guard(tuple(self._key(k) for k in keys), (repr(now), str(self._max), repr(self._window)))
+
+    def check(self, keys: Sequence[str], *, now: float) -> Verdict:
         """Return `retry_after` and, for each key, whether it has failures on record."""
         pipe = self._client.pipeline(transaction=False)
         for key in keys:

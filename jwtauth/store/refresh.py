@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import redis
 from redis.exceptions import NoScriptError
 
+from jwtauth.store.limits import GUARD_LUA, Guard, Verdict
+
 if TYPE_CHECKING:
     from redis import Redis
     from redis.cluster import RedisCluster
@@ -69,6 +71,28 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 local top = redis.call('ZRANGE', KEYS[1], '-1', '-1', 'WITHSCORES')
 local ms = math.ceil((tonumber(top[2]) - tonumber(ARGV[1])) * 1000)
 redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(ms, 1)))
+"""
+
+# Start a family only while no failure counter is locked: the password grant's usual sign-in
+# (a password this process already proved) in one round trip, atomically, so a locked-out
+# user's right password creates nothing and is refused like a wrong one (RFC 6749 §4.3.2).
+# The bodies are _INDEX and _CREATE on shifted KEYS and ARGV.
+# KEYS: subject index, family, then the guard's counters.
+# ARGV: 1-3 the guard's (now, max failures, window), 4 now, 5 absolute expiry, 6 family id,
+#       7 ttl_ms, 8.. field1, value1, field2, value2, ...
+_GUARDED_CREATE = GUARD_LUA + """
+local g = failure_guard(3, 1)
+if g[1] > 0 then return g end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
+redis.call('ZADD', KEYS[1], ARGV[5], ARGV[6])
+local top = redis.call('ZRANGE', KEYS[1], '-1', '-1', 'WITHSCORES')
+local ms = math.ceil((tonumber(top[2]) - tonumber(ARGV[4])) * 1000)
+redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(ms, 1)))
+for i = 8, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+return g
 """
 
 # Decide one rotation atomically and return what the caller needs, so a rotation is one round
@@ -212,6 +236,7 @@ class RefreshStore:
         self._index = client.register_script(_INDEX)
         self._rotate = client.register_script(_ROTATE)
         self._revoke = client.register_script(_REVOKE)
+        self._guarded_create = client.register_script(_GUARDED_CREATE)
 
     def create(
         self,
@@ -226,6 +251,62 @@ class RefreshStore:
         idle_ttl: float,
     ) -> IssuedRefresh:
         """Start a new family and return its first token (generation 1)."""
+        issued, index_args, create_args = self._new_family(
+            client_id=client_id, subject=subject, scope=scope, audience=audience,
+            auth_time=auth_time, now=now, absolute_ttl=absolute_ttl, idle_ttl=idle_ttl,
+        )
+        # Index first: a crash in between leaves a dangling index entry (harmless), never a
+        # family that "log out everywhere" cannot find.
+        _in_order(
+            self._client,
+            (self._index, [self._subject_key(subject)], index_args),
+            (self._create, [self._family_key(issued.family_id)], create_args),
+        )
+        return issued
+
+    def create_guarded(
+        self,
+        guard: Guard,
+        *,
+        client_id: str,
+        subject: str,
+        scope: str,
+        audience: Sequence[str],
+        auth_time: float,
+        now: float,
+        absolute_ttl: float,
+        idle_ttl: float,
+    ) -> tuple[IssuedRefresh | None, Verdict] | None:
+        """Start a family unless `guard` says locked, in one round trip; None if unsupported.
+
+        Returns the family (None while locked: nothing was written) and the guard's verdict.
+        Only on standalone Redis and Sentinel: on Cluster the counters and the family live in
+        different slots, which one script may not touch; the caller checks, then `create`s.
+        """
+        if not isinstance(self._client, redis.Redis):
+            return None
+        issued, index_args, create_args = self._new_family(
+            client_id=client_id, subject=subject, scope=scope, audience=audience,
+            auth_time=auth_time, now=now, absolute_ttl=absolute_ttl, idle_ttl=idle_ttl,
+        )
+        keys = [self._subject_key(subject), self._family_key(issued.family_id), *guard.keys]
+        reply = self._guarded_create(keys=keys, args=[*guard.args, *index_args, *create_args])
+        verdict = guard.verdict(reply)
+        return (None if verdict[0] is not None else issued), verdict
+
+    def _new_family(
+        self,
+        *,
+        client_id: str,
+        subject: str,
+        scope: str,
+        audience: Sequence[str],
+        auth_time: float,
+        now: float,
+        absolute_ttl: float,
+        idle_ttl: float,
+    ) -> tuple[IssuedRefresh, list[str], list[str]]:
+        """Draw a family id and first secret; return them with the _INDEX and _CREATE ARGV."""
         if absolute_ttl <= 0 or idle_ttl <= 0:
             raise ValueError("absolute_ttl and idle_ttl must be positive")
         if isinstance(audience, str):
@@ -249,14 +330,8 @@ class RefreshStore:
         args: list[str] = [str(_ms(idle_exp - now))]
         for name, value in fields.items():
             args += [name, value]
-        # Index first: a crash in between leaves a dangling index entry (harmless), never a
-        # family that "log out everywhere" cannot find.
-        _in_order(
-            self._client,
-            (self._index, [self._subject_key(subject)], [repr(now), repr(abs_exp), family_id]),
-            (self._create, [self._family_key(family_id)], args),
-        )
-        return IssuedRefresh(token=f"{family_id}.{_b64(secret)}", family_id=family_id, generation=1)
+        issued = IssuedRefresh(token=f"{family_id}.{_b64(secret)}", family_id=family_id, generation=1)
+        return issued, [repr(now), repr(abs_exp), family_id], args
 
     def rotate(self, token: str, *, client_id: str, now: float, idle_ttl: float) -> Rotation:
         """Exchange the current secret for its successor, or detect replay and reuse."""

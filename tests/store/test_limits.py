@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from jwtauth.store import FailureLimiter
+from jwtauth.store import FailureLimiter, RefreshStore
+from jwtauth.store.limits import GUARD_LUA
 
 NOW = 1_700_000_000.0
 WINDOW = 300.0
@@ -107,3 +108,50 @@ def test_nonsense_limits_are_refused(options: dict[str, Any]) -> None:
     settings: dict[str, Any] = {"max_failures": 3, "window_seconds": WINDOW, **options}
     with pytest.raises(ValueError, match="max_failures"):
         FailureLimiter(object(), **settings)  # type: ignore[arg-type]
+
+
+def test_the_lua_guard_agrees_with_check(backend: Any) -> None:
+    if backend.kind == "cluster":
+        pytest.skip("the guard runs in scripts of standalone Redis and Sentinel only")
+    limiter = make_limiter(backend)
+    probe = backend.client.register_script(GUARD_LUA + "return failure_guard(1, 1)")
+
+    def both(now: float) -> tuple[Any, Any]:
+        guard = limiter.guard([USER, ADDRESS], now=now)
+        via_lua = guard.verdict(probe(keys=list(guard.keys), args=list(guard.args)))
+        return via_lua, limiter.check([USER, ADDRESS], now=now)
+
+    steps = [NOW, NOW + 1, NOW + 2, NOW + 2.5, NOW + 100.5, NOW + WINDOW - 0.1, NOW + WINDOW, NOW + 400]
+    seen = []
+    for step, now in enumerate(steps):
+        via_lua, via_check = both(now)
+        assert via_lua == via_check, (step, via_lua, via_check)
+        seen.append(via_lua)
+        limiter.record_failure([USER] if step % 2 else [USER, ADDRESS], now=now)
+    # The states compared include none on record, on record but open, locked, and expired.
+    assert seen[0] == (None, (False, False)) and seen[1] == (None, (True, True))
+    assert seen[3] == (WINDOW - 2, (True, True)) and seen[5] == (1, (True, True))
+    assert seen[6] == (None, (True, True))
+
+
+def test_a_guarded_family_is_created_only_while_nothing_is_locked(backend: Any) -> None:
+    if backend.kind == "cluster":
+        pytest.skip("create_guarded is for standalone Redis and Sentinel only")
+    limiter = make_limiter(backend)
+    refresh = RefreshStore(backend.client, prefix=backend.prefix)
+    family = dict(
+        client_id="c", subject="alice", scope="read", audience=["https://api.example.com"],
+        auth_time=NOW, now=NOW, absolute_ttl=3600.0, idle_ttl=600.0,
+    )
+    limiter.record_failure([USER], now=NOW)
+    created = refresh.create_guarded(limiter.guard([USER, ADDRESS], now=NOW), **family)
+    assert created is not None
+    issued, verdict = created
+    assert issued is not None and verdict == (None, (True, False))
+    assert refresh.lookup(issued.token, now=NOW) is not None
+    for _ in range(2):
+        limiter.record_failure([ADDRESS, USER], now=NOW)
+    before = backend.key_names()
+    refused = refresh.create_guarded(limiter.guard([USER, ADDRESS], now=NOW + 1), **family)
+    assert refused == (None, (WINDOW - 1, (True, True)))
+    assert backend.key_names() == before  # a locked sign-in writes nothing
