@@ -579,9 +579,9 @@ def render(report: dict[str, Any]) -> str:
         "",
         "What bounds the grants that use Redis: each round trip to Redis costs the server about "
         "0.1 ms of CPU on this machine (system calls, redis-py, two threads handing over the GIL) "
-        "on top of Redis's own. A password login makes two (the sign-in counters, then the new "
-        "family and its subject index in one pipeline), a refresh one (the rotation script "
-        "returns the family), "
+        "on top of Redis's own. A password login makes one once this process has proven the "
+        "password (one script checks the sign-in counters and creates the family), two otherwise; "
+        "a refresh one (the rotation script returns the family), "
         "a code exchange four; client_credentials, JWKS and metadata make none.",
     ]
     if "signing" in report:
