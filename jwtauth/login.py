@@ -8,7 +8,8 @@ attempt is refused before any scrypt, even with the right password, until the wi
 A password this process already proved (the HMAC memo in jwtauth.hashing) is checked first,
 for microseconds: then the lock check and the new refresh family go to Redis as one atomic
 script (`Login.proven`), and a lock refuses it writing nothing. Every other attempt, and every
-wrong guess, takes `Login.attempt`: the counters first, then scrypt, then the failure count.
+wrong guess, takes `Login.attempt`: the attempt is counted first (atomically, refused if
+locked), then scrypt; a success resets the user's count and gives the address its attempt back.
 """
 
 from __future__ import annotations
@@ -40,16 +41,21 @@ class Login:
     def attempt(self, username: str, password: str, client_addr: str, *, now: float) -> User | None:
         """Return the user, None for wrong credentials, or raise SlowDown while locked out."""
         keys = failure_keys(username, client_addr)
-        wait, on_record = self.limiter.check(keys, now=now)
+        # Counted before the (slow) check, atomically: concurrent guesses cannot all slip
+        # through a read-only check before the first of them is counted (RFC 6749 §4.3.2).
+        wait = self.limiter.acquire(keys, now=now)
         if wait is not None:
             raise SlowDown(wait, LOCKED)
         user = None
         if len(username) <= MAX_USERNAME and len(password) <= MAX_PASSWORD:
             user = self.users.authenticate(username, password)
         if user is None:
-            self.limiter.record_failure(keys, now=now)
-            return None
-        self._forget(keys, on_record)
+            return None  # the failure is already counted against both keys
+        # Only the user's counter is reset: resetting the address one would let a guesser who
+        # owns one account wipe its own record between guesses at other accounts. The address
+        # only gets back the attempt that just succeeded.
+        self.limiter.reset(keys[0])
+        self.limiter.release(keys[1])
         return user
 
     def proven(

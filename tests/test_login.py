@@ -75,7 +75,10 @@ def test_first_sign_in_takes_the_full_path(
     trips.count, scrypt_calls.calls = 0, 0
     tokens_of(login(http, username="alice", password="alice-pw"))
     assert scrypt_calls.calls == 1  # not proven yet: scrypt ran
-    assert trips.count == 2  # the counters, then the family (one pipeline)
+    # The attempt is counted against user and address before scrypt (two atomic steps, one per
+    # hash tag), then the family (one pipeline), then the user's count is reset and the
+    # address gets its attempt back. Only a process's first sign-in of a user pays this.
+    assert trips.count == 5
 
 
 def test_proven_sign_in_is_one_round_trip(
@@ -134,3 +137,35 @@ def test_locked_out_wrong_password_costs_no_scrypt(
     assert_error(login(http, username="alice", password="wrong-again"), 429, "slow_down")
     assert scrypt_calls.calls == 0
     assert trips.count == 1  # today's path: the counters only, nothing counted while locked
+
+
+def test_concurrent_wrong_guesses_cannot_outrun_the_lock(
+    settings: Settings, keyring: KeyRing, store: Any, scrypt_calls: ScryptCounter
+) -> None:
+    """Every guess is counted before scrypt: 30 at once get max_failures checks, not 30."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jwtauth.errors import SlowDown
+    from jwtauth.hashing import SecretChecker
+    from jwtauth.login import Login
+    from jwtauth.store import FailureLimiter
+    from jwtauth.users import UserDirectory
+
+    limiter = FailureLimiter(store, max_failures=5, window_seconds=300)
+    login = Login(UserDirectory(settings.users, SecretChecker()), limiter)
+
+    def guess(i: int) -> str:
+        try:
+            user = login.attempt("testuser@example.com", f"wrong-{i}", "198.51.100.7", now=1000.0)
+        except SlowDown:
+            return "locked"
+        return "ok" if user else "wrong"
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        outcomes = list(pool.map(guess, range(30)))
+    assert outcomes.count("wrong") == 5
+    assert outcomes.count("locked") == 25
+    assert scrypt_calls.calls == 5
+    # And the right password is refused too while the lock lasts.
+    with pytest.raises(SlowDown):
+        login.attempt("testuser@example.com", "testpassword", "198.51.100.7", now=1001.0)

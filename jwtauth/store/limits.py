@@ -50,6 +50,38 @@ local ms = math.max(math.ceil((start + window - now) * 1000), 1)
 redis.call('PEXPIRE', KEYS[1], string.format('%d', ms))
 """
 
+# Count an attempt BEFORE its credentials are checked, unless the key is locked. A read-only
+# check followed by a later failure count lets every guess in flight pass the check before any
+# of them is counted (30 concurrent guesses all got through a limit of 5).
+# KEYS: counter. ARGV: now, max failures, window. Returns the seconds to wait (0: counted).
+_ACQUIRE = """
+local now, max, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local v = redis.call('HMGET', KEYS[1], 'n', 'start')
+local start = tonumber(v[2])
+if v[1] and now < start + window then
+  if tonumber(v[1]) >= max then
+    return math.max(math.ceil(start + window - now), 1)
+  end
+  redis.call('HINCRBY', KEYS[1], 'n', '1')
+else
+  start = now
+  redis.call('HSET', KEYS[1], 'n', '1', 'start', ARGV[1])
+end
+local ms = math.max(math.ceil((start + window - now) * 1000), 1)
+redis.call('PEXPIRE', KEYS[1], string.format('%d', ms))
+return 0
+"""
+
+# Give back one counted attempt that succeeded (or was refused by another key's lock).
+# KEYS: counter.
+_RELEASE = """
+if redis.call('HEXISTS', KEYS[1], 'n') == 1 then
+  if redis.call('HINCRBY', KEYS[1], 'n', '-1') <= 0 then
+    redis.call('DEL', KEYS[1])
+  end
+end
+"""
+
 # The lock check as a Lua function, for another store's script that must act only while no
 # counter is locked, atomically and in the same round trip (see `FailureLimiter.guard`).
 # The counters are KEYS[first..#KEYS]; ARGV[a], ARGV[a+1], ARGV[a+2]: now, max failures, window.
@@ -112,6 +144,31 @@ class FailureLimiter:
         self._window = window_seconds
         self._salt = salt
         self._fail = client.register_script(_FAIL)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._release = client.register_script(_RELEASE)
+
+    def acquire(self, keys: Sequence[str], *, now: float) -> int | None:
+        """Count one attempt against every key before it is checked; return the wait if locked.
+
+        Each key is its own atomic step (Redis Cluster: one hash tag per key). When a later key
+        is locked, the attempts already counted for earlier keys are given back, so a refused
+        attempt counts nowhere. The caller gives back the address count on success too
+        (`release`) and resets the user's (`reset`); a failure simply stays counted.
+        """
+        counted: list[str] = []
+        args = [repr(now), str(self._max), repr(self._window)]
+        for key in keys:
+            wait = int(self._acquire(keys=[self._key(key)], args=args))
+            if wait > 0:
+                for done in counted:
+                    self.release(done)
+                return wait
+            counted.append(key)
+        return None
+
+    def release(self, key: str) -> None:
+        """Give back one attempt counted by `acquire` (it succeeded, or another key refused it)."""
+        self._release(keys=[self._key(key)])
 
     def retry_after(self, keys: Sequence[str], *, now: float) -> int | None:
         """Return the seconds to wait if any key is locked out, else None."""
