@@ -70,8 +70,6 @@ def _render_store_error(req: falcon.Request, resp: falcon.Response, ex: Exceptio
 
 def _render_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
     """Log the bug with its traceback; the client sees server_error and nothing internal."""
-    if isinstance(ex, falcon.HTTPError):  # Falcon's own 404/405/400: keep them as they are
-        raise ex
     log.exception("unexpected error in %s %s", req.method, req.path)
     _render_oauth_error(req, resp, ServerError("internal error"), params)
 
@@ -150,7 +148,7 @@ def create_app(
     tokens = TokenFactory(settings, keyring, clock)
     prefix = settings.redis_prefix
     # Tombstones of revoked families outlive every access token the family issued.
-    revoked_ttl = settings.access_token_ttl + 60
+    revoked_ttl = settings.token_horizon
     codes = CodeStore(store, prefix=prefix, access_token_ttl=revoked_ttl)
     refresh = RefreshStore(
         store, prefix=prefix, grace_seconds=settings.refresh_grace_seconds, revoked_ttl=revoked_ttl

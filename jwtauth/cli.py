@@ -17,8 +17,6 @@ from jwtauth.config import ConfigError, Settings, load_settings, with_issuer
 from jwtauth.hashing import hash_secret
 from jwtauth.keys import ALGORITHMS, KeyError_, KeyRing, ensure, lifecycle, prune, revoke, rotate
 
-LEEWAY = 60  # seconds a retiring key stays published beyond the longest token lifetime
-
 
 class CommandError(Exception):
     """A failure to report to the operator as one line, without a traceback."""
@@ -29,7 +27,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _retire_after(settings: Settings) -> int:
-    return settings.access_token_ttl + LEEWAY
+    # A retiring key stays published as long as any token it signed can still be presented.
+    return settings.token_horizon
 
 
 def _keys_dir(args: argparse.Namespace, settings: Settings) -> Path:
@@ -164,8 +163,8 @@ def cmd_revoke(args: argparse.Namespace) -> None:
         store = connect(settings.redis_url)
     except StoreURLError as exc:
         raise CommandError(f"JWTAUTH_REDIS_URL: {exc}") from None
-    # The same tombstone lifetime as create_app: longer than any access token of the family.
-    refresh = RefreshStore(store, prefix=settings.redis_prefix, revoked_ttl=_retire_after(settings))
+    # The tombstone lifetime create_app uses: as long as any access token of the family lives.
+    refresh = RefreshStore(store, prefix=settings.redis_prefix, revoked_ttl=settings.token_horizon)
     try:
         count = refresh.revoke_all(subject=args.subject, client_id=args.client)
     except STORE_ERRORS as exc:  # includes the cluster client's errors outside RedisError

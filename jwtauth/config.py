@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from jwtauth.hashing import HashFormatError, parse_hash
 from jwtauth.net import parse_networks
 
+CLOCK_LEEWAY = 60  # seconds of clock skew and delivery delay allowed around a token's lifetime
 GRANT_TYPES = ("authorization_code", "implicit", "password", "client_credentials", "refresh_token")
 SIGNING_ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA")
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -76,6 +77,15 @@ class Settings:
     max_failures: int = 5
     failure_window: int = 300
     source: str = field(default="<defaults>", compare=False)
+
+    @property
+    def token_horizon(self) -> int:
+        """Return how long after issue an access token may still be presented: lifetime + leeway.
+
+        A key that stopped signing stays published this long, and a revoked family's tombstone
+        lives this long, so neither outlives nor undercuts the tokens it vouches for.
+        """
+        return self.access_token_ttl + CLOCK_LEEWAY
 
     @property
     def audience(self) -> str:

@@ -1,8 +1,8 @@
 """Count failed credential checks in Redis, shared by every worker, and lock out guessers.
 
 RFC 6749 §4.3.2 and RFC 6819 §5.1.4.2.3: the password grant (and any credential check)
-must be protected against brute force. Each counted key (a username, a client id, an IP
-address) is its own fixed window:
+must be protected against brute force. Each counted key (a username, a client address) is
+its own fixed window:
 
 - the window opens at the first failure and lasts `window_seconds`;
 - after `max_failures` failures inside it, the key is locked until the window closes: every
