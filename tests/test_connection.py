@@ -208,24 +208,75 @@ def test_ping_is_false_when_no_cluster_node_answers() -> None:
     assert ping(NoNode()) is False
 
 
-def test_scripts_survive_a_second_noscript(monkeypatch: pytest.MonkeyPatch) -> None:
-    # NOSCRIPT, SCRIPT LOAD, then NOSCRIPT again (the server changed in between): EVAL the body.
+class ScriptedConnection:
+    """A pooled connection whose replies are scripted: a value is returned, an exception raised."""
+
+    def __init__(self, client: Any, replies: list[Any]) -> None:
+        self.retry = client.connection_pool.connection_kwargs["retry"]
+        self.replies, self.sent, self.disconnects = replies, [], 0
+
+    def send_command(self, *args: Any) -> None:
+        self.sent.append(args)
+
+    def read_response(self) -> Any:
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def disconnect(self) -> None:
+        self.disconnects += 1
+
+
+def scripted(
+    monkeypatch: pytest.MonkeyPatch, client: Any, replies: list[Any]
+) -> tuple[ScriptedConnection, list[Any]]:
+    conn = ScriptedConnection(client, replies)
+    released: list[Any] = []
+    monkeypatch.setattr(client.connection_pool, "get_connection", lambda *a, **k: conn)
+    monkeypatch.setattr(client.connection_pool, "release", released.append)
+    return conn, released
+
+
+def test_a_script_the_server_lost_is_sent_by_its_body(monkeypatch: pytest.MonkeyPatch) -> None:
+    # After a restart or a failover the cache is empty: NOSCRIPT, then EVAL the body (which
+    # caches it again), on the same connection, never a 500.
     client = connect("redis://127.0.0.1:1/0")
     script = client.register_script("return 1")
-    sent: list[tuple[Any, ...]] = []
-
-    def evalsha(*args: Any) -> Any:
-        raise redis.exceptions.NoScriptError("No matching script")
-
-    monkeypatch.setattr(client, "evalsha", evalsha)
-    monkeypatch.setattr(client, "script_load", lambda body: script.sha)
-    def eval_body(*args: Any) -> int:
-        sent.append(args)
-        return 7
-
-    monkeypatch.setattr(client, "eval", eval_body)
+    conn, released = scripted(
+        monkeypatch, client, [redis.exceptions.NoScriptError("No matching script"), 7]
+    )
     assert script(keys=["k"], args=["a"]) == 7
-    assert sent == [("return 1", 1, "k", "a")]
+    assert conn.sent == [("EVALSHA", script.sha, 1, "k", "a"), ("EVAL", "return 1", 1, "k", "a")]
+    assert released == [conn]
+
+
+def test_a_script_is_retried_once_on_a_new_connection_after_a_connection_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A dropped connection (a restarted server, Sentinel's READONLY) is retried once after
+    # reconnecting; the scripts are written so that running twice is harmless.
+    client = connect("redis://127.0.0.1:1/0")
+    script = client.register_script("return 1")
+    conn, released = scripted(monkeypatch, client, [redis.ConnectionError("reset"), 5])
+    assert script(keys=["k"], args=[]) == 5
+    assert len(conn.sent) == 2 and conn.disconnects == 1 and released == [conn]
+    conn, released = scripted(
+        monkeypatch, client, [redis.ConnectionError("reset"), redis.ConnectionError("reset")]
+    )
+    with pytest.raises(redis.ConnectionError):
+        script(keys=["k"], args=[])
+    assert len(conn.sent) == 2 and released == [conn]
+
+
+def test_a_script_is_never_retried_after_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first attempt may have run: a request waits at most one socket timeout, then 503.
+    client = connect("redis://127.0.0.1:1/0")
+    script = client.register_script("return 1")
+    conn, released = scripted(monkeypatch, client, [redis.TimeoutError("slow"), 5])
+    with pytest.raises(redis.TimeoutError):
+        script(keys=["k"], args=[])
+    assert len(conn.sent) == 1 and released == [conn]
 
 
 def test_sentinel_clients_recheck_the_primary_and_reconnect_through_sentinel() -> None:

@@ -56,9 +56,7 @@ _KDF_LABEL_V1 = b"jwtauth-refresh-v1"
 # Create a family hash and give it its TTL in one step, so no key ever lives without a TTL.
 # KEYS: family. ARGV: ttl_ms, field1, value1, field2, value2, ...
 _CREATE = """
-for i = 2, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 """
 
@@ -88,9 +86,7 @@ redis.call('ZADD', KEYS[1], ARGV[5], ARGV[6])
 local top = redis.call('ZRANGE', KEYS[1], '-1', '-1', 'WITHSCORES')
 local ms = math.ceil((tonumber(top[2]) - tonumber(ARGV[4])) * 1000)
 redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(ms, 1)))
-for i = 8, #ARGV, 2 do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-end
+redis.call('HSET', KEYS[2], unpack(ARGV, 8))
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
 return g
 """
