@@ -1,10 +1,11 @@
 """make bench: a real `jwtauth serve` on real Redis, driven by wrk over loopback, with its baselines.
 
-One run measures, in this order (about 3-4 minutes, loopback only, everything it starts is
+One run measures, in this order (about 5 minutes, loopback only, everything it starts is
 stopped, every Redis key it wrote is deleted):
 
 1. the stack ceiling: bench/ceiling_app.py (Falcon + PyJWT, nothing else) under gunicorn with
-   2 sync workers; measured again at the end, and the higher of the two is the ceiling;
+   2 sync workers, kept up all run and measured again and again between the scenarios below
+   (the box's speed drifts, so every ratio compares runs measured side by side: `Ceilings`);
 2. the signing ceiling: tokens/s one process signs with jwtauth's own key and claims, no HTTP;
 3. `jwtauth serve --workers 2` with Redis (a unique JWTAUTH_REDIS_PREFIX) and an ES256 key:
    client_credentials, password, refresh_token (each family rotated by one connection at a
@@ -13,12 +14,15 @@ stopped, every Redis key it wrote is deleted):
 4. the same server with an RS256 key, then an EdDSA key: client_credentials;
 5. Redis memory per refresh family.
 
-Each scenario: a warm-up, then `wrk -t2 -c16 -d8s`; reported: requests/s, p50, p99, errors
-(non-2xx and socket errors), server CPU per request (utime+stime of the server's whole process
-tree from /proc), and the CPU other processes used meanwhile (noise on a shared box). Results
-go to bench/results.md.
+The ratio targets (client_credentials ES256, password, refresh_token, JWKS, metadata) run in
+`--rounds` short runs that alternate with ceiling runs; the others run once for `--duration`.
+Each run: `wrk -t2 -c16`, after a warm-up; reported: requests/s, p50, p99, errors (non-2xx and
+socket errors), server CPU per request (utime+stime of the server's whole process tree from
+/proc), Redis's own CPU, and the CPU other processes used meanwhile (noise on a shared box).
+Results go to bench/results.md.
 
-    .venv/bin/python -m bench.run [--duration 8] [--only password refresh_token] [--no-write]
+    .venv/bin/python -m bench.run [--duration 8] [--rounds 3] [--round-seconds 4]
+                                  [--only ceiling password refresh_token] [--no-write]
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ class Result:
     server_cpu_ms: float  # per request
     redis_cpu_ms: float  # per request: the Redis server's own CPU (INFO cpu)
     other_cores: float  # CPU used by neither the server, Redis nor wrk, in cores
+    steal_ms: float = 0.0  # CPU time the hypervisor took from this machine's cores meanwhile
     notes: list[str] = field(default_factory=list)
     # The stack-ceiling run just before this one (Ceilings.runs index; -1: none, None: not
     # recorded): it and the next one are this scenario's reference.
@@ -167,6 +172,7 @@ def rounds(
         server_cpu_ms=sum(p.server_cpu_ms * p.requests for p in parts) / n,
         redis_cpu_ms=sum(p.redis_cpu_ms * p.requests for p in parts) / n,
         other_cores=sum(p.other_cores for p in parts) / len(parts),
+        steal_ms=sum(p.steal_ms for p in parts),
         ratios=ratios,
         ceiling_index=parts[-1].ceiling_index,
     )
@@ -295,10 +301,12 @@ def measure(
     if args.warmup > 0 and "BENCH_FILE" not in env:
         wrk(url, args.warmup, args, env, lua)
     cpu0, busy0, wall0 = tree_cpu_ticks(server.proc.pid), busy_ticks(), time.monotonic()
+    steal0 = steal_ticks()
     wrk_cpu0, redis0 = _children_cpu(), redis_cpu(server.store)
     text = wrk(url, args.duration, args, env, lua)
     wrk_cpu, redis_s = _children_cpu() - wrk_cpu0, redis_cpu(server.store) - redis0
     cpu1, busy1, wall1 = tree_cpu_ticks(server.proc.pid), busy_ticks(), time.monotonic()
+    steal = (steal_ticks() - steal0) * 1000 / CLK_TCK
     vals = parse_wrk(text)
     n = max(int(vals["requests"]), 1)
     server_s = (cpu1 - cpu0) / CLK_TCK
@@ -312,14 +320,21 @@ def measure(
         server_cpu_ms=server_s * 1000 / n,
         redis_cpu_ms=redis_s * 1000 / n,
         other_cores=((busy1 - busy0) / CLK_TCK - server_s - wrk_cpu - redis_s) / (wall1 - wall0),
+        steal_ms=steal,
     )
     print(
         f"  {name:40} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
         f"errors {result.errors}  server CPU {result.server_cpu_ms:.3f} ms/req  "
-        f"Redis CPU {result.redis_cpu_ms:.3f} ms/req  other load {result.other_cores:.2f}",
+        f"Redis CPU {result.redis_cpu_ms:.3f} ms/req  other load {result.other_cores:.2f}  "
+        f"steal {result.steal_ms:.0f} ms",
         flush=True,
     )
     return result
+
+
+def steal_ticks() -> int:
+    """Ticks the hypervisor ran something else on this machine's cores (/proc/stat: steal)."""
+    return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8])
 
 
 def redis_cpu(store: Any) -> float:
@@ -669,8 +684,11 @@ def render(report: dict[str, Any]) -> str:
         "",
         "Server CPU is utime+stime of the server's whole process tree per request; Redis CPU is the "
         "Redis server's own (INFO cpu); *other load* is the CPU that neither the server, Redis nor wrk "
-        "used meanwhile (other work on a shared box), in cores. jwtauth's RS256 keys are 3072-bit "
-        "(the stack ceiling's are 2048): compare them with their signing ceiling, not the stack ceiling.",
+        "used meanwhile (other work on a shared box), in cores, and *steal* the time the "
+        "hypervisor took the machine's cores away during the run (summed over its rounds): a "
+        "core taken for milliseconds stalls every request on it, which shows in p99. jwtauth's "
+        "RS256 keys are 3072-bit (the stack ceiling's are 2048): compare them with their signing "
+        "ceiling, not the stack ceiling.",
         "",
         "The box's speed drifts within a run, so the stack ceiling is measured again and again "
         f"({len(ceilings.runs)} runs, {_spread(ceilings)}): each ratio target runs in "
@@ -681,8 +699,8 @@ def render(report: dict[str, Any]) -> str:
         "the ceiling runs around them. *x highest* divides by the run's highest ceiling run.",
         "",
         "| scenario | req/s | x stack ceiling | rounds | x highest | p50 ms | p99 ms | errors "
-        "| server CPU ms/req | Redis CPU ms/req | other load |",
-        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server CPU ms/req | Redis CPU ms/req | other load | steal ms |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results.values():
         lines.append(_row(r, ratio(r, ceilings), highest))
@@ -740,7 +758,8 @@ def _row(r: Result, relative: float | None, highest: float) -> str:
     overall = f"{r.rps / highest:.2f}" if highest else "-"
     return (
         f"| {r.name} | {r.rps:.0f} | {shown} | {each} | {overall} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
-        f"| {r.errors} | {r.server_cpu_ms:.3f} | {r.redis_cpu_ms:.3f} | {r.other_cores:.2f} |"
+        f"| {r.errors} | {r.server_cpu_ms:.3f} | {r.redis_cpu_ms:.3f} | {r.other_cores:.2f} "
+        f"| {r.steal_ms:.0f} |"
     )
 
 
