@@ -218,6 +218,16 @@ class Server:
         return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
 
 
+# Every server runs in a process group of its own (stopped as a group) but in the bench's own
+# session, where wrk runs too. With autogroup scheduling (Linux's default) the kernel first
+# shares the CPU between sessions, then between the threads inside each: a server in a session
+# of its own got the cores in bursts against wrk's session on this 2-core box, and its p99
+# spiked to 20-40 ms in one 4-second run in three while the same server in wrk's session held
+# 5-6 ms and served ~15% more (bench/serving-layers.md). A load generator sharing the server's
+# cores is this bench's artefact, so both servers are scheduled thread by thread, as peers of
+# wrk, the same for the stack ceiling as for jwtauth.
+
+
 @contextlib.contextmanager
 def jwtauth_server(config: Path, keys_dir: Path, prefix: str, work: Path) -> Iterator[Server]:
     """Run `jwtauth serve --workers 2` with Redis; stop its process group afterwards."""
@@ -235,7 +245,7 @@ def jwtauth_server(config: Path, keys_dir: Path, prefix: str, work: Path) -> Ite
     argv += ["--port", str(port), "--workers", str(WORKERS)]
     # stdout is the JSON access log: written to a real file, as a log collector would read it.
     with open(log_dir / "access.log", "wb") as out, open(log_dir / "stderr.log", "wb") as err:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True)
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=err, process_group=0)
     server = Server(proc, port, log_dir, redis.Redis.from_url(REDIS_URL))
     try:
         wait_ready(port, proc)
@@ -257,7 +267,7 @@ def ceiling_server() -> Iterator[Server]:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,
-            start_new_session=True,
+            process_group=0,  # wrk's session: see the note above jwtauth_server
         )
     try:
         wait_ready(port, proc)
