@@ -26,12 +26,13 @@ from jwtauth.observability import MULTIPROC_ENV
 
 log = logging.getLogger("jwtauth")
 
-# Python threads per worker: one can sign while another waits for Redis. Measured with make
-# bench (4 alternating runs each): 2 threads serve password and refresh ~15% faster than 1,
-# while 1 spends ~10% less CPU per client_credentials token (no GIL hand-over between
-# threads); 3 gained nothing. Raise it with JWTAUTH_THREADS when Redis is far away (a round
-# trip of milliseconds). granian's `backpressure` is left alone: it caps connections, not
-# requests, so a low value leaves keep-alive clients beyond it unserved.
+# Python threads per worker: one can sign while another waits for Redis. With Redis on
+# loopback 1 thread serves the Redis grants as fast and spends ~10% less CPU per
+# client_credentials token (no GIL hand-over between threads; bench/serving-layers.md), but
+# then a worker idles through every round trip, which over a network would halve what it
+# serves: 2 by default, JWTAUTH_THREADS=1 for a Redis on the same host, more for one far away.
+# granian's `backpressure` is left alone: it caps connections, not requests, so a low value
+# leaves keep-alive clients beyond it unserved.
 BLOCKING_THREADS = 2
 # A worker that has not finished its requests this many seconds after SIGTERM is killed: under
 # Kubernetes' default 30 s grace period, as gunicorn's graceful_timeout was.
