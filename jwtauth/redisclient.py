@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError, RedisClusterException
 from redis.typing import ScriptTextT
+
+# One call of a registered script: the script, its KEYS and its ARGV. Stores hand these to each
+# other to run in one round trip (RefreshStore.create's `then`).
+ScriptCall: TypeAlias = tuple[Any, list[str], list[str]]
 
 
 class StoreScript(Script):

@@ -65,11 +65,14 @@ class AuthorizationCodeGrant:
         record = self._take(code, client, now)
         audience = self._checked_audience(client, record, params)
         scope = tuple(record.scope.split())
+        # The family is bound to the code's used marker in the round trip that creates it (a
+        # replay from then on revokes it), so the exchange makes three trips, not four.
         family = start_family(
             self.refresh, self.settings, client,
             subject=record.subject, scope=scope, audience=audience, auth_time=record.auth_time, now=now,
+            then=lambda family_id: [self.codes.binding(code, family_id)],
         )
-        if family is not None and not self.codes.bind_family(code, family.family_id):
+        if family is not None and not (family.after and int(family.after[0])):
             # A second redemption arrived between take and bind and could not revoke a family it
             # did not know yet (RFC 6749 §4.1.2), so this request revokes it. This request still
             # won the code: it answers 200 with tokens that are already dead, exactly the outcome

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from jwtauth.config import Client, Settings
 from jwtauth.errors import InvalidScope, InvalidTarget, TemporarilyUnavailable
 from jwtauth.keys import KeyRing
+from jwtauth.redisclient import ScriptCall
 from jwtauth.store import IssuedRefresh, RefreshStore
 from jwtauth.store.limits import Guard, Verdict
 from jwtauth.tokens import access_claims, mint, token_response
@@ -121,11 +122,13 @@ def start_family(
     audience: str,
     auth_time: float,
     now: float,
+    then: Callable[[str], Sequence[ScriptCall]] | None = None,
 ) -> IssuedRefresh | None:
     """Start a refresh-token family for a user's grant, or None if the client may not refresh.
 
     Without a family the access token carries no `fid`, so nothing can revoke it early; it is
-    short-lived (RFC 6749 §1.5: refresh tokens are issued at the server's discretion).
+    short-lived (RFC 6749 §1.5: refresh tokens are issued at the server's discretion). `then`
+    is RefreshStore.create's: script calls to run right after the family, in its round trip.
     """
     if "refresh_token" not in client.grant_types:
         return None
@@ -138,6 +141,7 @@ def start_family(
         now=now,
         absolute_ttl=settings.refresh_absolute_ttl,
         idle_ttl=settings.refresh_idle_ttl,
+        then=then,
     )
 
 

@@ -21,6 +21,8 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from jwtauth.redisclient import ScriptCall
+
 if TYPE_CHECKING:
     from redis import Redis
     from redis.cluster import RedisCluster
@@ -176,6 +178,14 @@ class CodeStore:
         if not _CODE.fullmatch(code):
             return False
         return bool(self._bind(keys=[f"{self._key(code)}:used"], args=[family_id]))
+
+    def binding(self, code: str, family_id: str) -> ScriptCall:
+        """The script call of `bind_family` for a code `take` accepted, to run in another's trip.
+
+        Its reply is what `bind_family` returns: 1 bound, 0 revoke the family now. The code
+        grant runs it in RefreshStore.create's round trip, right after the family exists.
+        """
+        return (self._bind, [f"{self._key(code)}:used"], [family_id])
 
     def _key(self, code: str) -> str:
         return f"{self._prefix}{{c:{hashlib.sha256(code.encode()).hexdigest()}}}"

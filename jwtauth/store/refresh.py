@@ -30,13 +30,14 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import redis
 from redis.exceptions import NoScriptError
 
+from jwtauth.redisclient import ScriptCall
 from jwtauth.store.limits import GUARD_LUA, Guard, Verdict
 
 if TYPE_CHECKING:
@@ -193,6 +194,8 @@ class IssuedRefresh:
     token: str
     family_id: str
     generation: int
+    # The replies of the steps `create` ran after the family in the same round trip (`then`).
+    after: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -245,20 +248,28 @@ class RefreshStore:
         now: float,
         absolute_ttl: float,
         idle_ttl: float,
+        then: Callable[[str], Sequence[ScriptCall]] | None = None,
     ) -> IssuedRefresh:
-        """Start a new family and return its first token (generation 1)."""
+        """Start a new family and return its first token (generation 1).
+
+        `then(family_id)` names idempotent script calls of another store to run right after
+        the family exists, in the same round trip where a pipeline can carry them; their
+        replies come back in `IssuedRefresh.after`.
+        """
         issued, index_args, create_args = self._new_family(
             client_id=client_id, subject=subject, scope=scope, audience=audience,
             auth_time=auth_time, now=now, absolute_ttl=absolute_ttl, idle_ttl=idle_ttl,
         )
         # Index first: a crash in between leaves a dangling index entry (harmless), never a
         # family that "log out everywhere" cannot find.
-        _in_order(
+        extra = tuple(then(issued.family_id)) if then is not None else ()
+        replies = _in_order(
             self._client,
             (self._index, [self._subject_key(subject)], index_args),
             (self._create, [self._family_key(issued.family_id)], create_args),
+            *extra,
         )
-        return issued
+        return replace(issued, after=tuple(replies[2:])) if extra else issued
 
     def create_guarded(
         self,
@@ -466,7 +477,7 @@ class RefreshStore:
         return f"{self._prefix}{{s:{hashlib.sha256(subject.encode()).hexdigest()}}}"
 
 
-def _in_order(client: Any, *calls: tuple[Any, list[str], list[str]]) -> None:
+def _in_order(client: Any, *calls: ScriptCall) -> list[Any]:
     """Run idempotent scripts in this order, in one round trip where a pipeline can carry them.
 
     Redis runs a pipeline's commands in order on one connection, so the order holds either way.
@@ -480,12 +491,10 @@ def _in_order(client: Any, *calls: tuple[Any, list[str], list[str]]) -> None:
         for script, keys, args in calls:
             pipe.evalsha(script.sha, len(keys), *keys, *args)
         try:
-            pipe.execute()
-            return
+            return list(pipe.execute())
         except NoScriptError:
             pass
-    for script, keys, args in calls:
-        script(keys=keys, args=args)
+    return [script(keys=keys, args=args) for script, keys, args in calls]
 
 
 def _record(family_id: str, fields: dict[Any, Any]) -> FamilyRecord:

@@ -384,6 +384,39 @@ def test_a_family_starts_whole_in_one_pipeline_and_after_a_script_cache_flush() 
         }
 
 
+def test_create_runs_the_then_steps_after_the_family_and_returns_their_replies(backend: Any) -> None:
+    # The code grant binds a new family to its code in the round trip that creates the family:
+    # the step sees the family already written, and its reply comes back in `after`.
+    store = make_store(backend)
+    probe = backend.client.register_script("return redis.call('HGET', KEYS[1], 'gen')")
+    seen: list[str] = []
+
+    def then(family_id: str) -> list[Any]:
+        seen.append(family_id)
+        return [(probe, [f"{backend.prefix}{{f:{family_id}}}"], [])]
+
+    issued = store.create(
+        client_id=OWNER, subject="alice", scope="read", audience=["https://api.example.com"],
+        auth_time=NOW, now=NOW, absolute_ttl=ABSOLUTE, idle_ttl=IDLE, then=then,
+    )
+    assert seen == [issued.family_id]
+    assert issued.after == (b"1",)  # the family hash existed when the step ran
+    assert new_family(store).after == ()  # no steps, no replies
+
+
+def test_then_steps_run_again_after_a_script_cache_flush() -> None:
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    store = RefreshStore(client)
+    probe = client.register_script("return redis.call('HGET', KEYS[1], 'gen')")
+    client.script_flush()  # every EVALSHA of the pipeline answers NOSCRIPT: one by one instead
+    issued = store.create(
+        client_id=OWNER, subject="bob", scope="read", audience=["https://api.example.com"],
+        auth_time=NOW, now=NOW, absolute_ttl=ABSOLUTE, idle_ttl=IDLE,
+        then=lambda family_id: [(probe, [f"jwtauth:{{f:{family_id}}}"], [])],
+    )
+    assert issued.after == (b"1",)
+
+
 @pytest.mark.parametrize("prefix", ["jwtauth:{x}:", "a}"])
 def test_prefix_with_a_hash_tag_is_refused(prefix: str) -> None:
     with pytest.raises(ValueError, match="hash tag"):
