@@ -724,7 +724,8 @@ def render(report: dict[str, Any]) -> str:
         "(the store's scripts skip redis-py's per-command layers); Redis's own CPU comes on top. "
         "A password login makes one once this process has proven the password (one script "
         "checks the sign-in counters and creates the family), two otherwise; a refresh one (the "
-        "rotation script returns the family), a code exchange four; client_credentials, JWKS "
+        "rotation script returns the family), a code exchange three (peek, take, then the family and its "
+        "binding to the code in one pipeline); client_credentials, JWKS "
         "and metadata make none.",
     ]
     if "signing" in report:
