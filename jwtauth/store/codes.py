@@ -177,7 +177,8 @@ class CodeStore:
         """
         if not _CODE.fullmatch(code):
             return False
-        return bool(self._bind(keys=[f"{self._key(code)}:used"], args=[family_id]))
+        script, keys, args = self.binding(code, family_id)
+        return bool(script(keys=keys, args=args))
 
     def binding(self, code: str, family_id: str) -> ScriptCall:
         """The script call of `bind_family` for a code `take` accepted, to run in another's trip.
