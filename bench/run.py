@@ -407,9 +407,9 @@ def stateful(
     name: str, server: Server, args: argparse.Namespace, mode: str, make: Any, expected_rps: float
 ) -> Result:
     """Measure a scenario whose every request consumes a token or code made beforehand."""
-    env = {**fixed("POST", auth=True), "BENCH_MODE": mode}
+    # measure() never warms up a run that consumes a file: warm_stateful does, with its own.
     main = make(max(int(expected_rps * args.duration * 1.5), 4000), "main")
-    return measure(name, server, TOKENS, _short(args, args.duration), {**env, "BENCH_FILE": str(main)})
+    return measure(name, server, TOKENS, args, _consuming(mode, main))
 
 
 def warm_stateful(
@@ -417,9 +417,13 @@ def warm_stateful(
 ) -> None:
     """Warm a stateful scenario up with tokens or codes of its own."""
     if args.warmup > 0:
-        env = {**fixed("POST", auth=True), "BENCH_MODE": mode}
         warm = make(max(int(expected_rps * args.warmup * 1.5), 2000), "warmup")
-        wrk(server.base + TOKENS, args.warmup, args, {**env, "BENCH_FILE": str(warm)})
+        wrk(server.base + TOKENS, args.warmup, args, _consuming(mode, warm))
+
+
+def _consuming(mode: str, path: Path) -> dict[str, str]:
+    """wrk's environment for requests that each use up one line of `path` (bench/wrk.lua)."""
+    return {**fixed("POST", auth=True), "BENCH_MODE": mode, "BENCH_FILE": str(path)}
 
 
 def run_es256(
