@@ -501,7 +501,7 @@ def run_es256(
 def signing_ceiling(keys_dirs: dict[str, Path], seconds: float) -> dict[str, float]:
     """Return tokens/s one process signs with each server key and jwtauth's own claims."""
     from jwtauth.keys import KeyRing
-    from jwtauth.tokens import access_claims, mint
+    from jwtauth.tokens.claims import access_claims, mint
 
     out = {}
     for alg, directory in keys_dirs.items():

@@ -1,5 +1,5 @@
 """Allow `python -m jwtauth`."""
 
-from jwtauth.cli import main
+from jwtauth.cli.main import main
 
 raise SystemExit(main())

@@ -9,32 +9,32 @@ from collections.abc import Callable
 from typing import Any
 
 import falcon
-import jinja2
 
-from jwtauth.clients import ClientRegistry
+from jwtauth.accounts.clients import ClientRegistry
+from jwtauth.accounts.hashing import SecretChecker
+from jwtauth.accounts.login import Login
+from jwtauth.accounts.users import UserDirectory
 from jwtauth.config import Settings
-from jwtauth.connection import STORE_ERRORS, ping, unavailable
 from jwtauth.errors import InvalidRequest, OAuthError, ServerError, TemporarilyUnavailable
 from jwtauth.grants.authorization_code import AuthorizationCodeGrant
-from jwtauth.grants.base import Grant, TokenFactory
+from jwtauth.grants.base import Grant
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
 from jwtauth.grants.password import PasswordGrant
 from jwtauth.grants.refresh_token import RefreshTokenGrant
-from jwtauth.hashing import SecretChecker
-from jwtauth.introspection import TokenReader
 from jwtauth.keys import KeyRing
-from jwtauth.login import Login
-from jwtauth.net import ClientAddress, parse_networks
 from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, MetricsResource, Observer
-from jwtauth.pages import Pages
 from jwtauth.resources.authorize import AUTHORIZE_PATH, AuthorizeResource
+from jwtauth.resources.client_address import ClientAddress, parse_networks
 from jwtauth.resources.discovery import JWKSResource, MetadataResource
 from jwtauth.resources.health import HealthResource, ReadyResource
 from jwtauth.resources.introspect import INTROSPECT_PATH, IntrospectResource
 from jwtauth.resources.revoke import REVOKE_PATH, RevokeResource
 from jwtauth.resources.token import NO_STORE, TokenResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
-from jwtauth.users import UserDirectory
+from jwtauth.store.connection import STORE_ERRORS, ping, unavailable
+from jwtauth.tokens.factory import TokenFactory
+from jwtauth.tokens.reader import TokenReader
+from jwtauth.web.pages import Pages
 
 log = logging.getLogger("jwtauth")
 
@@ -167,11 +167,6 @@ def create_app(
         )
     }
     reader = TokenReader(settings, keyring, refresh, clock)
-    templates = jinja2.Environment(
-        loader=jinja2.PackageLoader("jwtauth", "templates"),
-        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-        undefined=jinja2.StrictUndefined,
-    )
 
     app = falcon.App(
         media_type=falcon.MEDIA_JSON,
@@ -197,7 +192,7 @@ def create_app(
         login=login,
         codes=codes,
         tokens=tokens,
-        pages=Pages(templates),
+        pages=Pages(settings.templates_dir),
         clock=clock,
     )
     app.add_route(AUTHORIZE_PATH, authorize)

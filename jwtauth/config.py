@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from jwtauth.hashing import HashFormatError, parse_hash
-from jwtauth.net import parse_networks
+from jwtauth.accounts.hashing import HashFormatError, parse_hash
+from jwtauth.resources.client_address import parse_networks
 
 CLOCK_LEEWAY = 60  # seconds of clock skew and delivery delay allowed around a token's lifetime
 GRANT_TYPES = ("authorization_code", "implicit", "password", "client_credentials", "refresh_token")
@@ -76,6 +76,8 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     max_failures: int = 5
     failure_window: int = 300
+    # The operator's page overrides (branding), checked before the packaged templates.
+    templates_dir: Path | None = None
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -261,13 +263,30 @@ def _unique(reader: _Reader, key: str, member: str, names: list[str]) -> None:
         seen.add(name)
 
 
+def _templates_dir(pages: _Reader, source: str, env: Mapping[str, str]) -> Path | None:
+    """Return the page-override folder: set, else `templates/` beside the file or the cwd."""
+    chosen = env.get("JWTAUTH_PAGES_TEMPLATES") or pages.optional("templates", str)
+    beside = Path(source).parent if Path(source).is_file() else Path()
+    if chosen:
+        folder = beside / chosen  # a relative path is read from the settings file's folder
+        if not folder.is_dir():
+            raise pages.error("templates", f"{str(folder)!r} is not a folder")
+        return folder
+    for candidate in (beside / "templates", Path("templates")):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
 def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     """Validate a parsed TOML document plus environment overrides into Settings."""
     root = _Reader(source, "", data)
     root.unknown_keys(
-        {"issuer", "default_audience", "lifetimes", "keys", "limits", "redis", "clients", "users"}
+        {"issuer", "default_audience", "lifetimes", "keys", "limits", "redis", "pages", "clients", "users"}
     )
     life, keys, limits, redis = (root.table_at(k) for k in ("lifetimes", "keys", "limits", "redis"))
+    pages = root.table_at("pages")
+    pages.unknown_keys({"templates"})
     life.unknown_keys(
         {"access_token", "authorization_code", "refresh_idle", "refresh_absolute", "refresh_grace"}
     )
@@ -336,6 +355,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         trusted_proxies=_check_networks(limits, "trusted_proxies", limits.strings("trusted_proxies")),
         max_failures=limits.positive("max_failures", 5, maximum=1000),
         failure_window=limits.positive("window", 300, maximum=86400),
+        templates_dir=_templates_dir(pages, source, env),
         source=source,
     )
 

@@ -88,9 +88,9 @@ def serve(tmp_path: Path, keys_dir: Path) -> Callable[..., contextlib.AbstractCo
 
 @pytest.fixture
 def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> ScryptCounter:
-    """Count scrypt calls made through jwtauth.hashing during the test."""
+    """Count scrypt calls made through jwtauth.accounts.hashing during the test."""
     counter = ScryptCounter(hashlib.scrypt)
-    monkeypatch.setattr("jwtauth.hashing.hashlib.scrypt", counter)
+    monkeypatch.setattr("jwtauth.accounts.hashing.hashlib.scrypt", counter)
     return counter
 
 
@@ -118,8 +118,8 @@ def page(browser: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def derives(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, int, int]]]:
-    """Record the scrypt parameters (log_n, r, p) of every derivation jwtauth.hashing makes."""
-    from jwtauth import hashing
+    """Record the scrypt parameters (log_n, r, p) of every derivation jwtauth.accounts.hashing makes."""
+    from jwtauth.accounts import hashing
 
     calls: list[tuple[int, int, int]] = []
     real = hashing._derive
@@ -128,5 +128,5 @@ def derives(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, int, in
         calls.append((log_n, r, p))
         return real(secret, salt, log_n, r, p)
 
-    monkeypatch.setattr("jwtauth.hashing._derive", counting)
+    monkeypatch.setattr("jwtauth.accounts.hashing._derive", counting)
     yield calls

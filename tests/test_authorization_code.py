@@ -13,11 +13,11 @@ import pytest
 import requests
 from falcon import testing
 
-from jwtauth import pkce
+from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.config import Settings
-from jwtauth.hashing import SecretChecker
 from jwtauth.keys import KeyRing
+from jwtauth.oauth import pkce
 from jwtauth.store import CodeRecord, CodeStore, RefreshStore
 from tests.authflow import (
     README_QUERY,

@@ -16,12 +16,12 @@ import pytest
 import redis
 from falcon import testing
 
-from jwtauth import pkce
+from jwtauth.accounts.hashing import SecretChecker
+from jwtauth.accounts.login import failure_keys
 from jwtauth.app import create_app
 from jwtauth.config import Settings
-from jwtauth.hashing import SecretChecker
 from jwtauth.keys import KeyRing
-from jwtauth.login import failure_keys
+from jwtauth.oauth import pkce
 from jwtauth.store import CodeStore, FailureLimiter
 from tests.authflow import (
     PASSWORD,

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from jwtauth import cli
-from jwtauth.hashing import SecretChecker, parse_hash
+from jwtauth.accounts.hashing import SecretChecker, parse_hash
+from jwtauth.cli import main as cli
 from tests.support import FIXTURES, ROOT, basic, free_port
 from tests.support import run_cli as run
 
@@ -55,7 +55,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     def fake_run(factory: Callable[[], Any], *, host: str, port: int, workers: int) -> None:
         seen.update(factory=factory, host=host, port=port, workers=workers)
 
-    monkeypatch.setattr("jwtauth.serve.run", fake_run)
+    monkeypatch.setattr("jwtauth.cli.serve.run", fake_run)
     return seen
 
 
@@ -77,7 +77,7 @@ def test_hash_secret_strips_crlf(capsys: pytest.CaptureFixture[str], monkeypatch
     import io
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("pw\r\n"))
-    monkeypatch.setattr("jwtauth.cli.hash_secret", lambda secret: f"hashed<{secret}>")
+    monkeypatch.setattr("jwtauth.cli.main.hash_secret", lambda secret: f"hashed<{secret}>")
     assert cli.main(["hash-secret", "--stdin"]) == 0
     assert capsys.readouterr().out.strip() == "hashed<pw>"
 

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from jwtauth import cli
+from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.app import create_app
+from jwtauth.cli.config_edit import append_table, toml_string
+from jwtauth.cli import main as cli
 from jwtauth.config import ConfigError, load_settings
-from jwtauth.config_edit import append_table, toml_string
-from jwtauth.hashing import SecretChecker, hash_secret
 from jwtauth.keys import KeyRing
 from tests.support import FIXTURES, Server, basic
 from tests.support import run_cli as jwtauth_cli
@@ -237,8 +237,8 @@ def test_users_add_prompts_twice(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, settings_file: Path
 ) -> None:
     answers = iter(["first-password", "other-password"])
-    monkeypatch.setattr("jwtauth.admin.getpass.getpass", lambda prompt="": next(answers))
-    monkeypatch.setattr("jwtauth.admin._stdin_is_a_terminal", lambda: True)
+    monkeypatch.setattr("jwtauth.cli.admin.getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr("jwtauth.cli.admin._stdin_is_a_terminal", lambda: True)
     status, _, err = run_main(capsys, "users", "add", "bob", "--config", str(settings_file))
     assert status == 2 and "the two entries differ" in err
 

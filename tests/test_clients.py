@@ -1,4 +1,4 @@
-"""Tests for jwtauth.clients: RFC 6749 §2.3 client authentication, Basic and body."""
+"""Tests for jwtauth.accounts.clients: RFC 6749 §2.3 client authentication, Basic and body."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from urllib.parse import quote_plus, urlencode
 import pytest
 from falcon import testing
 
+from jwtauth.accounts.clients import MAX_CREDENTIAL, ClientRegistry
+from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.app import create_app
-from jwtauth.clients import MAX_CREDENTIAL, ClientRegistry
 from jwtauth.config import Settings, parse_settings
 from jwtauth.errors import InvalidClient, InvalidRequest, OAuthError
-from jwtauth.hashing import SecretChecker, hash_secret
 from jwtauth.keys import KeyRing
 from tests.support import FORM, ISSUER, ScryptCounter
 

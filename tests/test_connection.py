@@ -1,4 +1,4 @@
-"""Tests for jwtauth.connection: JWTAUTH_REDIS_URL forms, the embedded store, ping."""
+"""Tests for jwtauth.store.connection: JWTAUTH_REDIS_URL forms, the embedded store, ping."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ import redis
 from redis.exceptions import RedisClusterException
 from redis.sentinel import SentinelConnectionPool
 
-from jwtauth.connection import MAX_CONNECTIONS, StoreURLError, _hosts, connect, embedded, ping, unavailable
+from jwtauth.store.connection import (
+    MAX_CONNECTIONS,
+    StoreURLError,
+    _hosts,
+    connect,
+    embedded,
+    ping,
+    unavailable,
+)
 from tests.support import REDIS_URL, free_port, need
 
 
@@ -92,7 +100,7 @@ def test_cluster_is_built_from_every_host(monkeypatch: pytest.MonkeyPatch) -> No
         seen.update(kw)
         return "cluster"
 
-    monkeypatch.setattr("jwtauth.connection.StoreCluster", fake_cluster)
+    monkeypatch.setattr("jwtauth.store.connection.StoreCluster", fake_cluster)
     lazy = connect("rediss+cluster://:pw@n1:7000,n2,[::1]:7002")
     assert not seen  # nothing is built (or connected) before the first call
     assert lazy.connected() == "cluster"
@@ -280,8 +288,8 @@ def test_a_script_is_never_retried_after_a_timeout(monkeypatch: pytest.MonkeyPat
 
 
 def test_sentinel_clients_recheck_the_primary_and_reconnect_through_sentinel() -> None:
-    from jwtauth.redisclient import StoreRedis
-    from jwtauth.sentinel import SentinelConnection, SentinelPool, SentinelSSLConnection
+    from jwtauth.store.redisclient import StoreRedis
+    from jwtauth.store.sentinel import SentinelConnection, SentinelPool, SentinelSSLConnection
 
     plain = connect("redis+sentinel://h1:26379/mymaster")
     assert isinstance(plain, StoreRedis) and isinstance(plain.connection_pool, SentinelPool)

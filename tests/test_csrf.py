@@ -1,10 +1,10 @@
-"""Tests for jwtauth.csrf: bound to the browser secret, the exact parameters, and a deadline."""
+"""Tests for jwtauth.web.csrf: bound to the browser secret, the exact parameters, and a deadline."""
 
 from __future__ import annotations
 
 import pytest
 
-from jwtauth import csrf
+from jwtauth.web import csrf
 
 NAMES = ("client_id", "redirect_uri", "scope", "state")
 PARAMS = {"client_id": "testclient", "scope": "read write", "state": "xyz"}

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from jwtauth.cli import parser
+from jwtauth.cli.main import parser
 from tests.support import ROOT
 
 DEPLOY = ROOT / "deploy"

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from falcon import testing
 
 from jwtauth import keys
+from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.config import load_settings
-from jwtauth.hashing import SecretChecker
 from jwtauth.keys import KeyRecord, KeyRing, thumbprint, write_record
 from tests.support import FIXTURES, ISSUER, basic
 

@@ -1,4 +1,4 @@
-"""Tests for jwtauth.forms: form-encoded, UTF-8, size-capped bodies, each parameter once."""
+"""Tests for jwtauth.resources.forms: form-encoded, UTF-8, size-capped bodies, each parameter once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from falcon import testing
 
 from jwtauth.errors import InvalidRequest, OAuthError, PayloadTooLarge, UnsupportedMediaType
-from jwtauth.forms import FORM_TYPE, MAX_BODY, parse_params, read_form, reject_query
+from jwtauth.resources.forms import FORM_TYPE, MAX_BODY, parse_params, read_form, reject_query
 
 
 def request(body: bytes | str, content_type: str | None = FORM_TYPE, query: str = "") -> falcon.Request:

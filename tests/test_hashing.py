@@ -1,4 +1,4 @@
-"""Tests for jwtauth.hashing: scrypt hashes, and the checker's fast path for proven secrets."""
+"""Tests for jwtauth.accounts.hashing: scrypt hashes, and the checker's fast path for proven secrets."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import hmac
 
 import pytest
 
-from jwtauth import hashing
+from jwtauth.accounts import hashing
+from jwtauth.accounts.hashing import HashFormatError, SecretChecker, hash_secret, parse_hash
 from jwtauth.config import load_settings
-from jwtauth.hashing import HashFormatError, SecretChecker, hash_secret, parse_hash
 from tests.support import FIXTURES, ScryptCounter
 
 LOW = 10  # scrypt N=1024: about a millisecond, enough to test the logic

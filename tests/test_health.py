@@ -10,11 +10,11 @@ import fakeredis
 from falcon import testing
 
 from jwtauth import keys
+from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.config import Settings
-from jwtauth.connection import connect
-from jwtauth.hashing import SecretChecker
 from jwtauth.keys import KeyRing
+from jwtauth.store.connection import connect
 from tests.support import ISSUER, free_port
 
 SETTINGS = Settings(issuer=ISSUER)
@@ -26,7 +26,7 @@ def client_for(keys_dir: Path, store: Any) -> testing.TestClient:
 
 
 def dead_redis() -> Any:
-    # Built like production (jwtauth.connection): no retries, so a refused port fails at once.
+    # Built like production (jwtauth.store.connection): no retries, so a refused port fails at once.
     # A bare redis.Redis retries with backoff for seconds.
     return connect(f"redis://127.0.0.1:{free_port()}/0")
 

@@ -16,7 +16,7 @@ from falcon import testing
 from jwtauth import keys
 from jwtauth.config import Settings
 from jwtauth.keys import KeyRecord, KeyRing, new_record
-from jwtauth.tokens import access_claims
+from jwtauth.tokens.claims import access_claims
 from tests.support import basic
 from tests.tokenflow import (
     API,

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from jwtauth import keys
 from jwtauth.app import create_app
-from jwtauth.cli import main
+from jwtauth.cli.main import main
 from jwtauth.config import Settings
 from jwtauth.keys import PROPAGATION, KeyError_, KeyRecord, KeyRing, lifecycle, signer_of
 from tests.support import ROOT

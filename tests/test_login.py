@@ -1,6 +1,6 @@
 """The password grant's one-round-trip sign-in for passwords this process already proved.
 
-A memo-proven password (jwtauth.hashing) checks the brute-force counters and starts the refresh
+A memo-proven password (jwtauth.accounts.hashing) checks the brute-force counters and starts the refresh
 family in one Redis script; the lockout still refuses it (RFC 6749 §4.3.2), creating nothing,
 and wrong passwords never take that path.
 """
@@ -145,11 +145,11 @@ def test_concurrent_wrong_guesses_cannot_outrun_the_lock(
     """Every guess is counted before scrypt: 30 at once get max_failures checks, not 30."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from jwtauth.accounts.hashing import SecretChecker
+    from jwtauth.accounts.login import Login
+    from jwtauth.accounts.users import UserDirectory
     from jwtauth.errors import SlowDown
-    from jwtauth.hashing import SecretChecker
-    from jwtauth.login import Login
     from jwtauth.store import FailureLimiter
-    from jwtauth.users import UserDirectory
 
     limiter = FailureLimiter(store, max_failures=5, window_seconds=300)
     login = Login(UserDirectory(settings.users, SecretChecker()), limiter)

@@ -16,9 +16,9 @@ import requests
 from falcon import testing
 
 from jwtauth import keys
+from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.config import Settings
-from jwtauth.hashing import SecretChecker
 from jwtauth.keys import KeyRing
 from jwtauth.observability import Metrics, request_id
 from tests import authflow

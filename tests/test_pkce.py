@@ -1,4 +1,4 @@
-"""Tests for jwtauth.pkce: S256 only, syntax of challenge and verifier, the RFC 7636 vector."""
+"""Tests for jwtauth.oauth.pkce: S256 only, syntax of challenge and verifier, the RFC 7636 vector."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jwtauth import pkce
 from jwtauth.errors import InvalidRequest
+from jwtauth.oauth import pkce
 
 # RFC 7636 Appendix B.
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"

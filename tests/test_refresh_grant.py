@@ -8,8 +8,8 @@ import pytest
 from falcon import testing
 
 from jwtauth.config import Settings
-from jwtauth.connection import connect
 from jwtauth.keys import KeyRing
+from jwtauth.store.connection import connect
 from tests.support import basic, free_port
 from tests.tokenflow import (
     API,

@@ -12,7 +12,7 @@ from falcon import testing
 from jwtauth.config import Settings
 from jwtauth.keys import KeyRing, new_record
 from jwtauth.store import RefreshStore
-from jwtauth.tokens import access_claims, mint
+from jwtauth.tokens.claims import access_claims, mint
 from tests.support import basic
 from tests.tokenflow import (
     OTHER,

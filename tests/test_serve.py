@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from jwtauth.serve import metrics_folder, remove_orphans
+from jwtauth.cli.serve import metrics_folder, remove_orphans
 from tests.support import FIXTURES, ROOT
 
 pytestmark = pytest.mark.e2e

@@ -21,12 +21,12 @@ import redis.sentinel
 from falcon import testing
 
 from jwtauth import keys
+from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.app import create_app
 from jwtauth.config import Settings, load_settings, parse_settings
-from jwtauth.forms import MAX_BODY
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
-from jwtauth.hashing import SecretChecker, hash_secret
 from jwtauth.keys import KeyRing
+from jwtauth.resources.forms import MAX_BODY
 from tests.support import FIXTURES, FORM, ISSUER, basic
 
 TOKENS = "/api/v1/tokens"

@@ -1,4 +1,4 @@
-"""Tests for jwtauth.tokens: RFC 9068 claims, signing, the token response (pure functions)."""
+"""Tests for jwtauth.tokens.claims: RFC 9068 claims, signing, the token response (pure functions)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jwtauth.keys import KeyRecord, new_record
-from jwtauth.tokens import ACCESS_TOKEN_TYP, access_claims, iso8601, mint, token_response
+from jwtauth.tokens.claims import ACCESS_TOKEN_TYP, access_claims, iso8601, mint, token_response
 
 NOW = 1_700_000_000
 

@@ -1,12 +1,12 @@
-"""Tests for jwtauth.users: password checks, the same cost for unknown users."""
+"""Tests for jwtauth.accounts.users: password checks, the same cost for unknown users."""
 
 from __future__ import annotations
 
 import pytest
 
+from jwtauth.accounts.hashing import SecretChecker, hash_secret
+from jwtauth.accounts.users import UserDirectory
 from jwtauth.config import User, load_settings
-from jwtauth.hashing import SecretChecker, hash_secret
-from jwtauth.users import UserDirectory
 from tests.support import FIXTURES, ScryptCounter
 
 LOW = 10

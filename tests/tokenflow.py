@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 import jwt
 from falcon import testing
 
+from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.app import create_app
 from jwtauth.config import Client, Settings, User
-from jwtauth.hashing import SecretChecker, hash_secret
 from jwtauth.keys import KeyRing
 from tests.support import FORM, basic
 

@@ -23,12 +23,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jwtauth import pkce
 from jwtauth.config import Client, Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
-from jwtauth.grants.base import TokenFactory, TokenRequest, requested_audience, start_family
+from jwtauth.grants.base import TokenRequest, start_family
+from jwtauth.oauth import pkce
+from jwtauth.oauth.scopes import requested_audience
 from jwtauth.observability import NO_EVENTS, Events
 from jwtauth.store import CodeRecord, CodeStore, RefreshStore, TakeStatus
+from jwtauth.tokens.factory import TokenFactory
 
 MAX_CODE = 256
 

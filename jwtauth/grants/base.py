@@ -1,22 +1,15 @@
-"""What every grant shares: the request it gets, scope and audience rules, token issuance."""
+"""What every grant shares: the request it gets, the grant protocol, refresh-family start."""
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from jwtauth.config import Client, Settings
-from jwtauth.errors import InvalidScope, InvalidTarget, TemporarilyUnavailable
-from jwtauth.keys import KeyRing
-from jwtauth.redisclient import ScriptCall
 from jwtauth.store import IssuedRefresh, RefreshStore
 from jwtauth.store.limits import Guard, Verdict
-from jwtauth.tokens import access_claims, mint, token_response
-
-MAX_SCOPE = 1024
+from jwtauth.store.redisclient import ScriptCall
 
 
 @dataclass(frozen=True)
@@ -36,80 +29,6 @@ class Grant(Protocol):
     def handle(self, request: TokenRequest) -> dict[str, Any]:
         """Return the token response body or raise an OAuthError."""
         ...
-
-
-def requested_scope(client: Client, raw: str | None) -> tuple[str, ...]:
-    """Return the scope to grant: the request's if all allowed, else the client's default."""
-    if raw is None:
-        return client.default_scope  # RFC 6749 §3.3: a documented default when omitted
-    if len(raw) > MAX_SCOPE:
-        raise InvalidScope("scope is too long")
-    asked = tuple(dict.fromkeys(raw.split(" ")))  # keep order, drop repeats
-    if "" in asked or not set(asked) <= client.scopes:
-        raise InvalidScope("the requested scope is not allowed for this client")
-    return asked
-
-
-def narrowed_scope(granted: Sequence[str], raw: str | None) -> tuple[str, ...]:
-    """Return a subset of an earlier grant (RFC 6749 §6: never wider than originally granted)."""
-    if raw is None:
-        return tuple(granted)
-    asked = tuple(dict.fromkeys(raw.split(" ")))
-    if "" in asked or not set(asked) <= set(granted):
-        raise InvalidScope("the requested scope exceeds the scope originally granted")
-    return asked
-
-
-def requested_audience(client: Client, settings: Settings, resource: str | None) -> str:
-    """Return the token's `aud`: the RFC 8707 resource if the client may address it."""
-    allowed = client.audiences or (settings.audience,)
-    if resource is None:
-        return allowed[0]
-    if resource not in allowed:
-        raise InvalidTarget("the requested resource is not available to this client")
-    return resource
-
-
-class TokenFactory:
-    """Turn a decided grant into a signed access token and the response body."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        keyring: KeyRing,
-        clock: Callable[[], float] = time.time,
-        new_id: Callable[[], str] = lambda: secrets.token_urlsafe(16),
-    ) -> None:
-        self.settings, self.keyring, self.clock, self.new_id = settings, keyring, clock, new_id
-
-    def issue(
-        self,
-        *,
-        client: Client,
-        subject: str,
-        scope: Sequence[str],
-        audience: str,
-        refresh_token: str | None = None,
-        family_id: str | None = None,
-        auth_time: int | None = None,
-    ) -> dict[str, Any]:
-        """Sign an access token and return the RFC 6749 §5.1 body."""
-        key = self.keyring.signer()
-        if key is None:
-            raise TemporarilyUnavailable("no signing key is available", retry_after=5)
-        claims = access_claims(
-            issuer=self.settings.issuer,
-            subject=subject,
-            client_id=client.client_id,
-            audience=audience,
-            scope=scope,
-            now=int(self.clock()),
-            ttl=self.settings.access_token_ttl,
-            jti=self.new_id(),
-            family_id=family_id,
-            auth_time=auth_time,
-        )
-        return token_response(mint(claims, key), claims, refresh_token)
 
 
 def start_family(

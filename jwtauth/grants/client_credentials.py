@@ -6,7 +6,9 @@ from typing import Any
 
 from jwtauth.config import Settings
 from jwtauth.errors import UnauthorizedClient
-from jwtauth.grants.base import TokenFactory, TokenRequest, requested_audience, requested_scope
+from jwtauth.grants.base import TokenRequest
+from jwtauth.oauth.scopes import requested_audience, requested_scope
+from jwtauth.tokens.factory import TokenFactory
 
 
 class ClientCredentialsGrant:

@@ -2,7 +2,7 @@
 
 Brute force (RFC 6749 §4.3.2 MUST, RFC 6819 §5.1.4.2.3): every failed check counts against
 the username and against the client's address, in Redis, shared by every worker and by the
-authorize page (the same counter names, see `jwtauth.login`). Once either is over the limit the
+authorize page (the same counter names, see `jwtauth.accounts.login`). Once either is over the limit the
 request is refused before any scrypt, even with the right password, until the window passes.
 
 The refusal is 429 with Retry-After and the error code `slow_down`. RFC 6749 §5.2 has no code
@@ -20,19 +20,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from jwtauth.accounts.login import Login
+from jwtauth.accounts.users import MAX_PASSWORD, MAX_USERNAME
 from jwtauth.config import Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest
-from jwtauth.grants.base import (
-    TokenFactory,
-    TokenRequest,
-    requested_audience,
-    requested_scope,
-    start_family,
-    start_family_guarded,
-)
-from jwtauth.login import Login
+from jwtauth.grants.base import TokenRequest, start_family, start_family_guarded
+from jwtauth.oauth.scopes import requested_audience, requested_scope
 from jwtauth.store import IssuedRefresh, RefreshStore
-from jwtauth.users import MAX_PASSWORD, MAX_USERNAME
+from jwtauth.tokens.factory import TokenFactory
 
 BAD_CREDENTIALS = "the username or password is not correct"
 

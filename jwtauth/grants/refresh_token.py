@@ -20,9 +20,11 @@ from typing import Any
 
 from jwtauth.config import Client, Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
-from jwtauth.grants.base import TokenFactory, TokenRequest, narrowed_scope, requested_audience
+from jwtauth.grants.base import TokenRequest
+from jwtauth.oauth.scopes import narrowed_scope, requested_audience
 from jwtauth.observability import NO_EVENTS, Events
 from jwtauth.store import FamilyRecord, RefreshStore, RotationStatus
+from jwtauth.tokens.factory import TokenFactory
 
 INVALID = "the refresh token is invalid, expired or revoked"
 REUSED = "the refresh token was already used; its grant is revoked"

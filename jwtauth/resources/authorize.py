@@ -14,8 +14,12 @@ from urllib.parse import urlsplit
 
 import falcon
 
-from jwtauth import csrf, pkce
-from jwtauth.authorization import (
+from jwtauth.accounts.clients import ClientRegistry
+from jwtauth.accounts.login import Login
+from jwtauth.config import Settings, User
+from jwtauth.errors import AccessDenied, InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
+from jwtauth.oauth import pkce
+from jwtauth.oauth.authorization import (
     PARAMS,
     AuthorizationRequest,
     UntrustedRedirect,
@@ -25,15 +29,12 @@ from jwtauth.authorization import (
     response_params,
     validate,
 )
-from jwtauth.clients import ClientRegistry
-from jwtauth.config import Settings, User
-from jwtauth.connection import STORE_ERRORS, unavailable
-from jwtauth.errors import AccessDenied, InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
-from jwtauth.forms import parse_params, read_form
-from jwtauth.grants.base import TokenFactory
-from jwtauth.login import Login
-from jwtauth.pages import SECURITY_HEADERS, Pages, describe_scope, form_target
+from jwtauth.resources.forms import parse_params, read_form
 from jwtauth.store import CodeRecord, CodeStore
+from jwtauth.store.connection import STORE_ERRORS, unavailable
+from jwtauth.tokens.factory import TokenFactory
+from jwtauth.web import csrf
+from jwtauth.web.pages import SECURITY_HEADERS, Pages, describe_scope, form_target
 
 log = logging.getLogger("jwtauth")
 

@@ -6,11 +6,11 @@ import json
 
 import falcon
 
-from jwtauth.clients import ClientRegistry
+from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.errors import InvalidClient, InvalidRequest, MethodNotAllowed
-from jwtauth.forms import read_form, reject_query
-from jwtauth.introspection import TokenReader
+from jwtauth.resources.forms import read_form, reject_query
 from jwtauth.resources.token import NO_STORE
+from jwtauth.tokens.reader import TokenReader
 
 INTROSPECT_PATH = "/api/v1/introspect"
 INACTIVE = {"active": False}

@@ -25,14 +25,14 @@ from collections.abc import Callable
 
 import falcon
 
-from jwtauth.clients import ClientRegistry
+from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.config import Client
 from jwtauth.errors import InvalidRequest, MethodNotAllowed, UnauthorizedClient, UnsupportedTokenType
-from jwtauth.forms import read_form, reject_query
-from jwtauth.introspection import TokenReader, looks_like_refresh
 from jwtauth.observability import NO_EVENTS, Events
+from jwtauth.resources.forms import read_form, reject_query
 from jwtauth.resources.token import NO_STORE
 from jwtauth.store import RefreshStore
+from jwtauth.tokens.reader import TokenReader, looks_like_refresh
 
 REVOKE_PATH = "/api/v1/revoke"
 

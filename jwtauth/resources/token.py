@@ -7,10 +7,10 @@ from collections.abc import Mapping
 
 import falcon
 
-from jwtauth.clients import ClientRegistry
+from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.errors import InvalidRequest, MethodNotAllowed, UnauthorizedClient, UnsupportedGrantType
-from jwtauth.forms import read_form, reject_query
 from jwtauth.grants.base import Grant, TokenRequest
+from jwtauth.resources.forms import read_form, reject_query
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

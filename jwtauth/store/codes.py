@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from jwtauth.redisclient import ScriptCall
+from jwtauth.store.redisclient import ScriptCall
 
 if TYPE_CHECKING:
     from redis import Redis

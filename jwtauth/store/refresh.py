@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import redis
 from redis.exceptions import NoScriptError
 
-from jwtauth.redisclient import ScriptCall
 from jwtauth.store.limits import GUARD_LUA, Guard, Verdict
+from jwtauth.store.redisclient import ScriptCall
 
 if TYPE_CHECKING:
     from redis import Redis

@@ -17,9 +17,9 @@ import pytest
 import redis
 import requests
 
-from jwtauth.connection import connect
-from jwtauth.sentinel import RECHECK_SECONDS
 from jwtauth.store import RefreshStore
+from jwtauth.store.connection import connect
+from jwtauth.store.sentinel import RECHECK_SECONDS
 from tests.faults import calls
 from tests.faults.redisproc import SERVICE, Farm, RedisProcess, wait_until
 

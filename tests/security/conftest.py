@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from falcon import testing
 
+from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.config import Settings
-from jwtauth.hashing import SecretChecker
 from jwtauth.keys import KeyRing
 from tests.security.kit import CHEAP, Clock, cheap, snapshot
 

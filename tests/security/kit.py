@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 
 from falcon import testing
 
+from jwtauth.accounts.hashing import hash_secret
 from jwtauth.config import Client, Settings, User
-from jwtauth.hashing import hash_secret
 from tests.support import FORM
 
 TOKENS = "/api/v1/tokens"

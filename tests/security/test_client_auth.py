@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from falcon import testing
 
+from jwtauth.accounts.hashing import hash_secret
 from jwtauth.app import create_app
 from jwtauth.config import Settings, User
-from jwtauth.hashing import hash_secret
 from jwtauth.keys import KeyRing
 from tests.security.kit import (
     INTROSPECT,

@@ -15,9 +15,9 @@ import pytest
 from falcon import testing
 
 from jwtauth import keys
+from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.config import Settings
-from jwtauth.hashing import SecretChecker
 from jwtauth.keys import KeyRing
 from tests.authflow import authorize, code_from, redirect_params
 from tests.security.kit import (

@@ -30,9 +30,9 @@ from cryptography.x509.oid import NameOID
 from falcon import testing
 
 from jwtauth import keys
+from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.config import load_settings
-from jwtauth.hashing import SecretChecker
 from jwtauth.keys import KeyRecord, KeyRing
 from jwtauth.verify import InvalidToken, Verifier
 from tests.security.kit import API, INTROSPECT, Clock, call, cheap, token

@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jwtauth import keys
+from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.config import load_settings
-from jwtauth.hashing import SecretChecker
 from jwtauth.keys import KeyRing
 from tests.security.kit import OAUTH_ERRORS, Clock, basic_header, cheap, password_login, snapshot, tokens_of
 from tests.support import FIXTURES, ISSUER

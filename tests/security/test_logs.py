@@ -13,9 +13,9 @@ import redis
 import requests
 from falcon import testing
 
+from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.config import Settings
-from jwtauth.hashing import SecretChecker
 from jwtauth.keys import KeyRing
 from tests.authflow import open_page, parse_page, redirect_params, submit
 from tests.security.kit import (
@@ -153,7 +153,7 @@ def test_no_secret_in_the_logs_of_a_store_outage(
 def test_an_unexpected_error_logs_its_traceback_but_no_secret(
     caplog: pytest.LogCaptureFixture, make_http: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jwtauth.users import UserDirectory
+    from jwtauth.accounts.users import UserDirectory
 
     def broken(self: Any, username: str, password: str) -> Any:
         raise RuntimeError("directory unavailable")

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import pytest
 from falcon import testing
 
-from jwtauth.forms import MAX_BODY
+from jwtauth.resources.forms import MAX_BODY
 from tests.security.kit import (
     TOKENS,
     assert_clean_error,

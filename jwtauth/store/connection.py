@@ -18,8 +18,8 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
-from jwtauth.redisclient import LazyCluster, StoreCluster, StoreRedis
-from jwtauth.sentinel import NewestSentinel, SentinelPool
+from jwtauth.store.redisclient import LazyCluster, StoreCluster, StoreRedis
+from jwtauth.store.sentinel import NewestSentinel, SentinelPool
 
 # Well under a second: a dead Redis must turn into a quick 503, never a hung worker.
 TIMEOUTS: dict[str, Any] = {

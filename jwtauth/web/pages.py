@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,12 +61,29 @@ def form_target(uri: str) -> str | None:
     return f"{parts.scheme}:" if parts.scheme.replace(".", "").replace("-", "").isalnum() else None
 
 
+def environment(overrides: Path | None = None) -> jinja2.Environment:
+    """Return the page templates: an operator's override folder first, then the packaged ones.
+
+    An override folder lets a deployment brand the pages (logo, colours, wording) by shadowing
+    any template by name, without forking; what it does not override comes from the package.
+    """
+    loaders: list[jinja2.BaseLoader] = []
+    if overrides is not None and overrides.is_dir():
+        loaders.append(jinja2.FileSystemLoader(overrides))
+    loaders.append(jinja2.PackageLoader("jwtauth.web", "templates"))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+    )
+
+
 class Pages:
     """Render templates with the security headers and a CSP that allows only our stylesheet."""
 
-    def __init__(self, templates: jinja2.Environment) -> None:
-        if templates.loader is None:
-            raise ValueError("the template environment needs a loader")
+    def __init__(self, overrides: Path | None = None) -> None:
+        templates = environment(overrides)
+        assert templates.loader is not None  # set by environment()
         css = templates.loader.get_source(templates, STYLESHEET)[0]
         if "</" in css:
             raise ValueError(f"{STYLESHEET} must not contain '</': it is inlined in <style>")

@@ -7,9 +7,9 @@ import binascii
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote_plus
 
+from jwtauth.accounts.hashing import SecretChecker, typical_parameters
 from jwtauth.config import Client
 from jwtauth.errors import InvalidClient, InvalidRequest
-from jwtauth.hashing import SecretChecker, typical_parameters
 
 MAX_CREDENTIAL = 512
 

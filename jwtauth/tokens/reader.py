@@ -19,7 +19,7 @@ import jwt
 from jwtauth.config import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.store import FamilyRecord, RefreshStore
-from jwtauth.tokens import ACCESS_TOKEN_TYP
+from jwtauth.tokens.claims import ACCESS_TOKEN_TYP
 
 ACCESS = "access_token"
 REFRESH = "refresh_token"

@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from jwtauth import pkce
-from jwtauth.clients import ClientRegistry
+from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.config import Client, Settings
 from jwtauth.errors import InvalidRequest, OAuthError, UnauthorizedClient, UnsupportedResponseType
-from jwtauth.grants.base import requested_audience, requested_scope
+from jwtauth.oauth import pkce
+from jwtauth.oauth.scopes import requested_audience, requested_scope
 
 # The parameters an authorization request carries from the page to its POST; anything else is
 # ignored (RFC 6749 §3.1: unrecognized parameters MUST be ignored).

@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from jwtauth.accounts.hashing import hash_secret
+from jwtauth.cli.config_edit import append_table
 from jwtauth.config import GRANT_TYPES, Settings
-from jwtauth.config_edit import append_table
-from jwtauth.hashing import hash_secret
 
 DEFAULT_URL = "http://127.0.0.1:8000"  # where `make run` serves
 TOKEN_PATH = "/api/v1/tokens"  # noqa: S105  # a path, not a secret

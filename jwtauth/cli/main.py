@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jwtauth.admin import AdminError, add_commands
+from jwtauth.accounts.hashing import hash_secret
+from jwtauth.cli.admin import AdminError, add_commands
 from jwtauth.config import ConfigError, Settings, load_settings, with_issuer
-from jwtauth.hashing import hash_secret
 from jwtauth.keys import ALGORITHMS, KeyError_, KeyRing, ensure, lifecycle, prune, revoke, rotate
 
 
@@ -37,9 +37,9 @@ def _keys_dir(args: argparse.Namespace, settings: Settings) -> Path:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     from jwtauth.app import create_app
-    from jwtauth.connection import StoreURLError, connect
+    from jwtauth.cli.serve import ServeError, run
     from jwtauth.observability import stdout_log
-    from jwtauth.serve import ServeError, run
+    from jwtauth.store.connection import StoreURLError, connect
 
     host_for_url = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
     if ":" in host_for_url:
@@ -148,8 +148,8 @@ def cmd_keys(args: argparse.Namespace) -> None:
 
 def cmd_revoke(args: argparse.Namespace) -> None:
     """End every refresh family of a user and/or a client ("log out everywhere")."""
-    from jwtauth.connection import STORE_ERRORS, StoreURLError, connect
     from jwtauth.store import RefreshStore
+    from jwtauth.store.connection import STORE_ERRORS, StoreURLError, connect
 
     if args.subject is None and args.client is None:
         raise CommandError("say whose grants to end: --subject USER, --client ID, or both")

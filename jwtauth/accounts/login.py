@@ -5,7 +5,7 @@ the same names — per username and per client address — in Redis, shared by e
 (RFC 6749 §4.3.2 MUST, RFC 6819 §5.1.4.2.3). Once either counter is over the limit, the
 attempt is refused before any scrypt, even with the right password, until the window passes.
 
-A password this process already proved (the HMAC memo in jwtauth.hashing) is checked first,
+A password this process already proved (the HMAC memo in jwtauth.accounts.hashing) is checked first,
 for microseconds: then the lock check and the new refresh family go to Redis as one atomic
 script (`Login.proven`), and a lock refuses it writing nothing. Every other attempt, and every
 wrong guess, takes `Login.attempt`: the attempt is counted first (atomically, refused if
@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from jwtauth.accounts.users import MAX_PASSWORD, MAX_USERNAME, UserDirectory
 from jwtauth.config import User
 from jwtauth.errors import SlowDown
 from jwtauth.store import FailureLimiter
 from jwtauth.store.limits import Guard, Verdict
-from jwtauth.users import MAX_PASSWORD, MAX_USERNAME, UserDirectory
 
 T = TypeVar("T")
 LOCKED = "too many failed sign-in attempts; retry after the delay"

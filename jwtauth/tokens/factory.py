@@ -1,0 +1,58 @@
+"""TokenFactory: turn a decided grant into a signed access token and its response body.
+
+Grants decide *what* a token says; this decides *how* it is made (claims, key, signature).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jwtauth.config import Client, Settings
+from jwtauth.errors import TemporarilyUnavailable
+from jwtauth.keys import KeyRing
+from jwtauth.tokens.claims import access_claims, mint, token_response
+
+
+class TokenFactory:
+    """Turn a decided grant into a signed access token and the response body."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        keyring: KeyRing,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = lambda: secrets.token_urlsafe(16),
+    ) -> None:
+        self.settings, self.keyring, self.clock, self.new_id = settings, keyring, clock, new_id
+
+    def issue(
+        self,
+        *,
+        client: Client,
+        subject: str,
+        scope: Sequence[str],
+        audience: str,
+        refresh_token: str | None = None,
+        family_id: str | None = None,
+        auth_time: int | None = None,
+    ) -> dict[str, Any]:
+        """Sign an access token and return the RFC 6749 §5.1 body."""
+        key = self.keyring.signer()
+        if key is None:
+            raise TemporarilyUnavailable("no signing key is available", retry_after=5)
+        claims = access_claims(
+            issuer=self.settings.issuer,
+            subject=subject,
+            client_id=client.client_id,
+            audience=audience,
+            scope=scope,
+            now=int(self.clock()),
+            ttl=self.settings.access_token_ttl,
+            jti=self.new_id(),
+            family_id=family_id,
+            auth_time=auth_time,
+        )
+        return token_response(mint(claims, key), claims, refresh_token)
