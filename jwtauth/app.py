@@ -23,12 +23,13 @@ from jwtauth.grants.password import PasswordGrant
 from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
 from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, MetricsResource, Observer
-from jwtauth.resources.authorize import AUTHORIZE_PATH, AuthorizeResource
+from jwtauth.resources import paths
+from jwtauth.resources.authorize import AuthorizeResource
 from jwtauth.resources.client_address import ClientAddress, parse_networks
 from jwtauth.resources.discovery import JWKSResource, MetadataResource
 from jwtauth.resources.health import HealthResource, ReadyResource
-from jwtauth.resources.introspect import INTROSPECT_PATH, IntrospectResource
-from jwtauth.resources.revoke import REVOKE_PATH, RevokeResource
+from jwtauth.resources.introspect import IntrospectResource
+from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import NO_STORE, TokenResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
 from jwtauth.store.connection import STORE_ERRORS, ping, unavailable
@@ -38,12 +39,6 @@ from jwtauth.web.pages import Pages
 
 log = logging.getLogger("jwtauth")
 
-TOKEN_PATH = "/api/v1/tokens"  # noqa: S105  # a path, not a secret
-JWKS_PATHS = ("/jwks", "/.well-known/jwks.json")
-METADATA_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
-METRICS_PATH = "/metrics"
-# Endpoints that take POST only (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
-POST_ONLY = frozenset({TOKEN_PATH, REVOKE_PATH, INTROSPECT_PATH})
 
 
 def _render_oauth_error(req: falcon.Request, resp: falcon.Response, ex: OAuthError, params: Any) -> None:
@@ -78,7 +73,7 @@ def _render_http_error(req: falcon.Request, resp: falcon.Response, ex: falcon.HT
     """Render Falcon's own errors (404, 405, a bad Content-Length) as RFC 6749 §5.2 JSON, no-store."""
     status = ex.status_code
     headers = dict(ex.headers or {})
-    if status == 405 and req.path in POST_ONLY:
+    if status == 405 and req.path in paths.POST_ONLY:
         # Their on_get only explains the method; Falcon would list GET in Allow (RFC 9110 §10.2.1).
         headers["Allow"] = "POST"
     if status == 405:
@@ -106,17 +101,17 @@ def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
     scopes = sorted({s for c in settings.clients for s in c.scopes})
     return {
         "issuer": issuer,
-        "token_endpoint": issuer + TOKEN_PATH,
-        "jwks_uri": issuer + JWKS_PATHS[0],
-        "authorization_endpoint": issuer + AUTHORIZE_PATH,
+        "token_endpoint": issuer + paths.TOKEN,
+        "jwks_uri": issuer + paths.JWKS[0],
+        "authorization_endpoint": issuer + paths.AUTHORIZE,
         # implicit is a response_type of the authorization endpoint, not a token-endpoint grant.
         "grant_types_supported": sorted({*grants, "implicit"}),
         # "none": public clients identify with client_id alone and must use PKCE (RFC 7636).
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "revocation_endpoint": issuer + REVOKE_PATH,  # RFC 7009
+        "revocation_endpoint": issuer + paths.REVOKE,  # RFC 7009
         # A public client revokes its own tokens with its client_id alone (RFC 7009 §2.1).
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint": issuer + INTROSPECT_PATH,  # RFC 7662; confidential clients only
+        "introspection_endpoint": issuer + paths.INTROSPECT,  # RFC 7662; confidential clients only
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": scopes,
         "response_types_supported": ["code", "token"],
@@ -185,7 +180,7 @@ def create_app(
     for store_error in STORE_ERRORS:  # redis-py's tree plus RedisClusterException
         app.add_error_handler(store_error, _render_store_error)
 
-    app.add_route(TOKEN_PATH, TokenResource(clients, grants))
+    app.add_route(paths.TOKEN, TokenResource(clients, grants))
     authorize = AuthorizeResource(
         settings=settings,
         clients=clients,
@@ -195,25 +190,25 @@ def create_app(
         pages=Pages(settings.templates_dir),
         clock=clock,
     )
-    app.add_route(AUTHORIZE_PATH, authorize)
-    app.add_route(REVOKE_PATH, RevokeResource(clients, reader, refresh, clock, events=metrics))
-    app.add_route(INTROSPECT_PATH, IntrospectResource(clients, reader))
+    app.add_route(paths.AUTHORIZE, authorize)
+    app.add_route(paths.REVOKE, RevokeResource(clients, reader, refresh, clock, events=metrics))
+    app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     jwks = JWKSResource(keyring, settings.jwks_max_age)
-    for path in JWKS_PATHS:
+    for path in paths.JWKS:
         app.add_route(path, jwks)
     meta = MetadataResource(metadata(settings, grants), settings.jwks_max_age)
-    for path in METADATA_PATHS:
+    for path in paths.METADATA:
         app.add_route(path, meta)
-    app.add_route("/healthz", HealthResource())
-    app.add_route("/readyz", ReadyResource(keyring, lambda: ping(store)))
-    app.add_route(METRICS_PATH, MetricsResource(metrics))
+    app.add_route(paths.HEALTH, HealthResource())
+    app.add_route(paths.READY, ReadyResource(keyring, lambda: ping(store)))
+    app.add_route(paths.METRICS, MetricsResource(metrics))
     return app
 
 
 def _endpoint_labels() -> dict[str, str]:
     """Map every route to the endpoint label of its metrics and access-log lines."""
-    labels = {TOKEN_PATH: TOKEN, AUTHORIZE_PATH: AUTHORIZE, REVOKE_PATH: "revoke"}
-    labels |= {INTROSPECT_PATH: "introspect", METRICS_PATH: "metrics"}
-    labels |= {"/healthz": "healthz", "/readyz": "readyz"}
-    labels |= dict.fromkeys(JWKS_PATHS, "jwks") | dict.fromkeys(METADATA_PATHS, "metadata")
+    labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
+    labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics"}
+    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz"}
+    labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels

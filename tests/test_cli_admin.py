@@ -19,8 +19,8 @@ from falcon import testing
 
 from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.app import create_app
-from jwtauth.cli.config_edit import append_table, toml_string
 from jwtauth.cli import main as cli
+from jwtauth.cli.config_edit import append_table, toml_string
 from jwtauth.config import ConfigError, load_settings
 from jwtauth.keys import KeyRing
 from tests.support import FIXTURES, Server, basic

@@ -27,9 +27,9 @@ from typing import Any
 from jwtauth.accounts.hashing import hash_secret
 from jwtauth.cli.config_edit import append_table
 from jwtauth.config import GRANT_TYPES, Settings
+from jwtauth.resources import paths
 
 DEFAULT_URL = "http://127.0.0.1:8000"  # where `make run` serves
-TOKEN_PATH = "/api/v1/tokens"  # noqa: S105  # a path, not a secret
 MIN_PASSWORD = 8
 CONFIG_HELP = "TOML settings file to edit (default: $JWTAUTH_CONFIG); created if missing"
 URL_HELP = f"the jwtauth server, i.e. its issuer (default: $JWTAUTH_URL or {DEFAULT_URL})"
@@ -169,7 +169,7 @@ def cmd_token(args: argparse.Namespace) -> None:
         form["scope"] = args.scope
     if args.resource:
         form["resource"] = args.resource
-    status, body = _post_form(base + TOKEN_PATH, form, authorization)
+    status, body = _post_form(base + paths.TOKEN, form, authorization)
     if status != 200 or "access_token" not in body:
         error = body.get("error", f"HTTP {status}")
         detail = body.get("error_description")
@@ -202,7 +202,7 @@ def _server_metadata(base: str) -> dict[str, Any]:
     """Fetch the server's RFC 8414 metadata (issuer, jwks_uri) or fail with one line."""
     from jwtauth.verify import urllib_fetch
 
-    url = base + "/.well-known/oauth-authorization-server"
+    url = base + paths.METADATA[0]
     try:
         body, _ = urllib_fetch(url)
         metadata = json.loads(body)

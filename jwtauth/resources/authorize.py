@@ -29,6 +29,7 @@ from jwtauth.oauth.authorization import (
     response_params,
     validate,
 )
+from jwtauth.resources import paths
 from jwtauth.resources.forms import parse_params, read_form
 from jwtauth.store import CodeRecord, CodeStore
 from jwtauth.store.connection import STORE_ERRORS, unavailable
@@ -38,7 +39,6 @@ from jwtauth.web.pages import SECURITY_HEADERS, Pages, describe_scope, form_targ
 
 log = logging.getLogger("jwtauth")
 
-AUTHORIZE_PATH = "/authorize"
 CSRF_FIELD = "csrf_token"
 # One message for an unknown user and a wrong password: no hint which one it was.
 BAD_LOGIN = "The email or password is not correct."
@@ -76,7 +76,7 @@ class AuthorizeResource:
         self.codes, self.tokens = codes, tokens
         self.pages, self.clock = pages, clock
         self.issuer = settings.issuer
-        self.action = urlsplit(settings.issuer).path + AUTHORIZE_PATH
+        self.action = urlsplit(settings.issuer).path + paths.AUTHORIZE
         self.secure = settings.issuer.startswith("https://")
         self.cookie = csrf.cookie_name(self.secure)
 

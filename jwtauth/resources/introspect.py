@@ -12,7 +12,6 @@ from jwtauth.resources.forms import read_form, reject_query
 from jwtauth.resources.token import NO_STORE
 from jwtauth.tokens.reader import TokenReader
 
-INTROSPECT_PATH = "/api/v1/introspect"
 INACTIVE = {"active": False}
 
 

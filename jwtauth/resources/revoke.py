@@ -34,8 +34,6 @@ from jwtauth.resources.token import NO_STORE
 from jwtauth.store import RefreshStore
 from jwtauth.tokens.reader import TokenReader, looks_like_refresh
 
-REVOKE_PATH = "/api/v1/revoke"
-
 
 class RevokeResource:
     """The revocation endpoint; every client may revoke only its own tokens."""

@@ -1,0 +1,16 @@
+"""Every endpoint path of the public contract, once (DESIGN.md: other tools rely on these)."""
+
+from __future__ import annotations
+
+TOKEN = "/api/v1/tokens"  # noqa: S105  # a path, not a secret
+AUTHORIZE = "/authorize"
+REVOKE = "/api/v1/revoke"
+INTROSPECT = "/api/v1/introspect"
+JWKS = ("/jwks", "/.well-known/jwks.json")
+# RFC 8414 metadata, also served where OpenID Connect Discovery looks for it.
+METADATA = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
+HEALTH = "/healthz"
+READY = "/readyz"
+METRICS = "/metrics"
+# Endpoints that take POST only (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
+POST_ONLY = frozenset({TOKEN, REVOKE, INTROSPECT})
