@@ -2,24 +2,61 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from jwtauth.accounts.hashing import HashFormatError, parse_hash
-from jwtauth.resources.client_address import parse_networks
+from jwtauth.keys import ALGORITHMS
 
 CLOCK_LEEWAY = 60  # seconds of clock skew and delivery delay allowed around a token's lifetime
 GRANT_TYPES = ("authorization_code", "implicit", "password", "client_credentials", "refresh_token")
-SIGNING_ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA")
+
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
 
 T = TypeVar("T")
+
+# Every setting's default, once, by its dotted TOML key: the Settings dataclass and the TOML
+# reader both read this table, so a default cannot differ between code and file.
+DEFAULTS: dict[str, Any] = {
+    "issuer": "",
+    "default_audience": "",
+    "lifetimes.access_token": 900,
+    "lifetimes.authorization_code": 60,
+    "lifetimes.refresh_idle": 14 * 86400,  # never above refresh_absolute
+    "lifetimes.refresh_absolute": 30 * 86400,
+    "lifetimes.refresh_grace": 5,
+    "keys.dir": "keys",
+    "keys.algorithm": "ES256",
+    "keys.jwks_max_age": 300,
+    "keys.publish_ahead": 300,  # never below jwks_max_age
+    "redis.url": None,
+    "redis.prefix": "jwtauth:",
+    "limits.max_failures": 5,
+    "limits.window": 300,
+    "limits.trusted_proxies": (),
+    "pages.templates": None,
+}
+_REQUIRED = object()
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(values: Sequence[str]) -> tuple[Network, ...]:
+    """Parse CIDRs or addresses (`10.0.0.0/8`, `::1`); raise ValueError naming a bad one."""
+    out = []
+    for value in values:
+        try:
+            out.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+    return tuple(out)
 
 
 class ConfigError(Exception):
@@ -61,21 +98,21 @@ class Settings:
     issuer: str
     clients: tuple[Client, ...] = ()
     users: tuple[User, ...] = ()
-    default_audience: str = ""
-    access_token_ttl: int = 900
-    code_ttl: int = 60
-    refresh_idle_ttl: int = 14 * 86400
-    refresh_absolute_ttl: int = 30 * 86400
-    refresh_grace_seconds: float = 5.0
-    keys_dir: Path = Path("keys")
-    signing_algorithm: str = "ES256"
-    jwks_max_age: int = 300
-    publish_ahead: int = 300
-    redis_url: str | None = None
-    redis_prefix: str = "jwtauth:"
-    trusted_proxies: tuple[str, ...] = ()
-    max_failures: int = 5
-    failure_window: int = 300
+    default_audience: str = DEFAULTS["default_audience"]
+    access_token_ttl: int = DEFAULTS["lifetimes.access_token"]
+    code_ttl: int = DEFAULTS["lifetimes.authorization_code"]
+    refresh_idle_ttl: int = DEFAULTS["lifetimes.refresh_idle"]
+    refresh_absolute_ttl: int = DEFAULTS["lifetimes.refresh_absolute"]
+    refresh_grace_seconds: float = float(DEFAULTS["lifetimes.refresh_grace"])
+    keys_dir: Path = Path(DEFAULTS["keys.dir"])
+    signing_algorithm: str = DEFAULTS["keys.algorithm"]
+    jwks_max_age: int = DEFAULTS["keys.jwks_max_age"]
+    publish_ahead: int = DEFAULTS["keys.publish_ahead"]
+    redis_url: str | None = DEFAULTS["redis.url"]
+    redis_prefix: str = DEFAULTS["redis.prefix"]
+    trusted_proxies: tuple[str, ...] = DEFAULTS["limits.trusted_proxies"]
+    max_failures: int = DEFAULTS["limits.max_failures"]
+    failure_window: int = DEFAULTS["limits.window"]
     # The operator's page overrides (branding), checked before the packaged templates.
     templates_dir: Path | None = None
     source: str = field(default="<defaults>", compare=False)
@@ -105,11 +142,16 @@ class _Reader:
         where = f"{self.path}.{key}" if self.path else key
         return ConfigError(f"{self.source}: {where}: {problem}")
 
-    def get(self, key: str, kind: type[T], default: T | None = None, *, required: bool = False) -> T:
+    def default(self, key: str) -> Any:
+        """Return the key's default from DEFAULTS (None when it has none)."""
+        return DEFAULTS.get(f"{self.path}.{key}" if self.path else key)
+
+    def get(self, key: str, kind: type[T], default: Any = None, *, required: bool = False) -> T:
         if key not in self.table:
+            default = self.default(key) if default is None else default
             if required or default is None:
                 raise self.error(key, "is required")
-            return default
+            return default  # type: ignore[no-any-return]
         value = self.table[key]
         # bool is an int in Python; a TOML `true` where a number is expected is a mistake.
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -125,7 +167,7 @@ class _Reader:
             raise self.error(key, f"must be a list of strings, got {value!r}")
         return tuple(value)
 
-    def positive(self, key: str, default: int, *, maximum: int = 10**9) -> int:
+    def positive(self, key: str, default: int | None = None, *, maximum: int = 10**9) -> int:
         value = self.get(key, int, default)
         if not 0 < value <= maximum:
             raise self.error(key, f"must be between 1 and {maximum}, got {value}")
@@ -294,7 +336,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
     limits.unknown_keys({"max_failures", "window", "trusted_proxies"})
     redis.unknown_keys({"url", "prefix"})
 
-    issuer = env.get("JWTAUTH_ISSUER") or root.get("issuer", str, "")
+    issuer = env.get("JWTAUTH_ISSUER") or root.get("issuer", str)
     if issuer:
         # RFC 8414 §2: https URL without query or fragment (http allowed for loopback demos).
         try:
@@ -308,10 +350,10 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
             if env.get("JWTAUTH_ISSUER"):  # the file is not to blame: name the variable
                 raise ConfigError(f"JWTAUTH_ISSUER: {problem}")
             raise root.error("issuer", problem)
-    algorithm = keys.get("algorithm", str, "ES256")
-    if algorithm not in SIGNING_ALGORITHMS:
-        raise keys.error("algorithm", f"{algorithm!r} is not one of {', '.join(SIGNING_ALGORITHMS)}")
-    max_age = keys.positive("jwks_max_age", 300, maximum=86400)
+    algorithm = keys.get("algorithm", str)
+    if algorithm not in ALGORITHMS:
+        raise keys.error("algorithm", f"{algorithm!r} is not one of {', '.join(ALGORITHMS)}")
+    max_age = keys.positive("jwks_max_age", maximum=86400)
     publish_ahead = keys.positive("publish_ahead", max_age, maximum=30 * 86400)
     if max_age > publish_ahead:
         # A resource server may cache JWKS for max_age; a key that signs sooner than that after
@@ -329,32 +371,32 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
     _unique(root, "clients", "id", [c.client_id for c in clients])
     _unique(root, "users", "username", [u.username for u in users])
 
-    absolute = life.positive("refresh_absolute", 30 * 86400)
-    idle = life.positive("refresh_idle", min(14 * 86400, absolute))
+    absolute = life.positive("refresh_absolute")
+    idle = life.positive("refresh_idle", min(life.default("refresh_idle"), absolute))
     if idle > absolute:
         raise life.error("refresh_idle", f"{idle} exceeds refresh_absolute {absolute}")
-    grace = life.get("refresh_grace", int, 5)
+    grace = life.get("refresh_grace", int)
     if not 0 <= grace <= 60:
         raise life.error("refresh_grace", f"must be between 0 and 60 seconds, got {grace}")
     return Settings(
         issuer=issuer.rstrip("/"),
         clients=clients,
         users=users,
-        default_audience=root.get("default_audience", str, ""),
-        access_token_ttl=life.positive("access_token", 900, maximum=86400),
-        code_ttl=life.positive("authorization_code", 60, maximum=600),
+        default_audience=root.get("default_audience", str),
+        access_token_ttl=life.positive("access_token", maximum=86400),
+        code_ttl=life.positive("authorization_code", maximum=600),
         refresh_idle_ttl=idle,
         refresh_absolute_ttl=absolute,
         refresh_grace_seconds=float(grace),
-        keys_dir=Path(env.get("JWTAUTH_KEYS_DIR") or keys.get("dir", str, "keys")),
+        keys_dir=Path(env.get("JWTAUTH_KEYS_DIR") or keys.get("dir", str)),
         signing_algorithm=algorithm,
         jwks_max_age=max_age,
         publish_ahead=publish_ahead,
         redis_url=env.get("JWTAUTH_REDIS_URL") or redis.optional("url", str) or None,
-        redis_prefix=env.get("JWTAUTH_REDIS_PREFIX") or redis.get("prefix", str, "jwtauth:"),
+        redis_prefix=env.get("JWTAUTH_REDIS_PREFIX") or redis.get("prefix", str),
         trusted_proxies=_check_networks(limits, "trusted_proxies", limits.strings("trusted_proxies")),
-        max_failures=limits.positive("max_failures", 5, maximum=1000),
-        failure_window=limits.positive("window", 300, maximum=86400),
+        max_failures=limits.positive("max_failures", maximum=1000),
+        failure_window=limits.positive("window", maximum=86400),
         templates_dir=_templates_dir(pages, source, env),
         source=source,
     )

@@ -20,32 +20,28 @@ meets an unknown kid, even one that fetched from a worker that had not yet reloa
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import fcntl
 import hashlib
 import itertools
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.utils import base64url_encode
 
 log = logging.getLogger("jwtauth.keys")
 
 ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA")
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-_LOCK_NAME = ".lock"
-_TMP_PREFIX, _TMP_SUFFIX = ".tmp-", ".part"
 
 # Workers look at the folder at most this often (seconds): the hot path stays a clock read.
 RELOAD_INTERVAL = 1.0
@@ -53,10 +49,6 @@ RELOAD_INTERVAL = 1.0
 # between hosts: a JWKS fetched from a worker that had not reloaded yet expires before the
 # key signs, because config.py keeps the JWKS max-age <= publish_ahead.
 PROPAGATION = RELOAD_INTERVAL + 1.0
-
-
-class KeyError_(Exception):
-    """A key operation failed with a message fit for an operator."""
 
 
 @dataclass(frozen=True)
@@ -92,23 +84,12 @@ class KeyState:
     until: float | None  # when the state ends, if it is bound to end
 
 
-def generate_private_key(alg: str) -> PrivateKey:
-    """Create a fresh private key for a JWS algorithm."""
-    if alg == "ES256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if alg in ("RS256", "PS256"):
-        return rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    if alg == "EdDSA":
-        return ed25519.Ed25519PrivateKey.generate()
-    raise KeyError_(f"unknown algorithm {alg!r}; choose one of {', '.join(ALGORITHMS)}")
-
-
 def thumbprint(jwk: dict[str, Any]) -> str:
     """Return the RFC 7638 SHA-256 JWK thumbprint, used as the kid."""
     required = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
     members = {k: jwk[k] for k in required[jwk["kty"]]}
     canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+    return base64url_encode(hashlib.sha256(canonical).digest()).decode()
 
 
 def _key_matches_alg(key: object, alg: str) -> bool:
@@ -117,15 +98,6 @@ def _key_matches_alg(key: object, alg: str) -> bool:
     if alg in ("RS256", "PS256"):
         return isinstance(key, rsa.RSAPrivateKey) and key.key_size >= 2048
     return alg == "EdDSA" and isinstance(key, ed25519.Ed25519PrivateKey)
-
-
-def new_record(
-    alg: str, now: float, active_from: float, private: PrivateKey | None = None
-) -> KeyRecord:
-    """Create a key record, with a fresh private key unless one is given."""
-    private = private or generate_private_key(alg)
-    draft = KeyRecord("", alg, now, active_from, None, private)
-    return replace(draft, kid=thumbprint(draft.public_jwk()))
 
 
 def dump_record(record: KeyRecord) -> bytes:
@@ -364,150 +336,3 @@ class KeyRing:
         """Return the published key with this kid (for verifying our own tokens), or None."""
         self.refresh()
         return self._snap.published.get(kid)
-
-
-# --- writing keys (the `jwtauth keys` command) ---------------------------------------------
-
-
-@contextlib.contextmanager
-def folder_lock(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the folder so concurrent rotations run one after another."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def write_record(directory: Path, record: KeyRecord) -> Path:
-    """Write a key file atomically with mode 0600: readers see the old file or the whole new one."""
-    target = directory / f"{record.kid}.json"
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=directory)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(dump_record(record))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return target
-
-
-def read_folder(directory: Path) -> list[KeyRecord]:
-    """Return every readable key in a folder (unreadable ones are logged and skipped)."""
-    if not directory.is_dir():
-        return []
-    paths = sorted(p for p in directory.iterdir() if p.name.endswith(".json"))
-    return [r for r in map(read_key_file, paths) if r is not None]
-
-
-def _remove_orphans(directory: Path) -> None:
-    """Delete temp files left by a writer that died; only call with the folder lock held."""
-    # Every writer holds the lock, so while we hold it no temp file belongs to a live writer.
-    for path in directory.glob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}"):
-        log.warning("removing %s, left by an interrupted key write", path)
-        path.unlink(missing_ok=True)
-
-
-def _clock(now: float | None) -> float:
-    return time.time() if now is None else now
-
-
-def rotate(
-    directory: Path,
-    alg: str,
-    *,
-    publish_ahead: float,
-    retire_after: float,
-    immediately: bool = False,
-    now: float | None = None,
-) -> KeyRecord:
-    """Add a key: published at once, signing after `publish_ahead` + PROPAGATION.
-
-    With `immediately` it signs after PROPAGATION only (every worker publishes it by then);
-    when no key signs at all it signs at once. `now` defaults to the clock once the lock is held.
-    """
-    private = generate_private_key(alg)  # RSA takes seconds: before the lock and the clock
-    with folder_lock(directory):
-        _remove_orphans(directory)
-        at = _clock(now)
-        states = lifecycle(read_folder(directory), at, retire_after)
-        if signer_of(states) is None:
-            active_from = at  # nothing signs, so nobody can be confused: serve at once
-        elif immediately:
-            active_from = at + PROPAGATION
-        else:
-            # Queue behind a pending key so two rotations never start signing at the same moment.
-            pending = [s.record.active_from + 1 for s in states if s.state == "next"]
-            active_from = max([at + publish_ahead + PROPAGATION, *pending])
-        record = new_record(alg, at, active_from, private)
-        write_record(directory, record)
-        return record
-
-
-def ensure(
-    directory: Path, alg: str, *, retire_after: float, now: float | None = None
-) -> KeyRecord | None:
-    """Create a first key if no key can sign; return it, or None if one already signs."""
-    with folder_lock(directory):
-        _remove_orphans(directory)
-        if signer_of(lifecycle(read_folder(directory), _clock(now), retire_after)) is not None:
-            return None
-        private = generate_private_key(alg)
-        at = _clock(now)
-        record = new_record(alg, at, at, private)
-        write_record(directory, record)
-        return record
-
-
-def revoke(
-    directory: Path, kid: str, *, retire_after: float, alg: str | None = None, now: float | None = None
-) -> KeyRecord | None:
-    """Withdraw a key at once; if it was the signer, a new key (same or `alg`) signs at once.
-
-    The replacement is written before the revocation, so no worker ever sees a moment without
-    a signer, and none sees the revoked key's predecessor sign again.
-    """
-    with folder_lock(directory):
-        _remove_orphans(directory)
-        records = read_folder(directory)
-        target = next((r for r in records if r.kid == kid), None)
-        if target is None:
-            raise KeyError_(f"no key with kid {kid!r} in {directory}")
-        if target.revoked_at is not None and target.revoked_at <= _clock(now):
-            raise KeyError_(f"key {kid} was already revoked")
-        replacement = None
-        if signer_of(lifecycle(records, _clock(now), retire_after)) is target:
-            private = generate_private_key(alg or target.alg)
-            at = _clock(now)
-            # A compromised signer must stop now: the replacement cannot wait to be published
-            # ahead; resource servers meet its kid as unknown and refetch the JWKS.
-            replacement = new_record(alg or target.alg, at, at, private)
-            write_record(directory, replacement)
-        write_record(directory, replace(target, revoked_at=_clock(now)))
-        return replacement
-
-
-def prune(directory: Path, *, retire_after: float, now: float | None = None) -> list[str]:
-    """Delete the files of retired and revoked keys (and orphaned temp files); return the kids."""
-    with folder_lock(directory):
-        _remove_orphans(directory)
-        gone = [
-            s.record.kid
-            for s in lifecycle(read_folder(directory), _clock(now), retire_after)
-            if s.state in ("retired", "revoked")
-        ]
-        for kid in gone:
-            (directory / f"{kid}.json").unlink(missing_ok=True)
-        return gone

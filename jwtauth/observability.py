@@ -219,19 +219,6 @@ class Metrics:
         return generate_latest(merged), CONTENT_TYPE_LATEST
 
 
-class MetricsResource:
-    """GET /metrics: the Prometheus text format, never cached."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body, content_type = self.metrics.render()
-        resp.set_header("Cache-Control", "no-store")
-        resp.content_type = content_type
-        resp.data = body
-
-
 def _json_text(value: str | None) -> str:
     """Return `value` as a JSON string; an IP address (the usual case) needs no escaping."""
     if value is not None and _PLAIN_ADDRESS.fullmatch(value):

@@ -17,8 +17,8 @@ import pytest
 import redis
 from falcon import testing
 
-from jwtauth import keys
 from jwtauth.app import create_app
+from jwtauth.cli import keyfolder
 from jwtauth.config import Settings, load_settings
 from jwtauth.keys import KeyRing
 from tests.chromium import CHROMIUM, launch
@@ -35,7 +35,7 @@ def settings() -> Settings:
 def keys_dir(tmp_path: Path) -> Path:
     """Return a keys folder holding one active ES256 key."""
     directory = tmp_path / "keys"
-    keys.ensure(directory, "ES256", now=time.time(), retire_after=960)
+    keyfolder.ensure(directory, "ES256", now=time.time(), retire_after=960)
     return directory
 
 

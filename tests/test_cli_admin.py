@@ -237,8 +237,8 @@ def test_users_add_prompts_twice(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, settings_file: Path
 ) -> None:
     answers = iter(["first-password", "other-password"])
-    monkeypatch.setattr("jwtauth.cli.admin.getpass.getpass", lambda prompt="": next(answers))
-    monkeypatch.setattr("jwtauth.cli.admin._stdin_is_a_terminal", lambda: True)
+    monkeypatch.setattr("jwtauth.cli.console.getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr("jwtauth.cli.console.stdin_is_a_terminal", lambda: True)
     status, _, err = run_main(capsys, "users", "add", "bob", "--config", str(settings_file))
     assert status == 2 and "the two entries differ" in err
 

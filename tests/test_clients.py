@@ -228,10 +228,10 @@ def test_unknown_client_and_wrong_secret_look_and_cost_the_same(
 def http(tmp_path_factory: pytest.TempPathFactory) -> testing.TestClient:
     import time
 
-    from jwtauth import keys
+    from jwtauth.cli import keyfolder
 
     directory = tmp_path_factory.mktemp("keys")
-    keys.ensure(directory, "ES256", now=time.time(), retire_after=960)
+    keyfolder.ensure(directory, "ES256", now=time.time(), retire_after=960)
     import fakeredis
 
     settings = parse_settings(

@@ -14,11 +14,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from falcon import testing
 
-from jwtauth import keys
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
+from jwtauth.cli import keyfolder
+from jwtauth.cli.keyfolder import write_record
 from jwtauth.config import load_settings
-from jwtauth.keys import KeyRecord, KeyRing, thumbprint, write_record
+from jwtauth.keys import KeyRecord, KeyRing, thumbprint
 from tests.support import FIXTURES, ISSUER, basic
 
 JWKS_PATHS = ("/jwks", "/.well-known/jwks.json")
@@ -42,8 +43,8 @@ def every_alg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     add_key(directory, "RS256", rsa_key, now)
     add_key(directory, "PS256", rsa.generate_private_key(public_exponent=65537, key_size=2048), now + 1)
-    add_key(directory, "EdDSA", keys.generate_private_key("EdDSA"), now + 2)
-    add_key(directory, "ES256", keys.generate_private_key("ES256"), now + 3)
+    add_key(directory, "EdDSA", keyfolder.generate_private_key("EdDSA"), now + 2)
+    add_key(directory, "ES256", keyfolder.generate_private_key("ES256"), now + 3)
     return directory
 
 
@@ -111,12 +112,12 @@ def test_jwks_200_on_other_etags(http: testing.TestClient, if_none_match: str) -
 
 def test_etag_changes_with_the_keys(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
-    keys.ensure(directory, "ES256", now=time.time(), retire_after=960)
+    keyfolder.ensure(directory, "ES256", now=time.time(), retire_after=960)
     ring = KeyRing(directory, retire_after=960)
     settings = replace(load_settings(FIXTURES, env={}), issuer=ISSUER)
     http = testing.TestClient(create_app(settings, ring, fakeredis.FakeRedis(), checker=CHECKER))
     before = http.simulate_get("/jwks")
-    keys.rotate(directory, "ES256", now=time.time(), publish_ahead=300, retire_after=960)
+    keyfolder.rotate(directory, "ES256", now=time.time(), publish_ahead=300, retire_after=960)
     ring.refresh(force=True)
     after = http.simulate_get("/jwks", headers={"If-None-Match": before.headers["ETag"]})
     assert after.status_code == 200

@@ -9,9 +9,9 @@ from typing import Any
 import fakeredis
 from falcon import testing
 
-from jwtauth import keys
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
+from jwtauth.cli import keyfolder
 from jwtauth.config import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.store.connection import connect
@@ -65,8 +65,8 @@ def test_readyz_503_with_only_a_future_key(tmp_path: Path) -> None:
     # A key that is published but not yet signing does not make the server ready.
     directory = tmp_path / "keys"
     directory.mkdir()
-    record = keys.new_record("ES256", time.time(), time.time() + 3600)
-    keys.write_record(directory, record)
+    record = keyfolder.new_record("ES256", time.time(), time.time() + 3600)
+    keyfolder.write_record(directory, record)
     http = client_for(directory, fakeredis.FakeRedis())
     assert http.simulate_get("/readyz").json["checks"]["signing_key"] is False
 

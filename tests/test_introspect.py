@@ -13,9 +13,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from falcon import testing
 
-from jwtauth import keys
+from jwtauth.cli import keyfolder
+from jwtauth.cli.keyfolder import new_record
 from jwtauth.config import Settings
-from jwtauth.keys import KeyRecord, KeyRing, new_record
+from jwtauth.keys import KeyRecord, KeyRing
 from jwtauth.tokens.claims import access_claims
 from tests.support import basic
 from tests.tokenflow import (
@@ -215,7 +216,7 @@ def test_a_revoked_signing_key_makes_its_tokens_inactive(
     http = make_app(settings, ring, store, clock=clock)
     access, _ = tokens_of(login(http))
     kid = claims_kid(access)
-    keys.revoke(keys_dir, kid, retire_after=960)
+    keyfolder.revoke(keys_dir, kid, retire_after=960)
     assert verdict(http, access) == INACTIVE
 
 

@@ -23,9 +23,11 @@ from hypothesis import strategies as st
 
 from jwtauth import keys
 from jwtauth.app import create_app
+from jwtauth.cli import keyfolder
+from jwtauth.cli.console import OperatorError
 from jwtauth.cli.main import main
 from jwtauth.config import Settings
-from jwtauth.keys import PROPAGATION, KeyError_, KeyRecord, KeyRing, lifecycle, signer_of
+from jwtauth.keys import PROPAGATION, KeyRecord, KeyRing, lifecycle, signer_of
 from tests.support import ROOT
 
 RETIRE = 50.0
@@ -92,8 +94,8 @@ def test_revoking_the_signer_never_revives_its_retired_predecessor() -> None:
 
 
 def test_an_algorithm_change_is_a_normal_rotation() -> None:
-    ec_key = keys.new_record("ES256", 0, 0)
-    ed_key = keys.new_record("EdDSA", 0, 100)
+    ec_key = keyfolder.new_record("ES256", 0, 0)
+    ed_key = keyfolder.new_record("EdDSA", 0, 100)
     assert signer_of(lifecycle([ec_key, ed_key], 99, RETIRE)) is ec_key
     assert signer_of(lifecycle([ec_key, ed_key], 100, RETIRE)) is ed_key
     jwks = json.loads(keys._snapshot([ec_key, ed_key], 100, RETIRE).jwks)
@@ -142,27 +144,27 @@ def test_key_files_are_private_and_round_trip(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
     directory.mkdir()
     for alg in keys.ALGORITHMS:
-        record = keys.new_record(alg, 1.0, 2.0)
-        path = keys.write_record(directory, record)
+        record = keyfolder.new_record(alg, 1.0, 2.0)
+        path = keyfolder.write_record(directory, record)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         loaded = keys.load_record(path.read_bytes())
         assert (loaded.kid, loaded.alg, loaded.active_from) == (record.kid, alg, 2.0)
         assert loaded.public_jwk() == record.public_jwk()
     assert sorted(p.name for p in directory.iterdir()) == sorted(
-        f"{r.kid}.json" for r in keys.read_folder(directory)
+        f"{r.kid}.json" for r in keyfolder.read_folder(directory)
     )
 
 
 def test_rotate_creates_the_folder_private(tmp_path: Path) -> None:
     directory = tmp_path / "new" / "keys"
-    keys.rotate(directory, "ES256", publish_ahead=10, retire_after=RETIRE)
+    keyfolder.rotate(directory, "ES256", publish_ahead=10, retire_after=RETIRE)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert [stat.S_IMODE(p.stat().st_mode) for p in directory.glob("*.json")] == [0o600]
 
 
 def test_a_write_leaves_no_temp_file_even_when_it_fails(tmp_path: Path, monkeypatch: Any) -> None:
-    record = keys.new_record("ES256", 0, 0)
-    keys.write_record(tmp_path, record)
+    record = keyfolder.new_record("ES256", 0, 0)
+    keyfolder.write_record(tmp_path, record)
     assert [p.name for p in tmp_path.iterdir()] == [f"{record.kid}.json"]
     before = (tmp_path / f"{record.kid}.json").read_bytes()
 
@@ -171,14 +173,14 @@ def test_a_write_leaves_no_temp_file_even_when_it_fails(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="disk full"):
-        keys.write_record(tmp_path, replace(record, revoked_at=5.0))
+        keyfolder.write_record(tmp_path, replace(record, revoked_at=5.0))
     assert [p.name for p in tmp_path.iterdir()] == [f"{record.kid}.json"]
     assert (tmp_path / f"{record.kid}.json").read_bytes() == before
 
 
 def test_a_reader_never_sees_a_partial_file_while_a_writer_loops(tmp_path: Path) -> None:
-    record = keys.new_record("RS256", 0, 0)  # a 2.7 KB file: more than one small write
-    path = keys.write_record(tmp_path, record)
+    record = keyfolder.new_record("RS256", 0, 0)  # a 2.7 KB file: more than one small write
+    path = keyfolder.write_record(tmp_path, record)
     stop, seen, bad = threading.Event(), [0], []
 
     def read() -> None:
@@ -195,21 +197,21 @@ def test_a_reader_never_sees_a_partial_file_while_a_writer_loops(tmp_path: Path)
     reader.start()
     try:
         for i in range(150):
-            keys.write_record(tmp_path, replace(record, active_from=float(i)))
+            keyfolder.write_record(tmp_path, replace(record, active_from=float(i)))
     finally:
         stop.set()
         reader.join()
     assert bad == [] and seen[0] > 0
-    assert not list(tmp_path.glob(".tmp-*"))
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_orphaned_temp_files_are_removed_under_the_lock(tmp_path: Path) -> None:
-    keys.ensure(tmp_path, "ES256", retire_after=RETIRE)
-    orphan = tmp_path / ".tmp-dead.part"
+    keyfolder.ensure(tmp_path, "ES256", retire_after=RETIRE)
+    orphan = tmp_path / ".dead.json.x1y2.tmp"
     orphan.write_bytes(b'{"kid": "half')
     ring = KeyRing(tmp_path, retire_after=RETIRE)
     assert ring.skipped == []  # never read as a key: not *.json
-    keys.prune(tmp_path, retire_after=RETIRE)
+    keyfolder.prune(tmp_path, retire_after=RETIRE)
     assert not orphan.exists()
 
 
@@ -217,14 +219,14 @@ def test_orphaned_temp_files_are_removed_under_the_lock(tmp_path: Path) -> None:
 
 
 def test_rotate_on_an_empty_folder_signs_at_once(tmp_path: Path) -> None:
-    record = keys.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
+    record = keyfolder.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
     assert record.active_from == 1000
-    assert kid(signer_of(lifecycle(keys.read_folder(tmp_path), 1000, RETIRE))) == record.kid
+    assert kid(signer_of(lifecycle(keyfolder.read_folder(tmp_path), 1000, RETIRE))) == record.kid
 
 
 def test_rotate_publishes_now_and_signs_after_publish_ahead(tmp_path: Path) -> None:
-    first = keys.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
-    second = keys.rotate(tmp_path, "EdDSA", publish_ahead=300, retire_after=RETIRE, now=2000)
+    first = keyfolder.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
+    second = keyfolder.rotate(tmp_path, "EdDSA", publish_ahead=300, retire_after=RETIRE, now=2000)
     assert second.active_from == 2000 + 300 + PROPAGATION
     clock = FakeClock(2000)
     ring = KeyRing(tmp_path, retire_after=RETIRE, clock=clock)
@@ -239,41 +241,42 @@ def test_rotate_publishes_now_and_signs_after_publish_ahead(tmp_path: Path) -> N
 
 
 def test_rotate_now_skips_publish_ahead_but_not_propagation(tmp_path: Path) -> None:
-    keys.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
-    urgent = keys.rotate(
+    keyfolder.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
+    urgent = keyfolder.rotate(
         tmp_path, "RS256", publish_ahead=300, retire_after=RETIRE, immediately=True, now=1500
     )
     assert urgent.active_from == 1500 + PROPAGATION
-    assert kid(signer_of(lifecycle(keys.read_folder(tmp_path), 1500 + PROPAGATION, RETIRE))) == urgent.kid
+    states = lifecycle(keyfolder.read_folder(tmp_path), 1500 + PROPAGATION, RETIRE)
+    assert kid(signer_of(states)) == urgent.kid
 
 
 def test_rotations_queue_behind_a_pending_key(tmp_path: Path) -> None:
-    keys.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
-    a = keys.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=2000)
-    b = keys.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=2000)
+    keyfolder.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
+    a = keyfolder.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=2000)
+    b = keyfolder.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=2000)
     assert b.active_from == a.active_from + 1
 
 
 def test_ensure_creates_one_key_only_when_none_signs(tmp_path: Path) -> None:
-    created = keys.ensure(tmp_path, "PS256", retire_after=RETIRE)
+    created = keyfolder.ensure(tmp_path, "PS256", retire_after=RETIRE)
     assert created is not None and created.alg == "PS256"
-    assert keys.ensure(tmp_path, "ES256", retire_after=RETIRE) is None
-    assert [r.kid for r in keys.read_folder(tmp_path)] == [created.kid]
+    assert keyfolder.ensure(tmp_path, "ES256", retire_after=RETIRE) is None
+    assert [r.kid for r in keyfolder.read_folder(tmp_path)] == [created.kid]
 
 
 def test_revoking_the_signer_replaces_it_without_a_gap(tmp_path: Path, monkeypatch: Any) -> None:
-    old = keys.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
+    old = keyfolder.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
     signers_after_each_write: list[str | None] = []
-    real_write = keys.write_record
+    real_write = keyfolder.write_record
 
     def watched(directory: Path, record: KeyRecord) -> Path:
         path = real_write(directory, record)
-        signer = signer_of(lifecycle(keys.read_folder(directory), 2000, RETIRE))
+        signer = signer_of(lifecycle(keyfolder.read_folder(directory), 2000, RETIRE))
         signers_after_each_write.append(None if signer is None else signer.kid)
         return path
 
-    monkeypatch.setattr(keys, "write_record", watched)
-    new = keys.revoke(tmp_path, old.kid, retire_after=RETIRE, alg="EdDSA", now=2000)
+    monkeypatch.setattr(keyfolder, "write_record", watched)
+    new = keyfolder.revoke(tmp_path, old.kid, retire_after=RETIRE, alg="EdDSA", now=2000)
     assert new is not None and new.alg == "EdDSA" and new.active_from == 2000
     assert signers_after_each_write == [new.kid, new.kid]  # replacement first, then revocation
     ring = KeyRing(tmp_path, retire_after=RETIRE, clock=FakeClock(2000))
@@ -282,24 +285,24 @@ def test_revoking_the_signer_replaces_it_without_a_gap(tmp_path: Path, monkeypat
 
 
 def test_revoking_a_key_that_does_not_sign_adds_nothing(tmp_path: Path) -> None:
-    keys.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
-    pending = keys.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1001)
-    assert keys.revoke(tmp_path, pending.kid, retire_after=RETIRE, now=1002) is None
-    assert len(keys.read_folder(tmp_path)) == 2
-    with pytest.raises(KeyError_, match="already revoked"):
-        keys.revoke(tmp_path, pending.kid, retire_after=RETIRE, now=1003)
-    with pytest.raises(KeyError_, match="no key with kid"):
-        keys.revoke(tmp_path, "nope", retire_after=RETIRE, now=1003)
+    keyfolder.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
+    pending = keyfolder.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1001)
+    assert keyfolder.revoke(tmp_path, pending.kid, retire_after=RETIRE, now=1002) is None
+    assert len(keyfolder.read_folder(tmp_path)) == 2
+    with pytest.raises(OperatorError, match="already revoked"):
+        keyfolder.revoke(tmp_path, pending.kid, retire_after=RETIRE, now=1003)
+    with pytest.raises(OperatorError, match="no key with kid"):
+        keyfolder.revoke(tmp_path, "nope", retire_after=RETIRE, now=1003)
 
 
 def test_prune_deletes_only_retired_and_revoked_keys(tmp_path: Path) -> None:
-    a = keys.rotate(tmp_path, "ES256", publish_ahead=10, retire_after=RETIRE, now=0)
-    b = keys.rotate(tmp_path, "ES256", publish_ahead=10, retire_after=RETIRE, now=1)  # signs at 13
-    c = keys.rotate(tmp_path, "ES256", publish_ahead=10, retire_after=RETIRE, now=200)  # next
-    d = keys.rotate(tmp_path, "ES256", publish_ahead=10, retire_after=RETIRE, now=201)
-    keys.revoke(tmp_path, d.kid, retire_after=RETIRE, now=202)
-    assert sorted(keys.prune(tmp_path, retire_after=RETIRE, now=203)) == sorted([a.kid, d.kid])
-    assert sorted(r.kid for r in keys.read_folder(tmp_path)) == sorted([b.kid, c.kid])
+    a = keyfolder.rotate(tmp_path, "ES256", publish_ahead=10, retire_after=RETIRE, now=0)
+    b = keyfolder.rotate(tmp_path, "ES256", publish_ahead=10, retire_after=RETIRE, now=1)  # signs at 13
+    c = keyfolder.rotate(tmp_path, "ES256", publish_ahead=10, retire_after=RETIRE, now=200)  # next
+    d = keyfolder.rotate(tmp_path, "ES256", publish_ahead=10, retire_after=RETIRE, now=201)
+    keyfolder.revoke(tmp_path, d.kid, retire_after=RETIRE, now=202)
+    assert sorted(keyfolder.prune(tmp_path, retire_after=RETIRE, now=203)) == sorted([a.kid, d.kid])
+    assert sorted(r.kid for r in keyfolder.read_folder(tmp_path)) == sorted([b.kid, c.kid])
 
 
 # --- KeyRing: reload, corrupt files, cost -----------------------------------------------------
@@ -308,9 +311,9 @@ def test_prune_deletes_only_retired_and_revoked_keys(tmp_path: Path) -> None:
 def test_a_corrupt_file_is_logged_once_and_skipped(
     keys_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    good = keys.read_folder(keys_dir)
+    good = keyfolder.read_folder(keys_dir)
     (keys_dir / "broken.json").write_text('{"kid": "broken", "alg": "ES256", "private_key": "x"')
-    misnamed = keys.new_record("ES256", 0, 0)
+    misnamed = keyfolder.new_record("ES256", 0, 0)
     (keys_dir / "other.json").write_bytes(keys.dump_record(misnamed))
     with caplog.at_level(logging.ERROR, logger="jwtauth.keys"):
         ring = KeyRing(keys_dir, retire_after=RETIRE, check_interval=0)
@@ -341,13 +344,13 @@ def test_a_folder_that_cannot_be_listed_keeps_the_loaded_keys(
 def test_the_ring_notices_a_new_key_within_its_check_interval(keys_dir: Path) -> None:
     ring = KeyRing(keys_dir, retire_after=RETIRE, check_interval=0.05)
     body, etag = ring.jwks()
-    added = keys.rotate(keys_dir, "EdDSA", publish_ahead=300, retire_after=RETIRE)
+    added = keyfolder.rotate(keys_dir, "EdDSA", publish_ahead=300, retire_after=RETIRE)
     deadline = time.monotonic() + 2
     while added.kid not in ring.jwks()[0].decode() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert added.kid in ring.jwks()[0].decode()
     assert ring.jwks()[1] != etag
-    keys.revoke(keys_dir, added.kid, retire_after=RETIRE)
+    keyfolder.revoke(keys_dir, added.kid, retire_after=RETIRE)
     time.sleep(0.06)
     assert ring.jwks() == (body, etag)  # withdrawn again: the same document and ETag
 
@@ -366,15 +369,15 @@ def test_an_unchanged_pem_is_never_parsed_twice(keys_dir: Path, monkeypatch: Any
         ring.refresh(force=True)
         assert ring.signer() is not None
     assert calls[0] == 1
-    keys.rotate(keys_dir, "ES256", publish_ahead=300, retire_after=RETIRE)
+    keyfolder.rotate(keys_dir, "ES256", publish_ahead=300, retire_after=RETIRE)
     calls[0] = 0
     ring.refresh()
     assert calls[0] == 1 and len(ring.records) == 2  # only the new file was parsed
 
 
 def test_the_jwks_is_rebuilt_only_when_a_file_or_a_date_changes(tmp_path: Path, monkeypatch: Any) -> None:
-    keys.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
-    pending = keys.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1001)
+    keyfolder.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1000)
+    pending = keyfolder.rotate(tmp_path, "ES256", publish_ahead=300, retire_after=RETIRE, now=1001)
     clock = FakeClock(1002)
     ring = KeyRing(tmp_path, retire_after=RETIRE, check_interval=0, clock=clock)
     builds = [0]
@@ -406,7 +409,7 @@ def test_signer_costs_well_under_five_microseconds(keyring: KeyRing) -> None:
 
 
 def test_every_worker_serves_the_same_jwks_and_etag(keys_dir: Path) -> None:
-    keys.rotate(keys_dir, "RS256", publish_ahead=300, retire_after=RETIRE)
+    keyfolder.rotate(keys_dir, "RS256", publish_ahead=300, retire_after=RETIRE)
     one, two = KeyRing(keys_dir, retire_after=RETIRE), KeyRing(keys_dir, retire_after=RETIRE)
     assert one.jwks() == two.jwks()
 
@@ -433,7 +436,7 @@ def test_jwks_revalidation_keeps_its_cache_headers_and_sees_a_rotation(
     # RFC 9110 §15.4.5: a 304 carries the Cache-Control and ETag a 200 would have carried.
     assert again.status_code == 304 and again.content == b""
     assert again.headers["ETag"] == etag and again.headers["Cache-Control"] == first.headers["Cache-Control"]
-    added = keys.rotate(keys_dir, "ES256", publish_ahead=300, retire_after=RETIRE)
+    added = keyfolder.rotate(keys_dir, "ES256", publish_ahead=300, retire_after=RETIRE)
     keyring.refresh(force=True)
     changed = client.simulate_get("/jwks", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
@@ -474,9 +477,9 @@ def test_concurrent_rotations_never_make_two_signers(keys_dir: Path) -> None:
     start = time.time()
     procs = [_jwtauth_keys(keys_dir, "rotate", "--alg", alg) for alg in ("ES256", "EdDSA", "ES256")]
     _finish(procs)
-    records = keys.read_folder(keys_dir)
+    records = keyfolder.read_folder(keys_dir)
     assert len(records) == 4 and len(list(keys_dir.glob("*.json"))) == 4
-    assert not list(keys_dir.glob(".tmp-*"))
+    assert not list(keys_dir.glob(".*.tmp"))
     added = [r for r in records if r.created >= start]
     assert len(added) == 3 and all(r.active_from >= start + 300 + PROPAGATION for r in added)
     _exactly_one_signer_throughout(records)
@@ -486,16 +489,16 @@ def test_concurrent_first_starts_on_an_empty_folder_make_one_key(tmp_path: Path)
     directory = tmp_path / "keys"
     start = time.time()
     _finish([_jwtauth_keys(directory, "ensure") for _ in range(4)])
-    records = keys.read_folder(directory)
+    records = keyfolder.read_folder(directory)
     assert len(records) == 1 and records[0].active_from >= start
-    assert sorted(p.name for p in directory.iterdir()) == [".lock", f"{records[0].kid}.json"]
+    assert sorted(p.name for p in directory.iterdir()) == [f"{records[0].kid}.json"]
 
 
 def test_concurrent_rotations_on_an_empty_folder(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
     start = time.time()
     _finish([_jwtauth_keys(directory, "rotate") for _ in range(2)])
-    records = sorted(keys.read_folder(directory), key=lambda r: r.active_from)
+    records = sorted(keyfolder.read_folder(directory), key=lambda r: r.active_from)
     assert len(records) == 2
     assert records[0].active_from < start + 30  # the first signs at once: nothing else could
     assert records[1].active_from >= records[0].active_from + 300  # the default publish_ahead

@@ -9,9 +9,9 @@ import pytest
 from falcon import testing
 
 from jwtauth.app import create_app
-from jwtauth.config import ConfigError, Settings, parse_settings
+from jwtauth.config import ConfigError, Settings, parse_networks, parse_settings
 from jwtauth.keys import KeyRing
-from jwtauth.resources.client_address import client_address, parse_networks
+from jwtauth.resources.client_address import client_address
 from tests.support import basic
 
 LB = parse_networks(["10.0.0.0/8", "::1"])

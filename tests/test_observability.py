@@ -15,9 +15,9 @@ import pytest
 import requests
 from falcon import testing
 
-from jwtauth import keys
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
+from jwtauth.cli import keyfolder
 from jwtauth.config import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.observability import Metrics, request_id
@@ -261,10 +261,10 @@ def test_store_errors_are_counted(obs: Observed) -> None:
 def test_a_signer_change_is_counted(settings: Settings, tmp_path: Path) -> None:
     now = [time.time()]
     directory = tmp_path / "keys"
-    keys.ensure(directory, "ES256", retire_after=960, now=now[0])
+    keyfolder.ensure(directory, "ES256", retire_after=960, now=now[0])
     ring = KeyRing(directory, retire_after=960, check_interval=0, clock=lambda: now[0])
     obs = observed(settings, ring)
-    keys.rotate(directory, "EdDSA", publish_ahead=10, retire_after=960, now=now[0])
+    keyfolder.rotate(directory, "EdDSA", publish_ahead=10, retire_after=960, now=now[0])
     ring.signer()
     assert obs.metric("jwtauth_key_rotations_total") == 0  # published, not signing yet
     now[0] += 60

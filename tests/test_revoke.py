@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from falcon import testing
 
+from jwtauth.cli.keyfolder import new_record
 from jwtauth.config import Settings
-from jwtauth.keys import KeyRing, new_record
+from jwtauth.keys import KeyRing
 from jwtauth.store import RefreshStore
 from jwtauth.tokens.claims import access_claims, mint
 from tests.support import basic

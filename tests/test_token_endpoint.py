@@ -20,9 +20,9 @@ import redis
 import redis.sentinel
 from falcon import testing
 
-from jwtauth import keys
 from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.app import create_app
+from jwtauth.cli import keyfolder
 from jwtauth.config import Settings, load_settings, parse_settings
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
 from jwtauth.keys import KeyRing
@@ -51,7 +51,7 @@ CHECKER = SecretChecker()
 
 
 def make_keys(directory: Path) -> Path:
-    keys.ensure(directory, "ES256", now=time.time(), retire_after=960)
+    keyfolder.ensure(directory, "ES256", now=time.time(), retire_after=960)
     return directory
 
 

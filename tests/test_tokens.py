@@ -10,7 +10,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from jwtauth.keys import KeyRecord, new_record
+from jwtauth.cli.keyfolder import new_record
+from jwtauth.keys import KeyRecord
 from jwtauth.tokens.claims import ACCESS_TOKEN_TYP, access_claims, iso8601, mint, token_response
 
 NOW = 1_700_000_000

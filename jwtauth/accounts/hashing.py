@@ -12,13 +12,14 @@ less than the whole process.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
 import threading
 from collections import Counter
 from collections.abc import Iterable
+
+from jwt.utils import base64url_decode, base64url_encode
 
 _PREFIX = "scrypt"
 # RFC 7914 parameters: ln=15 (N=32768), r=8, p=1 ≈ 32 MiB and ~50 ms on one core today.
@@ -33,14 +34,6 @@ class HashFormatError(ValueError):
     """A stored hash is not of the form hash_secret() produces."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _derive(secret: bytes, salt: bytes, log_n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(secret, salt=salt, n=1 << log_n, r=r, p=p, maxmem=_MAXMEM, dklen=_DKLEN)
 
@@ -51,7 +44,8 @@ def hash_secret(
     """Hash a secret for the config file: `scrypt$ln=15,r=8,p=1$<salt>$<hash>`."""
     salt = salt if salt is not None else secrets.token_bytes(16)
     digest = _derive(secret.encode("utf-8"), salt, log_n, r, p)
-    return f"{_PREFIX}$ln={log_n},r={r},p={p}${_b64(salt)}${_b64(digest)}"
+    encoded = (base64url_encode(part).decode("ascii") for part in (salt, digest))
+    return f"{_PREFIX}$ln={log_n},r={r},p={p}$" + "$".join(encoded)
 
 
 def parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
@@ -62,7 +56,7 @@ def parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
     try:
         params = dict(item.split("=", 1) for item in parts[1].split(","))
         log_n, r, p = int(params["ln"]), int(params["r"]), int(params["p"])
-        salt, digest = _unb64(parts[2]), _unb64(parts[3])
+        salt, digest = base64url_decode(parts[2]), base64url_decode(parts[3])
     except (KeyError, ValueError) as exc:
         raise HashFormatError("unreadable scrypt parameters, salt or hash") from exc
     if not (10 <= log_n <= 20 and 1 <= r <= 32 and 1 <= p <= 16):

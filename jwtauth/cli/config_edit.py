@@ -9,15 +9,12 @@ lock on the folder makes two concurrent edits run one after the other, so neithe
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import stat
-import tempfile
 import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from jwtauth.cli.files import folder_lock, write_atomically
 from jwtauth.config import ConfigError, Settings, parse_settings
 
 Value = str | bool | Sequence[str]
@@ -55,17 +52,6 @@ def render_table(array: str, fields: Mapping[str, Value], comment: str | None = 
     return "\n".join(lines) + "\n"
 
 
-@contextlib.contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the folder (not the file, whose inode the rename replaces)."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -86,29 +72,11 @@ def _parse(text: str, source: str) -> Settings:
     return parse_settings(data, source, {})
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text`: temp file in the same folder, fsync, rename, fsync the folder."""
+def _mode(path: Path) -> int:
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        return stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
-        mode = 0o600  # a new settings file holds hashes of secrets: keep it private
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(folder)  # the rename itself survives a crash
-    finally:
-        os.close(folder)
+        return 0o600  # a new settings file holds hashes of secrets: keep it private
 
 
 def append_table(
@@ -127,7 +95,7 @@ def append_table(
     """
     path = Path(path)
     source = str(path)
-    with _folder_lock(path.parent):
+    with folder_lock(path.parent):
         text = _read(path)
         current = _parse(text, source)  # a broken file is reported as it is, never edited further
         problem = refuse(current)
@@ -136,5 +104,5 @@ def append_table(
         separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
         new_text = text + separator + render_table(array, fields, comment)
         settings = _parse(new_text, source)
-        _write_atomically(path, new_text)
+        write_atomically(path, new_text.encode(), mode=_mode(path))
     return settings

@@ -1,38 +1,23 @@
-"""The `jwtauth` command: serve, keys, hash-secret, check-config, revoke; admin.py adds the rest."""
+"""The `jwtauth` command: serve, check-config, hash-secret, revoke; the other modules add the rest."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 
 from jwtauth.accounts.hashing import hash_secret
-from jwtauth.cli.admin import AdminError, add_commands
+from jwtauth.cli import accounts, remote
+from jwtauth.cli import keys as keys_commands
+from jwtauth.cli.console import OperatorError, read_secret
 from jwtauth.config import ConfigError, Settings, load_settings, with_issuer
-from jwtauth.keys import ALGORITHMS, KeyError_, KeyRing, ensure, lifecycle, prune, revoke, rotate
-
-
-class CommandError(Exception):
-    """A failure to report to the operator as one line, without a traceback."""
+from jwtauth.keys import KeyRing
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None))
-
-
-def _retire_after(settings: Settings) -> int:
-    # A retiring key stays published as long as any token it signed can still be presented.
-    return settings.token_horizon
-
-
-def _keys_dir(args: argparse.Namespace, settings: Settings) -> Path:
-    return Path(args.dir) if getattr(args, "dir", None) else settings.keys_dir
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -47,13 +32,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = with_issuer(_settings(args), f"http://{host_for_url}:{args.port}")
     workers = args.workers or ((os.cpu_count() or 1) if settings.redis_url else 1)
     if not settings.redis_url and workers > 1:
-        raise CommandError(
+        raise OperatorError(
             "the embedded store lives inside one process, so it allows one worker; "
             "set JWTAUTH_REDIS_URL=redis://… to run several"
         )
-    keyring = KeyRing(settings.keys_dir, retire_after=_retire_after(settings))
+    keyring = KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
     if keyring.signer() is None:
-        raise CommandError(
+        raise OperatorError(
             f"no signing key in {settings.keys_dir}/: run `make keygen` (or `jwtauth keys rotate`)"
         )
     try:
@@ -61,89 +46,29 @@ def cmd_serve(args: argparse.Namespace) -> None:
         # down at start must not stop client_credentials and JWKS, which never need it.
         connect(settings.redis_url)
     except StoreURLError as exc:
-        raise CommandError(f"JWTAUTH_REDIS_URL: {exc}") from None
+        raise OperatorError(f"JWTAUTH_REDIS_URL: {exc}") from None
 
     def factory() -> object:
         # In each worker, after the fork: its own key ring, store pool and metrics.
-        ring = KeyRing(settings.keys_dir, retire_after=_retire_after(settings))
+        ring = KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
         return create_app(settings, ring, connect(settings.redis_url), access_log=stdout_log())
 
     try:
         run(factory, host=args.host, port=args.port, workers=workers)
     except ServeError as exc:
-        raise CommandError(str(exc)) from None
+        raise OperatorError(str(exc)) from None
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:
     if not (args.config or os.environ.get("JWTAUTH_CONFIG")):
         # Validating the built-in defaults would print OK for a file nobody checked.
-        raise CommandError("check-config needs a file: jwtauth check-config FILE (or set JWTAUTH_CONFIG)")
+        raise OperatorError("check-config needs a file: jwtauth check-config FILE (or set JWTAUTH_CONFIG)")
     settings = _settings(args)
     print(f"{settings.source}: OK ({len(settings.clients)} clients, {len(settings.users)} users)")
 
 
 def cmd_hash_secret(args: argparse.Namespace) -> None:
-    if args.stdin or not sys.stdin.isatty():
-        secret = sys.stdin.readline().rstrip("\r\n")
-    else:
-        secret = getpass.getpass("Secret: ")
-        if getpass.getpass("Again: ") != secret:
-            raise CommandError("the two entries differ")
-    if not secret:
-        raise CommandError("an empty secret cannot be hashed")
-    print(hash_secret(secret))
-
-
-def _date(epoch: float | None) -> str:
-    return "-" if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-_CHANGES = {"next": "active at", "active": "revoked at", "retiring": "retired at", "retired": "retired"}
-
-
-def _list_keys(directory: Path, retire_after: int) -> None:
-    """Print every key with its state, its dates and its next change of state."""
-    ring, now = KeyRing(directory, retire_after=retire_after), time.time()
-    print(f"{'KID':44} {'ALG':6} {'STATE':9} {'CREATED':21} {'SIGNS FROM':21} NEXT CHANGE")
-    for s in lifecycle(ring.records, now, retire_after):
-        r = s.record
-        when = r.revoked_at if s.state == "revoked" else s.until
-        change = "-" if when is None else f"{_CHANGES.get(s.state, s.state)} {_date(when)}"
-        print(f"{r.kid:44} {r.alg:6} {s.state:9} {_date(r.created):21} {_date(r.active_from):21} {change}")
-    for name in ring.skipped:
-        print(f"{name:44} {'?':6} {'unusable':9} (skipped: see the log line above)")
-
-
-def cmd_keys(args: argparse.Namespace) -> None:
-    settings = _settings(args)
-    directory, retire_after = _keys_dir(args, settings), _retire_after(settings)
-    # The key functions read the clock once they hold the folder lock, not here.
-    if args.action == "rotate":
-        record = rotate(
-            directory,
-            args.alg or settings.signing_algorithm,
-            publish_ahead=settings.publish_ahead,
-            retire_after=retire_after,
-            immediately=args.now,
-        )
-        print(f"added {record.alg} key {record.kid}: published now, signs from {_date(record.active_from)}")
-    elif args.action == "ensure":
-        created = ensure(directory, args.alg or settings.signing_algorithm, retire_after=retire_after)
-        print(
-            f"created {created.alg} key {created.kid}"
-            if created
-            else f"{directory}/ already has a signing key"
-        )
-    elif args.action == "revoke":
-        replacement = revoke(directory, args.kid, retire_after=retire_after, alg=args.alg)
-        print(f"revoked {args.kid}: withdrawn from the JWKS (workers drop it within a second)")
-        if replacement is not None:
-            print(f"it was signing: new {replacement.alg} key {replacement.kid} signs from now")
-    elif args.action == "prune":
-        gone = prune(directory, retire_after=retire_after)
-        print(f"deleted {len(gone)} retired or revoked key(s)" + "".join(f"\n  {k}" for k in gone))
-    else:
-        _list_keys(directory, retire_after)
+    print(hash_secret(read_secret("Secret", args.stdin)))
 
 
 def cmd_revoke(args: argparse.Namespace) -> None:
@@ -152,23 +77,23 @@ def cmd_revoke(args: argparse.Namespace) -> None:
     from jwtauth.store.connection import STORE_ERRORS, StoreURLError, connect
 
     if args.subject is None and args.client is None:
-        raise CommandError("say whose grants to end: --subject USER, --client ID, or both")
+        raise OperatorError("say whose grants to end: --subject USER, --client ID, or both")
     settings = _settings(args)
     if not settings.redis_url:
-        raise CommandError(
+        raise OperatorError(
             "the embedded store lives inside the `jwtauth serve` process, out of reach of this "
             "command; set JWTAUTH_REDIS_URL to the Redis the server uses"
         )
     try:
         store = connect(settings.redis_url)
     except StoreURLError as exc:
-        raise CommandError(f"JWTAUTH_REDIS_URL: {exc}") from None
+        raise OperatorError(f"JWTAUTH_REDIS_URL: {exc}") from None
     # The tombstone lifetime create_app uses: as long as any access token of the family lives.
     refresh = RefreshStore(store, prefix=settings.redis_prefix, revoked_ttl=settings.token_horizon)
     try:
         count = refresh.revoke_all(subject=args.subject, client_id=args.client)
     except STORE_ERRORS as exc:  # includes the cluster client's errors outside RedisError
-        raise CommandError(f"the store is unreachable ({type(exc).__name__}); nothing was revoked") from None
+        raise OperatorError(f"the store is unreachable ({type(exc).__name__}); nothing was revoked") from None
     families = "family" if count == 1 else "families"
     print(f"revoked {count} refresh-token {families} of {_whose(args, settings)}")
     if count:
@@ -231,25 +156,7 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--stdin", action="store_true", help="read the secret from standard input")
     h.set_defaults(func=cmd_hash_secret)
 
-    k = sub.add_parser("keys", help="manage signing keys", description="Manage the signing keys in keys/.")
-    k.add_argument("--config", help=config_help)
-    k.add_argument("--dir", help="keys folder (default: from settings, $JWTAUTH_KEYS_DIR or keys/)")
-    ks = k.add_subparsers(dest="action", required=True, metavar="ACTION")
-    ks.add_parser("list", help="show every key with its state and dates")
-    r = ks.add_parser("rotate", help="add a key: published now, signing after the publish-ahead delay")
-    r.add_argument("--alg", choices=ALGORITHMS, help="algorithm of the new key (default: from settings)")
-    r.add_argument(
-        "--now",
-        action="store_true",
-        help="emergency: sign as soon as every worker publishes it (~2 s), skipping publish_ahead",
-    )
-    e = ks.add_parser("ensure", help="create a first key if none can sign")
-    e.add_argument("--alg", choices=ALGORITHMS)
-    v = ks.add_parser("revoke", help="withdraw a key from the JWKS at once (a compromised key)")
-    v.add_argument("kid")
-    v.add_argument("--alg", choices=ALGORITHMS, help="algorithm of the replacement if it was signing")
-    ks.add_parser("prune", help="delete retired and revoked key files")
-    k.set_defaults(func=cmd_keys)
+    keys_commands.add_commands(sub, config_help)
 
     rv = sub.add_parser(
         "revoke",
@@ -262,7 +169,8 @@ def parser() -> argparse.ArgumentParser:
     rv.add_argument("--client", metavar="ID", help="the client whose grants end (e.g. a leaked secret)")
     rv.add_argument("--config", help=config_help)
     rv.set_defaults(func=cmd_revoke)
-    add_commands(sub)  # clients add, users add, token, decode
+    accounts.add_commands(sub)  # clients add, users add
+    remote.add_commands(sub)  # token, decode
     return p
 
 
@@ -272,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         status = args.func(args)  # None, or an exit status (decode: 1 = does not verify)
-    except (ConfigError, CommandError, KeyError_, AdminError) as exc:
+    except (ConfigError, OperatorError) as exc:
         print(f"jwtauth: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

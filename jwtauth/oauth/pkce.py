@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
+
+from jwt.utils import base64url_encode
 
 from jwtauth.errors import InvalidRequest
 
@@ -21,7 +22,7 @@ _S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
 def s256(verifier: str) -> str:
     """Return BASE64URL(SHA256(ASCII(verifier))) without padding (RFC 7636 §4.2)."""
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return base64url_encode(digest).decode("ascii")
 
 
 def valid_verifier(verifier: str) -> bool:

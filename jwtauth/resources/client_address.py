@@ -7,18 +7,7 @@ from collections.abc import Sequence
 
 import falcon
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(values: Sequence[str]) -> tuple[Network, ...]:
-    """Parse CIDRs or addresses (`10.0.0.0/8`, `::1`); raise ValueError naming a bad one."""
-    out = []
-    for value in values:
-        try:
-            out.append(ipaddress.ip_network(value.strip(), strict=False))
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
-    return tuple(out)
+from jwtauth.config import Network
 
 
 def _trusted(address: str, networks: Sequence[Network]) -> bool:

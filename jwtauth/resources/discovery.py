@@ -7,7 +7,10 @@ from typing import Any
 
 import falcon
 
+from jwtauth.config import Settings
+from jwtauth.grants.base import Grant
 from jwtauth.keys import KeyRing
+from jwtauth.resources import paths
 
 
 class JWKSResource:
@@ -48,3 +51,28 @@ class MetadataResource:
         resp.data = self.body
 
     on_head = on_get  # RFC 9110 §9.3.2
+
+
+def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
+    """Return RFC 8414 metadata listing only what this server actually implements."""
+    issuer = settings.issuer
+    scopes = sorted({s for c in settings.clients for s in c.scopes})
+    return {
+        "issuer": issuer,
+        "token_endpoint": issuer + paths.TOKEN,
+        "jwks_uri": issuer + paths.JWKS[0],
+        "authorization_endpoint": issuer + paths.AUTHORIZE,
+        # implicit is a response_type of the authorization endpoint, not a token-endpoint grant.
+        "grant_types_supported": sorted({*grants, "implicit"}),
+        # "none": public clients identify with client_id alone and must use PKCE (RFC 7636).
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint": issuer + paths.REVOKE,  # RFC 7009
+        # A public client revokes its own tokens with its client_id alone (RFC 7009 §2.1).
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint": issuer + paths.INTROSPECT,  # RFC 7662; confidential clients only
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": scopes,
+        "response_types_supported": ["code", "token"],
+        "code_challenge_methods_supported": ["S256"],  # RFC 7636; never plain (RFC 9700 §2.1.1)
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207
+    }

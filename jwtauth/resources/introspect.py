@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import falcon
 
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.errors import InvalidClient, InvalidRequest, MethodNotAllowed
 from jwtauth.resources.forms import read_form, reject_query
-from jwtauth.resources.token import NO_STORE
+from jwtauth.resources.responses import send_json
 from jwtauth.tokens.reader import TokenReader
 
 INACTIVE = {"active": False}
@@ -42,9 +40,7 @@ class IntrospectResource:
         body = INACTIVE
         if found is not None and found.client_id == client.client_id:
             body = found.response
-        resp.set_headers(NO_STORE)  # RFC 7662 §4: responses carry token state; never cache them
-        resp.content_type = falcon.MEDIA_JSON
-        resp.data = json.dumps(body).encode()
+        send_json(resp, body)  # RFC 7662 §4: no-store, responses carry token state
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         raise MethodNotAllowed("POST", "the introspection endpoint takes POST (RFC 7662 §2.1)")

@@ -30,7 +30,7 @@ from jwtauth.config import Client
 from jwtauth.errors import InvalidRequest, MethodNotAllowed, UnauthorizedClient, UnsupportedTokenType
 from jwtauth.observability import NO_EVENTS, Events
 from jwtauth.resources.forms import read_form, reject_query
-from jwtauth.resources.token import NO_STORE
+from jwtauth.resources.responses import NO_STORE
 from jwtauth.store import RefreshStore
 from jwtauth.tokens.reader import TokenReader, looks_like_refresh
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 import falcon
@@ -11,8 +10,7 @@ from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.errors import InvalidRequest, MethodNotAllowed, UnauthorizedClient, UnsupportedGrantType
 from jwtauth.grants.base import Grant, TokenRequest
 from jwtauth.resources.forms import read_form, reject_query
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+from jwtauth.resources.responses import send_json
 
 
 class TokenResource:
@@ -35,9 +33,7 @@ class TokenResource:
         if grant_type not in client.grant_types:
             raise UnauthorizedClient("this client may not use this grant_type")
         body = grant.handle(TokenRequest(client, params, req.context.client_addr))
-        resp.set_headers(NO_STORE)
-        resp.content_type = falcon.MEDIA_JSON
-        resp.data = json.dumps(body).encode()
+        send_json(resp, body)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         raise MethodNotAllowed("POST", "the token endpoint takes POST (RFC 6749 §3.2)")

@@ -22,13 +22,14 @@ the token's job is to stop login CSRF and forged decisions, which this does.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+
+from jwt.utils import base64url_encode
 
 TTL = 600  # seconds to fill in the form: long enough to find a password, short enough to expire
 _SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -69,4 +70,4 @@ def _mac(secret: str, expiry: int, params: Mapping[str, str], names: Sequence[st
     # JSON of a fixed-order list: unambiguous, an omitted parameter (null) differs from any value.
     message = json.dumps([expiry, [[n, params.get(n)] for n in names]], separators=(",", ":"))
     digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return base64url_encode(digest).decode()

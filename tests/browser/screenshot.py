@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from playwright.sync_api import sync_playwright
 
-from jwtauth import keys
+from jwtauth.cli import keyfolder
 from tests.authflow import README_QUERY
 from tests.chromium import launch
 from tests.support import ROOT, running_server
@@ -25,7 +25,7 @@ def main() -> None:
     """Take the screenshot and write it to docs/authorize.png."""
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        keys.ensure(directory / "keys", "ES256", now=time.time(), retire_after=960)
+        keyfolder.ensure(directory / "keys", "ES256", now=time.time(), retire_after=960)
         with running_server(keys_dir=directory / "keys", log_dir=directory) as server, sync_playwright() as p:
             browser = launch(p)
             page = browser.new_page(

@@ -14,7 +14,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, Response
 
-from jwtauth import keys
+from jwtauth.cli import keyfolder
 from tests.authflow import PASSWORD, README_QUERY, USER, redirect_params
 from tests.support import running_server
 
@@ -27,7 +27,7 @@ CLIENT_SITE = "https://www.example.com/"
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Run one `jwtauth serve` (what the `serve` fixture runs) for the module's tests."""
     directory = tmp_path_factory.mktemp("browser")
-    keys.ensure(directory / "keys", "ES256", now=time.time(), retire_after=960)
+    keyfolder.ensure(directory / "keys", "ES256", now=time.time(), retire_after=960)
     with running_server(keys_dir=directory / "keys", log_dir=directory) as server:  # embedded store
         yield server.base
 

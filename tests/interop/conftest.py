@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from jwtauth import keys
+from jwtauth.cli import keyfolder
 from tests.support import Server, running_server
 
 
@@ -30,7 +30,7 @@ def oauthlib_on_loopback() -> Iterator[None]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Run `jwtauth serve --config <demo fixtures>` once for the whole interop package."""
     directory = tmp_path_factory.mktemp("interop")
-    keys.ensure(directory / "keys", "ES256", now=time.time(), retire_after=960)
+    keyfolder.ensure(directory / "keys", "ES256", now=time.time(), retire_after=960)
     with running_server(keys_dir=directory / "keys", log_dir=directory) as running:
         yield running
 

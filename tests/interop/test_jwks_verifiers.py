@@ -26,7 +26,7 @@ from joserfc.jwt import JWTClaimsRegistry
 from oauthlib.oauth2 import MobileApplicationClient
 from requests_oauthlib import OAuth2Session as OAuthlibSession
 
-from jwtauth import keys
+from jwtauth.cli import keyfolder
 from tests.authflow import PASSWORD, USER
 from tests.interop.useragent import sign_in_and_allow
 from tests.support import running_server
@@ -131,7 +131,7 @@ def other_algorithm(
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Run a server whose only key uses another algorithm; yield (algorithm, metadata)."""
     directory = tmp_path_factory.mktemp(f"interop-{request.param}")
-    keys.ensure(directory / "keys", request.param, now=time.time(), retire_after=960)
+    keyfolder.ensure(directory / "keys", request.param, now=time.time(), retire_after=960)
     with running_server(keys_dir=directory / "keys", log_dir=directory) as server:
         url = server.base + "/.well-known/oauth-authorization-server"
         yield request.param, requests.get(url, timeout=5).json()

@@ -14,9 +14,9 @@ import jwt
 import pytest
 from falcon import testing
 
-from jwtauth import keys
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
+from jwtauth.cli import keyfolder
 from jwtauth.config import Settings
 from jwtauth.keys import KeyRing
 from tests.authflow import authorize, code_from, redirect_params
@@ -194,9 +194,9 @@ def test_a_guessed_secret_of_a_known_family_revokes_nothing(http: testing.TestCl
 def every_alg(tmp_path: Path, sec_settings: Settings, store: Any) -> testing.TestClient:
     """An app whose key folder holds a key of every algorithm, published."""
     directory = tmp_path / "all-keys"
-    keys.ensure(directory, "ES256", now=time.time(), retire_after=960)
+    keyfolder.ensure(directory, "ES256", now=time.time(), retire_after=960)
     for alg in ("RS256", "PS256", "EdDSA"):
-        keys.rotate(directory, alg, publish_ahead=300, retire_after=960, now=time.time())
+        keyfolder.rotate(directory, alg, publish_ahead=300, retire_after=960, now=time.time())
     app = create_app(
         sec_settings, KeyRing(directory, retire_after=960), store, checker=SecretChecker(dummy_log_n=10)
     )

@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 from falcon import testing
 
-from jwtauth import keys
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
+from jwtauth.cli import keyfolder
 from jwtauth.config import load_settings
 from jwtauth.keys import KeyRecord, KeyRing
 from jwtauth.verify import InvalidToken, Verifier
@@ -355,7 +355,7 @@ def alg_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {}
     for alg in ALGS:
         directory = tmp_path_factory.mktemp(f"keys-{alg}")
-        keys.ensure(directory, alg, now=time.time(), retire_after=960)
+        keyfolder.ensure(directory, alg, now=time.time(), retire_after=960)
         out[alg] = directory
     return out
 

@@ -23,9 +23,9 @@ from falcon import testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jwtauth import keys
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
+from jwtauth.cli import keyfolder
 from jwtauth.config import load_settings
 from jwtauth.keys import KeyRing
 from tests.security.kit import OAUTH_ERRORS, Clock, basic_header, cheap, password_login, snapshot, tokens_of
@@ -156,7 +156,7 @@ class Fuzzed:
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Fuzzed:
     """One app for the module, with one live grant so its family id can be guessed at."""
     directory = tmp_path_factory.mktemp("fuzz-keys")
-    keys.ensure(directory, "ES256", now=time.time(), retire_after=960)
+    keyfolder.ensure(directory, "ES256", now=time.time(), retire_after=960)
     store = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     config = cheap(dataclasses.replace(load_settings(FIXTURES, env={}), issuer=ISSUER))
     app = create_app(

@@ -1,0 +1,140 @@
+"""Offline edits of the settings file: `clients add`, `users add`.
+
+Secrets: a generated client secret is printed once, to standard output, and never logged; a
+password is read from a prompt or standard input, never from the command line. The settings
+file receives only scrypt hashes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from jwtauth.accounts.hashing import hash_secret
+from jwtauth.cli.config_edit import append_table
+from jwtauth.cli.console import OperatorError, read_secret, settings_file
+from jwtauth.config import GRANT_TYPES, Settings
+
+MIN_PASSWORD = 8
+CONFIG_HELP = "TOML settings file to edit (default: $JWTAUTH_CONFIG); created if missing"
+
+
+def cmd_clients_add(args: argparse.Namespace) -> None:
+    """Register a client; a confidential one gets a generated secret, shown once."""
+    path = settings_file(args.config)
+    public = args.public
+    grants = args.grant or (["authorization_code", "refresh_token"] if public else ["client_credentials"])
+    fields: dict[str, Any] = {"id": args.client_id}
+    if args.name:
+        fields["name"] = args.name
+    secret = None if public else secrets.token_urlsafe(32)  # 256 bits (RFC 6749 §10.10)
+    if secret is None:
+        fields["public"] = True
+    else:
+        fields["secret_hash"] = hash_secret(secret)
+    fields["grant_types"] = grants
+    for key, value in (
+        ("scopes", args.scope),
+        ("audiences", args.audience),
+        ("redirect_uris", args.redirect_uri),
+    ):
+        if value:
+            fields[key] = value
+    if args.default_scope is not None or args.scope:
+        # Asking for no scope gets every scope it may have unless told otherwise (RFC 6749 §3.3).
+        fields["default_scope"] = (
+            args.default_scope if args.default_scope is not None else " ".join(args.scope)
+        )
+    if args.require_pkce:
+        fields["require_pkce"] = True
+
+    def refuse(current: Settings) -> str | None:
+        if any(c.client_id == args.client_id for c in current.clients):
+            return f"client {args.client_id!r} already exists; nothing was changed"
+        return None
+
+    comment = f"added by `jwtauth clients add` on {datetime.now(UTC):%Y-%m-%d}"
+    append_table(path, "clients", fields, refuse=refuse, comment=comment)
+    print(f"added client {args.client_id!r} to {path}; restart jwtauth serve to load it", file=sys.stderr)
+    print(f"client_id: {args.client_id}")
+    if secret is not None:
+        print(f"client_secret: {secret}")
+        print("the secret is shown only now: the file keeps only its hash", file=sys.stderr)
+
+
+def cmd_users_add(args: argparse.Namespace) -> None:
+    """Add a user whose password is typed at a prompt (or read from standard input)."""
+    path = settings_file(args.config)
+    password = read_secret("Password", args.stdin)
+    if len(password) < MIN_PASSWORD:
+        raise OperatorError(f"the password is shorter than {MIN_PASSWORD} characters")
+
+    def refuse(current: Settings) -> str | None:
+        if any(u.username == args.username for u in current.users):
+            return f"user {args.username!r} already exists; nothing was changed"
+        return None
+
+    fields = {"username": args.username, "password_hash": hash_secret(password)}
+    append_table(path, "users", fields, refuse=refuse)
+    print(f"added user {args.username!r} to {path}; restart jwtauth serve to load it")
+
+
+def add_commands(sub: Any) -> None:
+    """Register `clients` and `users` on the CLI's sub-parsers."""
+    config_help = CONFIG_HELP
+    c = sub.add_parser(
+        "clients",
+        help="register OAuth clients in the settings file",
+        description="Register OAuth clients in the settings file.",
+    )
+    cs = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = cs.add_parser(
+        "add",
+        help="add a client; a confidential one gets a generated secret, printed once",
+        description="Append a [[clients]] table to the settings file, keeping its comments. A "
+        "confidential client gets a generated 256-bit secret: it is printed once (client_secret: "
+        "on standard output) and only its scrypt hash is stored. The file is validated before it "
+        "is replaced atomically; an existing client id is refused. Restart `jwtauth serve` to load "
+        "the client.",
+        epilog="example: jwtauth clients add reports --scope read --audience https://api.example.com",
+    )
+    a.add_argument("client_id", metavar="CLIENT_ID")
+    a.add_argument("--config", help=config_help)
+    a.add_argument("--name", help="display name on the sign-in page (default: the id)")
+    a.add_argument(
+        "--grant",
+        action="append",
+        choices=GRANT_TYPES,
+        metavar="GRANT",
+        help=f"a grant type it may use ({', '.join(GRANT_TYPES)}); repeat for several "
+        "(default: client_credentials, or authorization_code + refresh_token with --public)",
+    )
+    a.add_argument("--scope", action="append", help="a scope it may ask for; repeat for several")
+    a.add_argument(
+        "--default-scope", help='scopes granted when it asks for none, e.g. "read" (default: every --scope)'
+    )
+    a.add_argument(
+        "--audience", action="append", help="an audience (resource server URL); the first is the default"
+    )
+    a.add_argument("--redirect-uri", action="append", help="an exact redirect URI; repeat for several")
+    a.add_argument("--public", action="store_true", help="no secret (native or browser app): PKCE required")
+    a.add_argument("--require-pkce", action="store_true", help="require PKCE of this confidential client")
+    a.set_defaults(func=cmd_clients_add)
+
+    u = sub.add_parser(
+        "users", help="add users to the settings file", description="Add users to the settings file."
+    )
+    us = u.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ua = us.add_parser(
+        "add",
+        help="add a user; the password is prompted for (or read from standard input)",
+        description="Append a [[users]] table with the scrypt hash of a password typed twice at a "
+        "prompt (or read as one line from standard input). An existing username is refused.",
+    )
+    ua.add_argument("username", metavar="USERNAME")
+    ua.add_argument("--config", help=config_help)
+    ua.add_argument("--stdin", action="store_true", help="read the password from standard input")
+    ua.set_defaults(func=cmd_users_add)
