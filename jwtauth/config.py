@@ -320,22 +320,13 @@ def _templates_dir(pages: _Reader, source: str, env: Mapping[str, str]) -> Path 
     return None
 
 
-def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
-    """Validate a parsed TOML document plus environment overrides into Settings."""
-    root = _Reader(source, "", data)
-    root.unknown_keys(
-        {"issuer", "default_audience", "lifetimes", "keys", "limits", "redis", "pages", "clients", "users"}
-    )
-    life, keys, limits, redis = (root.table_at(k) for k in ("lifetimes", "keys", "limits", "redis"))
-    pages = root.table_at("pages")
-    pages.unknown_keys({"templates"})
-    life.unknown_keys(
-        {"access_token", "authorization_code", "refresh_idle", "refresh_absolute", "refresh_grace"}
-    )
-    keys.unknown_keys({"dir", "algorithm", "jwks_max_age", "publish_ahead"})
-    limits.unknown_keys({"max_failures", "window", "trusted_proxies"})
-    redis.unknown_keys({"url", "prefix"})
+def _table_keys(table: str) -> set[str]:
+    """Return the keys a settings table allows: those DEFAULTS names for it."""
+    split = (dotted.rpartition(".") for dotted in DEFAULTS)  # "issuer" -> ("", "", "issuer")
+    return {key for prefix, _, key in split if prefix == table}
 
+
+def _issuer(root: _Reader, env: Mapping[str, str]) -> str:
     issuer = env.get("JWTAUTH_ISSUER") or root.get("issuer", str)
     if issuer:
         # RFC 8414 §2: https URL without query or fragment (http allowed for loopback demos).
@@ -350,6 +341,11 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
             if env.get("JWTAUTH_ISSUER"):  # the file is not to blame: name the variable
                 raise ConfigError(f"JWTAUTH_ISSUER: {problem}")
             raise root.error("issuer", problem)
+    return issuer.rstrip("/")
+
+
+def _key_timing(keys: _Reader) -> tuple[str, int, int]:
+    """Return the signing algorithm, the JWKS max-age and the publish-ahead delay."""
     algorithm = keys.get("algorithm", str)
     if algorithm not in ALGORITHMS:
         raise keys.error("algorithm", f"{algorithm!r} is not one of {', '.join(ALGORITHMS)}")
@@ -359,18 +355,11 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         # A resource server may cache JWKS for max_age; a key that signs sooner than that after
         # being published could be unknown to it. The two settings must not contradict.
         raise keys.error("jwks_max_age", f"{max_age} exceeds keys.publish_ahead {publish_ahead}")
+    return algorithm, max_age, publish_ahead
 
-    client_tables = data.get("clients", [])
-    user_tables = data.get("users", [])
-    if not isinstance(client_tables, list) or not all(isinstance(c, dict) for c in client_tables):
-        raise root.error("clients", "must be an array of tables ([[clients]])")
-    if not isinstance(user_tables, list) or not all(isinstance(u, dict) for u in user_tables):
-        raise root.error("users", "must be an array of tables ([[users]])")
-    clients = tuple(_client(_Reader(source, f"clients[{i}]", t)) for i, t in enumerate(client_tables))
-    users = tuple(_user(_Reader(source, f"users[{i}]", t)) for i, t in enumerate(user_tables))
-    _unique(root, "clients", "id", [c.client_id for c in clients])
-    _unique(root, "users", "username", [u.username for u in users])
 
+def _refresh_lifetimes(life: _Reader) -> tuple[int, int, float]:
+    """Return the refresh family's idle and absolute lifetimes and the rotation grace."""
     absolute = life.positive("refresh_absolute")
     idle = life.positive("refresh_idle", min(life.default("refresh_idle"), absolute))
     if idle > absolute:
@@ -378,8 +367,39 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
     grace = life.get("refresh_grace", int)
     if not 0 <= grace <= 60:
         raise life.error("refresh_grace", f"must be between 0 and 60 seconds, got {grace}")
+    return idle, absolute, float(grace)
+
+
+def _accounts(root: _Reader, data: Mapping[str, Any]) -> tuple[tuple[Client, ...], tuple[User, ...]]:
+    """Return the [[clients]] and [[users]] tables, each validated, names unique."""
+    client_tables = data.get("clients", [])
+    user_tables = data.get("users", [])
+    if not isinstance(client_tables, list) or not all(isinstance(c, dict) for c in client_tables):
+        raise root.error("clients", "must be an array of tables ([[clients]])")
+    if not isinstance(user_tables, list) or not all(isinstance(u, dict) for u in user_tables):
+        raise root.error("users", "must be an array of tables ([[users]])")
+    source = root.source
+    clients = tuple(_client(_Reader(source, f"clients[{i}]", t)) for i, t in enumerate(client_tables))
+    users = tuple(_user(_Reader(source, f"users[{i}]", t)) for i, t in enumerate(user_tables))
+    _unique(root, "clients", "id", [c.client_id for c in clients])
+    _unique(root, "users", "username", [u.username for u in users])
+    return clients, users
+
+
+def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
+    """Validate a parsed TOML document plus environment overrides into Settings."""
+    root = _Reader(source, "", data)
+    tables = ("lifetimes", "keys", "limits", "redis", "pages")
+    root.unknown_keys({*_table_keys(""), *tables, "clients", "users"})
+    life, keys, limits, redis, pages = (root.table_at(k) for k in tables)
+    for name, table in zip(tables, (life, keys, limits, redis, pages), strict=True):
+        table.unknown_keys(_table_keys(name))
+    issuer = _issuer(root, env)
+    algorithm, max_age, publish_ahead = _key_timing(keys)
+    clients, users = _accounts(root, data)
+    idle, absolute, grace = _refresh_lifetimes(life)
     return Settings(
-        issuer=issuer.rstrip("/"),
+        issuer=issuer,
         clients=clients,
         users=users,
         default_audience=root.get("default_audience", str),
@@ -387,7 +407,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         code_ttl=life.positive("authorization_code", maximum=600),
         refresh_idle_ttl=idle,
         refresh_absolute_ttl=absolute,
-        refresh_grace_seconds=float(grace),
+        refresh_grace_seconds=grace,
         keys_dir=Path(env.get("JWTAUTH_KEYS_DIR") or keys.get("dir", str)),
         signing_algorithm=algorithm,
         jwks_max_age=max_age,
