@@ -57,7 +57,7 @@ __all__ = [
     "urllib_fetch",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("jwtauth.verify")
 
 Fetch = Callable[..., tuple[bytes, Mapping[str, str]]]
 """Fetch a URL and return its body and response headers; raise on any failure.
