@@ -36,6 +36,9 @@ ACCESS_TOKEN_TTL = 30
 # The resource server: a separate process that knows only the issuer URL and the audience.
 VERIFIER = """
 import sys
+
+import jwt
+
 from jwtauth import verify
 
 issuer, audience, results_path = sys.argv[1:4]
@@ -53,7 +56,7 @@ verifier = verify.Verifier(
 with open(results_path, "w") as results:
     for line in sys.stdin:
         phase, token = line.split()
-        kid = verify.jwt.get_unverified_header(token).get("kid")
+        kid = jwt.get_unverified_header(token).get("kid")
         try:
             verifier.verify(token)
             results.write(f"{phase} ok {kid}\\n")

@@ -1,0 +1,43 @@
+"""Verify jwtauth access tokens offline, for resource servers.
+
+A resource server needs only this package, PyJWT, cryptography and (for the
+middleware) Falcon: no server configuration, no Redis.
+
+    verifier = Verifier(issuer="https://auth.example.com", audience="https://api.example.com")
+    claims = verifier.verify(token)          # or raises InvalidToken
+
+Errors: every rejection is an ``InvalidToken`` whose ``reason`` is a short public
+string. When the signing keys cannot be fetched at all, the subclass
+``VerifierUnavailable`` is raised instead. It subclasses ``InvalidToken`` so that a
+caller who catches only ``InvalidToken`` still fails closed (the token is refused);
+a caller who wants to tell "bad token" (401) from "cannot check right now" (503)
+catches ``VerifierUnavailable`` first, as ``BearerAuth`` does.
+
+Audience: ``audience`` is a required keyword. Skipping the audience check needs two
+explicit choices, ``audience=None`` *and* ``verify_audience=False``; anything else
+that would leave the audience unchecked is a ``ValueError`` at construction. Even
+then the token must carry an ``aud`` claim (RFC 9068 §2.2).
+"""
+
+from __future__ import annotations
+
+from jwtauth.verify.errors import InvalidToken, NotModified, VerifierUnavailable
+from jwtauth.verify.fetch import Fetch, urllib_fetch
+from jwtauth.verify.hooks import BearerAuth, RequireBearer
+from jwtauth.verify.jwk import ALLOWED_ALGORITHMS
+from jwtauth.verify.jwks import Clock
+from jwtauth.verify.verifier import Verifier, token_scopes
+
+__all__ = [
+    "ALLOWED_ALGORITHMS",
+    "BearerAuth",
+    "Clock",
+    "Fetch",
+    "InvalidToken",
+    "NotModified",
+    "RequireBearer",
+    "Verifier",
+    "VerifierUnavailable",
+    "token_scopes",
+    "urllib_fetch",
+]
