@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from jwtauth.accounts.hashing import HashFormatError, parse_hash
 from jwtauth.keys import ALGORITHMS
+from jwtauth.verify.fetch import is_loopback
 
 CLOCK_LEEWAY = 60  # seconds of clock skew and delivery delay allowed around a token's lifetime
 GRANT_TYPES = ("authorization_code", "implicit", "password", "client_credentials", "refresh_token")
@@ -214,7 +215,7 @@ def _check_redirect_uri(reader: _Reader, key: str, uri: str) -> str:
         raise reader.error(
             key, f"{uri!r}: use https, loopback http or a reverse-domain scheme like com.example.app:"
         )
-    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise reader.error(key, f"{uri!r}: plain http is only allowed for loopback (RFC 9700)")
     return uri
 

@@ -19,6 +19,7 @@ import jwt.utils
 
 from jwtauth.cli.console import OperatorError, read_secret
 from jwtauth.resources import paths
+from jwtauth.verify.fetch import is_loopback
 
 DEFAULT_URL = "http://127.0.0.1:8000"  # where `make run` serves
 URL_HELP = f"the jwtauth server, i.e. its issuer (default: $JWTAUTH_URL or {DEFAULT_URL})"
@@ -27,8 +28,7 @@ URL_HELP = f"the jwtauth server, i.e. its issuer (default: $JWTAUTH_URL or {DEFA
 def _base_url(args: argparse.Namespace) -> str:
     url: str = (args.url or os.environ.get("JWTAUTH_URL") or DEFAULT_URL).rstrip("/")
     parts = urllib.parse.urlsplit(url)
-    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
         # Credentials and keys travel over this URL: plain http only where nobody can listen.
         raise OperatorError(f"{url}: use https (plain http only for localhost)")
     return url

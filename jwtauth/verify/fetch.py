@@ -64,7 +64,7 @@ def urllib_fetch(
     parts = urllib.parse.urlsplit(url)
     # Whoever controls the JWKS can mint tokens: plain http is allowed only where no
     # network path exists to tamper with it (RFC 8414 §2 requires https issuers).
-    if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
         raise _FetchRefused(f"refusing to fetch {parts.scheme}://{parts.hostname}")
     opener = urllib.request.build_opener(_NoRedirect)
     # The scheme was checked above, so S310 (file:, ftp:) does not apply.
@@ -85,7 +85,7 @@ def urllib_fetch(
     return body, received
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback(host: str | None) -> bool:
     """Tell whether ``host`` names this machine."""
     if host is None:
         return False

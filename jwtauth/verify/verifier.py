@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import re
 import time
@@ -11,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import jwt
+from jwt.utils import base64url_decode
 
 from jwtauth.verify.errors import InvalidToken
 from jwtauth.verify.fetch import Fetch, urllib_fetch
@@ -210,8 +209,8 @@ def _b64url_decode(segment: str) -> bytes:
     if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
         raise InvalidToken("malformed token")
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
+        return base64url_decode(segment)
+    except ValueError:  # binascii.Error is a ValueError
         raise InvalidToken("malformed token") from None
 
 
