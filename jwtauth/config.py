@@ -6,7 +6,7 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -44,7 +44,6 @@ DEFAULTS: dict[str, Any] = {
     "limits.trusted_proxies": (),
     "pages.templates": None,
 }
-_REQUIRED = object()
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -446,6 +445,4 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str] | 
 
 def with_issuer(settings: Settings, issuer: str) -> Settings:
     """Return settings whose issuer is `issuer` unless one was configured."""
-    from dataclasses import replace
-
     return settings if settings.issuer else replace(settings, issuer=issuer.rstrip("/"))

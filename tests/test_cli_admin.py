@@ -1,4 +1,4 @@
-"""Tests for the operator commands (jwtauth/admin.py) and the settings-file editor (config_edit.py)."""
+"""Tests for the operator commands (jwtauth/cli/accounts.py, remote.py) and the settings-file editor."""
 
 from __future__ import annotations
 
