@@ -7,7 +7,7 @@ PORT ?= 8000
 CONFIG ?= jwtauth/fixtures/test_credentials.toml
 ALG ?=
 
-.PHONY: run test keygen lint typecheck bench install dev system-deps clean
+.PHONY: run test test-fast keygen lint typecheck bench install dev system-deps node-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,7 @@ system-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian packages:$$missing"; \
@@ -45,8 +46,17 @@ system-deps:
 	  else echo "note: missing$$missing (install them with apt-get); tests needing them will skip"; fi; \
 	fi
 
+# Third-party JavaScript OAuth/OIDC clients for the interop tests (tests/interop/node), pinned
+# by the committed package-lock.json; installed from the npm registry when npm is present.
+NODE_DIR := tests/interop/node
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "note: npm is missing; the Node interop tests will skip (and fail under CI)"; fi
+node-deps: system-deps $(NODE_DIR)/node_modules/.installed
+
 ## make test: install dev dependencies and run the whole suite
-test: dev system-deps
+test: dev system-deps node-deps
 	$(BIN)/ruff check jwtauth tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/pytest
