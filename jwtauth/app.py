@@ -12,7 +12,7 @@ from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.accounts.login import Login
 from jwtauth.accounts.users import UserDirectory
-from jwtauth.config import Settings, parse_networks
+from jwtauth.config.settings import Settings, parse_networks
 from jwtauth.errors import OAuthError
 from jwtauth.grants.authorization_code import AuthorizationCodeGrant
 from jwtauth.grants.base import Grant

@@ -12,7 +12,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from falcon import testing
 
 from jwtauth.accounts.hashing import hash_secret
-from jwtauth.config import Client, Settings
+from jwtauth.config.clients import Client
+from jwtauth.config.settings import Settings
 from tests.support import FORM
 
 USER, PASSWORD = "testuser@example.com", "testpassword"

@@ -19,7 +19,7 @@ from falcon import testing
 
 from jwtauth.app import create_app
 from jwtauth.cli import keyfolder
-from jwtauth.config import Settings, load_settings
+from jwtauth.config.settings import Settings, load_settings
 from jwtauth.keys import KeyRing
 from tests.chromium import CHROMIUM, launch
 from tests.support import FIXTURES, ISSUER, REDIS_URL, ScryptCounter, Server, need, running_server

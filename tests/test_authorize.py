@@ -19,7 +19,7 @@ from falcon import testing
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.accounts.login import failure_keys
 from jwtauth.app import create_app
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.oauth import pkce
 from jwtauth.store import CodeStore, FailureLimiter

@@ -21,7 +21,8 @@ from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.app import create_app
 from jwtauth.cli import main as cli
 from jwtauth.cli.config_edit import append_table, toml_string
-from jwtauth.config import ConfigError, load_settings
+from jwtauth.config.reader import ConfigError
+from jwtauth.config.settings import load_settings
 from jwtauth.keys import KeyRing
 from tests.support import FIXTURES, Server, basic
 from tests.support import run_cli as jwtauth_cli

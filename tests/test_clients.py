@@ -11,7 +11,7 @@ from falcon import testing
 from jwtauth.accounts.clients import MAX_CREDENTIAL, ClientRegistry
 from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.app import create_app
-from jwtauth.config import Settings, parse_settings
+from jwtauth.config.settings import Settings, parse_settings
 from jwtauth.errors import InvalidClient, InvalidRequest, OAuthError
 from jwtauth.keys import KeyRing
 from tests.support import FORM, ISSUER, ScryptCounter

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from jwtauth.accounts.hashing import hash_secret, parse_hash
-from jwtauth.config import ConfigError, Settings, load_settings, parse_settings, with_issuer
+from jwtauth.config.reader import ConfigError
+from jwtauth.config.settings import Settings, load_settings, parse_settings, with_issuer
 from tests.support import FIXTURES, ROOT
 
 HASH = hash_secret("s3cret", log_n=10)

@@ -18,7 +18,7 @@ from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.cli import keyfolder
 from jwtauth.cli.keyfolder import write_record
-from jwtauth.config import load_settings
+from jwtauth.config.settings import load_settings
 from jwtauth.keys import KeyRecord, KeyRing, thumbprint
 from tests.support import FIXTURES, ISSUER, basic
 

@@ -15,7 +15,7 @@ from falcon import testing
 
 from jwtauth.cli import keyfolder
 from jwtauth.cli.keyfolder import new_record
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRecord, KeyRing
 from jwtauth.tokens.claims import access_claims
 from tests.support import basic

@@ -26,7 +26,7 @@ from jwtauth.app import create_app
 from jwtauth.cli import keyfolder
 from jwtauth.cli.console import OperatorError
 from jwtauth.cli.main import main
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.keys import PROPAGATION, KeyRecord, KeyRing, lifecycle, signer_of
 from tests.support import ROOT
 

@@ -13,7 +13,7 @@ import pytest
 import redis
 from falcon import testing
 
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from tests.support import ScryptCounter
 from tests.tokenflow import Clock, assert_error, cheap_user, login, make_app, tokens_of

@@ -9,7 +9,8 @@ import pytest
 from falcon import testing
 
 from jwtauth.app import create_app
-from jwtauth.config import ConfigError, Settings, parse_networks, parse_settings
+from jwtauth.config.reader import ConfigError
+from jwtauth.config.settings import Settings, parse_networks, parse_settings
 from jwtauth.keys import KeyRing
 from jwtauth.resources.client_address import client_address
 from tests.support import basic

@@ -18,7 +18,7 @@ from falcon import testing
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.cli import keyfolder
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.observability import Metrics, request_id
 from tests import authflow

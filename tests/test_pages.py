@@ -11,7 +11,8 @@ import falcon
 import pytest
 from falcon import testing
 
-from jwtauth.config import ConfigError, load_settings
+from jwtauth.config.reader import ConfigError
+from jwtauth.config.settings import load_settings
 from jwtauth.web.pages import STYLESHEET, Pages
 
 PACKAGED = Path(__file__).resolve().parents[1] / "jwtauth" / "web" / "templates"

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 from falcon import testing
 
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.store import FailureLimiter
 from tests.support import FORM, ScryptCounter, basic

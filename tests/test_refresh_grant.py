@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.store.connection import connect
 from tests.support import basic, free_port

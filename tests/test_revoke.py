@@ -10,7 +10,7 @@ import pytest
 from falcon import testing
 
 from jwtauth.cli.keyfolder import new_record
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.store import RefreshStore
 from jwtauth.tokens.claims import access_claims, mint

@@ -23,7 +23,7 @@ from falcon import testing
 from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.app import create_app
 from jwtauth.cli import keyfolder
-from jwtauth.config import Settings, load_settings, parse_settings
+from jwtauth.config.settings import Settings, load_settings, parse_settings
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
 from jwtauth.keys import KeyRing
 from jwtauth.resources.forms import MAX_BODY

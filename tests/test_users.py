@@ -6,7 +6,8 @@ import pytest
 
 from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.accounts.users import UserDirectory
-from jwtauth.config import User, load_settings
+from jwtauth.config.clients import User
+from jwtauth.config.settings import load_settings
 from tests.support import FIXTURES, ScryptCounter
 
 LOW = 10

@@ -12,7 +12,8 @@ from falcon import testing
 
 from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.app import create_app
-from jwtauth.config import Client, Settings, User
+from jwtauth.config.clients import Client, User
+from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from tests.support import FORM, basic
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import unquote_plus
 
 from jwtauth.accounts.hashing import SecretChecker, typical_parameters
-from jwtauth.config import Client
+from jwtauth.config.clients import Client
 from jwtauth.errors import InvalidClient, InvalidRequest
 
 MAX_CREDENTIAL = 512

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from jwtauth.accounts.users import MAX_PASSWORD, MAX_USERNAME, UserDirectory
-from jwtauth.config import User
+from jwtauth.config.clients import User
 from jwtauth.errors import SlowDown
 from jwtauth.store import FailureLimiter
 from jwtauth.store.limits import Guard, Verdict

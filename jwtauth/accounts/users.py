@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from jwtauth.accounts.hashing import SecretChecker, typical_parameters
-from jwtauth.config import User
+from jwtauth.config.clients import User
 
 MAX_USERNAME = 256
 MAX_PASSWORD = 1024

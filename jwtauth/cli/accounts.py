@@ -16,7 +16,8 @@ from typing import Any
 from jwtauth.accounts.hashing import hash_secret
 from jwtauth.cli.config_edit import append_table
 from jwtauth.cli.console import OperatorError, read_secret, settings_file
-from jwtauth.config import GRANT_TYPES, Settings
+from jwtauth.config.clients import GRANT_TYPES
+from jwtauth.config.settings import Settings
 
 MIN_PASSWORD = 8
 CONFIG_HELP = "TOML settings file to edit (default: $JWTAUTH_CONFIG); created if missing"

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from jwtauth.cli.files import folder_lock, write_atomically
-from jwtauth.config import ConfigError, Settings, parse_settings
+from jwtauth.config.reader import ConfigError
+from jwtauth.config.settings import Settings, parse_settings
 
 Value = str | bool | Sequence[str]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jwtauth.cli.keyfolder import ensure, prune, revoke, rotate
-from jwtauth.config import load_settings
+from jwtauth.config.settings import load_settings
 from jwtauth.keys import ALGORITHMS, KeyRing, lifecycle
 
 

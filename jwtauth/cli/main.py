@@ -12,7 +12,8 @@ from jwtauth.accounts.hashing import hash_secret
 from jwtauth.cli import accounts, remote
 from jwtauth.cli import keys as keys_commands
 from jwtauth.cli.console import OperatorError, read_secret
-from jwtauth.config import ConfigError, Settings, load_settings, with_issuer
+from jwtauth.config.reader import ConfigError
+from jwtauth.config.settings import Settings, load_settings, with_issuer
 from jwtauth.keys import KeyRing
 
 

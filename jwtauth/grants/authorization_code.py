@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jwtauth.config import Client, Settings
+from jwtauth.config.clients import Client
+from jwtauth.config.settings import Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from jwtauth.grants.base import TokenRequest, start_family
 from jwtauth.oauth import pkce

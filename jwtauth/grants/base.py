@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from jwtauth.config import Client, Settings
+from jwtauth.config.clients import Client
+from jwtauth.config.settings import Settings
 from jwtauth.store import IssuedRefresh, RefreshStore
 from jwtauth.store.limits import Guard, Verdict
 from jwtauth.store.redisclient import ScriptCall

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.errors import UnauthorizedClient
 from jwtauth.grants.base import TokenRequest
 from jwtauth.oauth.scopes import requested_audience, requested_scope

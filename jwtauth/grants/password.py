@@ -22,7 +22,7 @@ from typing import Any
 
 from jwtauth.accounts.login import Login
 from jwtauth.accounts.users import MAX_PASSWORD, MAX_USERNAME
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest
 from jwtauth.grants.base import TokenRequest, start_family, start_family_guarded
 from jwtauth.oauth.scopes import requested_audience, requested_scope

@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from jwtauth.config import Client, Settings
+from jwtauth.config.clients import Client
+from jwtauth.config.settings import Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from jwtauth.grants.base import TokenRequest
 from jwtauth.oauth.scopes import narrowed_scope, requested_audience

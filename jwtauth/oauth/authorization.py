@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from jwtauth.accounts.clients import ClientRegistry
-from jwtauth.config import Client, Settings
+from jwtauth.config.clients import Client
+from jwtauth.config.settings import Settings
 from jwtauth.errors import InvalidRequest, OAuthError, UnauthorizedClient, UnsupportedResponseType
 from jwtauth.oauth import pkce
 from jwtauth.oauth.scopes import requested_audience, requested_scope

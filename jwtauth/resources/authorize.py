@@ -16,7 +16,8 @@ import falcon
 
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.login import Login
-from jwtauth.config import Settings, User
+from jwtauth.config.clients import User
+from jwtauth.config.settings import Settings
 from jwtauth.errors import AccessDenied, InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
 from jwtauth.oauth import pkce
 from jwtauth.oauth.authorization import (

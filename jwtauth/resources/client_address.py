@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import falcon
 
-from jwtauth.config import Network
+from jwtauth.config.settings import Network
 
 
 def _trusted(address: str, networks: Sequence[Network]) -> bool:

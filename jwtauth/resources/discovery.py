@@ -7,7 +7,7 @@ from typing import Any
 
 import falcon
 
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.grants.base import Grant
 from jwtauth.keys import KeyRing
 from jwtauth.resources import paths

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import falcon
 
 from jwtauth.accounts.clients import ClientRegistry
-from jwtauth.config import Client
+from jwtauth.config.clients import Client
 from jwtauth.errors import InvalidRequest, MethodNotAllowed, UnauthorizedClient, UnsupportedTokenType
 from jwtauth.observability import NO_EVENTS, Events
 from jwtauth.resources.forms import read_form, reject_query

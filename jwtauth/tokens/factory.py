@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jwtauth.config import Client, Settings
+from jwtauth.config.clients import Client
+from jwtauth.config.settings import Settings
 from jwtauth.errors import TemporarilyUnavailable
 from jwtauth.keys import KeyRing
 from jwtauth.tokens.claims import access_claims, mint, token_response

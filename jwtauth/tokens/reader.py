@@ -16,7 +16,7 @@ from typing import Any
 
 import jwt
 
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.store import FamilyRecord, RefreshStore
 from jwtauth.tokens.claims import ACCESS_TOKEN_TYP

@@ -15,7 +15,8 @@ from urllib.parse import urlencode
 from falcon import testing
 
 from jwtauth.accounts.hashing import hash_secret
-from jwtauth.config import Client, Settings, User
+from jwtauth.config.clients import Client, User
+from jwtauth.config.settings import Settings
 from tests.support import FORM
 
 TOKENS = "/api/v1/tokens"

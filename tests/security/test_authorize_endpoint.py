@@ -15,7 +15,8 @@ import pytest
 from falcon import testing
 
 from jwtauth.accounts.hashing import hash_secret
-from jwtauth.config import ConfigError, parse_settings
+from jwtauth.config.reader import ConfigError
+from jwtauth.config.settings import parse_settings
 from tests.authflow import Page, open_page, parse_page, redirect_params, submit
 from tests.security.kit import MULTI, MULTI_URIS, PASSWORD, SPA, SPA_URI, USER, Clock, pkce_pair
 from tests.support import FORM, ISSUER

@@ -16,7 +16,8 @@ from falcon import testing
 
 from jwtauth.accounts.hashing import hash_secret
 from jwtauth.app import create_app
-from jwtauth.config import Settings, User
+from jwtauth.config.clients import User
+from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from tests.security.kit import (
     INTROSPECT,

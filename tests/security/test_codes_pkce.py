@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from tests.authflow import authorize, code_from, redirect_params
 from tests.security.kit import (
     MULTI,

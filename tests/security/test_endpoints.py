@@ -17,7 +17,7 @@ from falcon import testing
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.cli import keyfolder
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from tests.authflow import authorize, code_from, redirect_params
 from tests.security.kit import (

@@ -32,7 +32,7 @@ from falcon import testing
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.cli import keyfolder
-from jwtauth.config import load_settings
+from jwtauth.config.settings import load_settings
 from jwtauth.keys import KeyRecord, KeyRing
 from jwtauth.verify import InvalidToken, Verifier
 from tests.security.kit import API, INTROSPECT, Clock, call, cheap, token

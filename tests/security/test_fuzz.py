@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.cli import keyfolder
-from jwtauth.config import load_settings
+from jwtauth.config.settings import load_settings
 from jwtauth.keys import KeyRing
 from tests.security.kit import OAUTH_ERRORS, Clock, basic_header, cheap, password_login, snapshot, tokens_of
 from tests.support import FIXTURES, ISSUER

@@ -15,7 +15,7 @@ from falcon import testing
 
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from tests.authflow import open_page, parse_page, redirect_params, submit
 from tests.security.kit import (

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from jwtauth.config import Settings
+from jwtauth.config.settings import Settings
 from tests.authflow import authorize, code_from
 from tests.security.kit import (
     INTROSPECT,

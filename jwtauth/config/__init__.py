@@ -1,0 +1,1 @@
+"""Settings: one TOML file plus the environment, validated once with clear messages."""

@@ -1,0 +1,147 @@
+"""Clients and users from the settings file: the records and their validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from jwtauth.accounts.hashing import HashFormatError, parse_hash
+from jwtauth.config.reader import TableReader
+from jwtauth.verify.fetch import is_loopback
+
+GRANT_TYPES = ("authorization_code", "implicit", "password", "client_credentials", "refresh_token")
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
+
+
+@dataclass(frozen=True)
+class Client:
+    """A registered client (RFC 6749 §2)."""
+
+    client_id: str
+    name: str
+    secret_hash: str | None
+    redirect_uris: tuple[str, ...]
+    grant_types: frozenset[str]
+    scopes: frozenset[str]
+    default_scope: tuple[str, ...]
+    audiences: tuple[str, ...]
+    require_pkce: bool
+
+    @property
+    def public(self) -> bool:
+        """Return whether the client has no secret (RFC 6749 §2.1)."""
+        return self.secret_hash is None
+
+
+@dataclass(frozen=True)
+class User:
+    """A resource owner who may log in."""
+
+    username: str
+    password_hash: str
+
+
+def _check_hash(reader: TableReader, key: str, value: str) -> str:
+    try:
+        parse_hash(value)
+    except HashFormatError as exc:
+        raise reader.error(key, f"{exc}; make one with `jwtauth hash-secret`") from None
+    return value
+
+
+def _check_redirect_uri(reader: TableReader, key: str, uri: str) -> str:
+    # RFC 6749 §3.1.2: absolute URI, no fragment. RFC 9700 §2.1: exact string matching later.
+    if not uri.isascii() or any(c.isspace() or not c.isprintable() for c in uri):
+        # RFC 3986 §2: a URI is printable ASCII; whitespace or CR/LF would also reach Location.
+        raise reader.error(key, f"{uri!r} must be printable ASCII without spaces (percent-encode)")
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. a broken IPv6 literal: a config error, not a traceback
+        raise reader.error(key, f"{uri!r} is not an absolute URI") from None
+    if not parts.scheme or (not parts.netloc and parts.scheme in ("http", "https")):
+        raise reader.error(key, f"{uri!r} is not an absolute URI")
+    if parts.fragment or "#" in uri:
+        raise reader.error(key, f"{uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
+    if parts.scheme in ("http", "https") and "@" in parts.netloc:
+        raise reader.error(key, f"{uri!r} must not contain user information (RFC 9110 §4.2.4)")
+    if parts.scheme not in ("http", "https") and "." not in parts.scheme:
+        # RFC 8252 §7.1: a native app's private-use scheme is a reverse domain name it controls,
+        # which also keeps out javascript:, data:, vbscript:, file: and their kin (RFC 9700 §4.1).
+        raise reader.error(
+            key, f"{uri!r}: use https, loopback http or a reverse-domain scheme like com.example.app:"
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise reader.error(key, f"{uri!r}: plain http is only allowed for loopback (RFC 9700)")
+    return uri
+
+
+def _check_scopes(reader: TableReader, key: str, scopes: tuple[str, ...]) -> tuple[str, ...]:
+    for scope in scopes:
+        if not scope or not set(scope) <= _SCOPE_CHARS:
+            raise reader.error(key, f"{scope!r} is not a valid scope token (RFC 6749 §3.3)")
+    return scopes
+
+
+def parse_client(reader: TableReader) -> Client:
+    reader.unknown_keys(
+        {
+            "id",
+            "name",
+            "secret_hash",
+            "public",
+            "redirect_uris",
+            "grant_types",
+            "scopes",
+            "default_scope",
+            "audiences",
+            "require_pkce",
+        }
+    )
+    client_id = reader.get("id", str, required=True)
+    if not client_id or len(client_id) > 128 or not client_id.isprintable() or ":" in client_id:
+        raise reader.error("id", "must be 1-128 printable characters without ':'")
+    public = reader.get("public", bool, False)
+    secret_hash = reader.optional("secret_hash", str)
+    if public and secret_hash is not None:
+        raise reader.error("secret_hash", "a public client has no secret; remove one of the two")
+    if not public and secret_hash is None:
+        raise reader.error("secret_hash", "is required for a confidential client (or set public = true)")
+    if secret_hash is not None:
+        _check_hash(reader, "secret_hash", secret_hash)
+    grants = reader.strings("grant_types", ("client_credentials",))
+    for grant in grants:
+        if grant not in GRANT_TYPES:
+            raise reader.error("grant_types", f"unknown grant {grant!r} (known: {', '.join(GRANT_TYPES)})")
+    if public and {"client_credentials", "password"} & set(grants):
+        raise reader.error("grant_types", "a public client cannot use client_credentials or password")
+    uris = tuple(_check_redirect_uri(reader, "redirect_uris", u) for u in reader.strings("redirect_uris"))
+    if {"authorization_code", "implicit"} & set(grants) and not uris:
+        raise reader.error("redirect_uris", "is required for authorization_code and implicit")
+    scopes = _check_scopes(reader, "scopes", reader.strings("scopes"))
+    default = tuple(reader.get("default_scope", str, "").split())
+    _check_scopes(reader, "default_scope", default)
+    if not set(default) <= set(scopes):
+        raise reader.error("default_scope", f"{' '.join(default)!r} is not within scopes {list(scopes)}")
+    return Client(
+        client_id=client_id,
+        name=reader.get("name", str, client_id),
+        secret_hash=secret_hash,
+        redirect_uris=uris,
+        grant_types=frozenset(grants),
+        scopes=frozenset(scopes),
+        default_scope=default,
+        audiences=reader.strings("audiences"),
+        require_pkce=reader.get("require_pkce", bool, False) or public,
+    )
+
+
+def parse_user(reader: TableReader) -> User:
+    reader.unknown_keys({"username", "password_hash"})
+    username = reader.get("username", str, required=True)
+    if not username or len(username) > 256:
+        raise reader.error("username", "must be 1-256 characters")
+    return User(
+        username, _check_hash(reader, "password_hash", reader.get("password_hash", str, required=True))
+    )

@@ -1,0 +1,27 @@
+"""Every setting's default, once, by its dotted TOML key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The Settings dataclass and the TOML reader both read this table, so a default cannot differ
+# between code and file; each table's allowed keys are the ones named here.
+DEFAULTS: dict[str, Any] = {
+    "issuer": "",
+    "default_audience": "",
+    "lifetimes.access_token": 900,
+    "lifetimes.authorization_code": 60,
+    "lifetimes.refresh_idle": 14 * 86400,  # never above refresh_absolute
+    "lifetimes.refresh_absolute": 30 * 86400,
+    "lifetimes.refresh_grace": 5,
+    "keys.dir": "keys",
+    "keys.algorithm": "ES256",
+    "keys.jwks_max_age": 300,
+    "keys.publish_ahead": 300,  # never below jwks_max_age
+    "redis.url": None,
+    "redis.prefix": "jwtauth:",
+    "limits.max_failures": 5,
+    "limits.window": 300,
+    "limits.trusted_proxies": (),
+    "pages.templates": None,
+}

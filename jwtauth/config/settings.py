@@ -1,0 +1,233 @@
+"""Settings: the server's configuration from the TOML file and the environment, validated once."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from jwtauth.config.clients import Client, User, parse_client, parse_user
+from jwtauth.config.defaults import DEFAULTS
+from jwtauth.config.reader import ConfigError, TableReader
+from jwtauth.keys import ALGORITHMS
+
+CLOCK_LEEWAY = 60  # seconds of clock skew and delivery delay allowed around a token's lifetime
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(values: Sequence[str]) -> tuple[Network, ...]:
+    """Parse CIDRs or addresses (`10.0.0.0/8`, `::1`); raise ValueError naming a bad one."""
+    out = []
+    for value in values:
+        try:
+            out.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs, validated; built once by the CLI and handed to create_app."""
+
+    issuer: str
+    clients: tuple[Client, ...] = ()
+    users: tuple[User, ...] = ()
+    default_audience: str = DEFAULTS["default_audience"]
+    access_token_ttl: int = DEFAULTS["lifetimes.access_token"]
+    code_ttl: int = DEFAULTS["lifetimes.authorization_code"]
+    refresh_idle_ttl: int = DEFAULTS["lifetimes.refresh_idle"]
+    refresh_absolute_ttl: int = DEFAULTS["lifetimes.refresh_absolute"]
+    refresh_grace_seconds: float = float(DEFAULTS["lifetimes.refresh_grace"])
+    keys_dir: Path = Path(DEFAULTS["keys.dir"])
+    signing_algorithm: str = DEFAULTS["keys.algorithm"]
+    jwks_max_age: int = DEFAULTS["keys.jwks_max_age"]
+    publish_ahead: int = DEFAULTS["keys.publish_ahead"]
+    redis_url: str | None = DEFAULTS["redis.url"]
+    redis_prefix: str = DEFAULTS["redis.prefix"]
+    trusted_proxies: tuple[str, ...] = DEFAULTS["limits.trusted_proxies"]
+    max_failures: int = DEFAULTS["limits.max_failures"]
+    failure_window: int = DEFAULTS["limits.window"]
+    # The operator's page overrides (branding), checked before the packaged templates.
+    templates_dir: Path | None = None
+    source: str = field(default="<defaults>", compare=False)
+
+    @property
+    def token_horizon(self) -> int:
+        """Return how long after issue an access token may still be presented: lifetime + leeway.
+
+        A key that stopped signing stays published this long, and a revoked family's tombstone
+        lives this long, so neither outlives nor undercuts the tokens it vouches for.
+        """
+        return self.access_token_ttl + CLOCK_LEEWAY
+
+    @property
+    def audience(self) -> str:
+        """Return the audience of tokens whose client names none (defaults to the issuer)."""
+        return self.default_audience or self.issuer
+
+
+def _check_networks(reader: TableReader, key: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        parse_networks(values)
+    except ValueError as exc:
+        raise reader.error(key, str(exc)) from None
+    return values
+
+
+def _unique(reader: TableReader, key: str, member: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ConfigError(f"{reader.source}: {key}[{i}].{member}: duplicate {name!r}")
+        seen.add(name)
+
+
+def _templates_dir(pages: TableReader, source: str, env: Mapping[str, str]) -> Path | None:
+    """Return the page-override folder: set, else `templates/` beside the file or the cwd."""
+    chosen = env.get("JWTAUTH_PAGES_TEMPLATES") or pages.optional("templates", str)
+    beside = Path(source).parent if Path(source).is_file() else Path()
+    if chosen:
+        folder = beside / chosen  # a relative path is read from the settings file's folder
+        if not folder.is_dir():
+            raise pages.error("templates", f"{str(folder)!r} is not a folder")
+        return folder
+    for candidate in (beside / "templates", Path("templates")):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _table_keys(table: str) -> set[str]:
+    """Return the keys a settings table allows: those DEFAULTS names for it."""
+    split = (dotted.rpartition(".") for dotted in DEFAULTS)  # "issuer" -> ("", "", "issuer")
+    return {key for prefix, _, key in split if prefix == table}
+
+
+def _issuer(root: TableReader, env: Mapping[str, str]) -> str:
+    issuer = env.get("JWTAUTH_ISSUER") or root.get("issuer", str)
+    if issuer:
+        # RFC 8414 §2: https URL without query or fragment (http allowed for loopback demos).
+        try:
+            parts = urlsplit(issuer)
+            valid = parts.scheme in ("https", "http") and bool(parts.netloc)
+            valid = valid and not (parts.query or parts.fragment)
+        except ValueError:  # e.g. a broken IPv6 literal
+            valid = False
+        if not valid:
+            problem = f"{issuer!r} must be an http(s) URL without query or fragment"
+            if env.get("JWTAUTH_ISSUER"):  # the file is not to blame: name the variable
+                raise ConfigError(f"JWTAUTH_ISSUER: {problem}")
+            raise root.error("issuer", problem)
+    return issuer.rstrip("/")
+
+
+def _key_timing(keys: TableReader) -> tuple[str, int, int]:
+    """Return the signing algorithm, the JWKS max-age and the publish-ahead delay."""
+    algorithm = keys.get("algorithm", str)
+    if algorithm not in ALGORITHMS:
+        raise keys.error("algorithm", f"{algorithm!r} is not one of {', '.join(ALGORITHMS)}")
+    max_age = keys.positive("jwks_max_age", maximum=86400)
+    publish_ahead = keys.positive("publish_ahead", max_age, maximum=30 * 86400)
+    if max_age > publish_ahead:
+        # A resource server may cache JWKS for max_age; a key that signs sooner than that after
+        # being published could be unknown to it. The two settings must not contradict.
+        raise keys.error("jwks_max_age", f"{max_age} exceeds keys.publish_ahead {publish_ahead}")
+    return algorithm, max_age, publish_ahead
+
+
+def _refresh_lifetimes(life: TableReader) -> tuple[int, int, float]:
+    """Return the refresh family's idle and absolute lifetimes and the rotation grace."""
+    absolute = life.positive("refresh_absolute")
+    idle = life.positive("refresh_idle", min(life.default("refresh_idle"), absolute))
+    if idle > absolute:
+        raise life.error("refresh_idle", f"{idle} exceeds refresh_absolute {absolute}")
+    grace = life.get("refresh_grace", int)
+    if not 0 <= grace <= 60:
+        raise life.error("refresh_grace", f"must be between 0 and 60 seconds, got {grace}")
+    return idle, absolute, float(grace)
+
+
+def _array(root: TableReader, data: Mapping[str, Any], name: str) -> list[TableReader]:
+    """Return a reader for each table of an array of tables (`[[clients]]`)."""
+    tables = data.get(name, [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise root.error(name, f"must be an array of tables ([[{name}]])")
+    return [TableReader(root.source, f"{name}[{i}]", t) for i, t in enumerate(tables)]
+
+
+def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client, ...], tuple[User, ...]]:
+    """Return the [[clients]] and [[users]] tables, each validated, names unique."""
+    clients = tuple(parse_client(table) for table in _array(root, data, "clients"))
+    users = tuple(parse_user(table) for table in _array(root, data, "users"))
+    _unique(root, "clients", "id", [c.client_id for c in clients])
+    _unique(root, "users", "username", [u.username for u in users])
+    return clients, users
+
+
+def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
+    """Validate a parsed TOML document plus environment overrides into Settings."""
+    root = TableReader(source, "", data)
+    tables = ("lifetimes", "keys", "limits", "redis", "pages")
+    root.unknown_keys({*_table_keys(""), *tables, "clients", "users"})
+    life, keys, limits, redis, pages = (root.table_at(k) for k in tables)
+    for name, table in zip(tables, (life, keys, limits, redis, pages), strict=True):
+        table.unknown_keys(_table_keys(name))
+    issuer = _issuer(root, env)
+    algorithm, max_age, publish_ahead = _key_timing(keys)
+    clients, users = _accounts(root, data)
+    idle, absolute, grace = _refresh_lifetimes(life)
+    return Settings(
+        issuer=issuer,
+        clients=clients,
+        users=users,
+        default_audience=root.get("default_audience", str),
+        access_token_ttl=life.positive("access_token", maximum=86400),
+        code_ttl=life.positive("authorization_code", maximum=600),
+        refresh_idle_ttl=idle,
+        refresh_absolute_ttl=absolute,
+        refresh_grace_seconds=grace,
+        keys_dir=Path(env.get("JWTAUTH_KEYS_DIR") or keys.get("dir", str)),
+        signing_algorithm=algorithm,
+        jwks_max_age=max_age,
+        publish_ahead=publish_ahead,
+        redis_url=env.get("JWTAUTH_REDIS_URL") or redis.optional("url", str) or None,
+        redis_prefix=env.get("JWTAUTH_REDIS_PREFIX") or redis.get("prefix", str),
+        trusted_proxies=_check_networks(limits, "trusted_proxies", limits.strings("trusted_proxies")),
+        max_failures=limits.positive("max_failures", maximum=1000),
+        failure_window=limits.positive("window", maximum=86400),
+        templates_dir=_templates_dir(pages, source, env),
+        source=source,
+    )
+
+
+def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (or $JWTAUTH_CONFIG) and the environment into validated Settings."""
+    env = os.environ if env is None else env
+    chosen = path or env.get("JWTAUTH_CONFIG")
+    if not chosen:
+        return parse_settings({}, "<no config file>", env)
+    source = str(chosen)
+    try:
+        with open(chosen, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not valid UTF-8") from None
+    return parse_settings(data, source, env)
+
+
+def with_issuer(settings: Settings, issuer: str) -> Settings:
+    """Return settings whose issuer is `issuer` unless one was configured."""
+    return settings if settings.issuer else replace(settings, issuer=issuer.rstrip("/"))
