@@ -168,23 +168,13 @@ class CodeStore:
             return TakeResult(status, family_id=_text(reply[1]) or None)
         return TakeResult(status)
 
-    def bind_family(self, code: str, family_id: str) -> bool:
-        """Remember which refresh family `code` produced; False means revoke it now.
-
-        False when a second redemption already arrived between `take` and this call (its
-        caller could not learn the family yet), or when the marker is gone: the caller must
-        then revoke `family_id` itself (RFC 6749 §4.1.2).
-        """
-        if not _CODE.fullmatch(code):
-            return False
-        script, keys, args = self.binding(code, family_id)
-        return bool(script(keys=keys, args=args))
-
     def binding(self, code: str, family_id: str) -> ScriptCall:
-        """The script call of `bind_family` for a code `take` accepted, to run in another's trip.
+        """Return the call that binds a family to a code `take` accepted, for another's trip.
 
-        Its reply is what `bind_family` returns: 1 bound, 0 revoke the family now. The code
-        grant runs it in RefreshStore.create's round trip, right after the family exists.
+        The code grant runs it in RefreshStore.create's round trip, right after the family
+        exists. Its reply is 1 when bound; 0 when a second redemption already arrived between
+        `take` and the bind (it could not learn the family yet) or the marker is gone: the
+        caller must then revoke `family_id` itself (RFC 6749 §4.1.2).
         """
         return (self._bind, [f"{self._key(code)}:used"], [family_id])
 
