@@ -26,14 +26,9 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
-if TYPE_CHECKING:
-    from redis import Redis
-    from redis.cluster import RedisCluster
-
-    # Clients are created with decode_responses=False; replies are decoded here.
-    RedisClient: TypeAlias = Redis | RedisCluster
+from jwtauth.store.redisclient import RedisClient, checked_prefix, tagged_key
 
 # Count an attempt BEFORE its credentials are checked, unless the key is locked. A read-only
 # check followed by a later failure count lets every guess in flight pass the check before any
@@ -119,12 +114,10 @@ class FailureLimiter:
         window_seconds: float,
         salt: bytes = b"",
     ) -> None:
-        if "{" in prefix or "}" in prefix:
-            raise ValueError("prefix must not contain '{' or '}': it would change the hash tag")
         if max_failures < 1 or window_seconds <= 0:
             raise ValueError("max_failures >= 1 and window_seconds > 0")
         self._client = client
-        self._prefix = prefix
+        self._prefix = checked_prefix(prefix)
         self._max = max_failures
         self._window = window_seconds
         self._salt = salt
@@ -169,4 +162,4 @@ class FailureLimiter:
 
     def _key(self, key: str) -> str:
         digest = hmac.new(self._salt, key.encode(), hashlib.sha256).hexdigest()
-        return f"{self._prefix}{{l:{digest}}}"
+        return tagged_key(self._prefix, "l", digest)

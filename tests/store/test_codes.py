@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jwtauth.store import CodeRecord, CodeStore, RefreshStore, TakeResult, TakeStatus
+from jwtauth.store import CodeRecord, CodeStore, FamilySpec, RefreshStore, TakeResult, TakeStatus
 
 NOW = 1_700_000_000.0
 TTL = 60.0
@@ -34,11 +34,11 @@ def make_store(backend: Any) -> CodeStore:
 def bind(backend: Any, store: CodeStore, code: str) -> tuple[str, bool]:
     """Start a family bound to `code` as the code grant does; return its id and the bind's reply."""
     refresh = RefreshStore(backend.client, prefix=backend.prefix)
-    issued = refresh.create(
+    spec = FamilySpec(
         client_id=OWNER, subject=RECORD.subject, scope=RECORD.scope, audience=RECORD.audience,
         auth_time=RECORD.auth_time, now=NOW, absolute_ttl=3600.0, idle_ttl=600.0,
-        then=lambda family_id: [store.binding(code, family_id)],
     )  # fmt: skip
+    issued = refresh.create(spec, then=lambda family_id: [store.binding(code, family_id)])
     (bound,) = issued.after
     return issued.family_id, bool(bound)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from jwtauth.store import FailureLimiter, RefreshStore
+from jwtauth.store import FailureLimiter, FamilySpec, RefreshStore
 
 NOW = 1_700_000_000.0
 WINDOW = 300.0
@@ -31,8 +31,8 @@ def counter(backend: Any) -> dict[bytes, bytes]:
     return dict(backend.client.hgetall(key))
 
 
-def spec(now: float) -> dict[str, Any]:
-    return dict(
+def spec(now: float) -> FamilySpec:
+    return FamilySpec(
         client_id="c", subject="alice", scope="read", audience=("https://api.example.com",),
         auth_time=now, now=now, absolute_ttl=3600.0, idle_ttl=600.0,
     )  # fmt: skip
@@ -183,7 +183,7 @@ def test_the_guard_locks_exactly_when_acquire_refuses(backend: Any) -> None:
     for step, now in enumerate(steps):
         keys = [USER] if step % 2 else [USER, ADDRESS]
         # The production probe: the password grant's guarded family creation.
-        created = refresh.create_guarded(limiter.guard([USER, ADDRESS], now=now), **spec(now))
+        created = refresh.create_guarded(spec(now), limiter.guard([USER, ADDRESS], now=now))
         assert created is not None
         issued, verdict = created
         assert (issued is None) == (verdict[0] is not None)
@@ -202,7 +202,7 @@ def test_a_guarded_family_is_created_only_while_nothing_is_locked(backend: Any) 
     limiter = make_limiter(backend)
     refresh = RefreshStore(backend.client, prefix=backend.prefix)
     limiter.acquire([USER], now=NOW)
-    created = refresh.create_guarded(limiter.guard([USER, ADDRESS], now=NOW), **spec(NOW))
+    created = refresh.create_guarded(spec(NOW), limiter.guard([USER, ADDRESS], now=NOW))
     assert created is not None
     issued, verdict = created
     assert issued is not None and verdict == (None, (True, False))
@@ -210,6 +210,6 @@ def test_a_guarded_family_is_created_only_while_nothing_is_locked(backend: Any) 
     for _ in range(2):
         limiter.acquire([ADDRESS, USER], now=NOW)
     before = backend.key_names()
-    refused = refresh.create_guarded(limiter.guard([USER, ADDRESS], now=NOW + 1), **spec(NOW + 1))
+    refused = refresh.create_guarded(spec(NOW + 1), limiter.guard([USER, ADDRESS], now=NOW + 1))
     assert refused == (None, (WINDOW - 1, (True, True)))
     assert backend.key_names() == before  # a locked sign-in writes nothing
