@@ -13,7 +13,8 @@ from falcon import testing
 
 from jwtauth.accounts.hashing import SecretChecker, parse_hash
 from jwtauth.cli import main as cli
-from tests.support import FIXTURES, ROOT, basic, free_port
+from tests.helpers import FIXTURES, ROOT, basic
+from tests.support import free_port
 from tests.support import run_cli as run
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from jwtauth.accounts.hashing import hash_secret, parse_hash
 from jwtauth.config import ConfigError, Settings, load_settings, parse_settings, with_issuer
-from tests.support import FIXTURES, ROOT
+from tests.helpers import FIXTURES, ROOT
 
 HASH = hash_secret("s3cret", log_n=10)
 

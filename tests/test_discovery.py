@@ -19,7 +19,7 @@ from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.config import load_settings
 from jwtauth.keys import KeyRecord, KeyRing, thumbprint, write_record
-from tests.support import FIXTURES, ISSUER, basic
+from tests.helpers import FIXTURES, ISSUER, basic
 
 JWKS_PATHS = ("/jwks", "/.well-known/jwks.json")
 METADATA_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")

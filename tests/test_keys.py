@@ -26,7 +26,7 @@ from jwtauth.app import create_app
 from jwtauth.cli.main import main
 from jwtauth.config import Settings
 from jwtauth.keys import PROPAGATION, KeyError_, KeyRecord, KeyRing, lifecycle, signer_of
-from tests.support import ROOT
+from tests.helpers import ROOT
 
 RETIRE = 50.0
 _PRIVATE = ec.generate_private_key(ec.SECP256R1())

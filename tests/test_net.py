@@ -12,7 +12,7 @@ from jwtauth.app import create_app
 from jwtauth.config import ConfigError, Settings, parse_settings
 from jwtauth.keys import KeyRing
 from jwtauth.resources.client_address import client_address, parse_networks
-from tests.support import basic
+from tests.helpers import basic
 
 LB = parse_networks(["10.0.0.0/8", "::1"])
 

@@ -27,7 +27,7 @@ from jwtauth.config import Settings, load_settings, parse_settings
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
 from jwtauth.keys import KeyRing
 from jwtauth.resources.forms import MAX_BODY
-from tests.support import FIXTURES, FORM, ISSUER, basic
+from tests.helpers import FIXTURES, FORM, ISSUER, basic
 
 TOKENS = "/api/v1/tokens"
 GRANT = "grant_type=client_credentials"

@@ -7,7 +7,7 @@ import pytest
 from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.accounts.users import UserDirectory
 from jwtauth.config import User, load_settings
-from tests.support import FIXTURES, ScryptCounter
+from tests.helpers import FIXTURES, ScryptCounter
 
 LOW = 10
 
