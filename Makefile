@@ -7,7 +7,7 @@ PORT ?= 8000
 CONFIG ?= jwtauth/fixtures/test_credentials.toml
 ALG ?=
 
-.PHONY: run test keygen lint typecheck bench install dev system-deps clean
+.PHONY: run test test-fast keygen lint typecheck bench install dev system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ test: dev system-deps
 	$(BIN)/ruff check jwtauth tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+## make test-fast: the edit-test loop: unit tests only, no Redis, no processes, no browser (~30 s)
+test-fast: dev
+	$(BIN)/pytest -q -p tests.fastlane -m "not redis and not e2e and not browser and not process"
 
 ## make keygen: add a signing key (published now, signing after the JWKS cache lifetime)
 keygen: install

@@ -29,6 +29,29 @@ from tests.chromium import CHROMIUM, launch
 from tests.helpers import FIXTURES, ISSUER, Clock, MakeApp, ScryptCounter, build_app, cheap_settings
 from tests.support import REDIS_URL, Server, need, running_server
 
+# Markers that follow from a fixture or a folder, so no test can forget them: `make test-fast`
+# deselects redis, e2e, browser and process (see tests/fastlane.py, which enforces it).
+_FIXTURE_MARKS = {
+    "real_redis": ("redis",),
+    "serve": ("e2e",),
+    "browser": ("browser",),
+    "page": ("browser",),
+    "redis_farm": ("redis", "process"),
+    "local_server": ("process",),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    faults = Path(__file__).parent / "faults"
+    for item in items:
+        names: set[str] = set()
+        for fixture in getattr(item, "fixturenames", ()):
+            names.update(_FIXTURE_MARKS.get(fixture, ()))
+        if faults in item.path.parents:
+            names.update(("redis", "process"))  # every fault test runs its own redis-server
+        for name in sorted(names):
+            item.add_marker(name)
+
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:

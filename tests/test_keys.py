@@ -470,6 +470,7 @@ def _exactly_one_signer_throughout(records: list[KeyRecord]) -> None:
     assert len({r.active_from for r in records}) == len(records)  # no two start together
 
 
+@pytest.mark.process
 def test_concurrent_rotations_never_make_two_signers(keys_dir: Path) -> None:
     start = time.time()
     procs = [_jwtauth_keys(keys_dir, "rotate", "--alg", alg) for alg in ("ES256", "EdDSA", "ES256")]
@@ -482,6 +483,7 @@ def test_concurrent_rotations_never_make_two_signers(keys_dir: Path) -> None:
     _exactly_one_signer_throughout(records)
 
 
+@pytest.mark.process
 def test_concurrent_first_starts_on_an_empty_folder_make_one_key(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
     start = time.time()
@@ -491,6 +493,7 @@ def test_concurrent_first_starts_on_an_empty_folder_make_one_key(tmp_path: Path)
     assert sorted(p.name for p in directory.iterdir()) == [".lock", f"{records[0].kid}.json"]
 
 
+@pytest.mark.process
 def test_concurrent_rotations_on_an_empty_folder(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
     start = time.time()
