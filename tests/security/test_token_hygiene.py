@@ -31,8 +31,9 @@ SECRET = "testpassword"
 # --- grant_type ------------------------------------------------------------------------------
 
 
-def test_missing_grant_type_is_invalid_request(http: testing.TestClient) -> None:
-    assert_clean_error(token(http, {}), 400, "invalid_request")
+@pytest.mark.parametrize("params", [{}, {"scope": "read"}], ids=["empty", "other parameters"])
+def test_missing_grant_type_is_invalid_request(http: testing.TestClient, params: dict[str, str]) -> None:
+    assert_clean_error(token(http, params), 400, "invalid_request", secrets_sent=[SECRET])
 
 
 def test_empty_grant_type_counts_as_missing(http: testing.TestClient) -> None:
@@ -42,6 +43,8 @@ def test_empty_grant_type_counts_as_missing(http: testing.TestClient) -> None:
 @pytest.mark.parametrize(
     "grant_type",
     [
+        "magic",
+        "client_credentials+",
         "Client_Credentials",
         "CLIENT_CREDENTIALS",
         "client_credentials ",
@@ -324,11 +327,6 @@ def test_token_responses_are_never_cached(http: testing.TestClient) -> None:
     tokens_of(result)
     assert result.headers["Cache-Control"] == "no-store"
     assert result.headers["Pragma"] == "no-cache"
-
-
-def test_client_credentials_never_gets_a_refresh_token(http: testing.TestClient) -> None:
-    result = token(http, CC)
-    assert result.status_code == 200 and "refresh_token" not in result.json
 
 
 # --- a bug becomes server_error without detail ---------------------------------------------------
