@@ -51,7 +51,7 @@ test: dev system-deps
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-## make test-fast: the edit-test loop: unit tests only, no Redis, no processes, no browser (~30 s)
+## make test-fast: the edit-test loop: unit tests only, no Redis, no processes, no browser (~45 s of CPU)
 test-fast: dev
 	$(BIN)/pytest -q -p tests.fastlane -m "not redis and not e2e and not browser and not process"
 
