@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import falcon
@@ -43,6 +44,51 @@ from jwtauth.tokens.reader import TokenReader
 from jwtauth.web.pages import Pages
 
 
+@dataclass(frozen=True)
+class _Stores:
+    """The Redis-backed state of one app: codes, refresh families, sign-in counters."""
+
+    codes: CodeStore
+    refresh: RefreshStore
+    limiter: FailureLimiter
+
+
+def _stores(settings: Settings, store: Any) -> _Stores:
+    prefix = settings.redis_prefix
+    # Tombstones of revoked families outlive every access token the family issued.
+    revoked_ttl = settings.token_horizon
+    return _Stores(
+        codes=CodeStore(store, prefix=prefix, access_token_ttl=revoked_ttl),
+        refresh=RefreshStore(
+            store, prefix=prefix, grace_seconds=settings.refresh_grace_seconds, revoked_ttl=revoked_ttl
+        ),
+        limiter=FailureLimiter(
+            store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
+        ),
+    )
+
+
+def _falcon_app(settings: Settings, metrics: Metrics, access_log: AccessLog | None) -> falcon.App[Any, Any]:
+    """Return an empty app with the middleware, the request options and every error handler."""
+    app = falcon.App(
+        media_type=falcon.MEDIA_JSON,
+        # The observer first: its timing spans the others, its response hook runs last.
+        middleware=(
+            Observer(metrics, _endpoint_labels(), access_log),
+            ClientAddress(parse_networks(settings.trusted_proxies)),
+        ),
+    )
+    app.req_options.strip_url_path_trailing_slash = True
+    app.req_options.auto_parse_form_urlencoded = False
+    app.resp_options.secure_cookies_by_default = settings.issuer.startswith("https://")
+    app.add_error_handler(Exception, render_unexpected)
+    app.add_error_handler(falcon.HTTPError, render_http_error)
+    app.add_error_handler(OAuthError, render_oauth_error)
+    for store_error in STORE_ERRORS:  # redis-py's tree plus RedisClusterException
+        app.add_error_handler(store_error, render_store_error)
+    return app
+
+
 def create_app(
     settings: Settings,
     keyring: KeyRing,
@@ -62,66 +108,34 @@ def create_app(
     metrics = metrics or Metrics()
     keyring.on_signer_change(metrics.key_rotated)
     clients = ClientRegistry(settings.clients, checker)
-    users = UserDirectory(settings.users, checker)
+    state = _stores(settings, store)
+    login = Login(UserDirectory(settings.users, checker), state.limiter)
     tokens = TokenFactory(settings, keyring, clock)
-    prefix = settings.redis_prefix
-    # Tombstones of revoked families outlive every access token the family issued.
-    revoked_ttl = settings.token_horizon
-    codes = CodeStore(store, prefix=prefix, access_token_ttl=revoked_ttl)
-    refresh = RefreshStore(
-        store, prefix=prefix, grace_seconds=settings.refresh_grace_seconds, revoked_ttl=revoked_ttl
-    )
-    limiter = FailureLimiter(
-        store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
-    )
-    login = Login(users, limiter)
     grants: dict[str, Grant] = {
         g.grant_type: g
         for g in (
             ClientCredentialsGrant(settings, tokens),
-            AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=metrics),
-            PasswordGrant(settings, tokens, login, refresh, clock),
-            RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics),
+            AuthorizationCodeGrant(settings, tokens, state.codes, state.refresh, clock, events=metrics),
+            PasswordGrant(settings, tokens, login, state.refresh, clock),
+            RefreshTokenGrant(settings, tokens, state.refresh, clock, events=metrics),
         )
     }
-    reader = TokenReader(settings, keyring, refresh, clock)
+    reader = TokenReader(settings, keyring, state.refresh, clock)
 
-    app = falcon.App(
-        media_type=falcon.MEDIA_JSON,
-        # The observer first: its timing spans the others, its response hook runs last.
-        middleware=(
-            Observer(metrics, _endpoint_labels(), access_log),
-            ClientAddress(parse_networks(settings.trusted_proxies)),
-        ),
-    )
-    app.req_options.strip_url_path_trailing_slash = True
-    app.req_options.auto_parse_form_urlencoded = False
-    app.resp_options.secure_cookies_by_default = settings.issuer.startswith("https://")
-    app.add_error_handler(Exception, render_unexpected)
-    app.add_error_handler(falcon.HTTPError, render_http_error)
-    app.add_error_handler(OAuthError, render_oauth_error)
-    for store_error in STORE_ERRORS:  # redis-py's tree plus RedisClusterException
-        app.add_error_handler(store_error, render_store_error)
-
+    app = _falcon_app(settings, metrics, access_log)
     app.add_route(paths.TOKEN, TokenResource(clients, grants))
+    pages = Pages(settings.templates_dir)
     authorize = AuthorizeResource(
-        settings=settings,
-        clients=clients,
-        login=login,
-        codes=codes,
-        tokens=tokens,
-        pages=Pages(settings.templates_dir),
+        settings=settings, clients=clients, login=login, codes=state.codes, tokens=tokens, pages=pages,
         clock=clock,
     )
     app.add_route(paths.AUTHORIZE, authorize)
-    app.add_route(paths.REVOKE, RevokeResource(clients, reader, refresh, clock, events=metrics))
+    app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=metrics))
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     jwks = JWKSResource(keyring, settings.jwks_max_age)
-    for path in paths.JWKS:
-        app.add_route(path, jwks)
     meta = MetadataResource(metadata(settings, grants), settings.jwks_max_age)
-    for path in paths.METADATA:
-        app.add_route(path, meta)
+    for path, resource in [*((p, jwks) for p in paths.JWKS), *((p, meta) for p in paths.METADATA)]:
+        app.add_route(path, resource)
     app.add_route(paths.HEALTH, HealthResource())
     app.add_route(paths.READY, ReadyResource(keyring, lambda: ping(store)))
     app.add_route(paths.METRICS, MetricsResource(metrics))
