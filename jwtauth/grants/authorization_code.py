@@ -64,16 +64,17 @@ class AuthorizationCodeGrant:
         now = self.clock()
         seen = self.codes.peek(code, client_id=client.client_id, now=now)
         if seen is not None:
-            self._checked_audience(client, seen, params)  # refuse before the code is consumed
+            # refuse before the code is consumed
+            self._checked_audience(client, seen, params, request.dpop_jkt)
         record = self._take(code, client, now)
-        audience = self._checked_audience(client, record, params)
+        audience = self._checked_audience(client, record, params, request.dpop_jkt)
         scope = tuple(record.scope.split())
         # The family is bound to the code's used marker in the round trip that creates it (a
         # replay from then on revokes it), so the exchange makes three trips, not four.
         family = start_family(
             self.refresh, self.settings, client,
             subject=record.subject, scope=scope, audience=audience, auth_time=record.auth_time, now=now,
-            then=lambda family_id: [self.codes.binding(code, family_id)],
+            then=lambda family_id: [self.codes.binding(code, family_id)], jkt=request.dpop_jkt,
         )
         if family is not None and not (family.after and int(family.after[0])):
             # A second redemption arrived between take and bind and could not revoke a family it
@@ -89,11 +90,17 @@ class AuthorizationCodeGrant:
             refresh_token=family.token if family else None,
             family_id=family.family_id if family else None,
             auth_time=int(record.auth_time),
+            jkt=request.dpop_jkt,
         )
 
-    def _checked_audience(self, client: Client, record: CodeRecord, params: Mapping[str, str]) -> str:
-        """Check redirect_uri, PKCE and resource against the code; return the token's audience."""
+    def _checked_audience(
+        self, client: Client, record: CodeRecord, params: Mapping[str, str], jkt: str | None
+    ) -> str:
+        """Check redirect_uri, PKCE, DPoP key and resource against the code; return the audience."""
         _check_redirect_uri(client, record, params.get("redirect_uri"))
+        if record.dpop_jkt is not None and record.dpop_jkt != jkt:
+            # RFC 9449 §10: the code is bound to the key named by dpop_jkt at /authorize.
+            raise InvalidGrant("the authorization code is bound to another DPoP key")
         _check_pkce(client, record, params.get("code_verifier"))
         return _audience(client, self.settings, record, params.get("resource"))
 

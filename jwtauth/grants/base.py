@@ -20,6 +20,8 @@ class TokenRequest:
     client: Client
     params: Mapping[str, str]
     remote_addr: str
+    # RFC 9449 §5: the thumbprint of the key of the request's checked DPoP proof, if it had one.
+    dpop_jkt: str | None = None
 
 
 class Grant(Protocol):
@@ -43,12 +45,15 @@ def start_family(
     auth_time: float,
     now: float,
     then: Callable[[str], Sequence[ScriptCall]] | None = None,
+    jkt: str | None = None,
 ) -> IssuedRefresh | None:
     """Start a refresh-token family for a user's grant, or None if the client may not refresh.
 
     Without a family the access token carries no `fid`, so nothing can revoke it early; it is
     short-lived (RFC 6749 §1.5: refresh tokens are issued at the server's discretion). `then`
     is RefreshStore.create's: script calls to run right after the family, in its round trip.
+    `jkt`: the request's DPoP key, which binds a public client's family (RFC 9449 §5); a
+    confidential client's refresh tokens are bound to its credentials instead.
     """
     if "refresh_token" not in client.grant_types:
         return None
@@ -62,6 +67,7 @@ def start_family(
         absolute_ttl=settings.refresh_absolute_ttl,
         idle_ttl=settings.refresh_idle_ttl,
         then=then,
+        jkt=jkt if client.public else None,
     )
 
 

@@ -7,7 +7,8 @@ digests of secrets plus a per-rotation nonce, so nothing it stores is usable as 
 Key layout (every key of one family shares the hash tag `{f:<family_id>}`):
 
     {prefix}{f:<id>}           hash: client, subject, scope, audience, auth_time, created,
-                               abs_exp, idle_exp, gen, cur, prev, nonce, rotated_at
+                               abs_exp, idle_exp, gen, cur, prev, nonce, rotated_at, and jkt
+                               for a family bound to a DPoP key (RFC 9449 §5)
     {prefix}{f:<id>}:used      list: digests of rotated-out secrets, newest first, capped
     {prefix}{f:<id>}:revoked   string: tombstone left by revocation or reuse detection
     {prefix}{s:<sha256(sub)>}  sorted set: family ids of one subject, scored by absolute expiry
@@ -98,13 +99,13 @@ return g
 # KEYS: family, used list, tombstone.
 # ARGV: 1 presented digest, 2 client_id, 3 now, 4 grace seconds, 5 idle ttl,
 #       6 candidate successor digest, 7 nonce, 8 used_history - 1, 9 tombstone ttl ms,
-#       10 tombstone value
+#       10 tombstone value, 11 the thumbprint of the request's DPoP key ('' without a proof)
 # Reply for ok and replay: status, gen, idle_exp, subject, scope, audience, auth_time, created,
 # abs_exp, then for replay only the stored nonce and current digest.
 _ROTATE = """
 local f = redis.call('HMGET', KEYS[1], 'client', 'cur', 'prev', 'gen', 'abs_exp', 'idle_exp',
                      'rotated_at', 'nonce', 'subject', 'scope', 'audience', 'auth_time',
-                     'created')
+                     'created', 'jkt')
 if not f[1] then return {'unknown'} end
 local now = tonumber(ARGV[3])
 local abs_exp = tonumber(f[5])
@@ -118,6 +119,9 @@ else return {'unknown'} end
 -- RFC 6749 §6, §10.4: the token is bound to its client. Checked before reuse detection, so
 -- another client holding a leaked token can neither rotate nor revoke the owner's family.
 if f[1] ~= ARGV[2] then return {'wrong_client'} end
+-- RFC 9449 §5: a public client's family is bound to its DPoP key; checked before reuse
+-- detection too, so a thief without the key can neither rotate nor revoke it.
+if f[14] and f[14] ~= ARGV[11] then return {'wrong_key'} end
 if kind == 'cur' then
   local gen = tostring(tonumber(f[4]) + 1)
   local idle = math.min(now + tonumber(ARGV[5]), abs_exp)
@@ -168,6 +172,7 @@ class RotationStatus(enum.Enum):
     REPLAY = "replay"
     REUSE = "reuse"
     WRONG_CLIENT = "wrong_client"
+    WRONG_KEY = "wrong_key"
     UNKNOWN = "unknown"
 
 
@@ -249,16 +254,17 @@ class RefreshStore:
         absolute_ttl: float,
         idle_ttl: float,
         then: Callable[[str], Sequence[ScriptCall]] | None = None,
+        jkt: str | None = None,
     ) -> IssuedRefresh:
         """Start a new family and return its first token (generation 1).
 
         `then(family_id)` names idempotent script calls of another store to run right after
         the family exists, in the same round trip where a pipeline can carry them; their
-        replies come back in `IssuedRefresh.after`.
+        replies come back in `IssuedRefresh.after`. `jkt` binds the family to a DPoP key.
         """
         issued, index_args, create_args = self._new_family(
             client_id=client_id, subject=subject, scope=scope, audience=audience,
-            auth_time=auth_time, now=now, absolute_ttl=absolute_ttl, idle_ttl=idle_ttl,
+            auth_time=auth_time, now=now, absolute_ttl=absolute_ttl, idle_ttl=idle_ttl, jkt=jkt,
         )
         # Index first: a crash in between leaves a dangling index entry (harmless), never a
         # family that "log out everywhere" cannot find.
@@ -312,6 +318,7 @@ class RefreshStore:
         now: float,
         absolute_ttl: float,
         idle_ttl: float,
+        jkt: str | None = None,
     ) -> tuple[IssuedRefresh, list[str], list[str]]:
         """Draw a family id and first secret; return them with the _INDEX and _CREATE ARGV."""
         if absolute_ttl <= 0 or idle_ttl <= 0:
@@ -334,14 +341,22 @@ class RefreshStore:
             "gen": "1",
             "cur": _digest(secret),
         }
+        if jkt is not None:
+            fields["jkt"] = jkt
         args: list[str] = [str(_ms(idle_exp - now))]
         for name, value in fields.items():
             args += [name, value]
         issued = IssuedRefresh(token=f"{family_id}.{_b64(secret)}", family_id=family_id, generation=1)
         return issued, [repr(now), repr(abs_exp), family_id], args
 
-    def rotate(self, token: str, *, client_id: str, now: float, idle_ttl: float) -> Rotation:
-        """Exchange the current secret for its successor, or detect replay and reuse."""
+    def rotate(
+        self, token: str, *, client_id: str, now: float, idle_ttl: float, jkt: str | None = None
+    ) -> Rotation:
+        """Exchange the current secret for its successor, or detect replay and reuse.
+
+        `jkt`: the request's DPoP key; a family bound to another key (or to one, without
+        it) answers WRONG_KEY and changes nothing.
+        """
         if idle_ttl <= 0:
             raise ValueError("idle_ttl must be positive")
         parsed = _parse(token)
@@ -365,6 +380,7 @@ class RefreshStore:
                 str(self._history - 1),
                 str(self._revoked_ms),
                 f"reuse {now!r}",
+                jkt or "",
             ],
         )
         status = RotationStatus(_text(reply[0]))
