@@ -28,7 +28,6 @@ from tests.security.kit import (
     assert_clean_error,
     call,
     cheap,
-    password_login,
     pkce_pair,
     snapshot,
     token,
@@ -57,7 +56,9 @@ def claims_of(body: dict[str, Any]) -> dict[str, Any]:
     return claims
 
 
-def dpop_token(http: testing.TestClient, key: DPoPKey, clock: Clock, params: dict[str, str], **kw: Any) -> Any:
+def dpop_token(
+    http: testing.TestClient, key: DPoPKey, clock: Clock, params: dict[str, str], **kw: Any
+) -> Any:
     return call(http, "/api/v1/tokens", params, headers={"DPoP": key.proof(iat=clock.now)}, **kw)
 
 
