@@ -282,7 +282,9 @@ print(token.token_type, claims["cnf"]["jkt"] == key.private_key.public_jwk().thu
 def step_dpop(tour: Tour, name: str) -> str:
     """Run the README's DPoP client example (requests-oauth2client) against the tour's server."""
     program = DPOP_EXAMPLE.replace("127.0.0.1:8000", f"127.0.0.1:{tour.port}")
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     tour.blocks[name] = code_block("python", DPOP_EXAMPLE) + "\n\n" + code_block("text", done.stdout.strip())
     return tour.blocks[name]
 
