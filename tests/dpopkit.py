@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import get_default_algorithms
 
 from jwtauth.verify.dpop import access_token_hash, jwk_thumbprint
-from tests.support import ISSUER
+from tests.helpers import ISSUER
 
 TOKEN_URL = ISSUER + "/api/v1/tokens"
 

@@ -12,24 +12,21 @@ import pytest
 import redis
 from falcon import testing
 
-from jwtauth.accounts.hashing import SecretChecker
-from jwtauth.app import create_app
 from jwtauth.config.settings import Settings
-from jwtauth.keys import KeyRing
 from jwtauth.oauth.dpop import STATELESS_WINDOW
 from tests.authflow import authorize, code_from
 from tests.dpopkit import DPoPKey
-from tests.security.kit import (
-    CHEAP,
+from tests.helpers import (
     INTROSPECT,
     SPA,
     SPA_URI,
     Clock,
+    MakeApp,
     assert_clean_error,
     call,
-    cheap,
     pkce_pair,
     snapshot,
+    suite_settings,
     token,
 )
 
@@ -37,16 +34,12 @@ Make = Callable[..., testing.TestClient]
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def make(make_app: MakeApp, settings: Settings) -> Make:
+    """Return make_app on the suite's accounts (a public client "spa" among them)."""
 
-
-@pytest.fixture
-def make(settings: Settings, keyring: KeyRing, store: Any, clock: Clock) -> Make:
-    def build(store: Any = store, **changes: Any) -> testing.TestClient:
-        chosen = dataclasses.replace(cheap(settings), **changes)
-        app = create_app(chosen, keyring, store, clock=clock, checker=SecretChecker(dummy_log_n=CHEAP))
-        return testing.TestClient(app)
+    def build(**changes: Any) -> testing.TestClient:
+        changes.setdefault("settings", suite_settings(settings))
+        return make_app(**changes)
 
     return build
 
@@ -139,7 +132,7 @@ def test_malformed_dpop_jkt_goes_back_to_the_client(make: Make) -> None:
 
 
 def test_require_dpop_refuses_unbound_requests(make: Make, settings: Settings, clock: Clock) -> None:
-    demo = dataclasses.replace(cheap(settings).clients[0], require_dpop=True)
+    demo = dataclasses.replace(suite_settings(settings).clients[0], require_dpop=True)
     http = make(clients=(demo,))
     assert_clean_error(token(http, {"grant_type": "client_credentials"}), 400, "invalid_request")
     assert dpop_token(http, DPoPKey(), clock, {"grant_type": "client_credentials"}).status_code == 200

@@ -18,8 +18,7 @@ from jwt.utils import base64url_encode
 from jwtauth.keys import KeyRing
 from jwtauth.verify import DPoPAuth, NonceSource, Verifier
 from tests.dpopkit import DPoPKey
-from tests.security.kit import Clock, assert_clean_error, call
-from tests.support import ISSUER
+from tests.helpers import ISSUER, Clock, assert_clean_error, call
 
 RS = "https://api.example.com"
 CC = {"grant_type": "client_credentials"}
@@ -79,9 +78,9 @@ def test_replayed_proof_is_refused(http: testing.TestClient, clock: Clock, state
 
 @pytest.mark.parametrize("nonce", [None, "stale", "forged"])
 def test_nonce_missing_stale_or_forged(
-    nonce: str | None, make_http: Callable[..., testing.TestClient], clock: Clock, state: Callable[[], Any]
+    nonce: str | None, make_app: Callable[..., testing.TestClient], clock: Clock, state: Callable[[], Any]
 ) -> None:
-    http, key = make_http(dpop_require_nonce=True), DPoPKey()
+    http, key = make_app(dpop_require_nonce=True), DPoPKey()
     good = post(http, {"DPoP": key.proof(iat=clock.now)}).headers["DPoP-Nonce"]
     sent = {"stale": good, "forged": "6c4c8a7." + "A" * 43}.get(nonce or "")
     if nonce == "stale":
