@@ -21,6 +21,7 @@ from jwtauth.grants.client_credentials import ClientCredentialsGrant
 from jwtauth.grants.password import PasswordGrant
 from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
+from jwtauth.oauth.dpop import TokenEndpointDPoP, key_nonces
 from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, Observer
 from jwtauth.resources import paths
 from jwtauth.resources.authorize import AuthorizeResource
@@ -39,6 +40,7 @@ from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import TokenResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
 from jwtauth.store.connection import STORE_ERRORS, ping
+from jwtauth.store.dpop import proof_markers
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
 from jwtauth.web.pages import Pages
@@ -123,7 +125,14 @@ def create_app(
     reader = TokenReader(settings, keyring, state.refresh, clock)
 
     app = _falcon_app(settings, metrics, access_log)
-    app.add_route(paths.TOKEN, TokenResource(clients, grants))
+    dpop = TokenEndpointDPoP(
+        settings,
+        htu=settings.issuer + paths.TOKEN,
+        nonces=key_nonces(keyring, settings, clock),
+        markers=proof_markers(store, prefix=settings.redis_prefix),
+        clock=clock,
+    )
+    app.add_route(paths.TOKEN, TokenResource(clients, grants, dpop))
     pages = Pages(settings.templates_dir)
     authorize = AuthorizeResource(
         settings=settings, clients=clients, login=login, codes=state.codes, tokens=tokens, pages=pages,

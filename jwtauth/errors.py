@@ -79,6 +79,26 @@ class InvalidTarget(OAuthError):
     error = "invalid_target"
 
 
+class InvalidDPoPProof(OAuthError):
+    """RFC 9449 §5: the DPoP proof is missing where required, malformed, stale, replayed or wrong."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDPoPNonce(OAuthError):
+    """RFC 9449 §8: send the proof again with the server nonce in the DPoP-Nonce header."""
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, nonce: str, description: str | None = None) -> None:
+        super().__init__(description or "a fresh DPoP nonce is required: see the DPoP-Nonce header")
+        self.nonce = nonce
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"DPoP-Nonce": self.nonce}
+
+
 class AccessDenied(OAuthError):
     error = "access_denied"
     status = 403

@@ -302,6 +302,8 @@ OAUTH_ERRORS = frozenset(
         "slow_down",
         "server_error",
         "temporarily_unavailable",
+        "invalid_dpop_proof",  # RFC 9449 §5
+        "use_dpop_nonce",  # RFC 9449 §8
     }
 )
 # RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.

@@ -28,6 +28,8 @@ class Client:
     default_scope: tuple[str, ...]
     audiences: tuple[str, ...]
     require_pkce: bool
+    # RFC 9449 §5.2 (the dpop_bound_access_tokens client metadata): every token request needs a proof.
+    require_dpop: bool = False
 
     @property
     def public(self) -> bool:
@@ -97,6 +99,7 @@ def parse_client(reader: TableReader) -> Client:
             "default_scope",
             "audiences",
             "require_pkce",
+            "require_dpop",
         }
     )
     client_id = reader.get("id", str, required=True)
@@ -134,6 +137,7 @@ def parse_client(reader: TableReader) -> Client:
         default_scope=default,
         audiences=reader.strings("audiences"),
         require_pkce=reader.get("require_pkce", bool, False) or public,
+        require_dpop=reader.get("require_dpop", bool, False),
     )
 
 

@@ -64,11 +64,12 @@ class AuthorizationCodeGrant:
         now = self.clock()
         seen = self.codes.peek(code, client_id=client.client_id, now=now)
         if seen is not None:
-            self._checked_audience(client, seen, params)  # refuse before the code is consumed
+            # refuse before the code is consumed
+            self._checked_audience(client, seen, params, request.dpop_jkt)
         record = self._take(code, client, now)
-        audience = self._checked_audience(client, record, params)
+        audience = self._checked_audience(client, record, params, request.dpop_jkt)
         scope = tuple(record.scope.split())
-        family = self._start_family(client, code, record, scope, audience, now)
+        family = self._start_family(client, code, record, (scope, audience), now, request.dpop_jkt)
         return self.tokens.issue(
             client=client,
             subject=record.subject,
@@ -77,21 +78,29 @@ class AuthorizationCodeGrant:
             refresh_token=family.token if family else None,
             family_id=family.family_id if family else None,
             auth_time=int(record.auth_time),
+            jkt=request.dpop_jkt,
         )
 
-    def _checked_audience(self, client: Client, record: CodeRecord, params: Mapping[str, str]) -> str:
-        """Check redirect_uri, PKCE and resource against the code; return the token's audience."""
+    def _checked_audience(
+        self, client: Client, record: CodeRecord, params: Mapping[str, str], jkt: str | None
+    ) -> str:
+        """Check redirect_uri, PKCE, DPoP key and resource against the code; return the audience."""
         _check_redirect_uri(client, record, params.get("redirect_uri"))
+        if record.dpop_jkt is not None and record.dpop_jkt != jkt:
+            # RFC 9449 §10: the code is bound to the key named by dpop_jkt at /authorize.
+            raise InvalidGrant("the authorization code is bound to another DPoP key")
         _check_pkce(client, record, params.get("code_verifier"))
         return _audience(client, self.settings, record, params.get("resource"))
 
     def _start_family(
-        self, client: Client, code: str, record: CodeRecord, scope: tuple[str, ...], audience: str, now: float
+        self, client: Client, code: str, record: CodeRecord, grant: tuple[tuple[str, ...], str],
+        now: float, jkt: str | None,
     ) -> IssuedRefresh | None:
         """Start the code's refresh family bound to the code, or None if the client may not refresh."""
         spec = family_spec(
             self.settings, client,
-            subject=record.subject, scope=scope, audience=audience, auth_time=record.auth_time, now=now,
+            subject=record.subject, scope=grant[0], audience=grant[1], auth_time=record.auth_time,
+            now=now, jkt=jkt,
         )  # fmt: skip
         if spec is None:
             return None

@@ -5,6 +5,8 @@ Every outcome of `RefreshStore.rotate` (one atomic Lua step) maps to one answer:
 - REPLAY (the same token again within the grace window, RFC 9700 §4.14.2: a lost response):
   the successor already issued, derived again, and a fresh access token; never a second one.
 - REUSE (a rotated-out token): the store has revoked the whole family; invalid_grant.
+- WRONG_KEY (a family bound to a DPoP key, refreshed without a proof of that key, RFC 9449 §5):
+  invalid_grant, nothing revoked.
 - WRONG_CLIENT, UNKNOWN: invalid_grant with the same text, and nothing is revoked, so a token
   shown to another client or a guessed family id cannot end the owner's grant (RFC 6749 §10.4).
 
@@ -29,6 +31,7 @@ from jwtauth.tokens.factory import TokenFactory
 
 INVALID = "the refresh token is invalid, expired or revoked"
 REUSED = "the refresh token was already used; its grant is revoked"
+WRONG_KEY = "the refresh token is bound to another DPoP key"
 
 
 class RefreshTokenGrant:
@@ -58,11 +61,15 @@ class RefreshTokenGrant:
         now = self.clock()
         self._refuse_narrowing_early(client, token, raw_scope, resource, now)
         rotation = self.refresh.rotate(
-            token, client_id=client.client_id, now=now, idle_ttl=self.settings.refresh_idle_ttl
+            token, client_id=client.client_id, now=now, idle_ttl=self.settings.refresh_idle_ttl,
+            jkt=request.dpop_jkt,
         )
         if rotation.status is RotationStatus.REUSE:
             self.events.reuse_detected("refresh_token")
             raise InvalidGrant(REUSED, detail=f"refresh token reuse: family {rotation.family_id} revoked")
+        if rotation.status is RotationStatus.WRONG_KEY:
+            # RFC 9449 §5: refused without revoking anything, like another client's token.
+            raise InvalidGrant(WRONG_KEY)
         family, successor = rotation.family, rotation.token
         if family is None or successor is None:  # UNKNOWN or WRONG_CLIENT: one answer
             raise InvalidGrant(INVALID)
@@ -80,6 +87,7 @@ class RefreshTokenGrant:
             refresh_token=successor,
             family_id=family.family_id,
             auth_time=int(family.auth_time),
+            jkt=request.dpop_jkt,
         )
 
     def _refuse_narrowing_early(

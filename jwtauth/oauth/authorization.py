@@ -7,6 +7,7 @@ only then everything else, whose errors go back to the client's redirect URI.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
@@ -29,7 +30,9 @@ PARAMS = (
     "code_challenge",
     "code_challenge_method",
     "resource",
+    "dpop_jkt",
 )
+_JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 # response_type -> the grant a client must be configured for to use it.
 RESPONSE_TYPES = {"code": "authorization_code", "token": "implicit"}
 
@@ -59,6 +62,7 @@ class AuthorizationRequest:
     audience: str
     code_challenge: str | None
     params: dict[str, str]
+    dpop_jkt: str | None = None
 
 
 def identify(clients: ClientRegistry, params: Mapping[str, str]) -> Target:
@@ -100,8 +104,12 @@ def validate(target: Target, params: Mapping[str, str], settings: Settings) -> A
         if challenge is None and client.require_pkce:
             # RFC 9700 §2.1.1: public clients (and those configured so) MUST use PKCE.
             raise InvalidRequest("this client must send code_challenge with code_challenge_method=S256")
+    jkt = params.get("dpop_jkt")
+    # RFC 9449 §10: a base64url SHA-256 JWK thumbprint; the token request proves the key.
+    if jkt is not None and not _JKT.fullmatch(jkt):
+        raise InvalidRequest("dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 §10)")
     kept = {name: params[name] for name in PARAMS if name in params}
-    return AuthorizationRequest(target, response_type, scope, audience, challenge, kept)
+    return AuthorizationRequest(target, response_type, scope, audience, challenge, kept, jkt)
 
 
 def location(target: Target, params: Sequence[tuple[str, str]]) -> str:

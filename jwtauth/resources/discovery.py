@@ -11,6 +11,7 @@ from jwtauth.config.settings import Settings
 from jwtauth.grants.base import Grant
 from jwtauth.keys import KeyRing
 from jwtauth.resources import paths
+from jwtauth.verify.dpop import DPOP_ALGORITHMS
 
 
 class JWKSResource:
@@ -75,4 +76,5 @@ def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
         "response_types_supported": ["code", "token"],
         "code_challenge_methods_supported": ["S256"],  # RFC 7636; never plain (RFC 9700 §2.1.1)
         "authorization_response_iss_parameter_supported": True,  # RFC 9207
+        "dpop_signing_alg_values_supported": sorted(DPOP_ALGORITHMS),  # RFC 9449 §5.1
     }

@@ -85,6 +85,7 @@ class CodeRecord:
     code_challenge_method: str | None
     auth_time: float
     audience: tuple[str, ...] = ()
+    dpop_jkt: str | None = None  # RFC 9449 §10: the key the token request must prove
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,9 @@ def access_claims(
     jti: str,
     family_id: str | None = None,
     auth_time: int | None = None,
+    jkt: str | None = None,
 ) -> dict[str, Any]:
-    """Return the claims of an RFC 9068 access token."""
+    """Return the claims of an RFC 9068 access token (DPoP-bound when `jkt` is given)."""
     claims: dict[str, Any] = {
         "iss": issuer,
         "sub": subject,
@@ -47,6 +48,8 @@ def access_claims(
         # A reference to the refresh family, never its secret: introspection reports the token
         # inactive once the family is revoked (RFC 9700 §4.14.2).
         claims["fid"] = family_id
+    if jkt is not None:
+        claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1: the thumbprint of the client's DPoP key
     return claims
 
 
@@ -87,7 +90,8 @@ def token_response(
     """Return the RFC 6749 §5.1 response body (plus `expires_at`)."""
     body: dict[str, Any] = {
         "access_token": access_token,
-        "token_type": "Bearer",
+        # RFC 9449 §5: a token bound to a DPoP key is of type DPoP.
+        "token_type": "DPoP" if "cnf" in claims else "Bearer",
         "expires_in": claims["exp"] - claims["iat"],
         "expires_at": iso8601(claims["exp"]),
         "scope": claims["scope"],
