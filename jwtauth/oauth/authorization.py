@@ -72,13 +72,36 @@ def identify(clients: ClientRegistry, params: Mapping[str, str]) -> Target:
         if len(client.redirect_uris) != 1:
             raise UntrustedRedirect("The application did not say where to send you back.")
         uri = client.redirect_uris[0]
-    elif sent in client.redirect_uris:  # RFC 9700 §4.1.3: exact string matching, nothing looser
-        uri = sent
+    elif any(same_redirect_uri(sent, r) for r in client.redirect_uris):
+        uri = sent  # RFC 9700 §4.1.3: exact string matching, plus only the empty-path rule
     else:
         raise UntrustedRedirect("The application asked to send you to an address it has not registered.")
     # RFC 6749 §4.2.2.1: implicit responses, errors included, travel in the fragment.
     fragment = params.get("response_type") == "token"
     return Target(client, uri, sent, params.get("state"), fragment)
+
+
+def same_redirect_uri(sent: str, registered: str) -> bool:
+    """Tell whether `sent` is the registered redirect URI: string-equal, or equal once an empty
+    http(s) path is written `/` (RFC 3986 §6.2.3; RFC 9110 §4.2.3). Nothing else is normalised.
+
+    WHATWG URL parsers (browsers, Node, openid-client) always print `https://host/`, so a client
+    registered as `https://host` would otherwise fail with the URL its own library builds.
+    """
+    if sent == registered:
+        return True
+    return _slash_path(sent) == _slash_path(registered)
+
+
+def _slash_path(uri: str) -> str:
+    """Return `uri` with an empty http(s) path written as `/`; any other URI unchanged."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        return uri
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    if rest[cut:cut + 1] == "/":
+        return uri
+    return f"{scheme}://{rest[:cut]}/{rest[cut:]}"
 
 
 def validate(target: Target, params: Mapping[str, str], settings: Settings) -> AuthorizationRequest:
