@@ -21,6 +21,8 @@ from jwtauth.grants.password import PasswordGrant
 from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
 from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, Observer
+from jwtauth.oidc.idtoken import IdTokens
+from jwtauth.oidc.userinfo import UserInfo
 from jwtauth.resources import paths
 from jwtauth.resources.authorize import AuthorizeResource
 from jwtauth.resources.client_address import ClientAddress
@@ -36,6 +38,7 @@ from jwtauth.resources.introspect import IntrospectResource
 from jwtauth.resources.metrics import MetricsResource
 from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import TokenResource
+from jwtauth.resources.userinfo import UserInfoResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
 from jwtauth.store.connection import STORE_ERRORS, ping
 from jwtauth.tokens.factory import TokenFactory
@@ -75,13 +78,16 @@ def create_app(
         store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
     )
     login = Login(users, limiter)
+    id_tokens = IdTokens(settings, keyring, users, clock)
     grants: dict[str, Grant] = {
         g.grant_type: g
         for g in (
             ClientCredentialsGrant(settings, tokens),
-            AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=metrics),
+            AuthorizationCodeGrant(
+                settings, tokens, codes, refresh, clock, events=metrics, id_tokens=id_tokens
+            ),
             PasswordGrant(settings, tokens, login, refresh, clock),
-            RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics),
+            RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics, id_tokens=id_tokens),
         )
     }
     reader = TokenReader(settings, keyring, refresh, clock)
@@ -116,6 +122,7 @@ def create_app(
     app.add_route(paths.AUTHORIZE, authorize)
     app.add_route(paths.REVOKE, RevokeResource(clients, reader, refresh, clock, events=metrics))
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
+    app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users)))
     jwks = JWKSResource(keyring, settings.jwks_max_age)
     for path in paths.JWKS:
         app.add_route(path, jwks)
@@ -131,7 +138,7 @@ def create_app(
 def _endpoint_labels() -> dict[str, str]:
     """Map every route to the endpoint label of its metrics and access-log lines."""
     labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
-    labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics"}
+    labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
     labels |= {paths.HEALTH: "healthz", paths.READY: "readyz"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels

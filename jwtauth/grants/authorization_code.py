@@ -31,6 +31,7 @@ from jwtauth.oauth import pkce
 from jwtauth.oauth.authorization import same_redirect_uri
 from jwtauth.oauth.scopes import requested_audience
 from jwtauth.observability import NO_EVENTS, Events
+from jwtauth.oidc.idtoken import IdTokens
 from jwtauth.store import CodeRecord, CodeStore, RefreshStore, TakeStatus
 from jwtauth.tokens.factory import TokenFactory
 
@@ -50,9 +51,11 @@ class AuthorizationCodeGrant:
         refresh: RefreshStore,
         clock: Callable[[], float] = time.time,
         events: Events = NO_EVENTS,
+        id_tokens: IdTokens | None = None,
     ) -> None:
         self.settings, self.tokens, self.clock = settings, tokens, clock
         self.codes, self.refresh, self.events = codes, refresh, events
+        self.id_tokens = id_tokens
 
     def handle(self, request: TokenRequest) -> dict[str, Any]:
         """Return the token response for a code issued to this client."""
@@ -82,7 +85,7 @@ class AuthorizationCodeGrant:
             # won the code: it answers 200 with tokens that are already dead, exactly the outcome
             # of a replay that comes after the bind.
             self.refresh.revoke(family.family_id, now=now)
-        return self.tokens.issue(
+        body = self.tokens.issue(
             client=client,
             subject=record.subject,
             scope=scope,
@@ -91,6 +94,20 @@ class AuthorizationCodeGrant:
             family_id=family.family_id if family else None,
             auth_time=int(record.auth_time),
         )
+        if self.id_tokens is not None:
+            # OpenID Connect Core §3.1.3.3: the id_token rides with the tokens of the code.
+            id_token = self.id_tokens.issue(
+                client_id=client.client_id,
+                username=record.subject,
+                scope=scope,
+                auth_time=record.auth_time,
+                nonce=record.nonce,
+                access_token=body["access_token"],
+                amr=record.amr,
+            )
+            if id_token is not None:
+                body["id_token"] = id_token
+        return body
 
     def _checked_audience(self, client: Client, record: CodeRecord, params: Mapping[str, str]) -> str:
         """Check redirect_uri, PKCE and resource against the code; return the token's audience."""

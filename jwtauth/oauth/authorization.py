@@ -14,7 +14,14 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
-from jwtauth.errors import InvalidRequest, OAuthError, UnauthorizedClient, UnsupportedResponseType
+from jwtauth.errors import (
+    InvalidRequest,
+    OAuthError,
+    RequestNotSupported,
+    RequestUriNotSupported,
+    UnauthorizedClient,
+    UnsupportedResponseType,
+)
 from jwtauth.oauth import pkce
 from jwtauth.oauth.scopes import requested_audience, requested_scope
 
@@ -29,7 +36,9 @@ PARAMS = (
     "code_challenge",
     "code_challenge_method",
     "resource",
+    "nonce",  # OpenID Connect Core §3.1.2.1, echoed in the id_token
 )
+MAX_NONCE = 512
 # response_type -> the grant a client must be configured for to use it.
 RESPONSE_TYPES = {"code": "authorization_code", "token": "implicit"}
 
@@ -59,6 +68,7 @@ class AuthorizationRequest:
     audience: str
     code_challenge: str | None
     params: dict[str, str]
+    nonce: str | None = None
 
 
 def identify(clients: ClientRegistry, params: Mapping[str, str]) -> Target:
@@ -115,8 +125,15 @@ def validate(target: Target, params: Mapping[str, str], settings: Settings) -> A
         raise UnsupportedResponseType("response_type must be code or token")
     if grant not in client.grant_types:
         raise UnauthorizedClient(f"this client may not use response_type={response_type}")
+    if "request" in params:  # OpenID Connect Core §6: request objects are not supported
+        raise RequestNotSupported("request objects are not supported; send plain parameters")
+    if "request_uri" in params:
+        raise RequestUriNotSupported("request_uri is not supported; send plain parameters")
     scope = requested_scope(client, params.get("scope"))
     audience = requested_audience(client, settings, params.get("resource"))
+    nonce = params.get("nonce")
+    if nonce is not None and not 0 < len(nonce) <= MAX_NONCE:
+        raise InvalidRequest(f"nonce must be 1-{MAX_NONCE} characters")
     challenge = None
     if response_type == "code":
         challenge = pkce.checked_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
@@ -124,7 +141,10 @@ def validate(target: Target, params: Mapping[str, str], settings: Settings) -> A
             # RFC 9700 §2.1.1: public clients (and those configured so) MUST use PKCE.
             raise InvalidRequest("this client must send code_challenge with code_challenge_method=S256")
     kept = {name: params[name] for name in PARAMS if name in params}
-    return AuthorizationRequest(target, response_type, scope, audience, challenge, kept)
+    openid = "openid" in scope
+    return AuthorizationRequest(
+        target, response_type, scope, audience, challenge, kept, nonce=nonce if openid else None
+    )
 
 
 def location(target: Target, params: Sequence[tuple[str, str]]) -> str:

@@ -93,6 +93,8 @@ class CodeRecord:
     code_challenge_method: str | None
     auth_time: float
     audience: tuple[str, ...] = ()
+    nonce: str | None = None  # OpenID Connect Core §3.1.2.1: into the id_token of the exchange
+    amr: tuple[str, ...] = ()  # how the user authenticated (RFC 8176)
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,7 @@ class CodeStore:
 def _decode(data: str) -> CodeRecord:
     fields: dict[str, Any] = json.loads(data)
     fields["audience"] = tuple(fields["audience"])
+    fields["amr"] = tuple(fields.get("amr", ()))
     return CodeRecord(**fields)
 
 
