@@ -10,8 +10,8 @@ import jwt
 from falcon import testing
 from jwt.utils import base64url_encode
 
-from tests.authflow import README_QUERY, authorize, code_from
-from tests.support import basic
+from tests.authflow import authorize, code_from
+from tests.helpers import README_QUERY, basic
 
 OPENID_QUERY = {**README_QUERY, "scope": "openid profile email read", "nonce": "n-0S6_WzA2Mj"}
 

@@ -11,7 +11,7 @@ from jwtauth.accounts.hashing import hash_secret
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import load_settings
 from jwtauth.oidc.claims import ClaimError, parse_claim_option, released, supported, valid_subject
-from tests.support import FIXTURES
+from tests.helpers import FIXTURES
 
 HASH = hash_secret("s3cret-pass", log_n=10)
 FULL = {

@@ -16,9 +16,9 @@ from jwtauth.cli import keyfolder
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.oidc.idtoken import half_hash, id_token_claims
-from tests.authflow import README_QUERY, authorize, code_from
+from tests.authflow import authorize, code_from
+from tests.helpers import README_QUERY, basic
 from tests.oidc.flow import at_hash, code_login, verified_id_token
-from tests.support import basic
 
 SUB = "5f0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e5f"  # the demo user's, from the fixtures
 

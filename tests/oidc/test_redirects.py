@@ -6,8 +6,8 @@ import pytest
 from falcon import testing
 
 from jwtauth.oauth.authorization import same_redirect_uri
-from tests.authflow import README_QUERY, authorize, code_from
-from tests.support import basic
+from tests.authflow import authorize, code_from
+from tests.helpers import README_QUERY, basic
 
 SLASHED = "https://www.example.com/"
 

@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 import pytest
 from falcon import testing
 
+from tests.helpers import FORM, basic
 from tests.oidc.flow import code_login, verified_id_token
-from tests.support import FORM, basic
 
 USERINFO = "/api/v1/userinfo"
 

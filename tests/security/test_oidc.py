@@ -13,10 +13,9 @@ import pytest
 from falcon import testing
 
 from jwtauth.verify import InvalidToken, Verifier
-from tests.authflow import README_QUERY, authorize, code_from, open_page, redirect_params, submit
+from tests.authflow import authorize, code_from, open_page, redirect_params, submit
+from tests.helpers import API, ISSUER, README_QUERY, assert_clean_error, call, token
 from tests.oidc.flow import OPENID_QUERY, code_login, verified_id_token
-from tests.security.kit import API, assert_clean_error, call, token
-from tests.support import ISSUER
 
 
 def jwks_verifier(http: testing.TestClient) -> Verifier:
