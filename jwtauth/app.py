@@ -23,6 +23,8 @@ from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
 from jwtauth.oauth.dpop import TokenEndpointDPoP, key_nonces
 from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, Observer
+from jwtauth.oidc.idtoken import IdTokens
+from jwtauth.oidc.userinfo import UserInfo
 from jwtauth.resources import paths
 from jwtauth.resources.authorize import AuthorizeResource
 from jwtauth.resources.client_address import ClientAddress
@@ -38,6 +40,7 @@ from jwtauth.resources.introspect import IntrospectResource
 from jwtauth.resources.metrics import MetricsResource
 from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import TokenResource
+from jwtauth.resources.userinfo import UserInfoResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
 from jwtauth.store.connection import STORE_ERRORS, ping
 from jwtauth.store.dpop import proof_markers
@@ -91,6 +94,51 @@ def _falcon_app(settings: Settings, metrics: Metrics, access_log: AccessLog | No
     return app
 
 
+def _grants(
+    settings: Settings,
+    tokens: TokenFactory,
+    state: _Stores,
+    login: Login,
+    id_tokens: IdTokens,
+    clock: Callable[[], float],
+    metrics: Metrics,
+) -> dict[str, Grant]:
+    """Return the token endpoint's registry: grant_type -> handler (RFC 6749 §4)."""
+    codes, refresh = state.codes, state.refresh
+    handlers: tuple[Grant, ...] = (
+        ClientCredentialsGrant(settings, tokens),
+        AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=metrics, id_tokens=id_tokens),
+        PasswordGrant(settings, tokens, login, refresh, clock),
+        RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics, id_tokens=id_tokens),
+    )
+    return {g.grant_type: g for g in handlers}
+
+
+def _token_dpop(
+    settings: Settings, keyring: KeyRing, store: Any, clock: Callable[[], float]
+) -> TokenEndpointDPoP:
+    """Return the token endpoint's DPoP proof checks (RFC 9449 §4.3)."""
+    return TokenEndpointDPoP(
+        settings,
+        htu=settings.issuer + paths.TOKEN,
+        nonces=key_nonces(keyring, settings, clock),
+        markers=proof_markers(store, prefix=settings.redis_prefix),
+        clock=clock,
+    )
+
+
+def _add_documents(
+    app: falcon.App[Any, Any], settings: Settings, keyring: KeyRing, grants: dict[str, Grant], store: Any
+) -> None:
+    """Route the public documents (JWKS, metadata) and the health checks."""
+    jwks = JWKSResource(keyring, settings.jwks_max_age)
+    meta = MetadataResource(metadata(settings, grants), settings.jwks_max_age)
+    for path, resource in [*((p, jwks) for p in paths.JWKS), *((p, meta) for p in paths.METADATA)]:
+        app.add_route(path, resource)
+    app.add_route(paths.HEALTH, HealthResource())
+    app.add_route(paths.READY, ReadyResource(keyring, lambda: ping(store)))
+
+
 def create_app(
     settings: Settings,
     keyring: KeyRing,
@@ -111,28 +159,15 @@ def create_app(
     keyring.on_signer_change(metrics.key_rotated)
     clients = ClientRegistry(settings.clients, checker)
     state = _stores(settings, store)
-    login = Login(UserDirectory(settings.users, checker), state.limiter)
+    users = UserDirectory(settings.users, checker)
+    login = Login(users, state.limiter)
     tokens = TokenFactory(settings, keyring, clock)
-    grants: dict[str, Grant] = {
-        g.grant_type: g
-        for g in (
-            ClientCredentialsGrant(settings, tokens),
-            AuthorizationCodeGrant(settings, tokens, state.codes, state.refresh, clock, events=metrics),
-            PasswordGrant(settings, tokens, login, state.refresh, clock),
-            RefreshTokenGrant(settings, tokens, state.refresh, clock, events=metrics),
-        )
-    }
+    id_tokens = IdTokens(settings, keyring, users, clock)
+    grants = _grants(settings, tokens, state, login, id_tokens, clock, metrics)
     reader = TokenReader(settings, keyring, state.refresh, clock)
 
     app = _falcon_app(settings, metrics, access_log)
-    dpop = TokenEndpointDPoP(
-        settings,
-        htu=settings.issuer + paths.TOKEN,
-        nonces=key_nonces(keyring, settings, clock),
-        markers=proof_markers(store, prefix=settings.redis_prefix),
-        clock=clock,
-    )
-    app.add_route(paths.TOKEN, TokenResource(clients, grants, dpop))
+    app.add_route(paths.TOKEN, TokenResource(clients, grants, _token_dpop(settings, keyring, store, clock)))
     pages = Pages(settings.templates_dir)
     authorize = AuthorizeResource(
         settings=settings, clients=clients, login=login, codes=state.codes, tokens=tokens, pages=pages,
@@ -141,12 +176,8 @@ def create_app(
     app.add_route(paths.AUTHORIZE, authorize)
     app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=metrics))
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
-    jwks = JWKSResource(keyring, settings.jwks_max_age)
-    meta = MetadataResource(metadata(settings, grants), settings.jwks_max_age)
-    for path, resource in [*((p, jwks) for p in paths.JWKS), *((p, meta) for p in paths.METADATA)]:
-        app.add_route(path, resource)
-    app.add_route(paths.HEALTH, HealthResource())
-    app.add_route(paths.READY, ReadyResource(keyring, lambda: ping(store)))
+    app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users)))
+    _add_documents(app, settings, keyring, grants, store)
     app.add_route(paths.METRICS, MetricsResource(metrics))
     return app
 
@@ -154,7 +185,7 @@ def create_app(
 def _endpoint_labels() -> dict[str, str]:
     """Map every route to the endpoint label of its metrics and access-log lines."""
     labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
-    labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics"}
+    labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
     labels |= {paths.HEALTH: "healthz", paths.READY: "readyz"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels

@@ -164,3 +164,53 @@ class TemporarilyUnavailable(OAuthError):
 class ServerError(OAuthError):
     error = "server_error"
     status = 500
+
+
+class BearerError(OAuthError):
+    """A protected resource's error (RFC 6750 §3): the Bearer challenge names it."""
+
+    error = "invalid_request"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        challenge = f'Bearer realm="jwtauth", error="{self.error}"'
+        if self.description:
+            challenge += f', error_description="{self.body()["error_description"]}"'
+        return {"WWW-Authenticate": challenge}
+
+
+class InvalidToken(BearerError):
+    """RFC 6750 §3.1: expired, revoked, malformed or foreign access token."""
+
+    error = "invalid_token"
+    status = 401
+
+
+class MissingToken(InvalidToken):
+    """RFC 6750 §3.1: no credentials at all: a bare challenge and no error code."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="jwtauth"'}
+
+    def body(self) -> dict[str, str]:
+        return {}
+
+
+class InsufficientScope(BearerError):
+    """RFC 6750 §3.1: the token lacks the scope the resource needs."""
+
+    error = "insufficient_scope"
+    status = 403
+
+
+class RequestNotSupported(OAuthError):
+    """OpenID Connect Core §3.1.2.6: request objects are not supported."""
+
+    error = "request_not_supported"
+
+
+class RequestUriNotSupported(OAuthError):
+    """OpenID Connect Core §3.1.2.6: request_uri is not supported."""
+
+    error = "request_uri_not_supported"

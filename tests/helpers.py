@@ -92,7 +92,8 @@ def cheap_hash(secret: str) -> str:
 def cheap_settings(settings: Settings) -> Settings:
     """Return the settings with the demo client's and user's hashes rehashed cheaply (same secrets)."""
     client = dataclasses.replace(settings.clients[0], secret_hash=cheap_hash(DEMO[1]))
-    user = User(USER, cheap_hash(PASSWORD))
+    # replace(), not a new User: the demo user keeps its OpenID subject and claims.
+    user = dataclasses.replace(settings.users[0], password_hash=cheap_hash(PASSWORD))
     assert settings.clients[0].client_id == DEMO[0] and settings.users[0].username == USER
     return dataclasses.replace(
         settings, clients=(client, *settings.clients[1:]), users=(user, *settings.users[1:])

@@ -191,9 +191,12 @@ def test_the_code_needs_client_authentication(client: testing.TestClient) -> Non
 
 def test_redirect_uri_when_sent_must_match(client: testing.TestClient) -> None:
     code = code_from(authorize(client, README_QUERY))
-    assert_invalid_grant(exchange(client, code, redirect_uri="https://www.example.com/"), "redirect_uri")
+    assert_invalid_grant(exchange(client, code, redirect_uri="https://www.example.com/cb"), "redirect_uri")
     code = code_from(authorize(client, README_QUERY))
     assert exchange(client, code, redirect_uri="https://www.example.com").status_code == 200
+    # RFC 3986 §6.2.3: an empty path is "/", the only spelling that may differ (tests/oidc).
+    code = code_from(authorize(client, README_QUERY))
+    assert exchange(client, code, redirect_uri="https://www.example.com/").status_code == 200
 
 
 def test_redirect_uri_may_be_sent_when_the_request_omitted_it(client: testing.TestClient) -> None:

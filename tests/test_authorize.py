@@ -140,7 +140,7 @@ def test_request_values_are_escaped_everywhere(make_client: MakeClient, settings
         {**README_QUERY, "client_id": "nosuchclient"},
         {k: v for k, v in README_QUERY.items() if k != "client_id"},
         {**README_QUERY, "redirect_uri": "https://evil.example.net"},
-        {**README_QUERY, "redirect_uri": "https://www.example.com/"},  # exact match: no trailing /
+        {**README_QUERY, "redirect_uri": "https://www.example.com//"},  # only an empty path is "/"
         {**README_QUERY, "redirect_uri": "https://WWW.example.com"},
         {**README_QUERY, "redirect_uri": "http://www.example.com"},
         {**README_QUERY, "redirect_uri": "https://www.example.com?x=1"},

@@ -51,7 +51,8 @@ def test_demo_fixtures_load() -> None:
         "client_credentials",
         "refresh_token",
     }
-    assert client.scopes == {"read", "write"} and client.default_scope == ("read", "write")
+    assert client.scopes == {"read", "write", "openid", "profile", "email", "offline_access"}
+    assert client.default_scope == ("read", "write")
     assert client.audiences == ("https://api.example.com", "https://reports.example.com")
     assert client.secret_hash is not None and parse_hash(client.secret_hash)[0] == 15
     (user,) = settings.users

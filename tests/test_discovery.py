@@ -165,7 +165,7 @@ def test_metadata_required_members(http: testing.TestClient) -> None:
         "none",
     }
     assert "client_secret_basic" in meta["token_endpoint_auth_methods_supported"]
-    assert meta["scopes_supported"] == ["read", "write"]
+    assert meta["scopes_supported"] == ["email", "offline_access", "openid", "profile", "read", "write"]
     assert "plain" not in meta.get("code_challenge_methods_supported", [])
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from jwtauth.accounts.hashing import HashFormatError, parse_hash
 from jwtauth.config.reader import TableReader
+from jwtauth.oidc.claims import STANDARD_CLAIMS, parse_user_claims, valid_subject
 from jwtauth.verify.fetch import is_loopback
 
 GRANT_TYPES = ("authorization_code", "implicit", "password", "client_credentials", "refresh_token")
@@ -43,6 +45,15 @@ class User:
 
     username: str
     password_hash: str
+    # OpenID Connect Core §2: a stable identifier, never reassigned (`jwtauth users add` draws
+    # one). A table without it, written before OpenID Connect, keeps its username as subject.
+    sub: str = ""
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)  # Core §5.1
+
+    @property
+    def subject(self) -> str:
+        """Return the OpenID Connect subject identifier (Core §2)."""
+        return self.sub or self.username
 
 
 def _check_hash(reader: TableReader, key: str, value: str) -> str:
@@ -142,10 +153,16 @@ def parse_client(reader: TableReader) -> Client:
 
 
 def parse_user(reader: TableReader) -> User:
-    reader.unknown_keys({"username", "password_hash"})
+    reader.unknown_keys({"username", "password_hash", "sub", *STANDARD_CLAIMS})
     username = reader.get("username", str, required=True)
     if not username or len(username) > 256:
         raise reader.error("username", "must be 1-256 characters")
+    sub = reader.get("sub", str, "")
+    if "sub" in reader.table and not valid_subject(sub):
+        raise reader.error("sub", "must be 1-255 printable ASCII characters (OpenID Connect Core §2)")
     return User(
-        username, _check_hash(reader, "password_hash", reader.get("password_hash", str, required=True))
+        username,
+        _check_hash(reader, "password_hash", reader.get("password_hash", str, required=True)),
+        sub=sub,
+        claims=parse_user_claims(reader),
     )

@@ -171,6 +171,8 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
     users = tuple(parse_user(table) for table in _array(root, data, "users"))
     _unique(root, "clients", "id", [c.client_id for c in clients])
     _unique(root, "users", "username", [u.username for u in users])
+    # OpenID Connect Core §2: a subject identifier names one user, never two.
+    _unique(root, "users", "sub", [u.subject for u in users])
     return clients, users
 
 

@@ -28,8 +28,10 @@ from jwtauth.config.settings import Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from jwtauth.grants.base import TokenRequest, family_spec
 from jwtauth.oauth import pkce
+from jwtauth.oauth.authorization import same_redirect_uri
 from jwtauth.oauth.scopes import requested_audience
 from jwtauth.observability import NO_EVENTS, Events
+from jwtauth.oidc.idtoken import IdTokens
 from jwtauth.store import CodeRecord, CodeStore, IssuedRefresh, RefreshStore, TakeStatus
 from jwtauth.tokens.factory import TokenFactory
 
@@ -49,9 +51,11 @@ class AuthorizationCodeGrant:
         refresh: RefreshStore,
         clock: Callable[[], float] = time.time,
         events: Events = NO_EVENTS,
+        id_tokens: IdTokens | None = None,
     ) -> None:
         self.settings, self.tokens, self.clock = settings, tokens, clock
         self.codes, self.refresh, self.events = codes, refresh, events
+        self.id_tokens = id_tokens
 
     def handle(self, request: TokenRequest) -> dict[str, Any]:
         """Return the token response for a code issued to this client."""
@@ -70,7 +74,7 @@ class AuthorizationCodeGrant:
         audience = self._checked_audience(client, record, params, request.dpop_jkt)
         scope = tuple(record.scope.split())
         family = self._start_family(client, code, record, (scope, audience), now, request.dpop_jkt)
-        return self.tokens.issue(
+        body = self.tokens.issue(
             client=client,
             subject=record.subject,
             scope=scope,
@@ -80,6 +84,20 @@ class AuthorizationCodeGrant:
             auth_time=int(record.auth_time),
             jkt=request.dpop_jkt,
         )
+        if self.id_tokens is not None:
+            # OpenID Connect Core §3.1.3.3: the id_token rides with the tokens of the code.
+            id_token = self.id_tokens.issue(
+                client_id=client.client_id,
+                username=record.subject,
+                scope=scope,
+                auth_time=record.auth_time,
+                nonce=record.nonce,
+                access_token=body["access_token"],
+                amr=record.amr,
+            )
+            if id_token is not None:
+                body["id_token"] = id_token
+        return body
 
     def _checked_audience(
         self, client: Client, record: CodeRecord, params: Mapping[str, str], jkt: str | None
@@ -135,7 +153,7 @@ def _check_redirect_uri(client: Client, record: CodeRecord, sent: str | None) ->
         expected = record.redirect_uri
         if expected is None and len(client.redirect_uris) == 1:
             expected = client.redirect_uris[0]
-        if sent != expected:
+        if expected is None or not same_redirect_uri(sent, expected):
             raise InvalidGrant("redirect_uri does not match the authorization request")
         return
     if record.redirect_uri is None or len(client.redirect_uris) == 1 or record.code_challenge:

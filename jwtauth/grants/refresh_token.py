@@ -26,6 +26,7 @@ from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from jwtauth.grants.base import TokenRequest
 from jwtauth.oauth.scopes import narrowed_scope, requested_audience
 from jwtauth.observability import NO_EVENTS, Events
+from jwtauth.oidc.idtoken import IdTokens
 from jwtauth.store import FamilyRecord, RefreshStore, RotationStatus
 from jwtauth.tokens.factory import TokenFactory
 
@@ -46,9 +47,10 @@ class RefreshTokenGrant:
         refresh: RefreshStore,
         clock: Callable[[], float] = time.time,
         events: Events = NO_EVENTS,
+        id_tokens: IdTokens | None = None,
     ) -> None:
         self.settings, self.tokens, self.refresh, self.clock = settings, tokens, refresh, clock
-        self.events = events
+        self.events, self.id_tokens = events, id_tokens
         self.subjects = frozenset(user.username for user in settings.users)
 
     def handle(self, request: TokenRequest) -> dict[str, Any]:
@@ -79,7 +81,7 @@ class RefreshTokenGrant:
             raise InvalidGrant(INVALID, detail=f"family {family.family_id}: subject no longer exists")
         self.events.refresh_rotated()
         scope, audience = self._decide(client, family, raw_scope, resource)
-        return self.tokens.issue(
+        body = self.tokens.issue(
             client=client,
             subject=family.subject,
             scope=scope,
@@ -89,6 +91,18 @@ class RefreshTokenGrant:
             auth_time=int(family.auth_time),
             jkt=request.dpop_jkt,
         )
+        if self.id_tokens is not None:
+            # OpenID Connect Core §12.2: same sub and auth_time as the login; no nonce.
+            id_token = self.id_tokens.issue(
+                client_id=client.client_id,
+                username=family.subject,
+                scope=scope,
+                auth_time=family.auth_time,
+                access_token=body["access_token"],
+            )
+            if id_token is not None:
+                body["id_token"] = id_token
+        return body
 
     def _refuse_narrowing_early(
         self, client: Client, token: str, raw_scope: str | None, resource: str | None, now: float

@@ -118,7 +118,7 @@ def test_a_confidential_clients_code_is_not_redeemable_by_naming_its_id(http: te
 @pytest.mark.parametrize(
     "sent",
     [
-        "https://www.example.com/",
+        "https://www.example.com//",
         "https://WWW.example.com",
         "https://www.example.com:443",
         "https://www.example.com#x",

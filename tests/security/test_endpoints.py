@@ -303,7 +303,7 @@ def test_advertised_grants_and_scopes_are_exact(http: testing.TestClient, meta: 
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
     ):
         assert_clean_error(token(http, {"grant_type": grant}), 400, "unsupported_grant_type")
-    assert meta["scopes_supported"] == ["read", "write"]
+    assert meta["scopes_supported"] == ["email", "offline_access", "openid", "profile", "read", "write"]
     assert_clean_error(
         token(http, {"grant_type": "client_credentials", "scope": "admin"}), 400, "invalid_scope"
     )
@@ -320,6 +320,8 @@ def test_every_advertised_endpoint_answers_its_method(http: testing.TestClient, 
             assert call(http, path, {"token": "x", "grant_type": "client_credentials"}).status_code == 200, (
                 member
             )
+        elif member == "userinfo_endpoint":  # a protected resource: 401 without a token (RFC 6750)
+            assert http.simulate_get(path).status_code == 401, member
         else:
             assert http.simulate_get(path).status_code in (200, 400), member
 
