@@ -89,6 +89,20 @@ redirect_uris = ["https://spa.example.com/cb", "http://127.0.0.1:9000/cb", "com.
 """
     (client,) = load_settings(write(tmp_path, text), env={}).clients
     assert client.public and client.require_pkce and client.secret_hash is None
+    assert not client.allow_localhost  # RFC 8252 §8.3: opt-in only
+
+
+def test_a_client_opts_in_to_localhost_redirects(tmp_path: Path) -> None:
+    text = """
+[[clients]]
+id = "cli"
+public = true
+allow_localhost = true
+grant_types = ["authorization_code"]
+redirect_uris = ["http://localhost/callback"]
+"""
+    (client,) = load_settings(write(tmp_path, text), env={}).clients
+    assert client.allow_localhost
 
 
 # --- every validation error names file, dotted key and problem ------------------------------

@@ -28,6 +28,8 @@ class Client:
     default_scope: tuple[str, ...]
     audiences: tuple[str, ...]
     require_pkce: bool
+    # RFC 8252 §8.3: `localhost` redirect URIs match on any port only for clients that opt in.
+    allow_localhost: bool = False
 
     @property
     def public(self) -> bool:
@@ -97,6 +99,7 @@ def parse_client(reader: TableReader) -> Client:
             "default_scope",
             "audiences",
             "require_pkce",
+            "allow_localhost",
         }
     )
     client_id = reader.get("id", str, required=True)
@@ -134,6 +137,7 @@ def parse_client(reader: TableReader) -> Client:
         default_scope=default,
         audiences=reader.strings("audiences"),
         require_pkce=reader.get("require_pkce", bool, False) or public,
+        allow_localhost=reader.get("allow_localhost", bool, False),
     )
 
 

@@ -15,7 +15,7 @@ from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
 from jwtauth.errors import InvalidRequest, OAuthError, UnauthorizedClient, UnsupportedResponseType
-from jwtauth.oauth import pkce
+from jwtauth.oauth import pkce, redirects
 from jwtauth.oauth.scopes import requested_audience, requested_scope
 
 # The parameters an authorization request carries from the page to its POST; anything else is
@@ -72,7 +72,8 @@ def identify(clients: ClientRegistry, params: Mapping[str, str]) -> Target:
         if len(client.redirect_uris) != 1:
             raise UntrustedRedirect("The application did not say where to send you back.")
         uri = client.redirect_uris[0]
-    elif sent in client.redirect_uris:  # RFC 9700 §4.1.3: exact string matching, nothing looser
+    elif redirects.find(client.redirect_uris, sent, allow_localhost=client.allow_localhost):
+        # RFC 9700 §4.1.3: exact string matching; RFC 8252 §7.3: any port on a loopback literal
         uri = sent
     else:
         raise UntrustedRedirect("The application asked to send you to an address it has not registered.")
