@@ -26,15 +26,21 @@ from jwtauth.verify.fetch import Fetch, urllib_fetch
 from jwtauth.verify.hooks import BearerAuth, RequireBearer
 from jwtauth.verify.jwk import ALLOWED_ALGORITHMS
 from jwtauth.verify.jwks import Clock
+from jwtauth.verify.middleware import BearerASGI, BearerWSGI, ProtectedResourceMiddleware
+from jwtauth.verify.resource import ProtectedResource
 from jwtauth.verify.verifier import Verifier, token_scopes
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
+    "BearerASGI",
     "BearerAuth",
+    "BearerWSGI",
     "Clock",
     "Fetch",
     "InvalidToken",
     "NotModified",
+    "ProtectedResource",
+    "ProtectedResourceMiddleware",
     "RequireBearer",
     "Verifier",
     "VerifierUnavailable",
