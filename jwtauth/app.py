@@ -8,7 +8,9 @@ from typing import Any
 
 import falcon
 
+from jwtauth.accounts.client_documents import ClientDocuments
 from jwtauth.accounts.clients import ClientRegistry
+from jwtauth.accounts.document_fetch import DocumentFetcher
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.accounts.login import Login
 from jwtauth.accounts.users import UserDirectory
@@ -38,6 +40,7 @@ from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import TokenResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
 from jwtauth.store.connection import STORE_ERRORS, ping
+from jwtauth.store.documents import DocumentCache
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
 from jwtauth.web.pages import Pages
@@ -61,7 +64,7 @@ def create_app(
     checker = checker or SecretChecker()
     metrics = metrics or Metrics()
     keyring.on_signer_change(metrics.key_rotated)
-    clients = ClientRegistry(settings.clients, checker)
+    clients = ClientRegistry(settings.clients, checker, _documents(settings, store, clock))
     users = UserDirectory(settings.users, checker)
     tokens = TokenFactory(settings, keyring, clock)
     prefix = settings.redis_prefix
@@ -126,6 +129,16 @@ def create_app(
     app.add_route(paths.READY, ReadyResource(keyring, lambda: ping(store)))
     app.add_route(paths.METRICS, MetricsResource(metrics))
     return app
+
+
+def _documents(settings: Settings, store: Any, clock: Callable[[], float]) -> ClientDocuments | None:
+    """Return the resolver of URL client IDs when [client_id_metadata] enables them."""
+    options = settings.client_id_metadata
+    if not options.enabled:
+        return None
+    fetcher = DocumentFetcher(allow_insecure_loopback=options.allow_insecure_loopback)
+    cache = DocumentCache(store, prefix=settings.redis_prefix)
+    return ClientDocuments(options, settings.audience, cache, fetcher, clock)
 
 
 def _endpoint_labels() -> dict[str, str]:

@@ -53,7 +53,7 @@ def _check_hash(reader: TableReader, key: str, value: str) -> str:
     return value
 
 
-def _check_redirect_uri(reader: TableReader, key: str, uri: str) -> str:
+def check_redirect_uri(reader: TableReader, key: str, uri: str) -> str:
     # RFC 6749 §3.1.2: absolute URI, no fragment. RFC 9700 §2.1: exact string matching later.
     if not uri.isascii() or any(c.isspace() or not c.isprintable() for c in uri):
         # RFC 3986 §2: a URI is printable ASCII; whitespace or CR/LF would also reach Location.
@@ -119,7 +119,7 @@ def parse_client(reader: TableReader) -> Client:
             raise reader.error("grant_types", f"unknown grant {grant!r} (known: {', '.join(GRANT_TYPES)})")
     if public and {"client_credentials", "password"} & set(grants):
         raise reader.error("grant_types", "a public client cannot use client_credentials or password")
-    uris = tuple(_check_redirect_uri(reader, "redirect_uris", u) for u in reader.strings("redirect_uris"))
+    uris = tuple(check_redirect_uri(reader, "redirect_uris", u) for u in reader.strings("redirect_uris"))
     if {"authorization_code", "implicit"} & set(grants) and not uris:
         raise reader.error("redirect_uris", "is required for authorization_code and implicit")
     scopes = _check_scopes(reader, "scopes", reader.strings("scopes"))

@@ -24,4 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "limits.window": 300,
     "limits.trusted_proxies": (),
     "pages.templates": None,
+    "client_id_metadata.enabled": False,
+    "client_id_metadata.allowed_hosts": (),
+    "client_id_metadata.scopes": (),
+    "client_id_metadata.audiences": (),
+    "client_id_metadata.allow_insecure_loopback": False,
 }

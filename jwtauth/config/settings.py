@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from jwtauth.config.client_metadata import ClientMetadataSettings, parse_client_metadata
 from jwtauth.config.clients import Client, User, parse_client, parse_user
 from jwtauth.config.defaults import DEFAULTS
 from jwtauth.config.reader import ConfigError, TableReader
@@ -56,6 +57,7 @@ class Settings:
     failure_window: int = DEFAULTS["limits.window"]
     # The operator's page overrides (branding), checked before the packaged templates.
     templates_dir: Path | None = None
+    client_id_metadata: ClientMetadataSettings = field(default_factory=ClientMetadataSettings)
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -174,10 +176,10 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
 def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     """Validate a parsed TOML document plus environment overrides into Settings."""
     root = TableReader(source, "", data)
-    tables = ("lifetimes", "keys", "limits", "redis", "pages")
+    tables = ("lifetimes", "keys", "limits", "redis", "pages", "client_id_metadata")
     root.unknown_keys({*_table_keys(""), *tables, "clients", "users"})
-    life, keys, limits, redis, pages = (root.table_at(k) for k in tables)
-    for name, table in zip(tables, (life, keys, limits, redis, pages), strict=True):
+    life, keys, limits, redis, pages, documents = (root.table_at(k) for k in tables)
+    for name, table in zip(tables, (life, keys, limits, redis, pages, documents), strict=True):
         table.unknown_keys(_table_keys(name))
     issuer = _issuer(root, env)
     algorithm, max_age, publish_ahead = _key_timing(keys)
@@ -203,6 +205,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         max_failures=limits.positive("max_failures", maximum=1000),
         failure_window=limits.positive("window", maximum=86400),
         templates_dir=_templates_dir(pages, source, env),
+        client_id_metadata=parse_client_metadata(documents, issuer),
         source=source,
     )
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
+from jwtauth.accounts.client_documents import DocumentRefused
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
@@ -63,7 +64,10 @@ class AuthorizationRequest:
 
 def identify(clients: ClientRegistry, params: Mapping[str, str]) -> Target:
     """Return the client and the redirect URI, or raise UntrustedRedirect."""
-    client = clients.get(params.get("client_id"))
+    try:
+        client = clients.find(params.get("client_id"))
+    except DocumentRefused as exc:
+        raise UntrustedRedirect(f"The application's metadata document cannot be used: {exc}.") from None
     if client is None:
         raise UntrustedRedirect("The application that sent you here is not registered.")
     sent = params.get("redirect_uri")
