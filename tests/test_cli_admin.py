@@ -24,7 +24,8 @@ from jwtauth.cli.config_edit import append_table, toml_string
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import load_settings
 from jwtauth.keys import KeyRing
-from tests.support import FIXTURES, Server, basic
+from tests.helpers import FIXTURES, basic
+from tests.support import Server
 from tests.support import run_cli as jwtauth_cli
 
 CHECK = SecretChecker()

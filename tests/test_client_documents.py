@@ -27,8 +27,7 @@ from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from tests.authflow import open_page, redirect_params, submit
 from tests.docserver import DocServer, client_document, doc_server
-from tests.security.kit import pkce_pair
-from tests.support import FORM
+from tests.helpers import FORM, pkce_pair
 
 URL = "https://agent.example/oauth/client.json"
 OPTIONS = ClientMetadataSettings(

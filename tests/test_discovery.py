@@ -20,7 +20,7 @@ from jwtauth.cli import keyfolder
 from jwtauth.cli.keyfolder import write_record
 from jwtauth.config.settings import load_settings
 from jwtauth.keys import KeyRecord, KeyRing, thumbprint
-from tests.support import FIXTURES, ISSUER, basic
+from tests.helpers import FIXTURES, ISSUER, basic
 
 JWKS_PATHS = ("/jwks", "/.well-known/jwks.json")
 METADATA_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")

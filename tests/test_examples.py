@@ -18,7 +18,8 @@ import pytest
 from falcon import testing
 
 from examples import resource_server
-from tests.support import ISSUER, basic, need
+from tests.helpers import ISSUER, basic
+from tests.support import need
 
 API = "https://api.example.com"
 

@@ -30,7 +30,8 @@ import requests
 
 from jwtauth.cli import keyfolder
 from tests.interop.useragent import sign_in_and_allow
-from tests.support import ROOT, Server, free_port, need, running_server
+from tests.helpers import ROOT
+from tests.support import Server, free_port, need, running_server
 
 pytestmark = pytest.mark.e2e
 

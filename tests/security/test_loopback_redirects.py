@@ -15,7 +15,7 @@ import pytest
 from falcon import testing
 
 from tests.authflow import authorize, code_from, open_page, redirect_params, submit
-from tests.security.kit import SPA, assert_clean_error, pkce_pair, token
+from tests.helpers import SPA, assert_clean_error, pkce_pair, token
 from tests.security.test_authorize_endpoint import BYPASSES, assert_error_page, codes_in
 
 NATIVE = "native"
@@ -23,13 +23,13 @@ V4, V6 = "http://127.0.0.1/cb", "http://[::1]/cb"
 
 
 @pytest.fixture
-def native_http(make_http: Callable[..., testing.TestClient], sec_settings: Any) -> testing.TestClient:
+def native_http(make_app: Callable[..., testing.TestClient], sec_settings: Any) -> testing.TestClient:
     spa = next(c for c in sec_settings.clients if c.client_id == SPA)  # public, PKCE
     native = dataclasses.replace(spa, client_id=NATIVE, name=NATIVE, redirect_uris=(V4, V6))
     localhost = dataclasses.replace(
         native, client_id="tool", redirect_uris=("http://localhost/cb",), allow_localhost=True
     )
-    return make_http(clients=(*sec_settings.clients, native, localhost))
+    return make_app(clients=(*sec_settings.clients, native, localhost))
 
 
 def _query(uri: str, client_id: str = NATIVE, **extra: str) -> dict[str, str]:
@@ -132,8 +132,8 @@ def test_localhost_is_port_free_only_for_the_client_that_opted_in(native_http: t
     assert_error_page(open_page(native_http, _query("http://127.0.0.1:4711/cb", "tool")).result)
 
 
-def test_other_clients_keep_exact_matching_of_their_ports(make_http: Any, sec_settings: Any) -> None:
+def test_other_clients_keep_exact_matching_of_their_ports(make_app: Any, sec_settings: Any) -> None:
     spa = next(c for c in sec_settings.clients if c.client_id == SPA)
     https_loopback = dataclasses.replace(spa, client_id="tls", redirect_uris=("https://127.0.0.1/cb",))
-    http = make_http(clients=(*sec_settings.clients, https_loopback))
+    http = make_app(clients=(*sec_settings.clients, https_loopback))
     assert_error_page(open_page(http, _query("https://127.0.0.1:8443/cb", "tls")).result)
