@@ -228,6 +228,7 @@ def make(settings: Settings, keyring: KeyRing, store: Any) -> Any:
     return build
 
 
+@pytest.mark.process  # a document server on 127.0.0.1
 def test_a_document_client_signs_in_with_pkce_and_the_page_shows_its_host(make: Any, docs: DocServer) -> None:
     http = make()
     url = docs.document("/agent.json")
@@ -265,6 +266,7 @@ def test_a_document_client_signs_in_with_pkce_and_the_page_shows_its_host(make: 
     assert meta["client_id_metadata_document_supported"] is True
 
 
+@pytest.mark.process  # a document server on 127.0.0.1
 def test_a_refused_document_is_an_error_page_that_names_the_reason(make: Any, docs: DocServer) -> None:
     url = docs.document("/agent.json", client_document("https://elsewhere.example/agent.json"))
     page = open_page(
@@ -274,6 +276,7 @@ def test_a_refused_document_is_an_error_page_that_names_the_reason(make: Any, do
     assert "differs from its URL" in page.result.text
 
 
+@pytest.mark.process  # a document server on 127.0.0.1
 def test_disabled_means_url_client_ids_are_unknown(make: Any, docs: DocServer) -> None:
     url = docs.document("/agent.json")
     http = make(enabled=False)
@@ -283,6 +286,7 @@ def test_disabled_means_url_client_ids_are_unknown(make: Any, docs: DocServer) -
     assert "client_id_metadata_document_supported" not in meta
 
 
+@pytest.mark.process  # a document server on 127.0.0.1
 def test_a_document_client_never_gets_client_credentials(make: Any, docs: DocServer) -> None:
     url = docs.document("/agent.json")
     form = urlencode({"grant_type": "client_credentials", "client_id": url})

@@ -29,8 +29,8 @@ import pytest
 import requests
 
 from jwtauth.cli import keyfolder
-from tests.interop.useragent import sign_in_and_allow
 from tests.helpers import ROOT
+from tests.interop.useragent import sign_in_and_allow
 from tests.support import Server, free_port, need, running_server
 
 pytestmark = pytest.mark.e2e

@@ -115,6 +115,7 @@ def test_only_https(url: str) -> None:
         DocumentFetcher(resolver=resolving_to(PUBLIC)).fetch(url)
 
 
+@pytest.mark.process  # a document server on 127.0.0.1
 def test_insecure_loopback_is_refused_unless_enabled(docs: DocServer) -> None:
     url = docs.document("/agent.json")
     with pytest.raises(FetchRefused):
@@ -150,6 +151,7 @@ def loopback_fetcher(**options: Any) -> DocumentFetcher:
     return DocumentFetcher(allow_insecure_loopback=True, **options)
 
 
+@pytest.mark.process  # a document server on 127.0.0.1
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_redirects_are_not_followed(docs: DocServer, status: int) -> None:
     target = docs.document("/real.json")
@@ -159,6 +161,7 @@ def test_redirects_are_not_followed(docs: DocServer, status: int) -> None:
     assert docs.hits.get("/real.json") is None
 
 
+@pytest.mark.process  # a document server on 127.0.0.1
 @pytest.mark.parametrize("chunked", [False, True])
 def test_oversized_documents_are_refused(docs: DocServer, chunked: bool) -> None:
     docs.answers["/big.json"] = Answer(b'{"x": "' + b"a" * 6000 + b'"}', chunked=chunked)
@@ -166,6 +169,7 @@ def test_oversized_documents_are_refused(docs: DocServer, chunked: bool) -> None
         loopback_fetcher().fetch(docs.base + "/big.json")
 
 
+@pytest.mark.process  # a document server on 127.0.0.1
 def test_a_slow_document_is_cut_off(docs: DocServer) -> None:
     docs.answers["/slow.json"] = Answer(b'{"client_id": "x", "padding": "........"}', trickle=0.05)
     started = time.monotonic()
@@ -174,6 +178,7 @@ def test_a_slow_document_is_cut_off(docs: DocServer) -> None:
     assert time.monotonic() - started < 1.5
 
 
+@pytest.mark.process  # a document server on 127.0.0.1
 @pytest.mark.parametrize(
     "content_type", ["text/html", "text/plain", "application/javascript", "application/jsonp", ""]
 )
@@ -183,11 +188,13 @@ def test_only_json_is_accepted(docs: DocServer, content_type: str) -> None:
         loopback_fetcher().fetch(docs.base + "/agent.json")
 
 
+@pytest.mark.process  # a document server on 127.0.0.1
 def test_json_with_a_charset_is_accepted(docs: DocServer) -> None:
     docs.answers["/agent.json"] = Answer(b"{}", headers={"Content-Type": "Application/JSON; charset=utf-8"})
     assert loopback_fetcher().fetch(docs.base + "/agent.json").body == b"{}"
 
 
+@pytest.mark.process  # a document server on 127.0.0.1
 @pytest.mark.parametrize("status", [204, 404, 500])
 def test_other_statuses_are_refused(docs: DocServer, status: int) -> None:
     docs.answers["/agent.json"] = Answer(b"{}", status)
