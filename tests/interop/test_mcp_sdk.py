@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import pytest
 import requests
 
 from jwtauth.cli import keyfolder
+from tests.docserver import DocServer, client_document, doc_server, loopback_tls
 from tests.helpers import ROOT
 from tests.interop.useragent import sign_in_and_allow
 from tests.support import Server, free_port, need, running_server
@@ -40,8 +42,15 @@ SECRET_HASH = 'scrypt$ln=15,r=8,p=1$f47Wn4iRWs5go498j_TpwQ$wrDwRrHlILVUJQqHeDsnU
 
 
 def _config(resource: str) -> str:
-    """Return a settings file: a public native client on loopback, the demo user and client."""
+    """Return a settings file: documents from loopback, a native client, the demo user and client."""
     return f"""
+[client_id_metadata]
+enabled = true
+allowed_hosts = ["127.0.0.1"]
+scopes = ["read"]
+audiences = ["{resource}"]
+allow_insecure_loopback = true  # the document is served on 127.0.0.1 by this test
+
 [[clients]]
 id = "mcp-cli"
 name = "MCP command line"
@@ -88,9 +97,20 @@ def _process(args: list[str], log: Path, ready: str) -> Iterator[subprocess.Pope
         proc.wait(timeout=10)
 
 
+@dataclass
+class Stack:
+    server: Server
+    mcp_url: str
+    docs: DocServer
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
-    """Run `jwtauth serve` and examples/mcp_server.py; return the server and the MCP URL."""
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Run a client's document server (https on 127.0.0.1), `jwtauth serve` and examples/mcp_server.py.
+
+    The SDK accepts only https client_metadata_url values, so the document is served over TLS
+    with a certificate made here, which `jwtauth serve` trusts through SSL_CERT_FILE.
+    """
     need(importlib.util.find_spec("mcp") is not None, "the examples extra: pip install -e '.[examples]'")
     directory = tmp_path_factory.mktemp("mcp")
     keyfolder.ensure(directory / "keys", "ES256", now=time.time(), retire_after=960)
@@ -98,10 +118,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, st
     mcp_url = f"http://127.0.0.1:{port}/mcp"
     config = directory / "settings.toml"
     config.write_text(_config(mcp_url))
-    with running_server(keys_dir=directory / "keys", config=config, log_dir=directory) as server:
+    tls, cert = loopback_tls(directory)
+    env = {"SSL_CERT_FILE": str(cert)}
+    with (
+        doc_server(tls) as docs,
+        running_server(keys_dir=directory / "keys", config=config, log_dir=directory, env=env) as server,
+    ):
         script = ["examples/mcp_server.py", "--issuer", server.base, "--port", str(port)]
         with _process(script, directory / "mcp.log", mcp_url):
-            yield server, mcp_url
+            yield Stack(server, mcp_url, docs)
 
 
 class _Loopback:
@@ -193,8 +218,23 @@ async def _whoami(mcp_url: str, client_id: str, loopback: _Loopback, **provider_
     return result, opened, storage
 
 
-def test_a_pre_registered_native_client_signs_in_on_a_random_loopback_port(stack: tuple[Server, str]) -> None:
-    server, mcp_url = stack
+def test_a_client_id_metadata_document_on_loopback_signs_in(stack: Stack) -> None:
+    """The SDK's CIMD path: no registration, the client_id is the document's URL."""
+    url = stack.docs.document("/agent/client.json", client_document(stack.docs.base + "/agent/client.json"))
+    loopback = _Loopback()
+    try:
+        result, opened, _ = asyncio.run(_whoami(stack.mcp_url, "", loopback, client_metadata_url=url))
+    finally:
+        loopback.close()
+    assert not result.is_error, result
+    assert result.structured_content == {"sub": "testuser@example.com", "client_id": url, "scope": "read"}
+    query = parse_qs(urlsplit(opened[0]).query)
+    assert query["client_id"] == [url] and query["resource"] == [stack.mcp_url]
+    assert stack.docs.hits["/agent/client.json"] == 1  # authorize page, POST and token: one fetch
+
+
+def test_a_pre_registered_native_client_signs_in_on_a_random_loopback_port(stack: Stack) -> None:
+    server, mcp_url = stack.server, stack.mcp_url
     loopback = _Loopback()
     try:
         result, opened, storage = asyncio.run(_whoami(mcp_url, "mcp-cli", loopback))
@@ -211,8 +251,8 @@ def test_a_pre_registered_native_client_signs_in_on_a_random_loopback_port(stack
     assert storage.tokens is not None and storage.tokens.refresh_token
 
 
-def test_a_token_for_another_resource_is_refused_by_the_mcp_server(stack: tuple[Server, str]) -> None:
-    server, mcp_url = stack
+def test_a_token_for_another_resource_is_refused_by_the_mcp_server(stack: Stack) -> None:
+    server, mcp_url = stack.server, stack.mcp_url
     form = {"grant_type": "client_credentials", "scope": "read"}
     auth = ("testclient", "testpassword")
     tokens = server.base + "/api/v1/tokens"
