@@ -292,3 +292,28 @@ def test_a_document_client_never_gets_client_credentials(make: Any, docs: DocSer
     form = urlencode({"grant_type": "client_credentials", "client_id": url})
     result = make().simulate_post("/api/v1/tokens", body=form, headers=FORM)
     assert result.status_code == 400 and result.json["error"] == "unauthorized_client", result.text
+
+
+def test_a_store_outage_degrades_to_fetching() -> None:
+    import redis
+
+    class Down:
+        def get(self, *args: Any, **kwargs: Any) -> Any:
+            raise redis.ConnectionError("down")
+
+        set = get
+
+    down = Down()
+    fetcher = FakeFetcher(body())
+    assert documents(fetcher, down).client(URL).client_id == URL
+    assert fetcher.calls == 1
+
+
+def test_the_process_copy_is_bounded() -> None:
+    from jwtauth.accounts.client_documents import LOCAL_ENTRIES
+
+    resolver = documents(FakeFetcher(None))
+    for i in range(LOCAL_ENTRIES + 10):
+        with pytest.raises(DocumentRefused):
+            resolver.client(f"https://agent.example/{i}.json")
+    assert len(resolver._local) == LOCAL_ENTRIES

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -20,7 +21,8 @@ from jwtauth.accounts.document_fetch import DocumentFetcher, FetchRefused
 from jwtauth.config.client_metadata import ClientMetadataSettings
 from jwtauth.config.clients import Client, check_redirect_uri
 from jwtauth.config.reader import ConfigError, TableReader
-from jwtauth.store.documents import DocumentCache
+from jwtauth.store.connection import STORE_ERRORS, unavailable
+from jwtauth.store.documents import CachedDocument, DocumentCache
 from jwtauth.verify.strictjson import parse_object
 
 log = logging.getLogger("jwtauth")
@@ -63,6 +65,7 @@ class ClientDocuments:
         self.settings, self.cache, self.fetcher, self.clock = settings, cache, fetcher, clock
         self.audiences = settings.audiences or (default_audience,)
         self._local: dict[str, tuple[float, Client | str]] = {}
+        self._lock = threading.Lock()  # request threads share this process's copy
 
     def handles(self, client_id: str) -> bool:
         """Tell whether `client_id` is meant as a document URL (configured ids hold no ':')."""
@@ -75,7 +78,7 @@ class ClientDocuments:
         if local is not None and local[0] > now:
             return _outcome(local[1])
         host = self._checked_url(client_id)
-        cached = self.cache.get(client_id)
+        cached = self._shared(lambda: self.cache.get(client_id))
         if cached is not None and cached.failure is not None:
             return self._remember(client_id, cached.failure, now + FAILURE_TTL)
         if cached is not None and cached.body is not None:
@@ -84,18 +87,35 @@ class ClientDocuments:
             fetched = self.fetcher.fetch(client_id)
             client = self._build(client_id, host, fetched.body)
         except (FetchRefused, DocumentRefused) as exc:
-            log.info("client metadata document %s refused: %s", client_id, exc)
-            self.cache.put_failure(client_id, str(exc), FAILURE_TTL)
-            return self._remember(client_id, str(exc), now + FAILURE_TTL)
+            reason = str(exc)
+            log.info("client metadata document %s refused: %s", client_id, reason)
+            self._shared(lambda: self.cache.put_failure(client_id, reason, FAILURE_TTL))
+            return self._remember(client_id, reason, now + FAILURE_TTL)
         ttl = cache_ttl(fetched.cache_control)
-        self.cache.put(client_id, fetched.body, ttl)
+        self._shared(lambda: self.cache.put(client_id, fetched.body, ttl))
         return self._remember(client_id, client, now + min(ttl, TTL_FLOOR))
+
+    @staticmethod
+    def _shared(operation: Callable[[], CachedDocument | None]) -> CachedDocument | None:
+        """Run a shared-cache operation; while Redis is down, go on as if it missed.
+
+        The sign-in page stays usable (this process's copy and the fetch still work); what
+        needs Redis for real, the code, answers 503 later in its own place.
+        """
+        try:
+            return operation()
+        except STORE_ERRORS as exc:
+            if not unavailable(exc):
+                raise  # a bug, not an outage
+            log.warning("document cache unavailable: %s", type(exc).__name__)
+            return None
 
     def _remember(self, client_id: str, outcome: Client | str, until: float) -> Client:
         """Keep an outcome in this process for a while (bounded), then return or raise it."""
-        if len(self._local) >= LOCAL_ENTRIES:
-            self._local.pop(next(iter(self._local)))  # the oldest entry goes first
-        self._local[client_id] = (until, outcome)
+        with self._lock:
+            if len(self._local) >= LOCAL_ENTRIES and client_id not in self._local:
+                self._local.pop(next(iter(self._local)))  # the oldest entry goes first
+            self._local[client_id] = (until, outcome)
         return _outcome(outcome)
 
     def _checked_url(self, url: str) -> str:
