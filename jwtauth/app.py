@@ -9,7 +9,9 @@ from typing import Any
 
 import falcon
 
+from jwtauth.accounts.assertions import AssertionChecker
 from jwtauth.accounts.client_documents import ClientDocuments
+from jwtauth.accounts.client_keys import ClientKeys, jwks_fetcher
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.document_fetch import DocumentFetcher
 from jwtauth.accounts.hashing import SecretChecker
@@ -44,6 +46,7 @@ from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import TokenResource
 from jwtauth.resources.userinfo import UserInfoResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
+from jwtauth.store.assertions import assertion_markers
 from jwtauth.store.connection import STORE_ERRORS, ping
 from jwtauth.store.documents import DocumentCache
 from jwtauth.store.dpop import proof_markers
@@ -160,7 +163,9 @@ def create_app(
     checker = checker or SecretChecker()
     metrics = metrics or Metrics()
     keyring.on_signer_change(metrics.key_rotated)
-    clients = ClientRegistry(settings.clients, checker, _documents(settings, store, clock))
+    clients = ClientRegistry(
+        settings.clients, checker, _documents(settings, store, clock), _assertions(settings, store, clock)
+    )
     state = _stores(settings, store)
     users = UserDirectory(settings.users, checker)
     login = Login(users, state.limiter)
@@ -193,6 +198,19 @@ def _documents(settings: Settings, store: Any, clock: Callable[[], float]) -> Cl
     fetcher = DocumentFetcher(allow_insecure_loopback=options.allow_insecure_loopback)
     cache = DocumentCache(store, prefix=settings.redis_prefix)
     return ClientDocuments(options, settings.audience, cache, fetcher, clock)
+
+
+def _assertions(settings: Settings, store: Any, clock: Callable[[], float]) -> AssertionChecker:
+    """Return the private_key_jwt checks (RFC 7523): registered keys, jti spent once in Redis."""
+    fetcher = jwks_fetcher(allow_insecure_loopback=settings.jwks_insecure_loopback)
+    return AssertionChecker(
+        issuer=settings.issuer,
+        token_endpoint=settings.issuer + paths.TOKEN,
+        accept_token_endpoint_audience=settings.accept_token_endpoint_audience,
+        keys=ClientKeys(fetcher, clock),
+        markers=assertion_markers(store, prefix=settings.redis_prefix),
+        clock=clock,
+    )
 
 
 def _endpoint_labels() -> dict[str, str]:

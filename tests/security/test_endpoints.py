@@ -276,10 +276,13 @@ def test_every_advertised_auth_method_works_and_no_other(
     # Public clients redeem their codes with client_id alone: that is the "none" method.
     assert "none" in methods
     assert spa_tokens(http)
+    # private_key_jwt at every endpoint: tests/test_assertions.py and security/test_assertion_attacks.py.
     assert set(meta["introspection_endpoint_auth_methods_supported"]) == {
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
     }
+    assert methods == {"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
     assert "none" in meta["revocation_endpoint_auth_methods_supported"]
 
 
