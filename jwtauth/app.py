@@ -42,6 +42,7 @@ from jwtauth.resources.errors import (
 from jwtauth.resources.health import HealthResource, ReadyResource
 from jwtauth.resources.introspect import IntrospectResource
 from jwtauth.resources.metrics import MetricsResource
+from jwtauth.resources.par import PushedAuthorizationResource
 from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import TokenResource
 from jwtauth.resources.userinfo import UserInfoResource
@@ -50,6 +51,7 @@ from jwtauth.store.assertions import assertion_markers
 from jwtauth.store.connection import STORE_ERRORS, ping
 from jwtauth.store.documents import DocumentCache
 from jwtauth.store.dpop import proof_markers
+from jwtauth.store.par import PushedRequests
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
 from jwtauth.web.pages import Pages
@@ -121,12 +123,12 @@ def _grants(
 
 
 def _token_dpop(
-    settings: Settings, keyring: KeyRing, store: Any, clock: Callable[[], float]
+    settings: Settings, keyring: KeyRing, store: Any, clock: Callable[[], float], path: str = paths.TOKEN
 ) -> TokenEndpointDPoP:
-    """Return the token endpoint's DPoP proof checks (RFC 9449 §4.3)."""
+    """Return the DPoP proof checks (RFC 9449 §4.3) of the token (or PAR, §10.1) endpoint."""
     return TokenEndpointDPoP(
         settings,
-        htu=settings.issuer + paths.TOKEN,
+        htu=settings.issuer + path,
         nonces=key_nonces(keyring, settings, clock),
         markers=proof_markers(store, prefix=settings.redis_prefix),
         clock=clock,
@@ -177,9 +179,12 @@ def create_app(
     app = _falcon_app(settings, metrics, access_log)
     app.add_route(paths.TOKEN, TokenResource(clients, grants, _token_dpop(settings, keyring, store, clock)))
     pages = Pages(settings.templates_dir)
+    pushed = PushedRequests(store, prefix=settings.redis_prefix)
+    par_dpop = _token_dpop(settings, keyring, store, clock, path=paths.PAR)
+    app.add_route(paths.PAR, PushedAuthorizationResource(settings, clients, pushed, par_dpop, clock))
     authorize = AuthorizeResource(
         settings=settings, clients=clients, login=login, codes=state.codes, tokens=tokens, pages=pages,
-        clock=clock,
+        pushed=pushed, clock=clock,
     )
     app.add_route(paths.AUTHORIZE, authorize)
     app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=metrics))
@@ -217,6 +222,6 @@ def _endpoint_labels() -> dict[str, str]:
     """Map every route to the endpoint label of its metrics and access-log lines."""
     labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
     labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
-    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz"}
+    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.PAR: "par"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels

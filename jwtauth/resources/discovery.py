@@ -85,6 +85,9 @@ def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
         "dpop_signing_alg_values_supported": sorted(DPOP_ALGORITHMS),  # RFC 9449 §5.1
         **_client_id_metadata(settings),
         **_key_authentication(),
+        # RFC 9126 §5: PAR takes the token endpoint's client authentication.
+        "pushed_authorization_request_endpoint": issuer + paths.PAR,
+        "require_pushed_authorization_requests": settings.par_required,
     }
     return oauth | oidc_metadata(settings, scopes)
 

@@ -7,6 +7,7 @@ AUTHORIZE = "/authorize"
 REVOKE = "/api/v1/revoke"
 INTROSPECT = "/api/v1/introspect"
 USERINFO = "/api/v1/userinfo"  # OpenID Connect Core §5.3
+PAR = "/api/v1/par"  # RFC 9126 pushed authorization requests
 JWKS = ("/jwks", "/.well-known/jwks.json")
 # RFC 8414 metadata, also served where OpenID Connect Discovery looks for it.
 METADATA = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
@@ -14,4 +15,4 @@ HEALTH = "/healthz"
 READY = "/readyz"
 METRICS = "/metrics"
 # Endpoints that take POST only (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
-POST_ONLY = frozenset({TOKEN, REVOKE, INTROSPECT})
+POST_ONLY = frozenset({TOKEN, REVOKE, INTROSPECT, PAR})

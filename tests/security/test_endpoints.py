@@ -325,6 +325,9 @@ def test_every_advertised_endpoint_answers_its_method(http: testing.TestClient, 
             )
         elif member == "userinfo_endpoint":  # a protected resource: 401 without a token (RFC 6750)
             assert http.simulate_get(path).status_code == 401, member
+        elif member == "pushed_authorization_request_endpoint":  # RFC 9126 §2: POST, 201
+            pushed = call(http, path, {"response_type": "code", "redirect_uri": "https://www.example.com"})
+            assert pushed.status_code == 201, member
         else:
             assert http.simulate_get(path).status_code in (200, 400), member
 
