@@ -16,6 +16,7 @@ import falcon
 
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.login import Login
+from jwtauth.config.client_auth import FAPI2_CODE_TTL
 from jwtauth.config.clients import User
 from jwtauth.config.settings import Settings
 from jwtauth.errors import AccessDenied, InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
@@ -230,7 +231,10 @@ class AuthorizeResource:
                 nonce=request.nonce,
                 amr=("pwd",),  # RFC 8176 §2: a password
             )
-            code = self.codes.issue(record, ttl=self.settings.code_ttl, now=now)
+            ttl = self.settings.code_ttl
+            if client.fapi2:  # FAPI 2.0 Security Profile §5.3.2.1: at most 60 seconds
+                ttl = min(ttl, FAPI2_CODE_TTL)
+            code = self.codes.issue(record, ttl=ttl, now=now)
             return location(target, response_params(target, self.issuer, [("code", code)]))
         body = self.tokens.issue(
             client=client,
