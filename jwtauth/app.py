@@ -11,12 +11,14 @@ import falcon
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.accounts.login import Login
+from jwtauth.accounts.user_codes import GLOBAL_FACTOR, UserCodeGate
 from jwtauth.accounts.users import UserDirectory
 from jwtauth.config.settings import Settings, parse_networks
 from jwtauth.errors import OAuthError
 from jwtauth.grants.authorization_code import AuthorizationCodeGrant
 from jwtauth.grants.base import Grant
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
+from jwtauth.grants.device_code import DeviceCodeGrant
 from jwtauth.grants.password import PasswordGrant
 from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
@@ -24,6 +26,8 @@ from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, Observer
 from jwtauth.resources import paths
 from jwtauth.resources.authorize import AuthorizeResource
 from jwtauth.resources.client_address import ClientAddress
+from jwtauth.resources.device import DeviceResource
+from jwtauth.resources.device_authorization import DeviceAuthorizationResource
 from jwtauth.resources.discovery import JWKSResource, MetadataResource, metadata
 from jwtauth.resources.errors import (
     render_http_error,
@@ -38,6 +42,7 @@ from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import TokenResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
 from jwtauth.store.connection import STORE_ERRORS, ping
+from jwtauth.store.device import DeviceStore
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
 from jwtauth.web.pages import Pages
@@ -75,6 +80,7 @@ def create_app(
         store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
     )
     login = Login(users, limiter)
+    devices = DeviceStore(store, prefix=prefix, redeemed_ttl=revoked_ttl)
     grants: dict[str, Grant] = {
         g.grant_type: g
         for g in (
@@ -82,6 +88,7 @@ def create_app(
             AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=metrics),
             PasswordGrant(settings, tokens, login, refresh, clock),
             RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics),
+            DeviceCodeGrant(settings, tokens, devices, refresh, clock, events=metrics),
         )
     }
     reader = TokenReader(settings, keyring, refresh, clock)
@@ -122,10 +129,41 @@ def create_app(
     meta = MetadataResource(metadata(settings, grants), settings.jwks_max_age)
     for path in paths.METADATA:
         app.add_route(path, meta)
+    _add_device_routes(app, settings, store, clients, login, limiter, devices, clock, metrics)
     app.add_route(paths.HEALTH, HealthResource())
     app.add_route(paths.READY, ReadyResource(keyring, lambda: ping(store)))
     app.add_route(paths.METRICS, MetricsResource(metrics))
     return app
+
+
+def _add_device_routes(
+    app: falcon.App[falcon.Request, falcon.Response],
+    settings: Settings,
+    store: Any,
+    clients: ClientRegistry,
+    login: Login,
+    limiter: FailureLimiter,
+    devices: DeviceStore,
+    clock: Callable[[], float],
+    metrics: Metrics,
+) -> None:
+    """Route the device flow's two endpoints (RFC 8628 §3.1, §3.3)."""
+    overall = FailureLimiter(
+        store,
+        prefix=settings.redis_prefix,
+        max_failures=settings.max_failures * GLOBAL_FACTOR,
+        window_seconds=settings.failure_window,
+    )
+    gate = UserCodeGate(limiter, overall)
+    app.add_route(
+        paths.DEVICE_AUTHORIZATION,
+        DeviceAuthorizationResource(settings, clients, devices, clock, events=metrics),
+    )
+    page = DeviceResource(
+        issuer=settings.issuer, clients=clients, login=login, gate=gate, devices=devices,
+        pages=Pages(settings.templates_dir), clock=clock, events=metrics,
+    )  # fmt: skip
+    app.add_route(paths.DEVICE, page)
 
 
 def _endpoint_labels() -> dict[str, str]:
@@ -133,5 +171,6 @@ def _endpoint_labels() -> dict[str, str]:
     labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
     labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics"}
     labels |= {paths.HEALTH: "healthz", paths.READY: "readyz"}
+    labels |= {paths.DEVICE_AUTHORIZATION: "device_authorization", paths.DEVICE: "device"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels

@@ -150,3 +150,27 @@ class TemporarilyUnavailable(OAuthError):
 class ServerError(OAuthError):
     error = "server_error"
     status = 500
+
+
+class AuthorizationPending(OAuthError):
+    """RFC 8628 §3.5: the user has not decided yet; poll again after the interval."""
+
+    error = "authorization_pending"
+
+
+class PollingTooFast(OAuthError):
+    """RFC 8628 §3.5 slow_down: a §5.2 token error (400); the polling interval grew by 5 s."""
+
+    error = "slow_down"
+
+
+class ExpiredToken(OAuthError):
+    """RFC 8628 §3.5: the device code expired; the device must start again."""
+
+    error = "expired_token"
+
+
+class DeviceAccessDenied(AccessDenied):
+    """RFC 8628 §3.5 access_denied at the token endpoint: a §5.2 error, so 400."""
+
+    status = 400
