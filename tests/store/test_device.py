@@ -41,7 +41,11 @@ def test_find_shows_the_request_and_fixed_scope(backend: Any) -> None:
     issued = issue(store, iter(["BBBBBBBB"]))
     found = store.find(issued.user_code, now=NOW + 1)
     assert found is not None
-    assert (found.client_id, found.scope, found.audience) == (OWNER, ("read", "write"), "https://api.example.com")
+    assert (found.client_id, found.scope, found.audience) == (
+        OWNER,
+        ("read", "write"),
+        "https://api.example.com",
+    )
     assert found.ref == hashlib.sha256(issued.device_code.encode()).hexdigest()
     assert store.find("CCCCCCCC", now=NOW) is None
     assert store.find(issued.user_code, now=NOW + TTL) is None  # expired
