@@ -16,6 +16,7 @@ from tests.support import FORM, basic
 DEVICE_AUTHORIZATION = "/api/v1/device_authorization"
 TV = "tv"  # a public device client
 CONSOLE, CONSOLE_SECRET = "console", "othersecret"  # a confidential one that may refresh
+PLAIN = "plain"  # a confidential client without the device grant
 
 
 def device_settings(settings: Settings) -> Settings:
@@ -24,13 +25,14 @@ def device_settings(settings: Settings) -> Settings:
     console = client_like(
         settings, CONSOLE, secret=CONSOLE_SECRET, grant_types=frozenset({GRANT_TYPE, "refresh_token"})
     )
-    return with_clients(settings, tv, console)
+    plain = client_like(settings, PLAIN, secret=CONSOLE_SECRET, grant_types=frozenset({"client_credentials"}))
+    return with_clients(settings, tv, console, plain)
 
 
 def auth_for(client_id: str) -> tuple[dict[str, str], dict[str, str]]:
     """Return (headers, body fields) that authenticate a suite client."""
-    if client_id == CONSOLE:
-        return basic(CONSOLE, CONSOLE_SECRET), {}
+    if client_id in (CONSOLE, PLAIN):
+        return basic(client_id, CONSOLE_SECRET), {}
     if client_id == "testclient":
         return basic(), {}
     return dict(FORM), {"client_id": client_id}

@@ -83,7 +83,7 @@ def test_the_device_request_answers_rfc_8628_section_3_2(http: testing.TestClien
 @pytest.mark.parametrize(
     ("client_id", "params", "status", "error"),
     [
-        ("testclient", {}, 400, "unauthorized_client"),  # no device grant
+        ("plain", {}, 400, "unauthorized_client"),  # no device grant
         ("nobody", {}, 401, "invalid_client"),
         (TV, {"scope": "admin"}, 400, "invalid_scope"),
         (TV, {"resource": "https://evil.example.com"}, 400, "invalid_target"),
