@@ -55,4 +55,8 @@ def test_the_tour_runs_against_a_real_server() -> None:
     assert '{"active": false}' in blocks["introspect-revoked"]
     assert '"error": "invalid_grant"' in blocks["refresh-revoked"]
     assert "ok: testuser@example.com read write\nrefused: bad signature" in blocks["verify"]
+    device = blocks["device-authorization"]
+    assert '"interval": 5' in device and "/device?user_code=" in device
+    assert "Your device is connected" in blocks["device-approve"]
+    assert '"scope": "read", "refresh_token"' in blocks["device-poll"]
     assert ":8000" in out and "Traceback" not in out
