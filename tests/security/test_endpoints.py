@@ -311,6 +311,7 @@ def test_advertised_grants_and_scopes_are_exact(http: testing.TestClient, meta: 
 
 def test_every_advertised_endpoint_answers_its_method(http: testing.TestClient, meta: dict[str, Any]) -> None:
     posts = {"token_endpoint", "revocation_endpoint", "introspection_endpoint"}
+    posts.add("device_authorization_endpoint")
     for member, url in meta.items():
         if not (member.endswith("_endpoint") or member == "jwks_uri"):
             continue
