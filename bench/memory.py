@@ -28,7 +28,7 @@ def redis_per_family(store: Any, prefix: str) -> dict[str, float]:
     rotated-out digests and its user's index), averaged over SAMPLE families; and the change of
     INFO used_memory over all of them (noisier: the Redis is shared).
     """
-    from jwtauth.store import RefreshStore
+    from jwtauth.store import FamilySpec, RefreshStore
 
     refresh = RefreshStore(store, prefix=prefix, grace_seconds=0, revoked_ttl=960)
     now = time.time()
@@ -36,14 +36,16 @@ def redis_per_family(store: Any, prefix: str) -> dict[str, float]:
     tokens = []
     for i in range(FAMILIES):
         issued = refresh.create(
-            client_id="testclient",
-            subject=f"user{i}@example.com",
-            scope="read write",
-            audience=["https://api.example.com"],
-            auth_time=now,
-            now=now,
-            absolute_ttl=2_592_000,
-            idle_ttl=1_209_600,
+            FamilySpec(
+                client_id="testclient",
+                subject=f"user{i}@example.com",
+                scope="read write",
+                audience=("https://api.example.com",),
+                auth_time=now,
+                now=now,
+                absolute_ttl=2_592_000,
+                idle_ttl=1_209_600,
+            )
         )
         tokens.append(issued)
     fresh = _usage(store, prefix, tokens[:SAMPLE])

@@ -46,12 +46,6 @@ class InvalidClient(OAuthError):
     error = "invalid_client"
     status = 401
 
-    def __init__(
-        self, description: str | None = None, *, basic: bool = True, detail: str | None = None
-    ) -> None:
-        super().__init__(description, detail=detail)
-        self.basic = basic
-
     @property
     def headers(self) -> dict[str, str]:
         # RFC 6749 §5.2: 401 MUST carry WWW-Authenticate matching the scheme the client used;

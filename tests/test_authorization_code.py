@@ -168,9 +168,9 @@ def test_a_race_between_take_and_bind_still_revokes_the_family(
     replay: list[testing.Result] = []
     original = RefreshStore.create
 
-    def create_then_replay(self: RefreshStore, **kwargs: Any) -> Any:
+    def create_then_replay(self: RefreshStore, *args: Any, **kwargs: Any) -> Any:
         replay.append(exchange(client, code))  # the code is taken, the family not yet bound
-        return original(self, **kwargs)
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(RefreshStore, "create", create_then_replay)
     first = exchange(client, code)

@@ -521,9 +521,10 @@ def test_login_counters_are_the_ones_the_password_grant_shares(
     lock_out(client, [USER], "10.9.8.7")
     limiter = FailureLimiter(store, prefix=settings.redis_prefix, max_failures=1, window_seconds=300)
     assert failure_keys(USER, "10.9.8.7") == (f"user:{USER}", "addr:10.9.8.7")
-    assert limiter.retry_after([f"user:{USER}"], now=time.time()) is not None
-    assert limiter.retry_after(["addr:10.9.8.7"], now=time.time()) is not None
-    assert limiter.retry_after(["addr:10.9.8.6"], now=time.time()) is None
+    # With a limit of 1, an attempt is refused exactly when a failure is on record.
+    assert limiter.acquire([f"user:{USER}"], now=time.time()) is not None
+    assert limiter.acquire(["addr:10.9.8.7"], now=time.time()) is not None
+    assert limiter.acquire(["addr:10.9.8.6"], now=time.time()) is None
 
 
 # --- routing and discovery ------------------------------------------------------------------------

@@ -187,11 +187,12 @@ def test_counters_use_the_names_the_authorize_page_shares(
     limiter = FailureLimiter(store, prefix=settings.redis_prefix, max_failures=3, window_seconds=WINDOW)
     login(http, username="alice", password="guess", remote_addr="192.0.2.9")
     for key in ("user:alice", "addr:192.0.2.9"):  # exactly these names, one failure each
-        limiter.record_failure([key], now=clock.now)
-        limiter.record_failure([key], now=clock.now)
-        assert limiter.retry_after([key], now=clock.now) is not None, key
-    # Failures recorded by the login page under user:<name> lock the password grant.
-    limiter.record_failure(["user:bob"] * 3, now=clock.now)
+        assert limiter.acquire([key], now=clock.now) is None
+        assert limiter.acquire([key], now=clock.now) is None
+        assert limiter.acquire([key], now=clock.now) is not None, key
+    # Attempts counted by the login page under user:<name> lock the password grant.
+    for _ in range(3):
+        assert limiter.acquire(["user:bob"], now=clock.now) is None
     assert_error(login(http, username="bob", password="bob-pw", remote_addr="192.0.2.10"), 429, "slow_down")
 
 

@@ -6,16 +6,16 @@ the same names — per username and per client address — in Redis, shared by e
 attempt is refused before any scrypt, even with the right password, until the window passes.
 
 A password this process already proved (the HMAC memo in jwtauth.accounts.hashing) is checked first,
-for microseconds: then the lock check and the new refresh family go to Redis as one atomic
-script (`Login.proven`), and a lock refuses it writing nothing. Every other attempt, and every
-wrong guess, takes `Login.attempt`: the attempt is counted first (atomically, refused if
-locked), then scrypt; a success resets the user's count and gives the address its attempt back.
+for microseconds: `Login.proven` then hands the caller the lock check, which the caller runs in
+its own atomic script together with the new refresh family (one round trip; a lock refuses it
+writing nothing), and `Login.finish` reads the verdict. Every other attempt, and every wrong
+guess, takes `Login.attempt`: the attempt is counted first (atomically, refused if locked), then
+scrypt; a success resets the user's count and gives the address its attempt back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
 
 from jwtauth.accounts.users import MAX_PASSWORD, MAX_USERNAME, UserDirectory
 from jwtauth.config.clients import User
@@ -23,13 +23,21 @@ from jwtauth.errors import SlowDown
 from jwtauth.store import FailureLimiter
 from jwtauth.store.limits import Guard, Verdict
 
-T = TypeVar("T")
 LOCKED = "too many failed sign-in attempts; retry after the delay"
 
 
 def failure_keys(username: str, client_addr: str) -> tuple[str, str]:
     """Return the brute-force counters of one login: per user, then per client address."""
     return f"user:{username}", f"addr:{client_addr}"
+
+
+@dataclass(frozen=True)
+class ProvenLogin:
+    """A user whose password this process already proved, and the lock check still to pass."""
+
+    user: User
+    keys: tuple[str, str]
+    guard: Guard
 
 
 class Login:
@@ -58,23 +66,13 @@ class Login:
         self.limiter.release(keys[1])
         return user
 
-    def proven(
-        self,
-        username: str,
-        password: str,
-        client_addr: str,
-        *,
-        now: float,
-        act: Callable[[Guard], tuple[T | None, Verdict] | None],
-    ) -> tuple[User, T] | None:
-        """Sign in a password this process already proved, with `act` in the lock check's trip.
+    def proven(self, username: str, password: str, client_addr: str, *, now: float) -> ProvenLogin | None:
+        """Return the lock check a password this process already proved must pass; None if not proven.
 
-        `act` receives the lock check and does its work only if nothing is locked, atomically
-        (a store's script embedding GUARD_LUA); it returns its result and the verdict, or None
-        if it cannot. Returns None when this path does not apply: the caller then runs
-        `attempt`. Raises SlowDown while locked, the right password included (RFC 6749
-        §4.3.2). Only memo-proven passwords get here, so no wrong guess ever does: failures
-        are counted and refused on `attempt`'s path, unchanged.
+        The caller runs `guard` inside its own atomic script (one embedding GUARD_LUA) that acts
+        only if nothing is locked, then hands the verdict to `finish`. None: this path does not
+        apply and the caller runs `attempt`. Only memo-proven passwords get here, so no wrong
+        guess ever does: failures are counted and refused on `attempt`'s path, unchanged.
         """
         if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
             return None
@@ -82,14 +80,19 @@ class Login:
         if user is None:
             return None
         keys = failure_keys(username, client_addr)
-        outcome = act(self.limiter.guard(keys, now=now))
-        if outcome is None:
-            return None
-        result, (wait, on_record) = outcome
-        if wait is not None or result is None:
-            raise SlowDown(wait or 1, LOCKED)
-        self._forget(keys, on_record)
-        return user, result
+        return ProvenLogin(user, keys, self.limiter.guard(keys, now=now))
+
+    def finish(self, proven: ProvenLogin, verdict: Verdict) -> User:
+        """Return the signed-in user, or raise SlowDown if the guard found a counter locked.
+
+        Locked refuses the right password too (RFC 6749 §4.3.2); the caller's script wrote
+        nothing then.
+        """
+        wait, on_record = verdict
+        if wait is not None:
+            raise SlowDown(wait, LOCKED)
+        self._forget(proven.keys, on_record)
+        return proven.user
 
     def _forget(self, keys: tuple[str, str], on_record: tuple[bool, ...]) -> None:
         """Reset the user's counter after a success, if it has failures on record."""

@@ -26,11 +26,11 @@ from typing import Any
 from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
-from jwtauth.grants.base import TokenRequest, start_family
+from jwtauth.grants.base import TokenRequest, family_spec
 from jwtauth.oauth import pkce
 from jwtauth.oauth.scopes import requested_audience
 from jwtauth.observability import NO_EVENTS, Events
-from jwtauth.store import CodeRecord, CodeStore, RefreshStore, TakeStatus
+from jwtauth.store import CodeRecord, CodeStore, IssuedRefresh, RefreshStore, TakeStatus
 from jwtauth.tokens.factory import TokenFactory
 
 MAX_CODE = 256
@@ -68,19 +68,7 @@ class AuthorizationCodeGrant:
         record = self._take(code, client, now)
         audience = self._checked_audience(client, record, params)
         scope = tuple(record.scope.split())
-        # The family is bound to the code's used marker in the round trip that creates it (a
-        # replay from then on revokes it), so the exchange makes three trips, not four.
-        family = start_family(
-            self.refresh, self.settings, client,
-            subject=record.subject, scope=scope, audience=audience, auth_time=record.auth_time, now=now,
-            then=lambda family_id: [self.codes.binding(code, family_id)],
-        )
-        if family is not None and not (family.after and int(family.after[0])):
-            # A second redemption arrived between take and bind and could not revoke a family it
-            # did not know yet (RFC 6749 §4.1.2), so this request revokes it. This request still
-            # won the code: it answers 200 with tokens that are already dead, exactly the outcome
-            # of a replay that comes after the bind.
-            self.refresh.revoke(family.family_id, now=now)
+        family = self._start_family(client, code, record, scope, audience, now)
         return self.tokens.issue(
             client=client,
             subject=record.subject,
@@ -96,6 +84,27 @@ class AuthorizationCodeGrant:
         _check_redirect_uri(client, record, params.get("redirect_uri"))
         _check_pkce(client, record, params.get("code_verifier"))
         return _audience(client, self.settings, record, params.get("resource"))
+
+    def _start_family(
+        self, client: Client, code: str, record: CodeRecord, scope: tuple[str, ...], audience: str, now: float
+    ) -> IssuedRefresh | None:
+        """Start the code's refresh family bound to the code, or None if the client may not refresh."""
+        spec = family_spec(
+            self.settings, client,
+            subject=record.subject, scope=scope, audience=audience, auth_time=record.auth_time, now=now,
+        )  # fmt: skip
+        if spec is None:
+            return None
+        # The family is bound to the code's used marker in the round trip that creates it (a
+        # replay from then on revokes it), so the exchange makes three trips, not four.
+        family = self.refresh.create(spec, then=lambda family_id: [self.codes.binding(code, family_id)])
+        if not (family.after and int(family.after[0])):
+            # A second redemption arrived between take and bind and could not revoke a family it
+            # did not know yet (RFC 6749 §4.1.2), so this request revokes it. This request still
+            # won the code: it answers 200 with tokens that are already dead, exactly the outcome
+            # of a replay that comes after the bind.
+            self.refresh.revoke(family.family_id, now=now)
+        return family
 
     def _take(self, code: str, client: Client, now: float) -> CodeRecord:
         result = self.codes.take(code, client_id=client.client_id, now=now)

@@ -1,16 +1,14 @@
-"""What every grant shares: the request it gets, the grant protocol, refresh-family start."""
+"""What every grant shares: the request it gets, the grant protocol, the refresh family's spec."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
-from jwtauth.store import IssuedRefresh, RefreshStore
-from jwtauth.store.limits import Guard, Verdict
-from jwtauth.store.redisclient import ScriptCall
+from jwtauth.store import FamilySpec
 
 
 @dataclass(frozen=True)
@@ -32,8 +30,7 @@ class Grant(Protocol):
         ...
 
 
-def start_family(
-    refresh: RefreshStore,
+def family_spec(
     settings: Settings,
     client: Client,
     *,
@@ -42,54 +39,19 @@ def start_family(
     audience: str,
     auth_time: float,
     now: float,
-    then: Callable[[str], Sequence[ScriptCall]] | None = None,
-) -> IssuedRefresh | None:
-    """Start a refresh-token family for a user's grant, or None if the client may not refresh.
+) -> FamilySpec | None:
+    """Describe the refresh-token family of a user's grant, or None if the client may not refresh.
 
     Without a family the access token carries no `fid`, so nothing can revoke it early; it is
-    short-lived (RFC 6749 §1.5: refresh tokens are issued at the server's discretion). `then`
-    is RefreshStore.create's: script calls to run right after the family, in its round trip.
+    short-lived (RFC 6749 §1.5: refresh tokens are issued at the server's discretion).
     """
     if "refresh_token" not in client.grant_types:
         return None
-    return refresh.create(
+    return FamilySpec(
         client_id=client.client_id,
         subject=subject,
         scope=" ".join(scope),
-        audience=[audience],
-        auth_time=auth_time,
-        now=now,
-        absolute_ttl=settings.refresh_absolute_ttl,
-        idle_ttl=settings.refresh_idle_ttl,
-        then=then,
-    )
-
-
-def start_family_guarded(
-    refresh: RefreshStore,
-    settings: Settings,
-    client: Client,
-    guard: Guard,
-    *,
-    subject: str,
-    scope: Sequence[str],
-    audience: str,
-    auth_time: float,
-    now: float,
-) -> tuple[IssuedRefresh | None, Verdict] | None:
-    """Start a family as `start_family` does, unless `guard` says locked, in one round trip.
-
-    None when this cannot be done in one step (Cluster, or a client that may not refresh):
-    the caller then checks the limits and calls `start_family` as usual.
-    """
-    if "refresh_token" not in client.grant_types:
-        return None
-    return refresh.create_guarded(
-        guard,
-        client_id=client.client_id,
-        subject=subject,
-        scope=" ".join(scope),
-        audience=[audience],
+        audience=(audience,),
         auth_time=auth_time,
         now=now,
         absolute_ttl=settings.refresh_absolute_ttl,

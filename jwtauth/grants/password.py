@@ -22,11 +22,12 @@ from typing import Any
 
 from jwtauth.accounts.login import Login
 from jwtauth.accounts.users import MAX_PASSWORD, MAX_USERNAME
+from jwtauth.config.clients import User
 from jwtauth.config.settings import Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest
-from jwtauth.grants.base import TokenRequest, start_family, start_family_guarded
+from jwtauth.grants.base import TokenRequest, family_spec
 from jwtauth.oauth.scopes import requested_audience, requested_scope
-from jwtauth.store import IssuedRefresh, RefreshStore
+from jwtauth.store import FamilySpec, IssuedRefresh, RefreshStore
 from jwtauth.tokens.factory import TokenFactory
 
 BAD_CREDENTIALS = "the username or password is not correct"
@@ -56,29 +57,14 @@ class PasswordGrant:
         scope = requested_scope(client, params.get("scope"))
         audience = requested_audience(client, self.settings, params.get("resource"))
         now = self.clock()
-        # The usual sign-in (a password this process already proved) checks the limits and
-        # starts the family in one Redis round trip; the family exists only if nothing is
-        # locked. Anything else (first sign-in, wrong password, Cluster) takes the full path.
-        fast = self.login.proven(
-            username, password, request.remote_addr, now=now,
-            act=lambda guard: start_family_guarded(
-                self.refresh, self.settings, client, guard,
-                subject=username, scope=scope, audience=audience, auth_time=now, now=now,
-            ),
+        # The directory looks users up by exact name, so the username is the family's subject.
+        spec = family_spec(
+            self.settings, client, subject=username, scope=scope, audience=audience, auth_time=now, now=now
         )
-        family: IssuedRefresh | None
-        if fast is not None:
-            user, family = fast
-        else:
-            found = self.login.attempt(username, password, request.remote_addr, now=now)
-            if found is None:
-                # One answer for an unknown user and a wrong password (RFC 6749 §5.2).
-                raise InvalidGrant(BAD_CREDENTIALS)
-            user = found
-            family = start_family(
-                self.refresh, self.settings, client,
-                subject=user.username, scope=scope, audience=audience, auth_time=now, now=now,
-            )
+        signed_in = self._proven_sign_in(username, password, request.remote_addr, spec, now)
+        if signed_in is None:
+            signed_in = self._full_sign_in(username, password, request.remote_addr, spec, now)
+        user, family = signed_in
         return self.tokens.issue(
             client=client,
             subject=user.username,
@@ -88,6 +74,33 @@ class PasswordGrant:
             family_id=family.family_id if family else None,
             auth_time=int(now),
         )
+
+    def _proven_sign_in(
+        self, username: str, password: str, remote_addr: str, spec: FamilySpec | None, now: float
+    ) -> tuple[User, IssuedRefresh | None] | None:
+        """Sign in a password this process already proved: lock check and family in one trip.
+
+        The family exists only if nothing is locked. None when this path does not apply (first
+        sign-in, wrong password, a client that may not refresh, Cluster): take the full path.
+        """
+        proven = self.login.proven(username, password, remote_addr, now=now)
+        if proven is None or spec is None:
+            return None
+        outcome = self.refresh.create_guarded(spec, proven.guard)
+        if outcome is None:
+            return None
+        family, verdict = outcome
+        return self.login.finish(proven, verdict), family
+
+    def _full_sign_in(
+        self, username: str, password: str, remote_addr: str, spec: FamilySpec | None, now: float
+    ) -> tuple[User, IssuedRefresh | None]:
+        """Sign in under the counters (counted first, then scrypt); then start the family."""
+        user = self.login.attempt(username, password, remote_addr, now=now)
+        if user is None:
+            # One answer for an unknown user and a wrong password (RFC 6749 §5.2).
+            raise InvalidGrant(BAD_CREDENTIALS)
+        return user, self.refresh.create(spec) if spec is not None else None
 
 
 def _credentials(username: str | None, password: str | None) -> tuple[str, str]:

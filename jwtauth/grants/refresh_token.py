@@ -56,11 +56,7 @@ class RefreshTokenGrant:
             raise InvalidRequest("refresh_token is required")
         raw_scope, resource = params.get("scope"), params.get("resource")
         now = self.clock()
-        if raw_scope is not None or resource is not None:
-            # A family's scope and audience never change, so a check now holds at rotation.
-            current = self.refresh.lookup(token, now=now)
-            if current is not None and current.client_id == client.client_id:
-                self._decide(client, current, raw_scope, resource)
+        self._refuse_narrowing_early(client, token, raw_scope, resource, now)
         rotation = self.refresh.rotate(
             token, client_id=client.client_id, now=now, idle_ttl=self.settings.refresh_idle_ttl
         )
@@ -85,6 +81,21 @@ class RefreshTokenGrant:
             family_id=family.family_id,
             auth_time=int(family.auth_time),
         )
+
+    def _refuse_narrowing_early(
+        self, client: Client, token: str, raw_scope: str | None, resource: str | None, now: float
+    ) -> None:
+        """Refuse a scope or resource the family cannot grant BEFORE rotating, so the token lives.
+
+        A family's scope and audience never change, so what is decided now holds at rotation.
+        Nothing to decide when the request narrows nothing; a token that is not this client's
+        current one is left to `rotate`, which gives it the one answer every failure gets.
+        """
+        if raw_scope is None and resource is None:
+            return
+        current = self.refresh.lookup(token, now=now)
+        if current is not None and current.client_id == client.client_id:
+            self._decide(client, current, raw_scope, resource)
 
     def _decide(
         self, client: Client, family: FamilyRecord, raw_scope: str | None, resource: str | None

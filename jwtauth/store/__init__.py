@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from jwtauth.store.codes import CodeRecord, CodeStore, TakeResult, TakeStatus
 from jwtauth.store.limits import FailureLimiter
-from jwtauth.store.refresh import (
+from jwtauth.store.refresh import RefreshStore
+from jwtauth.store.refresh_records import (
     FamilyRecord,
+    FamilySpec,
     IssuedRefresh,
-    RefreshStore,
     Rotation,
     RotationStatus,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "CodeStore",
     "FailureLimiter",
     "FamilyRecord",
+    "FamilySpec",
     "IssuedRefresh",
     "RefreshStore",
     "Rotation",

@@ -15,20 +15,12 @@ import dataclasses
 import enum
 import hashlib
 import json
-import math
 import re
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
-from jwtauth.store.redisclient import ScriptCall
-
-if TYPE_CHECKING:
-    from redis import Redis
-    from redis.cluster import RedisCluster
-
-    # Clients are created with decode_responses=False; replies are decoded here.
-    RedisClient: TypeAlias = Redis | RedisCluster
+from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, ms, tagged_key, text
 
 _CODE = re.compile(r"[A-Za-z0-9_-]{43}")
 
@@ -110,9 +102,7 @@ class CodeStore:
     def __init__(
         self, client: RedisClient, *, prefix: str = "jwtauth:", access_token_ttl: float = 3600.0
     ) -> None:
-        if "{" in prefix or "}" in prefix:
-            raise ValueError("prefix must not contain '{' or '}': it would change the hash tag")
-        self._prefix = prefix
+        self._prefix = checked_prefix(prefix)
         # The used marker outlives the code by the access-token lifetime, so a late second
         # redemption still finds the family whose tokens must be revoked (RFC 6749 §4.1.2).
         self._access_ttl = access_token_ttl
@@ -127,7 +117,7 @@ class CodeStore:
             raise ValueError("ttl must be positive")
         code = secrets.token_urlsafe(32)
         data = json.dumps(dataclasses.asdict(record), separators=(",", ":"))
-        args = [str(_ms(ttl)), record.client_id, repr(now + ttl), repr(float(ttl)), data]
+        args = [str(ms(ttl)), record.client_id, repr(now + ttl), repr(float(ttl)), data]
         self._issue(keys=[self._key(code)], args=args)
         return code
 
@@ -144,9 +134,9 @@ class CodeStore:
         owner, exp, data = self._redis.hmget(self._key(code), ["client", "exp", "data"])
         if owner is None or exp is None or data is None:
             return None
-        if _text(owner) != client_id or now >= float(_text(exp)):
+        if text(owner) != client_id or now >= float(text(exp)):
             return None
-        return _decode(_text(data))
+        return _decode(text(data))
 
     def take(self, code: str, *, client_id: str, now: float) -> TakeResult:
         """Redeem `code` for `client_id`: OK once, ALREADY_USED afterwards.
@@ -160,36 +150,26 @@ class CodeStore:
             return TakeResult(TakeStatus.UNKNOWN)
         key = self._key(code)
         reply = self._take(keys=[key, f"{key}:used"], args=[client_id, repr(now), repr(self._access_ttl)])
-        status = TakeStatus(_text(reply[0]))
+        status = TakeStatus(text(reply[0]))
         if status is TakeStatus.OK:
-            return TakeResult(status, record=_decode(_text(reply[1])))
+            return TakeResult(status, record=_decode(text(reply[1])))
         if status is TakeStatus.ALREADY_USED:
             # RFC 6749 §4.1.2: deny, and the caller SHOULD revoke tokens issued from the code.
-            return TakeResult(status, family_id=_text(reply[1]) or None)
+            return TakeResult(status, family_id=text(reply[1]) or None)
         return TakeResult(status)
 
-    def bind_family(self, code: str, family_id: str) -> bool:
-        """Remember which refresh family `code` produced; False means revoke it now.
-
-        False when a second redemption already arrived between `take` and this call (its
-        caller could not learn the family yet), or when the marker is gone: the caller must
-        then revoke `family_id` itself (RFC 6749 §4.1.2).
-        """
-        if not _CODE.fullmatch(code):
-            return False
-        script, keys, args = self.binding(code, family_id)
-        return bool(script(keys=keys, args=args))
-
     def binding(self, code: str, family_id: str) -> ScriptCall:
-        """The script call of `bind_family` for a code `take` accepted, to run in another's trip.
+        """Return the call that binds a family to a code `take` accepted, for another's trip.
 
-        Its reply is what `bind_family` returns: 1 bound, 0 revoke the family now. The code
-        grant runs it in RefreshStore.create's round trip, right after the family exists.
+        The code grant runs it in RefreshStore.create's round trip, right after the family
+        exists. Its reply is 1 when bound; 0 when a second redemption already arrived between
+        `take` and the bind (it could not learn the family yet) or the marker is gone: the
+        caller must then revoke `family_id` itself (RFC 6749 §4.1.2).
         """
         return (self._bind, [f"{self._key(code)}:used"], [family_id])
 
     def _key(self, code: str) -> str:
-        return f"{self._prefix}{{c:{hashlib.sha256(code.encode()).hexdigest()}}}"
+        return tagged_key(self._prefix, "c", hashlib.sha256(code.encode()).hexdigest())
 
 
 def _decode(data: str) -> CodeRecord:
@@ -197,10 +177,3 @@ def _decode(data: str) -> CodeRecord:
     fields["audience"] = tuple(fields["audience"])
     return CodeRecord(**fields)
 
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _ms(seconds: float) -> int:
-    return max(math.ceil(seconds * 1000), 1)

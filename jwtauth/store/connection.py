@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -96,76 +96,98 @@ def connect(url: str | None) -> Any:
         parts = urlsplit(url)
     except ValueError:  # e.g. a broken IPv6 literal
         raise StoreURLError("not a valid URL") from None
-    password = unquote(parts.password) if parts.password else None
-    username = unquote(parts.username) if parts.username else None
     if parts.scheme in ("redis", "rediss", "unix"):
-        try:
-            pool = redis.ConnectionPool.from_url(
-                url, max_connections=MAX_CONNECTIONS, retry=_one_retry(), **TIMEOUTS
-            )
-        except ValueError:
-            # Not the library's text: for "redis://user:secret" it quotes the password as the port.
-            raise StoreURLError("cannot parse the host, port, database or options") from None
-        return StoreRedis(connection_pool=pool)
+        return _standalone(url)
     if parts.scheme in ("redis+sentinel", "rediss+sentinel"):
-        service = parts.path.strip("/").split("/")[0]
-        if not service:
-            raise StoreURLError("a Sentinel URL names the service: redis+sentinel://h:26379/mymaster")
-        try:
-            db = int(parse_qs(parts.query).get("db", ["0"])[0])
-        except ValueError:
-            raise StoreURLError("db must be a number: ?db=0") from None
-        sentinel = NewestSentinel(  # type: ignore[no-untyped-call]
-            _hosts(parts.netloc, 26379),
-            # redis.Redis retries with exponential backoff by default: with every Sentinel
-            # down, each request hung ~9 s before failing. discover_master already tries every
-            # Sentinel in turn, so one attempt each is enough to fail fast into a 503.
-            sentinel_kwargs={
-                "socket_connect_timeout": 0.25,
-                "socket_timeout": 0.5,
-                "retry": Retry(NoBackoff(), 0),
-            },
-            password=password,
-            username=username,
-            db=db,
-            ssl=parts.scheme.startswith("rediss"),
-            retry=_one_retry(),
-            **TIMEOUTS,
-        )
-        # master_for re-discovers the primary on connection errors and READONLY replies (its
-        # connections turn READONLY into a ConnectionError, which the one retry follows).
-        return sentinel.master_for(  # type: ignore[no-untyped-call]
-            service,
-            redis_class=StoreRedis,
-            connection_pool_class=SentinelPool,
-            max_connections=MAX_CONNECTIONS,
-        )
+        return _sentinel(parts)
     if parts.scheme in ("redis+cluster", "rediss+cluster"):
-        nodes = [ClusterNode(h, p) for h, p in _hosts(parts.netloc, 6379)]  # type: ignore[no-untyped-call]
-        tls = parts.scheme.startswith("rediss")
-
-        def cluster() -> StoreCluster:
-            return StoreCluster(
-                startup_nodes=nodes,
-                password=password,
-                username=username,
-                ssl=tls,
-                max_connections=MAX_CONNECTIONS,  # per node
-                # redis-py's default is 10 retries with backoff, and 0.25 s of sleep after each
-                # CLUSTERDOWN: ~3 s per request while a node fails over, 5+ s with a frozen
-                # node. One retry follows a reconfigured cluster and keeps the 503 quick.
-                retry=Retry(NoBackoff(), 1),
-                socket_connect_timeout=TIMEOUTS["socket_connect_timeout"],
-                socket_timeout=TIMEOUTS["socket_timeout"],
-                health_check_interval=TIMEOUTS["health_check_interval"],
-            )
-
-        # RedisCluster connects while it is built: lazily, so a worker starts (and serves
-        # client_credentials and JWKS) while no cluster node answers.
-        return LazyCluster(cluster)
+        return _cluster(parts)
     raise StoreURLError(
         f"unsupported scheme {parts.scheme!r}: use redis://, rediss://, redis+sentinel:// or redis+cluster://"
     )
+
+
+def _credentials(parts: SplitResult) -> tuple[str | None, str | None]:
+    """Return the URL's username and password, percent-decoded."""
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return username, password
+
+
+def _standalone(url: str) -> StoreRedis:
+    """Connect to one Redis server (redis://, rediss://, unix://)."""
+    try:
+        pool = redis.ConnectionPool.from_url(
+            url, max_connections=MAX_CONNECTIONS, retry=_one_retry(), **TIMEOUTS
+        )
+    except ValueError:
+        # Not the library's text: for "redis://user:secret" it quotes the password as the port.
+        raise StoreURLError("cannot parse the host, port, database or options") from None
+    return StoreRedis(connection_pool=pool)
+
+
+def _sentinel(parts: SplitResult) -> Any:
+    """Connect to the primary that Sentinel names for the URL's service."""
+    service = parts.path.strip("/").split("/")[0]
+    if not service:
+        raise StoreURLError("a Sentinel URL names the service: redis+sentinel://h:26379/mymaster")
+    try:
+        db = int(parse_qs(parts.query).get("db", ["0"])[0])
+    except ValueError:
+        raise StoreURLError("db must be a number: ?db=0") from None
+    username, password = _credentials(parts)
+    sentinel = NewestSentinel(  # type: ignore[no-untyped-call]
+        _hosts(parts.netloc, 26379),
+        # redis.Redis retries with exponential backoff by default: with every Sentinel
+        # down, each request hung ~9 s before failing. discover_master already tries every
+        # Sentinel in turn, so one attempt each is enough to fail fast into a 503.
+        sentinel_kwargs={
+            "socket_connect_timeout": 0.25,
+            "socket_timeout": 0.5,
+            "retry": Retry(NoBackoff(), 0),
+        },
+        password=password,
+        username=username,
+        db=db,
+        ssl=parts.scheme.startswith("rediss"),
+        retry=_one_retry(),
+        **TIMEOUTS,
+    )
+    # master_for re-discovers the primary on connection errors and READONLY replies (its
+    # connections turn READONLY into a ConnectionError, which the one retry follows).
+    return sentinel.master_for(  # type: ignore[no-untyped-call]
+        service,
+        redis_class=StoreRedis,
+        connection_pool_class=SentinelPool,
+        max_connections=MAX_CONNECTIONS,
+    )
+
+
+def _cluster(parts: SplitResult) -> LazyCluster:
+    """Return a Redis Cluster client that connects on first use."""
+    nodes = [ClusterNode(h, p) for h, p in _hosts(parts.netloc, 6379)]  # type: ignore[no-untyped-call]
+    tls = parts.scheme.startswith("rediss")
+    username, password = _credentials(parts)
+
+    def cluster() -> StoreCluster:
+        return StoreCluster(
+            startup_nodes=nodes,
+            password=password,
+            username=username,
+            ssl=tls,
+            max_connections=MAX_CONNECTIONS,  # per node
+            # redis-py's default is 10 retries with backoff, and 0.25 s of sleep after each
+            # CLUSTERDOWN: ~3 s per request while a node fails over, 5+ s with a frozen
+            # node. One retry follows a reconfigured cluster and keeps the 503 quick.
+            retry=Retry(NoBackoff(), 1),
+            socket_connect_timeout=TIMEOUTS["socket_connect_timeout"],
+            socket_timeout=TIMEOUTS["socket_timeout"],
+            health_check_interval=TIMEOUTS["health_check_interval"],
+        )
+
+    # RedisCluster connects while it is built: lazily, so a worker starts (and serves
+    # client_credentials and JWKS) while no cluster node answers.
+    return LazyCluster(cluster)
 
 
 def ping(client: Any) -> bool:

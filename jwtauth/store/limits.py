@@ -4,11 +4,13 @@ RFC 6749 §4.3.2 and RFC 6819 §5.1.4.2.3: the password grant (and any credentia
 must be protected against brute force. Each counted key (a username, a client address) is
 its own fixed window:
 
-- the window opens at the first failure and lasts `window_seconds`;
-- after `max_failures` failures inside it, the key is locked until the window closes: every
+- an attempt is counted before its credentials are checked (`acquire`); a success gives its
+  count back (`release`) or clears the key (`reset`), so what stays counted are failures;
+- the window opens at the first counted attempt and lasts `window_seconds`;
+- after `max_failures` counted inside it, the key is locked until the window closes: every
   attempt is refused, even with the right password, so guessing gains nothing;
-- failures while locked do not extend the lock; the next failure after the window closes opens
-  a new window with a count of 1.
+- attempts while locked are not counted and do not extend the lock; the next attempt after
+  the window closes opens a new window with a count of 1.
 
 So a key can try at most `max_failures` times per `window_seconds`.
 
@@ -22,33 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
-if TYPE_CHECKING:
-    from redis import Redis
-    from redis.cluster import RedisCluster
-
-    # Clients are created with decode_responses=False; replies are decoded here.
-    RedisClient: TypeAlias = Redis | RedisCluster
-
-# Count one failure in a fixed window that opens at the first failure.
-# KEYS: counter. ARGV: now, window seconds.
-_FAIL = """
-local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-local v = redis.call('HMGET', KEYS[1], 'n', 'start')
-local start = tonumber(v[2])
-if not v[1] or now >= start + window then
-  start = now
-  redis.call('HSET', KEYS[1], 'n', '1', 'start', ARGV[1])
-else
-  redis.call('HINCRBY', KEYS[1], 'n', '1')
-end
-local ms = math.max(math.ceil((start + window - now) * 1000), 1)
-redis.call('PEXPIRE', KEYS[1], string.format('%d', ms))
-"""
+from jwtauth.store.redisclient import RedisClient, checked_prefix, tagged_key
 
 # Count an attempt BEFORE its credentials are checked, unless the key is locked. A read-only
 # check followed by a later failure count lets every guess in flight pass the check before any
@@ -134,16 +114,13 @@ class FailureLimiter:
         window_seconds: float,
         salt: bytes = b"",
     ) -> None:
-        if "{" in prefix or "}" in prefix:
-            raise ValueError("prefix must not contain '{' or '}': it would change the hash tag")
         if max_failures < 1 or window_seconds <= 0:
             raise ValueError("max_failures >= 1 and window_seconds > 0")
         self._client = client
-        self._prefix = prefix
+        self._prefix = checked_prefix(prefix)
         self._max = max_failures
         self._window = window_seconds
         self._salt = salt
-        self._fail = client.register_script(_FAIL)
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
 
@@ -170,37 +147,14 @@ class FailureLimiter:
         """Give back one attempt counted by `acquire` (it succeeded, or another key refused it)."""
         self._release(keys=[self._key(key)])
 
-    def retry_after(self, keys: Sequence[str], *, now: float) -> int | None:
-        """Return the seconds to wait if any key is locked out, else None."""
-        return self.check(keys, now=now)[0]
-
     def guard(self, keys: Sequence[str], *, now: float) -> Guard:
         """Return the lock check of `keys` for a script that embeds `GUARD_LUA`.
 
-        Same answer as `check`, from inside another store's script: that store can then
-        act only if no key is locked, in one round trip.
+        Locked exactly when `acquire` would refuse, but read from inside another store's
+        script, which writes nothing: that store can then act only if no key is locked, in one
+        round trip.
         """
         return Guard(tuple(self._key(k) for k in keys), (repr(now), str(self._max), repr(self._window)))
-
-    def check(self, keys: Sequence[str], *, now: float) -> Verdict:
-        """Return `retry_after` and, for each key, whether it has failures on record."""
-        pipe = self._client.pipeline(transaction=False)
-        for key in keys:
-            pipe.hmget(self._key(key), ["n", "start"])
-        counters = pipe.execute()
-        waits = [
-            math.ceil(float(start) + self._window - now)
-            for count, start in counters
-            if count is not None and int(count) >= self._max and now < float(start) + self._window
-        ]
-        # At least 1: a lock that ends within the second still refuses this attempt.
-        wait = max(max(waits), 1) if waits else None
-        return wait, tuple(count is not None for count, _ in counters)
-
-    def record_failure(self, keys: Sequence[str], *, now: float) -> None:
-        """Count one failed attempt against every key."""
-        for key in keys:
-            self._fail(keys=[self._key(key)], args=[repr(now), repr(self._window)])
 
     def reset(self, key: str) -> None:
         """Forget the failures of `key` (after a successful login)."""
@@ -208,4 +162,4 @@ class FailureLimiter:
 
     def _key(self, key: str) -> str:
         digest = hmac.new(self._salt, key.encode(), hashlib.sha256).hexdigest()
-        return f"{self._prefix}{{l:{digest}}}"
+        return tagged_key(self._prefix, "l", digest)

@@ -1,7 +1,12 @@
-"""redis-py clients for the store: scripts that survive a lost script cache, a lazy Cluster."""
+"""redis-py clients for the store: scripts that survive a lost script cache, a lazy Cluster.
+
+Also the few facts every store shares: the client type, the key layout, how replies and
+lifetimes are spelled, and how several stores' scripts share one round trip.
+"""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeAlias
@@ -12,9 +17,57 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError, RedisClusterException
 from redis.typing import ScriptTextT
 
+# Clients are created with decode_responses=False; the stores decode replies with `text`.
+RedisClient: TypeAlias = redis.Redis | RedisCluster
+
 # One call of a registered script: the script, its KEYS and its ARGV. Stores hand these to each
 # other to run in one round trip (RefreshStore.create's `then`).
 ScriptCall: TypeAlias = tuple[Any, list[str], list[str]]
+
+
+def checked_prefix(prefix: str) -> str:
+    """Return `prefix`, refusing braces: they would change the hash tag of every key."""
+    if "{" in prefix or "}" in prefix:
+        raise ValueError("prefix must not contain '{' or '}': it would change the hash tag")
+    return prefix
+
+
+def tagged_key(prefix: str, kind: str, name: str) -> str:
+    """Return `{prefix}{<kind>:<name>}`: the braces make `<kind>:<name>` its hash tag.
+
+    Keys that share a tag share a Redis Cluster slot, so one script may touch them all.
+    """
+    return f"{prefix}{{{kind}:{name}}}"
+
+
+def text(value: object) -> str:
+    """Return a reply as text (bytes are UTF-8: the stores write nothing else)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def ms(seconds: float) -> int:
+    """Return a lifetime in whole milliseconds for PEXPIRE or PX: rounded up, at least 1."""
+    return max(math.ceil(seconds * 1000), 1)
+
+
+def in_order(client: Any, *calls: ScriptCall) -> list[Any]:
+    """Run idempotent scripts in this order, in one round trip where a pipeline can carry them.
+
+    Redis runs a pipeline's commands in order on one connection, so the order holds either way.
+    Redis Cluster cannot pipeline scripts of different slots (redis-py refuses EVALSHA in a
+    cluster pipeline): there they run one after another, as they do after NOSCRIPT (a restart or
+    failover emptied the script cache), through the scripts, which load themselves. Running a
+    script again sets the same values, so a partial first attempt does no harm.
+    """
+    if isinstance(client, redis.Redis):  # standalone or Sentinel
+        pipe = client.pipeline(transaction=False)
+        for script, keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        try:
+            return list(pipe.execute())
+        except NoScriptError:
+            pass
+    return [script(keys=keys, args=args) for script, keys, args in calls]
 
 
 class StoreScript(Script):

@@ -19,13 +19,13 @@ import jwt
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.store import FamilyRecord, RefreshStore
+from jwtauth.store.refresh_format import REFRESH_TOKEN
 from jwtauth.tokens.claims import ACCESS_TOKEN_TYP
 
 ACCESS = "access_token"
 REFRESH = "refresh_token"
 MAX_TOKEN = 8 * 1024
 _HEADER_MEMBERS = frozenset({"alg", "kid", "typ"})
-_REFRESH_SHAPE = re.compile(r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")
 # RFC 7515 §7.1: compact JWS is three base64url segments without padding. PyJWT's decoder also
 # takes '+', '/' and '=', so one token would have several spellings; only ours is accepted.
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -54,7 +54,7 @@ class ActiveToken:
 
 def looks_like_refresh(token: str) -> bool:
     """Tell whether `token` has the shape of our refresh tokens (family id . secret)."""
-    return _REFRESH_SHAPE.fullmatch(token) is not None
+    return REFRESH_TOKEN.fullmatch(token) is not None
 
 
 class TokenReader:

@@ -17,7 +17,7 @@ import pytest
 import redis
 import requests
 
-from jwtauth.store import RefreshStore
+from jwtauth.store import FamilySpec, RefreshStore
 from jwtauth.store.connection import connect
 from jwtauth.store.sentinel import RECHECK_SECONDS
 from tests.faults import calls
@@ -144,10 +144,11 @@ def test_readonly_from_a_demoted_primary_leads_to_the_new_one(topology: Topology
     # the new primary, so the caller sees no error at all.
     client = connect(topology.url)
     store = RefreshStore(client, prefix=PREFIX)
-    issued = store.create(
-        client_id="testclient", subject="u", scope="read", audience=["https://api.example.com"],
+    spec = FamilySpec(
+        client_id="testclient", subject="u", scope="read", audience=("https://api.example.com",),
         auth_time=time.time(), now=time.time(), absolute_ttl=600, idle_ttl=600,
     )  # fmt: skip
+    issued = store.create(spec)
     replicated(topology.primary)
     old = topology.primary
     with topology.sentinels[0].client() as conn:

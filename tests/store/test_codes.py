@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jwtauth.store import CodeRecord, CodeStore, TakeResult, TakeStatus
+from jwtauth.store import CodeRecord, CodeStore, FamilySpec, RefreshStore, TakeResult, TakeStatus
 
 NOW = 1_700_000_000.0
 TTL = 60.0
@@ -29,6 +29,18 @@ RECORD = CodeRecord(
 
 def make_store(backend: Any) -> CodeStore:
     return CodeStore(backend.client, prefix=backend.prefix, access_token_ttl=ACCESS_TTL)
+
+
+def bind(backend: Any, store: CodeStore, code: str) -> tuple[str, bool]:
+    """Start a family bound to `code` as the code grant does; return its id and the bind's reply."""
+    refresh = RefreshStore(backend.client, prefix=backend.prefix)
+    spec = FamilySpec(
+        client_id=OWNER, subject=RECORD.subject, scope=RECORD.scope, audience=RECORD.audience,
+        auth_time=RECORD.auth_time, now=NOW, absolute_ttl=3600.0, idle_ttl=600.0,
+    )  # fmt: skip
+    issued = refresh.create(spec, then=lambda family_id: [store.binding(code, family_id)])
+    (bound,) = issued.after
+    return issued.family_id, bool(bound)
 
 
 def code_key(backend: Any, code: str) -> str:
@@ -53,9 +65,10 @@ def test_already_used_returns_the_bound_family(backend: Any) -> None:
     store = make_store(backend)
     code = store.issue(RECORD, ttl=TTL, now=NOW)
     assert store.take(code, client_id=OWNER, now=NOW + 1).status is TakeStatus.OK
-    assert store.bind_family(code, "family-1")
+    family_id, bound = bind(backend, store, code)
+    assert bound
     second = store.take(code, client_id=OWNER, now=NOW + 2)
-    assert second == TakeResult(TakeStatus.ALREADY_USED, family_id="family-1")
+    assert second == TakeResult(TakeStatus.ALREADY_USED, family_id=family_id)
 
 
 def test_bind_after_a_replay_tells_the_first_caller_to_revoke(backend: Any) -> None:
@@ -64,17 +77,18 @@ def test_bind_after_a_replay_tells_the_first_caller_to_revoke(backend: Any) -> N
     store.take(code, client_id=OWNER, now=NOW + 1)
     # The replay arrives before the first caller has bound its family.
     assert store.take(code, client_id=OWNER, now=NOW + 1).family_id is None
-    assert not store.bind_family(code, "family-1")
+    family_id, bound = bind(backend, store, code)
+    assert not bound
     # The family is still recorded for any later redemption.
-    assert store.take(code, client_id=OWNER, now=NOW + 2).family_id == "family-1"
+    assert store.take(code, client_id=OWNER, now=NOW + 2).family_id == family_id
 
 
 def test_bind_without_a_take_is_refused(backend: Any) -> None:
     store = make_store(backend)
     code = store.issue(RECORD, ttl=TTL, now=NOW)
-    assert not store.bind_family(code, "family-1")
-    assert not store.bind_family("not-a-code", "family-1")
+    assert bind(backend, store, code)[1] is False
     assert store.take(code, client_id=OWNER, now=NOW).status is TakeStatus.OK
+    assert store.take(code, client_id=OWNER, now=NOW).family_id is None  # nothing was bound
 
 
 def test_concurrent_takes_yield_exactly_one_record(backend: Any) -> None:
@@ -104,7 +118,7 @@ def test_another_client_cannot_take_or_burn_the_code(backend: Any) -> None:
     code = store.issue(RECORD, ttl=TTL, now=NOW)
     assert store.take(code, client_id=OTHER, now=NOW + 1) == TakeResult(TakeStatus.WRONG_CLIENT)
     assert store.take(code, client_id=OWNER, now=NOW + 2).status is TakeStatus.OK
-    store.bind_family(code, "family-1")
+    bind(backend, store, code)
     # Nor can it learn or trigger revocation of the owner's family with a used code.
     assert store.take(code, client_id=OTHER, now=NOW + 3) == TakeResult(TakeStatus.WRONG_CLIENT)
 
@@ -139,7 +153,7 @@ def test_redis_never_holds_a_code(backend: Any) -> None:
     store = make_store(backend)
     codes = [store.issue(RECORD, ttl=TTL, now=NOW) for _ in range(4)]
     store.take(codes[0], client_id=OWNER, now=NOW)
-    store.bind_family(codes[0], "family-1")
+    bind(backend, store, codes[0])
     stored = backend.raw_bytes()
     assert len(stored) >= 8
     assert [(b, c) for b in stored for c in codes if c.encode() in b] == []

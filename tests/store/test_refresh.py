@@ -11,7 +11,7 @@ import fakeredis
 import pytest
 
 import jwtauth.store.refresh as refresh
-from jwtauth.store import FamilyRecord, IssuedRefresh, RefreshStore, Rotation, RotationStatus
+from jwtauth.store import FamilyRecord, FamilySpec, IssuedRefresh, RefreshStore, Rotation, RotationStatus
 
 NOW = 1_700_000_000.0
 OWNER = "client-a"
@@ -29,14 +29,16 @@ def new_family(
     store: RefreshStore, *, subject: str = "alice", client_id: str = OWNER, now: float = NOW
 ) -> IssuedRefresh:
     return store.create(
-        client_id=client_id,
-        subject=subject,
-        scope="read write",
-        audience=["https://api.example.com"],
-        auth_time=now - 30,
-        now=now,
-        absolute_ttl=ABSOLUTE,
-        idle_ttl=IDLE,
+        FamilySpec(
+            client_id=client_id,
+            subject=subject,
+            scope="read write",
+            audience=("https://api.example.com",),
+            auth_time=now - 30,
+            now=now,
+            absolute_ttl=ABSOLUTE,
+            idle_ttl=IDLE,
+        )
     )
 
 
@@ -242,14 +244,16 @@ def test_idle_and_absolute_expiry(backend: Any) -> None:
     assert rotate(store, idle.token, now=NOW + IDLE).status is RotationStatus.UNKNOWN
     assert store.lookup(idle.token, now=NOW + IDLE) is None
     short = store.create(
-        client_id=OWNER,
-        subject="alice",
-        scope="read",
-        audience=[],
-        auth_time=NOW,
-        now=NOW,
-        absolute_ttl=1000,
-        idle_ttl=IDLE,
+        FamilySpec(
+            client_id=OWNER,
+            subject="alice",
+            scope="read",
+            audience=(),
+            auth_time=NOW,
+            now=NOW,
+            absolute_ttl=1000,
+            idle_ttl=IDLE,
+        )
     )
     token, now = short.token, NOW
     for _ in range(2):
@@ -395,10 +399,11 @@ def test_create_runs_the_then_steps_after_the_family_and_returns_their_replies(b
         seen.append(family_id)
         return [(probe, [f"{backend.prefix}{{f:{family_id}}}"], [])]
 
-    issued = store.create(
-        client_id=OWNER, subject="alice", scope="read", audience=["https://api.example.com"],
-        auth_time=NOW, now=NOW, absolute_ttl=ABSOLUTE, idle_ttl=IDLE, then=then,
-    )
+    spec = FamilySpec(
+        client_id=OWNER, subject="alice", scope="read", audience=("https://api.example.com",),
+        auth_time=NOW, now=NOW, absolute_ttl=ABSOLUTE, idle_ttl=IDLE,
+    )  # fmt: skip
+    issued = store.create(spec, then=then)
     assert seen == [issued.family_id]
     assert issued.after == (b"1",)  # the family hash existed when the step ran
     assert new_family(store).after == ()  # no steps, no replies
@@ -409,11 +414,11 @@ def test_then_steps_run_again_after_a_script_cache_flush() -> None:
     store = RefreshStore(client)
     probe = client.register_script("return redis.call('HGET', KEYS[1], 'gen')")
     client.script_flush()  # every EVALSHA of the pipeline answers NOSCRIPT: one by one instead
-    issued = store.create(
-        client_id=OWNER, subject="bob", scope="read", audience=["https://api.example.com"],
+    spec = FamilySpec(
+        client_id=OWNER, subject="bob", scope="read", audience=("https://api.example.com",),
         auth_time=NOW, now=NOW, absolute_ttl=ABSOLUTE, idle_ttl=IDLE,
-        then=lambda family_id: [(probe, [f"jwtauth:{{f:{family_id}}}"], [])],
-    )
+    )  # fmt: skip
+    issued = store.create(spec, then=lambda family_id: [(probe, [f"jwtauth:{{f:{family_id}}}"], [])])
     assert issued.after == (b"1",)
 
 
@@ -465,3 +470,20 @@ def test_replay_of_a_successor_derived_the_former_way_still_succeeds(
     again = rotate(store, issued.token, now=NOW + 11)
     assert again.status is RotationStatus.REPLAY and again.token == first.token
     assert rotate(store, successor(again), now=NOW + 12).status is RotationStatus.OK
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"absolute_ttl": 0}, ValueError),
+        ({"idle_ttl": -1}, ValueError),
+        ({"audience": "https://a"}, TypeError),
+    ],
+)
+def test_a_family_spec_refuses_nonsense(changes: dict[str, Any], error: type[Exception]) -> None:
+    fields: dict[str, Any] = dict(
+        client_id=OWNER, subject="alice", scope="read", audience=(), auth_time=NOW, now=NOW,
+        absolute_ttl=ABSOLUTE, idle_ttl=IDLE,
+    )  # fmt: skip
+    with pytest.raises(error):
+        FamilySpec(**{**fields, **changes})

@@ -1,0 +1,114 @@
+"""The records of jwtauth.store.refresh: what a family stands for, and what its calls return."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jwtauth.store.redisclient import text
+
+
+class RotationStatus(enum.Enum):
+    """Outcome of presenting a refresh token for rotation."""
+
+    OK = "ok"
+    REPLAY = "replay"
+    REUSE = "reuse"
+    WRONG_CLIENT = "wrong_client"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """Describe the grant a new family stands for and how long it may live."""
+
+    client_id: str
+    subject: str
+    scope: str
+    audience: tuple[str, ...]
+    auth_time: float
+    now: float
+    absolute_ttl: float
+    idle_ttl: float
+
+    def __post_init__(self) -> None:
+        if self.absolute_ttl <= 0 or self.idle_ttl <= 0:
+            raise ValueError("absolute_ttl and idle_ttl must be positive")
+        if isinstance(self.audience, str):
+            raise TypeError("audience is a sequence of strings, not a string")
+
+
+@dataclass(frozen=True)
+class FamilyRecord:
+    """The grant a refresh-token family stands for, as of its current generation."""
+
+    family_id: str
+    client_id: str
+    subject: str
+    scope: str
+    audience: tuple[str, ...]
+    auth_time: float
+    created: float
+    absolute_expiry: float
+    idle_expiry: float
+    generation: int
+
+
+@dataclass(frozen=True)
+class IssuedRefresh:
+    """A new family's first refresh token."""
+
+    token: str
+    family_id: str
+    generation: int
+    # The replies of the steps `create` ran after the family in the same round trip (`then`).
+    after: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """Result of `RefreshStore.rotate`; `token` and `family` are set for OK and REPLAY."""
+
+    status: RotationStatus
+    family_id: str | None = None
+    token: str | None = None
+    family: FamilyRecord | None = None
+
+
+def record_from_hash(family_id: str, fields: dict[Any, Any]) -> FamilyRecord:
+    """Build the family from its hash as HGETALL returns it."""
+
+    def field(name: str) -> str:
+        return text(fields[name.encode()])
+
+    return FamilyRecord(
+        family_id=family_id,
+        client_id=field("client"),
+        subject=field("subject"),
+        scope=field("scope"),
+        audience=tuple(json.loads(field("audience"))),
+        auth_time=float(field("auth_time")),
+        created=float(field("created")),
+        absolute_expiry=float(field("abs_exp")),
+        idle_expiry=float(field("idle_exp")),
+        generation=int(field("gen")),
+    )
+
+
+def record_from_rotation(family_id: str, client_id: str, reply: Sequence[Any]) -> FamilyRecord:
+    """Build the family as the rotation script returned it (OK and REPLAY share the layout)."""
+    return FamilyRecord(
+        family_id=family_id,
+        client_id=client_id,  # the script refused any other client
+        subject=text(reply[3]),
+        scope=text(reply[4]),
+        audience=tuple(json.loads(text(reply[5]))),
+        auth_time=float(text(reply[6])),
+        created=float(text(reply[7])),
+        absolute_expiry=float(text(reply[8])),
+        idle_expiry=float(text(reply[2])),
+        generation=int(text(reply[1])),
+    )

@@ -1,0 +1,124 @@
+"""The Lua scripts of jwtauth.store.refresh: each one step that Redis runs atomically.
+
+Key layout and token format: see jwtauth.store.refresh. Scripts that share a step share its
+text: a step is a Lua function taking its key and the index of its first ARGV, so one body
+serves every script that needs it, whatever comes before it in KEYS and ARGV.
+"""
+
+from __future__ import annotations
+
+from jwtauth.store.limits import GUARD_LUA
+
+# Create a family hash and give it its TTL in one step, so no key ever lives without a TTL.
+# ARGV[a]: ttl_ms; ARGV[a + 1..]: field1, value1, field2, value2, ...
+_CREATE_LUA = """
+local function create_family(key, a)
+  redis.call('HSET', key, unpack(ARGV, a + 1))
+  redis.call('PEXPIRE', key, ARGV[a])
+end
+"""
+
+# Add a family to its subject's index and drop members past their absolute expiry, so the
+# index stays as small as the set of families that can still be alive. TTL = latest expiry.
+# ARGV[a], ARGV[a + 1], ARGV[a + 2]: now, absolute expiry, family id.
+_INDEX_LUA = """
+local function index_family(key, a)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[a])
+  redis.call('ZADD', key, ARGV[a + 1], ARGV[a + 2])
+  local top = redis.call('ZRANGE', key, '-1', '-1', 'WITHSCORES')
+  local ms = math.ceil((tonumber(top[2]) - tonumber(ARGV[a])) * 1000)
+  redis.call('PEXPIRE', key, string.format('%d', math.max(ms, 1)))
+end
+"""
+
+# KEYS: family. ARGV: ttl_ms, field1, value1, field2, value2, ...
+CREATE = _CREATE_LUA + "create_family(KEYS[1], 1)\n"
+
+# KEYS: subject index. ARGV: now, absolute expiry, family id.
+INDEX = _INDEX_LUA + "index_family(KEYS[1], 1)\n"
+
+# Start a family only while no failure counter is locked: the password grant's usual sign-in
+# (a password this process already proved) in one round trip, atomically, so a locked-out
+# user's right password creates nothing and is refused like a wrong one (RFC 6749 §4.3.2).
+# KEYS: subject index, family, then the guard's counters.
+# ARGV: 1-3 the guard's (now, max failures, window), 4-6 INDEX's, 7.. CREATE's.
+GUARDED_CREATE = (
+    GUARD_LUA
+    + _INDEX_LUA
+    + _CREATE_LUA
+    + """
+local g = failure_guard(3, 1)
+if g[1] > 0 then return g end
+index_family(KEYS[1], 4)
+create_family(KEYS[2], 7)
+return g
+"""
+)
+
+# Decide one rotation atomically and return what the caller needs, so a rotation is one round
+# trip. Digests are compared with == because they are SHA-256 of 256-bit secrets: timing
+# reveals nothing usable about a preimage.
+# KEYS: family, used list, tombstone.
+# ARGV: 1 presented digest, 2 client_id, 3 now, 4 grace seconds, 5 idle ttl,
+#       6 candidate successor digest, 7 nonce, 8 used_history - 1, 9 tombstone ttl ms,
+#       10 tombstone value
+# Reply for ok and replay: status, gen, idle_exp, subject, scope, audience, auth_time, created,
+# abs_exp, then for replay only the stored nonce and current digest.
+ROTATE = """
+local f = redis.call('HMGET', KEYS[1], 'client', 'cur', 'prev', 'gen', 'abs_exp', 'idle_exp',
+                     'rotated_at', 'nonce', 'subject', 'scope', 'audience', 'auth_time',
+                     'created')
+if not f[1] then return {'unknown'} end
+local now = tonumber(ARGV[3])
+local abs_exp = tonumber(f[5])
+if now >= abs_exp or now >= tonumber(f[6]) then return {'unknown'} end
+local h = ARGV[1]
+local kind
+if h == f[2] then kind = 'cur'
+elseif h == f[3] then kind = 'prev'
+elseif redis.call('LPOS', KEYS[2], h) then kind = 'used'
+else return {'unknown'} end
+-- RFC 6749 §6, §10.4: the token is bound to its client. Checked before reuse detection, so
+-- another client holding a leaked token can neither rotate nor revoke the owner's family.
+if f[1] ~= ARGV[2] then return {'wrong_client'} end
+if kind == 'cur' then
+  local gen = tostring(tonumber(f[4]) + 1)
+  local idle = math.min(now + tonumber(ARGV[5]), abs_exp)
+  local idle_s = string.format('%.17g', idle)
+  local ms = string.format('%d', math.max(math.ceil((idle - now) * 1000), 1))
+  redis.call('HSET', KEYS[1], 'cur', ARGV[6], 'prev', h, 'gen', gen, 'nonce', ARGV[7],
+             'rotated_at', ARGV[3], 'idle_exp', idle_s)
+  redis.call('LPUSH', KEYS[2], h)
+  redis.call('LTRIM', KEYS[2], '0', ARGV[8])
+  redis.call('PEXPIRE', KEYS[1], ms)
+  redis.call('PEXPIRE', KEYS[2], ms)
+  return {'ok', gen, idle_s, f[9], f[10], f[11], f[12], f[13], f[5]}
+end
+-- The same call sent again (redis-py's retry after a reply lost with its connection) carries
+-- this rotation's own nonce: a replay whatever the grace period, never reuse.
+if kind == 'prev' and (f[8] == ARGV[7] or now - tonumber(f[7]) < tonumber(ARGV[4])) then
+  return {'replay', f[4], f[6], f[9], f[10], f[11], f[12], f[13], f[5], f[8], f[2]}
+end
+-- RFC 9700 §4.14.2: a rotated-out secret seen again means a token leaked; attacker and
+-- victim cannot be told apart, so the whole family dies, the newest token included.
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SET', KEYS[3], ARGV[10], 'PX', ARGV[9])
+return {'reuse'}
+"""
+
+# Revoke one family if it exists and the optional secret and owner checks pass.
+# KEYS: family, used list, tombstone.
+# ARGV: 1 check secret ('1'/'0'), 2 digest, 3 check client ('1'/'0'), 4 client_id,
+#       5 tombstone ttl ms, 6 tombstone value
+REVOKE = """
+local f = redis.call('HMGET', KEYS[1], 'client', 'cur', 'prev')
+if not f[1] then return 0 end
+if ARGV[1] == '1' and ARGV[2] ~= f[2] and ARGV[2] ~= f[3]
+   and not redis.call('LPOS', KEYS[2], ARGV[2]) then
+  return 0
+end
+if ARGV[3] == '1' and ARGV[4] ~= f[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[5])
+return 1
+"""
