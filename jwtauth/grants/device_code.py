@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
 from jwtauth.errors import (
     AuthorizationPending,
@@ -29,10 +30,10 @@ from jwtauth.errors import (
     InvalidRequest,
     PollingTooFast,
 )
-from jwtauth.grants.base import TokenRequest, start_family
+from jwtauth.grants.base import TokenRequest, family_spec
 from jwtauth.oauth.device import GRANT_TYPE, SLOW_DOWN_STEP
 from jwtauth.observability import NO_EVENTS, Events
-from jwtauth.store import RefreshStore
+from jwtauth.store import IssuedRefresh, RefreshStore
 from jwtauth.store.device import DeviceStore, Poll
 from jwtauth.tokens.factory import TokenFactory
 
@@ -67,15 +68,7 @@ class DeviceCodeGrant:
         poll = self.devices.poll(device_code, client_id=client.client_id, now=now, step=SLOW_DOWN_STEP)
         if poll.status != "ok":
             raise self._refusal(poll, now)
-        family = start_family(
-            self.refresh, self.settings, client,
-            subject=poll.subject, scope=poll.scope, audience=poll.audience, auth_time=poll.auth_time, now=now,
-            then=lambda family_id: [self.devices.binding(device_code, family_id)],
-        )  # fmt: skip
-        if family is not None and not (family.after and int(family.after[0])):
-            # A replay came between redemption and bind and could not revoke a family it did not
-            # know yet: this response carries tokens that are already dead (RFC 6749 §4.1.2).
-            self.refresh.revoke(family.family_id, now=now)
+        family = self._start_family(client, device_code, poll, now)
         return self.tokens.issue(
             client=client,
             subject=poll.subject,
@@ -85,6 +78,23 @@ class DeviceCodeGrant:
             family_id=family.family_id if family else None,
             auth_time=int(poll.auth_time),
         )
+
+    def _start_family(self, client: Client, device_code: str, poll: Poll, now: float) -> IssuedRefresh | None:
+        """Start the refresh family bound to the redeemed request, or None if the client may not refresh."""
+        spec = family_spec(
+            self.settings, client,
+            subject=poll.subject, scope=poll.scope, audience=poll.audience, auth_time=poll.auth_time, now=now,
+        )  # fmt: skip
+        if spec is None:
+            return None
+        family = self.refresh.create(
+            spec, then=lambda family_id: [self.devices.binding(device_code, family_id)]
+        )
+        if not (family.after and int(family.after[0])):
+            # A replay came between redemption and bind and could not revoke a family it did not
+            # know yet: this response carries tokens that are already dead (RFC 6749 §4.1.2).
+            self.refresh.revoke(family.family_id, now=now)
+        return family
 
     def _refusal(self, poll: Poll, now: float) -> Exception:
         """Return the RFC 8628 §3.5 error of a poll that issues nothing."""

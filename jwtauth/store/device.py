@@ -20,20 +20,12 @@ it must revoke (as a second redemption of an authorization code does, RFC 6749 Â
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
 
-from jwtauth.store.redisclient import ScriptCall
-
-if TYPE_CHECKING:
-    from redis import Redis
-    from redis.cluster import RedisCluster
-
-    RedisClient: TypeAlias = Redis | RedisCluster
+from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, ms, tagged_key, text
 
 _DEVICE_CODE = re.compile(r"[A-Za-z0-9_-]{43}")
 _REF = re.compile(r"[0-9a-f]{64}")
@@ -140,11 +132,9 @@ class DeviceStore:
     def __init__(
         self, client: RedisClient, *, prefix: str = "jwtauth:", redeemed_ttl: float = 3600.0
     ) -> None:
-        if "{" in prefix or "}" in prefix:
-            raise ValueError("prefix must not contain '{' or '}': it would change the hash tag")
         self._redis = client
-        self._prefix = prefix
-        self._redeemed_ms = _ms(redeemed_ttl)
+        self._prefix = checked_prefix(prefix)
+        self._redeemed_ms = ms(redeemed_ttl)
         self._issue = client.register_script(_ISSUE)
         self._decide = client.register_script(_DECIDE)
         self._poll = client.register_script(_POLL)
@@ -174,26 +164,26 @@ class DeviceStore:
             "status": "pending",
             "interval": str(interval),
         }
-        args = [str(_ms(2 * ttl))]  # kept past expiry, so a late poll hears expired_token
+        args = [str(ms(2 * ttl))]  # kept past expiry, so a late poll hears expired_token
         for name, value in fields.items():
             args += [name, value]
         self._issue(keys=[self._request_key(ref)], args=args)
         for _ in range(USER_CODE_ATTEMPTS):
             user_code = new_user_code()
             # SET NX: two live requests never share a user code.
-            if self._redis.set(self._user_key(user_code), ref, nx=True, px=_ms(ttl)):
+            if self._redis.set(self._user_key(user_code), ref, nx=True, px=ms(ttl)):
                 return IssuedDevice(device_code, user_code, now + ttl)
         raise RuntimeError("could not draw a free user code")  # a bug: 20^8 codes
 
     def find(self, user_code: str, *, now: float) -> DeviceRequest | None:
         """Return the live, undecided request a canonical user code stands for, or None."""
         ref = self._redis.get(self._user_key(user_code))
-        if ref is None or not _REF.fullmatch(ref_text := _text(ref)):
+        if ref is None or not _REF.fullmatch(ref_text := text(ref)):
             return None
         values = self._redis.hmget(
             self._request_key(ref_text), ["client", "scope", "audience", "exp", "status"]
         )
-        client, scope, audience, exp, status = (None if v is None else _text(v) for v in values)
+        client, scope, audience, exp, status = (None if v is None else text(v) for v in values)
         if client is None or exp is None or status != "pending" or now >= float(exp):
             return None
         return DeviceRequest(ref_text, client, tuple((scope or "").split()), audience or "", float(exp))
@@ -216,15 +206,15 @@ class DeviceStore:
             return Poll("unknown")
         keys = [self._request_key(_digest(device_code))]
         reply = self._poll(keys=keys, args=[client_id, repr(now), str(step), str(self._redeemed_ms)])
-        status = _text(reply[0])
+        status = text(reply[0])
         if status == "ok":
-            scope, audience, subject, auth_time = (_text(v) for v in reply[1:5])
+            scope, audience, subject, auth_time = (text(v) for v in reply[1:5])
             return Poll(status, scope=tuple(scope.split()), audience=audience, subject=subject,
                         auth_time=float(auth_time))  # fmt: skip
         if status == "slow_down":
-            return Poll(status, interval=int(_text(reply[1])))
+            return Poll(status, interval=int(text(reply[1])))
         if status == "replayed":
-            return Poll(status, family_id=_text(reply[1]) or None)
+            return Poll(status, family_id=text(reply[1]) or None)
         return Poll(status)
 
     def binding(self, device_code: str, family_id: str) -> ScriptCall:
@@ -237,24 +227,14 @@ class DeviceStore:
     def _decided(self, ref: str, now: float, status: str, subject: str, auth_time: str) -> str:
         if not _REF.fullmatch(ref):
             return "unknown"
-        return _text(
-            self._decide(keys=[self._request_key(ref)], args=[repr(now), status, subject, auth_time])
-        )
+        return text(self._decide(keys=[self._request_key(ref)], args=[repr(now), status, subject, auth_time]))
 
     def _request_key(self, ref: str) -> str:
-        return f"{self._prefix}{{d:{ref}}}"
+        return tagged_key(self._prefix, "d", ref)
 
     def _user_key(self, user_code: str) -> str:
-        return f"{self._prefix}{{u:{_digest(user_code)}}}"
+        return tagged_key(self._prefix, "u", _digest(user_code))
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _ms(seconds: float) -> int:
-    return max(math.ceil(seconds * 1000), 1)
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
