@@ -423,6 +423,18 @@ def issue_device_codes(store: Any, prefix: str, count: int, path: Path) -> Path:
     return path
 
 
+def device_polls(
+    server: Server, args: argparse.Namespace, store: Any, prefix: str, work: Path, expected_rps: float
+) -> Result:
+    """Poll device requests nobody approves, each once: one Redis round trip per poll.
+
+    The expected answer is a 400 authorization_pending; the errors count anything else.
+    """
+    polls = lambda n, tag: issue_device_codes(store, prefix, n, work / f"device-{tag}.txt")  # noqa: E731
+    warm_stateful(server, args, "device", polls, expected_rps)
+    return stateful("device_poll (pending)", server, args, "device", polls, expected_rps)
+
+
 def stateful(
     name: str, server: Server, args: argparse.Namespace, mode: str, make: Any, expected_rps: float
 ) -> Result:
@@ -498,13 +510,7 @@ def run_es256(
             stateful("authorization_code", server, args, "code", codes, expected)
         )
     if wanted("device_poll"):
-        # Pending polls of device requests nobody approves: each one Redis round trip (a 400
-        # authorization_pending is the expected answer; errors count anything else).
-        polls = lambda n, tag: issue_device_codes(store, prefix, n, work / f"device-{tag}.txt")  # noqa: E731
-        warm_stateful(server, args, "device", polls, expected)
-        results["device_poll"] = ceilings.mark(
-            stateful("device_poll (pending)", server, args, "device", polls, expected)
-        )
+        results["device_poll"] = ceilings.mark(device_polls(server, args, store, prefix, work, expected))
     if wanted("introspection"):
         access = post_form(server, {"grant_type": "password", "username": USER, "password": PASSWORD})
         env = fixed("POST", "token=" + access["access_token"], auth=True)
