@@ -61,6 +61,10 @@ test: dev system-deps node-deps
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+## make test-fast: the edit-test loop: unit tests only, no Redis, no processes, no browser, on 2 cores
+test-fast: dev
+	$(BIN)/pytest -q -n 2 -p tests.fastlane -m "not redis and not e2e and not browser and not process"
+
 ## make keygen: add a signing key (published now, signing after the JWKS cache lifetime)
 keygen: install
 	$(BIN)/jwtauth keys --config $(CONFIG) rotate $(if $(ALG),--alg $(ALG))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import falcon
@@ -22,7 +23,10 @@ from jwtauth.grants.device_code import DeviceCodeGrant
 from jwtauth.grants.password import PasswordGrant
 from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
+from jwtauth.oauth.dpop import TokenEndpointDPoP, key_nonces
 from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, Observer
+from jwtauth.oidc.idtoken import IdTokens
+from jwtauth.oidc.userinfo import UserInfo
 from jwtauth.resources import paths
 from jwtauth.resources.authorize import AuthorizeResource
 from jwtauth.resources.client_address import ClientAddress
@@ -40,12 +44,107 @@ from jwtauth.resources.introspect import IntrospectResource
 from jwtauth.resources.metrics import MetricsResource
 from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import TokenResource
+from jwtauth.resources.userinfo import UserInfoResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
 from jwtauth.store.connection import STORE_ERRORS, ping
 from jwtauth.store.device import DeviceStore
+from jwtauth.store.dpop import proof_markers
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
 from jwtauth.web.pages import Pages
+
+
+@dataclass(frozen=True)
+class _Stores:
+    """The Redis-backed state of one app: codes, refresh families, sign-in counters, device requests."""
+
+    codes: CodeStore
+    refresh: RefreshStore
+    limiter: FailureLimiter
+    devices: DeviceStore
+
+
+def _stores(settings: Settings, store: Any) -> _Stores:
+    prefix = settings.redis_prefix
+    # Tombstones of revoked families outlive every access token the family issued.
+    revoked_ttl = settings.token_horizon
+    return _Stores(
+        codes=CodeStore(store, prefix=prefix, access_token_ttl=revoked_ttl),
+        refresh=RefreshStore(
+            store, prefix=prefix, grace_seconds=settings.refresh_grace_seconds, revoked_ttl=revoked_ttl
+        ),
+        limiter=FailureLimiter(
+            store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
+        ),
+        devices=DeviceStore(store, prefix=prefix, redeemed_ttl=revoked_ttl),
+    )
+
+
+def _falcon_app(settings: Settings, metrics: Metrics, access_log: AccessLog | None) -> falcon.App[Any, Any]:
+    """Return an empty app with the middleware, the request options and every error handler."""
+    app = falcon.App(
+        media_type=falcon.MEDIA_JSON,
+        # The observer first: its timing spans the others, its response hook runs last.
+        middleware=(
+            Observer(metrics, _endpoint_labels(), access_log),
+            ClientAddress(parse_networks(settings.trusted_proxies)),
+        ),
+    )
+    app.req_options.strip_url_path_trailing_slash = True
+    app.req_options.auto_parse_form_urlencoded = False
+    app.resp_options.secure_cookies_by_default = settings.issuer.startswith("https://")
+    app.add_error_handler(Exception, render_unexpected)
+    app.add_error_handler(falcon.HTTPError, render_http_error)
+    app.add_error_handler(OAuthError, render_oauth_error)
+    for store_error in STORE_ERRORS:  # redis-py's tree plus RedisClusterException
+        app.add_error_handler(store_error, render_store_error)
+    return app
+
+
+def _grants(
+    settings: Settings,
+    tokens: TokenFactory,
+    state: _Stores,
+    login: Login,
+    id_tokens: IdTokens,
+    clock: Callable[[], float],
+    metrics: Metrics,
+) -> dict[str, Grant]:
+    """Return the token endpoint's registry: grant_type -> handler (RFC 6749 §4)."""
+    codes, refresh = state.codes, state.refresh
+    handlers: tuple[Grant, ...] = (
+        ClientCredentialsGrant(settings, tokens),
+        AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=metrics, id_tokens=id_tokens),
+        PasswordGrant(settings, tokens, login, refresh, clock),
+        RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics, id_tokens=id_tokens),
+        DeviceCodeGrant(settings, tokens, state.devices, refresh, clock, events=metrics),
+    )
+    return {g.grant_type: g for g in handlers}
+
+
+def _token_dpop(
+    settings: Settings, keyring: KeyRing, store: Any, clock: Callable[[], float]
+) -> TokenEndpointDPoP:
+    """Return the token endpoint's DPoP proof checks (RFC 9449 §4.3)."""
+    return TokenEndpointDPoP(
+        settings,
+        htu=settings.issuer + paths.TOKEN,
+        nonces=key_nonces(keyring, settings, clock),
+        markers=proof_markers(store, prefix=settings.redis_prefix),
+        clock=clock,
+    )
+
+
+def _add_documents(
+    app: falcon.App[Any, Any], settings: Settings, keyring: KeyRing, grants: dict[str, Grant], store: Any
+) -> None:
+    """Route the public documents (JWKS, metadata) and the health checks."""
+    jwks = JWKSResource(keyring, settings.jwks_max_age)
+    meta = MetadataResource(metadata(settings, grants), settings.jwks_max_age)
+    for path, resource in [*((p, jwks) for p in paths.JWKS), *((p, meta) for p in paths.METADATA)]:
+        app.add_route(path, resource)
+    app.add_route(paths.HEALTH, HealthResource())
+    app.add_route(paths.READY, ReadyResource(keyring, lambda: ping(store)))
 
 
 def create_app(
@@ -67,71 +166,27 @@ def create_app(
     metrics = metrics or Metrics()
     keyring.on_signer_change(metrics.key_rotated)
     clients = ClientRegistry(settings.clients, checker)
+    state = _stores(settings, store)
     users = UserDirectory(settings.users, checker)
+    login = Login(users, state.limiter)
     tokens = TokenFactory(settings, keyring, clock)
-    prefix = settings.redis_prefix
-    # Tombstones of revoked families outlive every access token the family issued.
-    revoked_ttl = settings.token_horizon
-    codes = CodeStore(store, prefix=prefix, access_token_ttl=revoked_ttl)
-    refresh = RefreshStore(
-        store, prefix=prefix, grace_seconds=settings.refresh_grace_seconds, revoked_ttl=revoked_ttl
-    )
-    limiter = FailureLimiter(
-        store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
-    )
-    login = Login(users, limiter)
-    devices = DeviceStore(store, prefix=prefix, redeemed_ttl=revoked_ttl)
-    grants: dict[str, Grant] = {
-        g.grant_type: g
-        for g in (
-            ClientCredentialsGrant(settings, tokens),
-            AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=metrics),
-            PasswordGrant(settings, tokens, login, refresh, clock),
-            RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics),
-            DeviceCodeGrant(settings, tokens, devices, refresh, clock, events=metrics),
-        )
-    }
-    reader = TokenReader(settings, keyring, refresh, clock)
+    id_tokens = IdTokens(settings, keyring, users, clock)
+    grants = _grants(settings, tokens, state, login, id_tokens, clock, metrics)
+    reader = TokenReader(settings, keyring, state.refresh, clock)
 
-    app = falcon.App(
-        media_type=falcon.MEDIA_JSON,
-        # The observer first: its timing spans the others, its response hook runs last.
-        middleware=(
-            Observer(metrics, _endpoint_labels(), access_log),
-            ClientAddress(parse_networks(settings.trusted_proxies)),
-        ),
-    )
-    app.req_options.strip_url_path_trailing_slash = True
-    app.req_options.auto_parse_form_urlencoded = False
-    app.resp_options.secure_cookies_by_default = settings.issuer.startswith("https://")
-    app.add_error_handler(Exception, render_unexpected)
-    app.add_error_handler(falcon.HTTPError, render_http_error)
-    app.add_error_handler(OAuthError, render_oauth_error)
-    for store_error in STORE_ERRORS:  # redis-py's tree plus RedisClusterException
-        app.add_error_handler(store_error, render_store_error)
-
-    app.add_route(paths.TOKEN, TokenResource(clients, grants))
+    app = _falcon_app(settings, metrics, access_log)
+    app.add_route(paths.TOKEN, TokenResource(clients, grants, _token_dpop(settings, keyring, store, clock)))
+    pages = Pages(settings.templates_dir)
     authorize = AuthorizeResource(
-        settings=settings,
-        clients=clients,
-        login=login,
-        codes=codes,
-        tokens=tokens,
-        pages=Pages(settings.templates_dir),
+        settings=settings, clients=clients, login=login, codes=state.codes, tokens=tokens, pages=pages,
         clock=clock,
     )
     app.add_route(paths.AUTHORIZE, authorize)
-    app.add_route(paths.REVOKE, RevokeResource(clients, reader, refresh, clock, events=metrics))
+    app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=metrics))
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
-    jwks = JWKSResource(keyring, settings.jwks_max_age)
-    for path in paths.JWKS:
-        app.add_route(path, jwks)
-    meta = MetadataResource(metadata(settings, grants), settings.jwks_max_age)
-    for path in paths.METADATA:
-        app.add_route(path, meta)
-    _add_device_routes(app, settings, store, clients, login, limiter, devices, clock, metrics)
-    app.add_route(paths.HEALTH, HealthResource())
-    app.add_route(paths.READY, ReadyResource(keyring, lambda: ping(store)))
+    app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users)))
+    _add_documents(app, settings, keyring, grants, store)
+    _add_device_routes(app, settings, store, clients, login, state.limiter, state.devices, clock, metrics)
     app.add_route(paths.METRICS, MetricsResource(metrics))
     return app
 
@@ -169,7 +224,7 @@ def _add_device_routes(
 def _endpoint_labels() -> dict[str, str]:
     """Map every route to the endpoint label of its metrics and access-log lines."""
     labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
-    labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics"}
+    labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
     labels |= {paths.HEALTH: "healthz", paths.READY: "readyz"}
     labels |= {paths.DEVICE_AUTHORIZATION: "device_authorization", paths.DEVICE: "device"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")

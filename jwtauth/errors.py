@@ -79,6 +79,26 @@ class InvalidTarget(OAuthError):
     error = "invalid_target"
 
 
+class InvalidDPoPProof(OAuthError):
+    """RFC 9449 §5: the DPoP proof is missing where required, malformed, stale, replayed or wrong."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDPoPNonce(OAuthError):
+    """RFC 9449 §8: send the proof again with the server nonce in the DPoP-Nonce header."""
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, nonce: str, description: str | None = None) -> None:
+        super().__init__(description or "a fresh DPoP nonce is required: see the DPoP-Nonce header")
+        self.nonce = nonce
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"DPoP-Nonce": self.nonce}
+
+
 class AccessDenied(OAuthError):
     error = "access_denied"
     status = 403
@@ -168,3 +188,53 @@ class DeviceAccessDenied(AccessDenied):
     """RFC 8628 §3.5 access_denied at the token endpoint: a §5.2 error, so 400."""
 
     status = 400
+
+
+class BearerError(OAuthError):
+    """A protected resource's error (RFC 6750 §3): the Bearer challenge names it."""
+
+    error = "invalid_request"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        challenge = f'Bearer realm="jwtauth", error="{self.error}"'
+        if self.description:
+            challenge += f', error_description="{self.body()["error_description"]}"'
+        return {"WWW-Authenticate": challenge}
+
+
+class InvalidToken(BearerError):
+    """RFC 6750 §3.1: expired, revoked, malformed or foreign access token."""
+
+    error = "invalid_token"
+    status = 401
+
+
+class MissingToken(InvalidToken):
+    """RFC 6750 §3.1: no credentials at all: a bare challenge and no error code."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="jwtauth"'}
+
+    def body(self) -> dict[str, str]:
+        return {}
+
+
+class InsufficientScope(BearerError):
+    """RFC 6750 §3.1: the token lacks the scope the resource needs."""
+
+    error = "insufficient_scope"
+    status = 403
+
+
+class RequestNotSupported(OAuthError):
+    """OpenID Connect Core §3.1.2.6: request objects are not supported."""
+
+    error = "request_not_supported"
+
+
+class RequestUriNotSupported(OAuthError):
+    """OpenID Connect Core §3.1.2.6: request_uri is not supported."""
+
+    error = "request_uri_not_supported"

@@ -36,7 +36,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
-from jwt.utils import base64url_encode
+
+from jwtauth.verify.dpop import jwk_thumbprint
 
 log = logging.getLogger("jwtauth.keys")
 
@@ -85,11 +86,8 @@ class KeyState:
 
 
 def thumbprint(jwk: dict[str, Any]) -> str:
-    """Return the RFC 7638 SHA-256 JWK thumbprint, used as the kid."""
-    required = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
-    members = {k: jwk[k] for k in required[jwk["kty"]]}
-    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
-    return base64url_encode(hashlib.sha256(canonical).digest()).decode()
+    """Return the RFC 7638 SHA-256 JWK thumbprint, used as the kid (and as DPoP's jkt)."""
+    return jwk_thumbprint(jwk)
 
 
 def _key_matches_alg(key: object, alg: str) -> bool:

@@ -296,6 +296,29 @@ def step_verify(tour: Tour, name: str) -> str:
     return tour.blocks[name]
 
 
+DPOP_EXAMPLE = """\
+import jwt
+from requests_oauth2client import DPoPKey, OAuth2Client
+
+client = OAuth2Client(token_endpoint="http://127.0.0.1:8000/api/v1/tokens", client_id="testclient",
+                      client_secret="testpassword", testing=True)  # testing: plain http on loopback
+key = DPoPKey.generate(alg="ES256")  # the client's own key; only its public half is ever sent
+token = client.client_credentials(scope="read", dpop_key=key)  # a DPoP proof rides along
+claims = jwt.decode(token.access_token, options={"verify_signature": False})
+print(token.token_type, claims["cnf"]["jkt"] == key.private_key.public_jwk().thumbprint())
+"""
+
+
+def step_dpop(tour: Tour, name: str) -> str:
+    """Run the README's DPoP client example (requests-oauth2client) against the tour's server."""
+    program = DPOP_EXAMPLE.replace("127.0.0.1:8000", f"127.0.0.1:{tour.port}")
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    tour.blocks[name] = code_block("python", DPOP_EXAMPLE) + "\n\n" + code_block("text", done.stdout.strip())
+    return tour.blocks[name]
+
+
 BASIC = "curl -u testclient:testpassword"
 TOKENS = f"{SHOWN}/api/v1/tokens/"
 LOGIN = "grant_type=password&username=testuser@example.com&password=testpassword"
@@ -338,6 +361,7 @@ def steps() -> list[tuple[str, Callable[[Tour, str], str]]]:
         ("device-poll", curl(DEVICE_POLL)),
         ("jwks", curl(f"curl {SHOWN}/jwks")),
         ("verify", step_verify),
+        ("dpop", step_dpop),
     ]  # fmt: skip
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -11,18 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from falcon import testing
 
-from jwtauth.accounts.hashing import hash_secret
-from jwtauth.config.clients import Client
-from jwtauth.config.settings import Settings
-from tests.support import FORM
-
-USER, PASSWORD = "testuser@example.com", "testpassword"
-README_QUERY = {
-    "response_type": "code",
-    "client_id": "testclient",
-    "redirect_uri": "https://www.example.com",
-    "state": "somestate",
-}
+from tests.helpers import AUTHORIZE, FORM, PASSWORD, USER
 
 
 class _Inputs(HTMLParser):
@@ -73,7 +61,7 @@ def open_page(
     params: Mapping[str, str] | str,
     *,
     cookie: str | None = None,
-    path: str = "/authorize",
+    path: str = AUTHORIZE,
 ) -> Page:
     """GET the authorize page and return its form."""
     query = params if isinstance(params, str) else urlencode(params)
@@ -107,7 +95,7 @@ def submit(
     sent_cookie = page.cookie if cookie == "" else cookie
     headers = {**FORM, **({"Cookie": sent_cookie} if sent_cookie else {})}
     return client.simulate_post(
-        "/authorize", body=urlencode(fields), headers=headers, remote_addr=remote_addr
+        AUTHORIZE, body=urlencode(fields), headers=headers, remote_addr=remote_addr
     )
 
 
@@ -128,21 +116,3 @@ def code_from(result: testing.Result) -> str:
     """Return the code of a 303 response."""
     assert result.status_code == 303, result.text
     return redirect_params(result.headers["Location"])["code"]
-
-
-def client_like(settings: Settings, client_id: str, **changes: Any) -> Client:
-    """Return a copy of the demo client under another id, with changes (secret= for a secret)."""
-    secret = changes.pop("secret", "othersecret")
-    base = settings.clients[0]
-    public = changes.pop("public", False)
-    if public:
-        changes.setdefault("require_pkce", True)  # as config.py sets it for every public client
-    secret_hash = None if public else hash_secret(secret, log_n=10)
-    return dataclasses.replace(
-        base, client_id=client_id, name=changes.pop("name", client_id), secret_hash=secret_hash, **changes
-    )
-
-
-def with_clients(settings: Settings, *clients: Client) -> Settings:
-    """Return settings with extra clients."""
-    return dataclasses.replace(settings, clients=(*settings.clients, *clients))

@@ -1,4 +1,8 @@
-"""Shared fixtures: the demo settings, a keys folder, an app on fakeredis, real services."""
+"""Shared fixtures: cheap demo settings, a keys folder, `make_app` on fakeredis, real services.
+
+The expensive parts are built once per session: the demo settings with their scrypt hashes redone
+at ln=CHEAP (the same secrets). Each test gets a fresh fakeredis, keys folder, clock and checker.
+"""
 
 from __future__ import annotations
 
@@ -22,13 +26,37 @@ from jwtauth.cli import keyfolder
 from jwtauth.config.settings import Settings, load_settings
 from jwtauth.keys import KeyRing
 from tests.chromium import CHROMIUM, launch
-from tests.support import FIXTURES, ISSUER, REDIS_URL, ScryptCounter, Server, need, running_server
+from tests.helpers import FIXTURES, ISSUER, Clock, MakeApp, ScryptCounter, build_app, cheap_settings
+from tests.support import REDIS_URL, Server, need, running_server
+
+# Markers that follow from a fixture or a folder, so no test can forget them: `make test-fast`
+# deselects redis, e2e, browser and process (see tests/fastlane.py, which enforces it).
+_FIXTURE_MARKS = {
+    "real_redis": ("redis",),
+    "serve": ("e2e",),
+    "browser": ("browser",),
+    "page": ("browser",),
+    "redis_farm": ("redis", "process"),
+    "local_server": ("process",),
+}
 
 
-@pytest.fixture
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    faults = Path(__file__).parent / "faults"
+    for item in items:
+        names: set[str] = set()
+        for fixture in getattr(item, "fixturenames", ()):
+            names.update(_FIXTURE_MARKS.get(fixture, ()))
+        if faults in item.path.parents:
+            names.update(("redis", "process"))  # every fault test runs its own redis-server
+        for name in sorted(names):
+            item.add_marker(name)
+
+
+@pytest.fixture(scope="session")
 def settings() -> Settings:
-    """Return the demo fixtures as settings, with a fixed test issuer."""
-    return replace(load_settings(FIXTURES, env={}), issuer=ISSUER)
+    """Return the demo fixtures as settings, with a fixed test issuer and cheap hashes (same secrets)."""
+    return cheap_settings(replace(load_settings(FIXTURES, env={}), issuer=ISSUER))
 
 
 @pytest.fixture
@@ -58,6 +86,29 @@ def app(settings: Settings, keyring: KeyRing, store: Any) -> Any:
 @pytest.fixture
 def client(app: Any) -> testing.TestClient:
     return testing.TestClient(app)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def make_app(settings: Settings, keyring: KeyRing, store: Any, clock: Clock) -> MakeApp:
+    """Return `make_app(**changes)`: a TestClient on this test's store, keys and clock.
+
+    `changes` are Settings fields, plus `clients=`/`users=` to add (or replace by id), and
+    `settings=`, `keyring=`, `store=`, `clock=`, `checker=` to swap a part (see helpers.build_app).
+    """
+
+    def make(**changes: Any) -> testing.TestClient:
+        parts: dict[str, Any] = {"settings": settings, "keyring": keyring, "store": store}
+        for name in parts:
+            parts[name] = changes.pop(name, parts[name])
+        changes.setdefault("clock", clock)
+        return build_app(parts["settings"], parts["keyring"], parts["store"], **changes)
+
+    return make
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ from urllib.parse import urlencode
 
 from falcon import testing
 
+from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
 from jwtauth.oauth.device import GRANT_TYPE
-from tests.authflow import PASSWORD, USER, Page, client_like, cookie_header, parse_page, with_clients
-from tests.support import FORM, basic
+from tests.authflow import Page, cookie_header, parse_page
+from tests.helpers import FORM, PASSWORD, USER, basic, client_like
 
 DEVICE_AUTHORIZATION = "/api/v1/device_authorization"
 TV = "tv"  # a public device client
@@ -19,14 +20,14 @@ CONSOLE, CONSOLE_SECRET = "console", "othersecret"  # a confidential one that ma
 PLAIN = "plain"  # a confidential client without the device grant
 
 
-def device_settings(settings: Settings) -> Settings:
-    """Return the demo settings plus a public and a confidential device client."""
+def device_clients(settings: Settings) -> tuple[Client, ...]:
+    """Return a public and a confidential device client, and one without the device grant."""
     tv = client_like(settings, TV, public=True, grant_types=frozenset({GRANT_TYPE}), redirect_uris=())
     console = client_like(
         settings, CONSOLE, secret=CONSOLE_SECRET, grant_types=frozenset({GRANT_TYPE, "refresh_token"})
     )
     plain = client_like(settings, PLAIN, secret=CONSOLE_SECRET, grant_types=frozenset({"client_credentials"}))
-    return with_clients(settings, tv, console, plain)
+    return tv, console, plain
 
 
 def auth_for(client_id: str) -> tuple[dict[str, str], dict[str, str]]:

@@ -1,8 +1,7 @@
-"""Helpers shared by the test modules: fixtures paths, auth headers, services, a real server."""
+"""Services the tests need: a real Redis (or a skip), free ports, a real `jwtauth serve`, the CLI."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import signal
@@ -10,18 +9,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "jwtauth" / "fixtures" / "test_credentials.toml"
-ISSUER = "http://testserver"
+from tests.helpers import FIXTURES, ROOT
+
 REDIS_URL = os.environ.get("JWTAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -32,12 +28,6 @@ def need(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI must run everything, but: {reason}")
     pytest.skip(reason)
-
-
-def basic(client_id: str = "testclient", secret: str = "testpassword") -> dict[str, str]:
-    """Return headers for client_secret_basic plus the form content type."""
-    token = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {**FORM, "Authorization": f"Basic {token}"}
 
 
 def free_port() -> int:
@@ -117,17 +107,6 @@ def running_server(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-
-
-class ScryptCounter:
-    """Count the scrypt derivations the hashing module performs (the cost an attacker sees)."""
-
-    def __init__(self, real: Callable[..., bytes]) -> None:
-        self.real, self.calls = real, 0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> bytes:
-        self.calls += 1
-        return self.real(*args, **kwargs)
 
 
 def run_cli(

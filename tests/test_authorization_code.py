@@ -13,23 +13,13 @@ import pytest
 import requests
 from falcon import testing
 
-from jwtauth.accounts.hashing import SecretChecker
-from jwtauth.app import create_app
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.oauth import pkce
 from jwtauth.store import CodeRecord, CodeStore, RefreshStore
-from tests.authflow import (
-    README_QUERY,
-    USER,
-    authorize,
-    client_like,
-    code_from,
-    parse_page,
-    redirect_params,
-    with_clients,
-)
-from tests.support import FORM, ISSUER, REDIS_URL, basic
+from tests.authflow import authorize, code_from, parse_page, redirect_params
+from tests.helpers import FORM, ISSUER, README_QUERY, USER, Clock, MakeApp, basic, client_like
+from tests.support import REDIS_URL
 
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 CHALLENGE = pkce.s256(VERIFIER)
@@ -39,26 +29,12 @@ TWO_URIS = ("https://a.example.com/cb", "https://b.example.com/cb")
 MakeClient = Callable[..., testing.TestClient]
 
 
-class Clock:
-    """A settable clock for code lifetimes."""
-
-    def __init__(self, now: float = 1_900_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def make_client(settings: Settings, keyring: KeyRing, store: Any) -> MakeClient:
-    """Return a factory for a TestClient on an app with extra clients."""
+def make_client(make_app: MakeApp) -> MakeClient:
+    """Return a factory for a TestClient on an app with extra clients (real time unless clock=)."""
 
-    def make(*clients: Any, clock: Callable[[], float] | None = None) -> testing.TestClient:
-        extra: dict[str, Any] = {"clock": clock} if clock else {}
-        app = create_app(
-            with_clients(settings, *clients), keyring, store, checker=SecretChecker(dummy_log_n=10), **extra
-        )
-        return testing.TestClient(app)
+    def make(*clients: Any, clock: Callable[[], float] | None = None, **changes: Any) -> testing.TestClient:
+        return make_app(clients=clients, clock=clock, **changes)
 
     return make
 
@@ -215,9 +191,12 @@ def test_the_code_needs_client_authentication(client: testing.TestClient) -> Non
 
 def test_redirect_uri_when_sent_must_match(client: testing.TestClient) -> None:
     code = code_from(authorize(client, README_QUERY))
-    assert_invalid_grant(exchange(client, code, redirect_uri="https://www.example.com/"), "redirect_uri")
+    assert_invalid_grant(exchange(client, code, redirect_uri="https://www.example.com/cb"), "redirect_uri")
     code = code_from(authorize(client, README_QUERY))
     assert exchange(client, code, redirect_uri="https://www.example.com").status_code == 200
+    # RFC 3986 §6.2.3: an empty path is "/", the only spelling that may differ (tests/oidc).
+    code = code_from(authorize(client, README_QUERY))
+    assert exchange(client, code, redirect_uri="https://www.example.com/").status_code == 200
 
 
 def test_redirect_uri_may_be_sent_when_the_request_omitted_it(client: testing.TestClient) -> None:

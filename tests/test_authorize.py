@@ -16,27 +16,15 @@ import pytest
 import redis
 from falcon import testing
 
-from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.accounts.login import failure_keys
 from jwtauth.app import create_app
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.oauth import pkce
 from jwtauth.store import CodeStore, FailureLimiter
-from tests.authflow import (
-    PASSWORD,
-    README_QUERY,
-    USER,
-    authorize,
-    client_like,
-    code_from,
-    open_page,
-    parse_page,
-    redirect_params,
-    submit,
-    with_clients,
-)
-from tests.support import ISSUER, free_port
+from tests.authflow import authorize, code_from, open_page, parse_page, redirect_params, submit
+from tests.helpers import ISSUER, PASSWORD, README_QUERY, USER, Clock, MakeApp, client_like
+from tests.support import free_port
 
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 CHALLENGE = pkce.s256(VERIFIER)
@@ -50,25 +38,12 @@ SECURITY_HEADERS = {
 MakeClient = Callable[..., testing.TestClient]
 
 
-class Clock:
-    """A settable clock for CSRF expiry and code lifetimes."""
-
-    def __init__(self, now: float = 1_900_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def make_client(settings: Settings, keyring: KeyRing, store: Any) -> MakeClient:
-    """Return a factory for a TestClient on an app with extra clients or other settings."""
+def make_client(make_app: MakeApp) -> MakeClient:
+    """Return a factory of TestClients with extra clients or other settings (real time unless clock=)."""
 
     def make(*clients: Any, clock: Callable[[], float] | None = None, **changes: Any) -> testing.TestClient:
-        chosen = dataclasses.replace(with_clients(settings, *clients), **changes)
-        extra: dict[str, Any] = {"clock": clock} if clock else {}
-        app = create_app(chosen, keyring, store, checker=SecretChecker(dummy_log_n=10), **extra)
-        return testing.TestClient(app)
+        return make_app(clients=clients, clock=clock, **changes)
 
     return make
 
@@ -165,7 +140,7 @@ def test_request_values_are_escaped_everywhere(make_client: MakeClient, settings
         {**README_QUERY, "client_id": "nosuchclient"},
         {k: v for k, v in README_QUERY.items() if k != "client_id"},
         {**README_QUERY, "redirect_uri": "https://evil.example.net"},
-        {**README_QUERY, "redirect_uri": "https://www.example.com/"},  # exact match: no trailing /
+        {**README_QUERY, "redirect_uri": "https://www.example.com//"},  # only an empty path is "/"
         {**README_QUERY, "redirect_uri": "https://WWW.example.com"},
         {**README_QUERY, "redirect_uri": "http://www.example.com"},
         {**README_QUERY, "redirect_uri": "https://www.example.com?x=1"},

@@ -13,7 +13,8 @@ from falcon import testing
 
 from jwtauth.accounts.hashing import SecretChecker, parse_hash
 from jwtauth.cli import main as cli
-from tests.support import FIXTURES, ROOT, basic, free_port
+from tests.helpers import FIXTURES, ROOT, basic
+from tests.support import free_port
 from tests.support import run_cli as run
 
 
@@ -62,6 +63,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 # --- hash-secret -------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_hash_secret_stdin_makes_a_verifiable_hash() -> None:
     result = run("hash-secret", "--stdin", stdin="s3cret: with spaces é\n")
     assert result.returncode == 0, result.stderr
@@ -82,10 +84,12 @@ def test_hash_secret_strips_crlf(capsys: pytest.CaptureFixture[str], monkeypatch
     assert capsys.readouterr().out.strip() == "hashed<pw>"
 
 
+@pytest.mark.process
 def test_hash_secret_refuses_an_empty_secret() -> None:
     assert "empty secret" in one_line_error(run("hash-secret", "--stdin", stdin="\n"))
 
 
+@pytest.mark.process
 def test_hash_secret_reads_a_pipe_without_stdin_flag() -> None:
     result = run("hash-secret", stdin="piped\n")
     assert result.returncode == 0 and result.stdout.startswith("scrypt$ln=15,")
@@ -94,6 +98,7 @@ def test_hash_secret_reads_a_pipe_without_stdin_flag() -> None:
 # --- serve refuses clearly ----------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_serve_two_workers_without_redis_is_refused(keys_dir: Path) -> None:
     result = run(
         "serve",
@@ -109,6 +114,7 @@ def test_serve_two_workers_without_redis_is_refused(keys_dir: Path) -> None:
     assert "JWTAUTH_REDIS_URL" in line and "one worker" in line
 
 
+@pytest.mark.process
 def test_serve_without_keys_says_make_keygen(tmp_path: Path) -> None:
     empty = tmp_path / "keys"
     empty.mkdir()
@@ -228,11 +234,13 @@ def test_serve_with_redis_defaults_to_one_worker_per_core(
     assert served["workers"] == 3
 
 
+@pytest.mark.process
 def test_no_command_is_a_usage_error() -> None:
     result = run()
     assert result.returncode == 2 and "usage: jwtauth" in result.stderr
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:{port}/0", "redis+cluster://127.0.0.1:{port}"])
 def test_revoke_with_the_store_down_is_one_line_and_revokes_nothing(url: str) -> None:
     # The cluster client's "no node answers" error is not a RedisError: it must not be a traceback.

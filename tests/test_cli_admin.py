@@ -24,7 +24,8 @@ from jwtauth.cli.config_edit import append_table, toml_string
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import load_settings
 from jwtauth.keys import KeyRing
-from tests.support import FIXTURES, Server, basic
+from tests.helpers import FIXTURES, basic
+from tests.support import Server
 from tests.support import run_cli as jwtauth_cli
 
 CHECK = SecretChecker()
@@ -338,3 +339,31 @@ def test_token_and_decode_against_a_running_server(
     down = jwtauth_cli("decode", token, *url)
     assert down.returncode == 2 and "is jwtauth serve running there?" in down.stderr
     assert "Traceback" not in down.stderr
+
+
+def test_users_add_assigns_a_sub_and_claims(capsys: pytest.CaptureFixture[str], settings_file: Path) -> None:
+    args = ["users", "add", "ann", "--stdin", "--config", str(settings_file)]
+    claims = ["--claim", "name=Ann Example", "--claim", "email_verified=true"]
+    claims += ["--claim", "address.country=US"]
+    status, out, err = run_main(capsys, *args, *claims, stdin="s3cret-pass\n")
+    assert status == 0, err
+    bob_args = ["users", "add", "bob", "--stdin", "--config", str(settings_file)]
+    status, _, err = run_main(capsys, *bob_args, stdin="s3cret-pass\n")
+    assert status == 0, err
+    ann, bob = load_settings(settings_file, env={}).users[-2:]
+    # OpenID Connect Core §2: a stable subject, not the username, never the same for two users.
+    assert ann.sub and ann.sub != "ann" and ann.sub != bob.sub and ann.sub in out
+    assert ann.claims == {"name": "Ann Example", "email_verified": True, "address": {"country": "US"}}
+
+
+@pytest.mark.parametrize(
+    ("claim", "message"), [("role=admin", "not a standard claim"), ("name", "KEY=VALUE")]
+)
+def test_users_add_refuses_a_bad_claim_before_asking(
+    capsys: pytest.CaptureFixture[str], settings_file: Path, claim: str, message: str
+) -> None:
+    before = settings_file.read_bytes()
+    args = ["users", "add", "ann", "--stdin", "--claim", claim, "--config", str(settings_file)]
+    status, _, err = run_main(capsys, *args, stdin="")
+    assert status == 2 and message in err and "empty password" not in err
+    assert settings_file.read_bytes() == before

@@ -14,7 +14,7 @@ from jwtauth.app import create_app
 from jwtauth.config.settings import Settings, parse_settings
 from jwtauth.errors import InvalidClient, InvalidRequest, OAuthError
 from jwtauth.keys import KeyRing
-from tests.support import FORM, ISSUER, ScryptCounter
+from tests.helpers import FORM, ISSUER, ScryptCounter
 
 LOW = 10
 # RFC 6749 §2.3.1: both are form-urlencoded before Basic joins them, so any of these may appear.

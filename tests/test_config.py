@@ -11,7 +11,7 @@ import pytest
 from jwtauth.accounts.hashing import hash_secret, parse_hash
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import Settings, load_settings, parse_settings, with_issuer
-from tests.support import FIXTURES, ROOT
+from tests.helpers import FIXTURES, ROOT
 
 HASH = hash_secret("s3cret", log_n=10)
 
@@ -52,7 +52,8 @@ def test_demo_fixtures_load() -> None:
         "refresh_token",
         "urn:ietf:params:oauth:grant-type:device_code",
     }
-    assert client.scopes == {"read", "write"} and client.default_scope == ("read", "write")
+    assert client.scopes == {"read", "write", "openid", "profile", "email", "offline_access"}
+    assert client.default_scope == ("read", "write")
     assert client.audiences == ("https://api.example.com", "https://reports.example.com")
     assert client.secret_hash is not None and parse_hash(client.secret_hash)[0] == 15
     (user,) = settings.users
@@ -323,6 +324,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
+@pytest.mark.process
 def test_check_config_accepts_the_fixtures() -> None:
     result = run_cli("check-config", str(FIXTURES))
     assert result.returncode == 0, result.stderr
@@ -334,6 +336,7 @@ def test_check_config_accepts_the_fixtures() -> None:
     ["[keys\n", CLIENT + "redirect_uris = ['http://app.example.com/cb']\n", "\xff"],
     ids=["invalid toml", "plain http redirect", "not utf-8"],
 )
+@pytest.mark.process
 def test_check_config_fails_with_one_line(tmp_path: Path, text: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_bytes(text.encode("latin-1") if text == "\xff" else text.encode())
@@ -344,12 +347,14 @@ def test_check_config_fails_with_one_line(tmp_path: Path, text: str) -> None:
     assert len(lines) == 1 and lines[0].startswith(f"jwtauth: {path}: "), result.stderr
 
 
+@pytest.mark.process
 def test_check_config_reads_jwtauth_config(tmp_path: Path) -> None:
     result = run_cli("check-config", env={"JWTAUTH_CONFIG": str(tmp_path / "missing.toml")})
     assert result.returncode == 2
     assert result.stderr.strip() == f"jwtauth: {tmp_path / 'missing.toml'}: file not found"
 
 
+@pytest.mark.process
 def test_check_config_without_a_file_is_refused() -> None:
     # Validating the built-in defaults would say OK about a file nobody named.
     result = run_cli("check-config")

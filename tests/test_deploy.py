@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from jwtauth.cli.main import parser
-from tests.support import ROOT
+from tests.helpers import ROOT
 
 DEPLOY = ROOT / "deploy"
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104  # a container must listen beyond its own loopback

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import jwt
 import pytest
@@ -13,51 +12,30 @@ from falcon import testing
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.app import create_app
 from jwtauth.cli import main as cli
 from jwtauth.config.settings import Settings, load_settings
 from jwtauth.keys import KeyRing
 from jwtauth.oauth.device import GRANT_TYPE
-from tests.authflow import USER
 from tests.deviceflow import (
     CONSOLE,
     DEVICE_AUTHORIZATION,
     TV,
     approve,
-    device_settings,
+    device_clients,
     enter,
     open_device,
     poll,
     start,
     started,
 )
-from tests.support import FIXTURES, ISSUER, free_port
-
-
-class Clock:
-    def __init__(self, now: float = 1_900_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers import FIXTURES, ISSUER, USER, Clock, MakeApp, with_clients
+from tests.support import free_port
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def app(settings: Settings, keyring: KeyRing, store: Any, clock: Clock) -> Any:
-    return create_app(
-        device_settings(settings), keyring, store, clock=clock, checker=SecretChecker(dummy_log_n=10)
-    )
-
-
-@pytest.fixture
-def http(app: Any) -> testing.TestClient:
-    return testing.TestClient(app)
+def http(make_app: MakeApp, settings: Settings) -> testing.TestClient:
+    return make_app(clients=device_clients(settings))
 
 
 def error_of(result: testing.Result) -> str:
@@ -250,7 +228,7 @@ def test_metrics_count_requests_approvals_denials_expiries_and_slow_downs(
 
 def test_redis_down_gives_503_everywhere_in_the_flow(settings: Settings, keyring: KeyRing) -> None:
     down = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
-    http = testing.TestClient(create_app(device_settings(settings), keyring, down))
+    http = testing.TestClient(create_app(with_clients(settings, *device_clients(settings)), keyring, down))
     for result in (start(http), poll(http, "x" * 43)):
         assert result.status_code == 503 and error_of(result) == "temporarily_unavailable"
         assert result.headers["Retry-After"]

@@ -20,7 +20,7 @@ from jwtauth.cli import keyfolder
 from jwtauth.cli.keyfolder import write_record
 from jwtauth.config.settings import load_settings
 from jwtauth.keys import KeyRecord, KeyRing, thumbprint
-from tests.support import FIXTURES, ISSUER, basic
+from tests.helpers import FIXTURES, ISSUER, basic
 
 JWKS_PATHS = ("/jwks", "/.well-known/jwks.json")
 METADATA_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
@@ -165,7 +165,7 @@ def test_metadata_required_members(http: testing.TestClient) -> None:
         "none",
     }
     assert "client_secret_basic" in meta["token_endpoint_auth_methods_supported"]
-    assert meta["scopes_supported"] == ["read", "write"]
+    assert meta["scopes_supported"] == ["email", "offline_access", "openid", "profile", "read", "write"]
     assert "plain" not in meta.get("code_challenge_methods_supported", [])
 
 

@@ -53,7 +53,7 @@ def test_serve_refuses_to_start_without_a_key(tmp_path: Any) -> None:
     import subprocess
     import sys
 
-    from tests.support import FIXTURES, ROOT
+    from tests.helpers import FIXTURES, ROOT
 
     empty = tmp_path / "empty-keys"
     empty.mkdir()

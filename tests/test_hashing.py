@@ -10,7 +10,7 @@ import pytest
 from jwtauth.accounts import hashing
 from jwtauth.accounts.hashing import HashFormatError, SecretChecker, hash_secret, parse_hash
 from jwtauth.config.settings import load_settings
-from tests.support import FIXTURES, ScryptCounter
+from tests.helpers import FIXTURES, ScryptCounter
 
 LOW = 10  # scrypt N=1024: about a millisecond, enough to test the logic
 

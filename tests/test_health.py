@@ -15,7 +15,8 @@ from jwtauth.cli import keyfolder
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.store.connection import connect
-from tests.support import ISSUER, free_port
+from tests.helpers import ISSUER
+from tests.support import free_port
 
 SETTINGS = Settings(issuer=ISSUER)
 

@@ -18,21 +18,21 @@ from jwtauth.cli.keyfolder import new_record
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRecord, KeyRing
 from jwtauth.tokens.claims import access_claims
-from tests.support import basic
-from tests.tokenflow import (
+from tests.helpers import (
     API,
     INTROSPECT,
     OTHER,
     TOKENS,
     USER,
     Clock,
+    MakeApp,
     assert_error,
+    basic,
+    call,
     claims_of,
     client_like,
     introspect,
     login,
-    make_app,
-    post,
     refresh,
     tokens_of,
 )
@@ -42,15 +42,10 @@ FIELDS = {"active", "scope", "client_id", "sub", "exp", "iat", "token_type", "au
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def http(settings: Settings, keyring: KeyRing, store: Any, clock: Clock) -> testing.TestClient:
+def http(make_app: MakeApp, settings: Settings) -> testing.TestClient:
     """An app with a second confidential client `other` and a public client `spa`."""
     clients = (client_like(settings, "other"), client_like(settings, "spa", public=True))
-    return make_app(settings, keyring, store, clients=clients, clock=clock)
+    return make_app(clients=clients)
 
 
 def verdict(http: testing.TestClient, token: str, **kwargs: Any) -> dict[str, Any]:
@@ -126,7 +121,7 @@ def test_a_refresh_token_is_active_with_its_familys_state(http: testing.TestClie
 
 
 def test_a_client_credentials_token_is_active(http: testing.TestClient) -> None:
-    access = post(http, TOKENS, {"grant_type": "client_credentials"}).json["access_token"]
+    access = call(http, TOKENS, {"grant_type": "client_credentials"}).json["access_token"]
     body = verdict(http, access)
     assert body["active"] is True and body["sub"] == body["client_id"] == "testclient"
 
@@ -139,8 +134,8 @@ def test_the_hint_never_changes_the_answer(http: testing.TestClient, hint: str |
     assert verdict(http, refresh_token, **extra)["token_type"] == "refresh_token"
 
 
-def test_expired_tokens_are_inactive(settings: Settings, keyring: KeyRing, store: Any, clock: Clock) -> None:
-    http = make_app(settings, keyring, store, clock=clock, refresh_idle_ttl=1000)
+def test_expired_tokens_are_inactive(make_app: MakeApp, clock: Clock) -> None:
+    http = make_app(refresh_idle_ttl=1000)
     access, refresh_token = tokens_of(login(http))
     clock.now += 899
     assert verdict(http, access)["active"] is True
@@ -210,10 +205,10 @@ def _hs256_confusion(genuine: str, signer: KeyRecord) -> str:
 
 
 def test_a_revoked_signing_key_makes_its_tokens_inactive(
-    settings: Settings, keys_dir: Any, store: Any, clock: Clock
+    make_app: MakeApp, keys_dir: Any, clock: Clock
 ) -> None:
     ring = KeyRing(keys_dir, retire_after=960, check_interval=0)
-    http = make_app(settings, ring, store, clock=clock)
+    http = make_app(keyring=ring)
     access, _ = tokens_of(login(http))
     kid = claims_kid(access)
     keyfolder.revoke(keys_dir, kid, retire_after=960)

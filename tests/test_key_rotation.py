@@ -25,7 +25,8 @@ import jwt
 import pytest
 import requests
 
-from tests.support import FIXTURES, REDIS_URL, ROOT, Server
+from tests.helpers import FIXTURES, ROOT
+from tests.support import REDIS_URL, Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 

@@ -28,7 +28,7 @@ from jwtauth.cli.console import OperatorError
 from jwtauth.cli.main import main
 from jwtauth.config.settings import Settings
 from jwtauth.keys import PROPAGATION, KeyRecord, KeyRing, lifecycle, signer_of
-from tests.support import ROOT
+from tests.helpers import ROOT
 
 RETIRE = 50.0
 _PRIVATE = ec.generate_private_key(ec.SECP256R1())
@@ -473,6 +473,7 @@ def _exactly_one_signer_throughout(records: list[KeyRecord]) -> None:
     assert len({r.active_from for r in records}) == len(records)  # no two start together
 
 
+@pytest.mark.process
 def test_concurrent_rotations_never_make_two_signers(keys_dir: Path) -> None:
     start = time.time()
     procs = [_jwtauth_keys(keys_dir, "rotate", "--alg", alg) for alg in ("ES256", "EdDSA", "ES256")]
@@ -485,6 +486,7 @@ def test_concurrent_rotations_never_make_two_signers(keys_dir: Path) -> None:
     _exactly_one_signer_throughout(records)
 
 
+@pytest.mark.process
 def test_concurrent_first_starts_on_an_empty_folder_make_one_key(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
     start = time.time()
@@ -494,6 +496,7 @@ def test_concurrent_first_starts_on_an_empty_folder_make_one_key(tmp_path: Path)
     assert sorted(p.name for p in directory.iterdir()) == [f"{records[0].kid}.json"]
 
 
+@pytest.mark.process
 def test_concurrent_rotations_on_an_empty_folder(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
     start = time.time()

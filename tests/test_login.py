@@ -15,8 +15,8 @@ from falcon import testing
 
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
-from tests.support import ScryptCounter
-from tests.tokenflow import Clock, assert_error, cheap_user, login, make_app, tokens_of
+from tests.helpers import Clock, ScryptCounter, assert_error, cheap_user, login, tokens_of
+from tests.helpers import build_app as make_app
 
 WINDOW = 300
 
@@ -38,11 +38,6 @@ class RoundTrips:
 
         monkeypatch.setattr(client, "execute_command", command)
         monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import Settings, parse_networks, parse_settings
 from jwtauth.keys import KeyRing
 from jwtauth.resources.client_address import client_address
-from tests.support import basic
+from tests.helpers import basic
 
 LB = parse_networks(["10.0.0.0/8", "::1"])
 

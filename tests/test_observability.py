@@ -22,11 +22,23 @@ from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.observability import Metrics, request_id
 from tests import authflow
-from tests.support import REDIS_URL, basic
-from tests.tokenflow import INTROSPECT, PASSWORD, REVOKE, TOKENS, USER, login, post, refresh, tokens_of
+from tests.helpers import (
+    INTROSPECT,
+    PASSWORD,
+    README_QUERY,
+    REVOKE,
+    TOKENS,
+    USER,
+    basic,
+    call,
+    login,
+    refresh,
+    tokens_of,
+)
+from tests.support import REDIS_URL
 
 LOG_FIELDS = {"ts", "request_id", "method", "path", "status", "ms", "client", "endpoint", "grant", "error"}
-CODE_QUERY = {**authflow.README_QUERY, "redirect_uri": "https://www.example.com"}
+CODE_QUERY = {**README_QUERY, "redirect_uri": "https://www.example.com"}
 
 
 @dataclasses.dataclass
@@ -140,14 +152,14 @@ def test_no_secret_token_password_code_or_query_reaches_the_log(settings: Settin
     secrets_sent: list[str] = ["testpassword", "Wr0ngSecretValue", "QueryStringSecret", "PathSecretValue"]
     http = obs.http
     # Client secrets: Basic, body, wrong; a secret in the query string; one in an unknown path.
-    post(http, TOKENS, {"grant_type": "client_credentials"})
-    post(
+    call(http, TOKENS, {"grant_type": "client_credentials"})
+    call(
         http,
         TOKENS,
         {"grant_type": "client_credentials", "client_id": "testclient", "client_secret": "testpassword"},
         auth=None,
     )
-    post(http, TOKENS, {"grant_type": "client_credentials"}, auth=("testclient", "Wr0ngSecretValue"))
+    call(http, TOKENS, {"grant_type": "client_credentials"}, auth=("testclient", "Wr0ngSecretValue"))
     http.simulate_post(
         TOKENS,
         query_string="client_secret=QueryStringSecret",
@@ -160,10 +172,10 @@ def test_no_secret_token_password_code_or_query_reaches_the_log(settings: Settin
     second = refresh(http, first_refresh).json["refresh_token"]
     refresh(http, first_refresh)  # reuse: the family is revoked (and logged as a warning)
     login(http, password="Wr0ngSecretValue")
-    post(http, INTROSPECT, {"token": access})
-    post(http, REVOKE, {"token": second})
+    call(http, INTROSPECT, {"token": access})
+    call(http, REVOKE, {"token": second})
     code = authflow.code_from(authflow.authorize(http, CODE_QUERY))
-    exchanged = post(
+    exchanged = call(
         http,
         TOKENS,
         {"grant_type": "authorization_code", "code": code, "redirect_uri": "https://www.example.com"},
@@ -221,13 +233,13 @@ def test_grant_events_are_counted(settings: Settings, keyring: KeyRing) -> None:
     assert refresh(http, first).status_code == 400  # reuse: the family is revoked
     assert obs.metric("jwtauth_reuse_detected_total", kind="refresh_token") == 1
     _, third = tokens_of(login(http))
-    assert post(http, REVOKE, {"token": third}).status_code == 200
-    assert post(http, REVOKE, {"token": second}).status_code == 200  # already dead: no revocation
+    assert call(http, REVOKE, {"token": third}).status_code == 200
+    assert call(http, REVOKE, {"token": second}).status_code == 200  # already dead: no revocation
     assert obs.metric("jwtauth_revocations_total") == 1
     code = authflow.code_from(authflow.authorize(http, CODE_QUERY))
     exchange = {"grant_type": "authorization_code", "code": code, "redirect_uri": "https://www.example.com"}
-    assert post(http, TOKENS, exchange).status_code == 200
-    assert post(http, TOKENS, exchange).status_code == 400
+    assert call(http, TOKENS, exchange).status_code == 200
+    assert call(http, TOKENS, exchange).status_code == 400
     assert obs.metric("jwtauth_reuse_detected_total", kind="authorization_code") == 1
     assert obs.metric("jwtauth_tokens_issued_total", grant="password") == 2
     assert obs.metric("jwtauth_tokens_issued_total", grant="refresh_token") == 1
@@ -241,7 +253,7 @@ def test_implicit_tokens_invalid_clients_and_rate_limits_are_counted(
     result = authflow.authorize(obs.http, {**CODE_QUERY, "response_type": "token"})
     assert result.status_code == 303 and "#access_token=" in result.headers["Location"]
     assert obs.metric("jwtauth_tokens_issued_total", grant="implicit") == 1
-    post(obs.http, INTROSPECT, {"token": "x"}, auth=("testclient", "wrong"))
+    call(obs.http, INTROSPECT, {"token": "x"}, auth=("testclient", "wrong"))
     assert obs.metric("jwtauth_invalid_client_total", endpoint="introspect") == 1
     assert login(obs.http, password="wrong").status_code == 400
     limited = login(obs.http, password=PASSWORD)

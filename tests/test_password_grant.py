@@ -11,34 +11,31 @@ from falcon import testing
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.store import FailureLimiter
-from tests.support import FORM, ScryptCounter, basic
-from tests.tokenflow import (
+from tests.helpers import (
     API,
+    FORM,
     PASSWORD,
     REPORTS,
     TOKENS,
     USER,
     Clock,
+    ScryptCounter,
     assert_error,
+    basic,
     cheap_user,
     claims_of,
     client_like,
     login,
-    make_app,
     refresh,
     tokens_of,
 )
+from tests.helpers import build_app as make_app
 
 WINDOW = 300
 
 
 
 
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from jwtauth.store import CodeRecord, CodeStore
-from tests.support import FIXTURES, REDIS_URL, ROOT
+from tests.helpers import FIXTURES, ROOT
+from tests.support import REDIS_URL
 
 pytestmark = pytest.mark.e2e
 

@@ -8,42 +8,37 @@ import pytest
 from falcon import testing
 
 from jwtauth.config.settings import Settings
-from jwtauth.keys import KeyRing
 from jwtauth.store.connection import connect
-from tests.support import basic, free_port
-from tests.tokenflow import (
+from tests.helpers import (
     API,
     OTHER,
     REPORTS,
     TOKENS,
     USER,
     Clock,
+    MakeApp,
     active,
     assert_error,
+    basic,
+    call,
     cheap_user,
     claims_of,
     client_like,
     introspect,
     login,
-    make_app,
-    post,
     refresh,
     tokens_of,
 )
+from tests.support import free_port
 
 GRACE = 5.0  # refresh_grace in the demo fixtures
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def http(settings: Settings, keyring: KeyRing, store: Any, clock: Clock) -> testing.TestClient:
+def http(make_app: MakeApp, settings: Settings) -> testing.TestClient:
     """An app with a second confidential client `other` and a public client `spa`."""
     clients = (client_like(settings, "other"), client_like(settings, "spa", public=True))
-    return make_app(settings, keyring, store, clients=clients, clock=clock)
+    return make_app(clients=clients)
 
 
 def test_old_readme_curl_returns_a_new_pair(client: testing.TestClient) -> None:
@@ -157,7 +152,7 @@ def test_unknown_or_malformed_tokens_are_invalid_grant(http: testing.TestClient,
 
 
 def test_missing_refresh_token_is_invalid_request(http: testing.TestClient) -> None:
-    assert_error(post(http, TOKENS, {"grant_type": "refresh_token"}), 400, "invalid_request")
+    assert_error(call(http, TOKENS, {"grant_type": "refresh_token"}), 400, "invalid_request")
 
 
 def test_scope_narrows_for_one_access_token_and_the_family_keeps_its_scope(http: testing.TestClient) -> None:
@@ -194,10 +189,8 @@ def test_a_public_client_refreshes_with_its_client_id(http: testing.TestClient) 
     assert_error(refresh(http, second), 400, "invalid_grant")  # bound to spa, not testclient
 
 
-def test_idle_timeout_and_absolute_lifetime(
-    settings: Settings, keyring: KeyRing, store: Any, clock: Clock
-) -> None:
-    http = make_app(settings, keyring, store, clock=clock, refresh_idle_ttl=100, refresh_absolute_ttl=250)
+def test_idle_timeout_and_absolute_lifetime(make_app: MakeApp, clock: Clock) -> None:
+    http = make_app(refresh_idle_ttl=100, refresh_absolute_ttl=250)
     _, idle = tokens_of(login(http))
     clock.now += 100
     assert_error(refresh(http, idle), 400, "invalid_grant")
@@ -210,27 +203,27 @@ def test_idle_timeout_and_absolute_lifetime(
 
 
 def test_a_client_without_the_refresh_grant_is_unauthorized(
-    settings: Settings, keyring: KeyRing, store: Any
+    make_app: MakeApp, settings: Settings, store: Any
 ) -> None:
     limited = client_like(settings, "limited", grant_types=frozenset({"password"}))
-    http = make_app(settings, keyring, store, clients=(limited,))
+    http = make_app(clients=(limited,))
     _, token = tokens_of(login(http))
     result = refresh(http, token, auth=("limited", "othersecret"))
     assert_error(result, 400, "unauthorized_client")
 
 
-def test_a_removed_user_cannot_refresh(settings: Settings, keyring: KeyRing, store: Any) -> None:
-    before = make_app(settings, keyring, store, users=(cheap_user("carol", "carol-pw"),))
+def test_a_removed_user_cannot_refresh(make_app: MakeApp) -> None:
+    before = make_app(users=(cheap_user("carol", "carol-pw"),))
     access, token = tokens_of(login(before, username="carol", password="carol-pw"))
-    after = make_app(settings, keyring, store)  # the same store, carol deleted from the config
+    after = make_app()  # the same store, carol deleted from the config
     assert_error(refresh(after, token), 400, "invalid_grant")
     assert not active(before, access)
     assert_error(refresh(before, token), 400, "invalid_grant")
 
 
-def test_an_unreachable_store_is_503_not_500(settings: Settings, keyring: KeyRing, store: Any) -> None:
-    http = make_app(settings, keyring, store)
+def test_an_unreachable_store_is_503_not_500(make_app: MakeApp) -> None:
+    http = make_app()
     _, token = tokens_of(login(http))
     dead = connect(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
-    result = refresh(make_app(settings, keyring, dead), token)
+    result = refresh(make_app(store=dead), token)
     assert_error(result, 503, "temporarily_unavailable")

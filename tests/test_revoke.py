@@ -14,19 +14,19 @@ from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.store import RefreshStore
 from jwtauth.tokens.claims import access_claims, mint
-from tests.support import basic
-from tests.tokenflow import (
+from tests.helpers import (
     OTHER,
     REVOKE,
     TOKENS,
     Clock,
+    MakeApp,
     active,
     assert_error,
+    basic,
+    call,
     claims_of,
     client_like,
     login,
-    make_app,
-    post,
     refresh,
     revoke,
     tokens_of,
@@ -34,15 +34,10 @@ from tests.tokenflow import (
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def http(settings: Settings, keyring: KeyRing, store: Any, clock: Clock) -> testing.TestClient:
+def http(make_app: MakeApp, settings: Settings) -> testing.TestClient:
     """An app with a second confidential client `other` and a public client `spa`."""
     clients = (client_like(settings, "other"), client_like(settings, "spa", public=True))
-    return make_app(settings, keyring, store, clients=clients, clock=clock)
+    return make_app(clients=clients)
 
 
 def assert_revoked_ok(result: testing.Result) -> None:
@@ -84,7 +79,7 @@ def test_revoking_an_access_token_ends_its_family(http: testing.TestClient) -> N
 
 
 def test_a_self_contained_access_token_cannot_be_revoked(http: testing.TestClient) -> None:
-    result = post(http, TOKENS, {"grant_type": "client_credentials"})
+    result = call(http, TOKENS, {"grant_type": "client_credentials"})
     access = result.json["access_token"]
     refused = revoke(http, access)
     # RFC 7009 §2.2.1: the server cannot revoke this type of token; it stays valid until exp.
@@ -94,9 +89,9 @@ def test_a_self_contained_access_token_cannot_be_revoked(http: testing.TestClien
 
 
 def test_an_access_token_whose_family_expired_cannot_be_revoked(
-    settings: Settings, keyring: KeyRing, store: Any, clock: Clock
+    make_app: MakeApp, settings: Settings, store: Any, clock: Clock
 ) -> None:
-    http = make_app(settings, keyring, store, clock=clock, refresh_idle_ttl=60, refresh_absolute_ttl=60)
+    http = make_app(refresh_idle_ttl=60, refresh_absolute_ttl=60)
     access, _ = tokens_of(login(http))
     clock.now += 60  # the token has 840 s left; the family's keys expire now (no tombstone)
     store.delete(f"{settings.redis_prefix}{{f:{claims_of(access)['fid']}}}")  # as Redis's TTL does

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from jwtauth.cli.serve import metrics_folder, remove_orphans
-from tests.support import FIXTURES, ROOT
+from tests.helpers import FIXTURES, ROOT
 
 pytestmark = pytest.mark.e2e
 

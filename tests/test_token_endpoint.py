@@ -27,7 +27,7 @@ from jwtauth.config.settings import Settings, load_settings, parse_settings
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
 from jwtauth.keys import KeyRing
 from jwtauth.resources.forms import MAX_BODY
-from tests.support import FIXTURES, FORM, ISSUER, basic
+from tests.helpers import FIXTURES, FORM, ISSUER, basic
 
 TOKENS = "/api/v1/tokens"
 GRANT = "grant_type=client_credentials"
@@ -176,7 +176,8 @@ def test_jti_is_unique(http: testing.TestClient) -> None:
 
 def test_no_refresh_token_for_client_credentials(http: testing.TestClient) -> None:
     # RFC 6749 §4.4.3: a refresh token SHOULD NOT be included.
-    assert "refresh_token" not in post(http).json
+    result = post(http)
+    assert result.status_code == 200 and "refresh_token" not in result.json
 
 
 @pytest.mark.parametrize("path", [TOKENS, TOKENS + "/"])
@@ -235,22 +236,6 @@ def test_invalid_target(http: testing.TestClient, resource: str) -> None:
 # --- grant_type -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("body", "error"),
-    [
-        ("", "invalid_request"),
-        ("scope=read", "invalid_request"),
-        ("grant_type=", "invalid_request"),
-        ("grant_type=magic", "unsupported_grant_type"),
-        ("grant_type=Client_Credentials", "unsupported_grant_type"),
-        ("grant_type=CLIENT_CREDENTIALS", "unsupported_grant_type"),
-        ("grant_type=client_credentials+", "unsupported_grant_type"),
-    ],
-)
-def test_missing_or_unknown_grant_type(http: testing.TestClient, body: str, error: str) -> None:
-    assert_oauth_error(post(http, body), 400, error)
-
-
 @pytest.fixture(scope="module")
 def limited(module_keys: Path) -> testing.TestClient:
     """An app with a confidential client that may only use authorization_code."""
@@ -285,69 +270,9 @@ def test_grant_not_allowed_still_needs_authentication(limited: testing.TestClien
 # --- malformed requests -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        GRANT + "&grant_type=client_credentials",
-        GRANT + "&scope=read&scope=write",
-        BODY_AUTH + "&client_secret=testpassword",
-        BODY_AUTH + "&client_id=testclient",
-    ],
-)
-def test_duplicated_parameters(http: testing.TestClient, body: str) -> None:
-    headers = FORM if "client_id" in body else None
-    assert_oauth_error(post(http, body, headers), 400, "invalid_request")
-
-
-def test_a_repeated_resource_is_invalid_target(http: testing.TestClient) -> None:
-    """RFC 8707 §2 allows several resources; ours have one audience per token."""
-    body = GRANT + "&resource=" + API + "&resource=" + REPORTS
-    assert_oauth_error(post(http, body, None), 400, "invalid_target")
-
-
-@pytest.mark.parametrize(
-    ("content_type", "body"),
-    [
-        ("application/json", json.dumps({"grant_type": "client_credentials"})),
-        (
-            "multipart/form-data; boundary=XX",
-            '--XX\r\nContent-Disposition: form-data; name="grant_type"\r\n\r\n'
-            "client_credentials\r\n--XX--\r\n",
-        ),
-        (None, GRANT),
-        ("text/plain", GRANT),
-        ("application/x-www-form-urlencoded; charset=latin-1", GRANT),
-    ],
-)
-def test_wrong_content_type(http: testing.TestClient, content_type: str | None, body: str) -> None:
-    headers = {k: v for k, v in basic().items() if k != "Content-Type"}
-    if content_type is not None:
-        headers["Content-Type"] = content_type
-    assert_oauth_error(post(http, body, headers), 415, "invalid_request")
-
-
 def test_charset_utf8_is_fine(http: testing.TestClient) -> None:
     headers = {**basic(), "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
     assert post(http, GRANT, headers).status_code == 200
-
-
-def test_get_is_405_with_allow(http: testing.TestClient) -> None:
-    for path in (TOKENS, TOKENS + "/"):
-        result = http.simulate_get(path, headers=basic())
-        assert_oauth_error(result, 405, "invalid_request")
-        assert result.headers["Allow"] == "POST"
-
-
-@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
-def test_other_methods_are_405_not_500(http: testing.TestClient, method: str) -> None:
-    result = http.simulate_request(method, TOKENS, body=GRANT, headers=basic())
-    assert result.status_code == 405
-    assert "POST" in result.headers["Allow"]
-
-
-def test_oversize_body(http: testing.TestClient) -> None:
-    body = GRANT + "&pad=" + "x" * MAX_BODY
-    assert_oauth_error(post(http, body), 413, "invalid_request")
 
 
 def test_body_just_under_the_cap_is_fine(http: testing.TestClient) -> None:

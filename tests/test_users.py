@@ -8,7 +8,7 @@ from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.accounts.users import UserDirectory
 from jwtauth.config.clients import User
 from jwtauth.config.settings import load_settings
-from tests.support import FIXTURES, ScryptCounter
+from tests.helpers import FIXTURES, ScryptCounter
 
 LOW = 10
 

@@ -20,6 +20,10 @@ class UserDirectory:
         # An unknown user costs what a wrong password for a typical known user costs.
         self._like = typical_parameters(u.password_hash for u in self._users.values())
 
+    def get(self, username: str) -> User | None:
+        """Return the configured user named `username`, or None."""
+        return self._users.get(username)
+
     def authenticate(self, username: str, password: str) -> User | None:
         """Return the user if the password is right; unknown users cost the same as wrong ones."""
         user = self._users.get(username)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from jwtauth.cli.config_edit import append_table
 from jwtauth.cli.console import OperatorError, read_secret, settings_file
 from jwtauth.config.clients import GRANT_NAMES
 from jwtauth.config.settings import Settings
+from jwtauth.oidc.claims import ClaimError, parse_claim_option
 
 MIN_PASSWORD = 8
 CONFIG_HELP = "TOML settings file to edit (default: $JWTAUTH_CONFIG); created if missing"
@@ -69,6 +71,7 @@ def cmd_clients_add(args: argparse.Namespace) -> None:
 def cmd_users_add(args: argparse.Namespace) -> None:
     """Add a user whose password is typed at a prompt (or read from standard input)."""
     path = settings_file(args.config)
+    claims = _claims(args.claim or [])  # refused before the password is asked for
     password = read_secret("Password", args.stdin)
     if len(password) < MIN_PASSWORD:
         raise OperatorError(f"the password is shorter than {MIN_PASSWORD} characters")
@@ -78,14 +81,35 @@ def cmd_users_add(args: argparse.Namespace) -> None:
             return f"user {args.username!r} already exists; nothing was changed"
         return None
 
-    fields = {"username": args.username, "password_hash": hash_secret(password)}
+    # OpenID Connect Core §2: a random subject, so renaming the user never changes who they are.
+    sub = str(uuid.uuid4())
+    fields = {"username": args.username, "sub": sub, "password_hash": hash_secret(password), **claims}
     append_table(path, "users", fields, refuse=refuse)
-    print(f"added user {args.username!r} to {path}; restart jwtauth serve to load it")
+    print(f"added user {args.username!r} (sub {sub}) to {path}; restart jwtauth serve to load it")
+
+
+def _claims(options: list[str]) -> dict[str, Any]:
+    """Return the claims of repeated `--claim KEY=VALUE` options (address parts merged)."""
+    claims: dict[str, Any] = {}
+    for option in options:
+        try:
+            name, value = parse_claim_option(option)
+        except ClaimError as exc:
+            raise OperatorError(str(exc)) from None
+        if name == "address":
+            claims["address"] = {**claims.get("address", {}), **value}
+        else:
+            claims[name] = value
+    return claims
 
 
 def add_commands(sub: Any) -> None:
     """Register `clients` and `users` on the CLI's sub-parsers."""
-    config_help = CONFIG_HELP
+    _add_clients_commands(sub, CONFIG_HELP)
+    _add_users_commands(sub, CONFIG_HELP)
+
+
+def _add_clients_commands(sub: Any, config_help: str) -> None:
     c = sub.add_parser(
         "clients",
         help="register OAuth clients in the settings file",
@@ -125,6 +149,8 @@ def add_commands(sub: Any) -> None:
     a.add_argument("--require-pkce", action="store_true", help="require PKCE of this confidential client")
     a.set_defaults(func=cmd_clients_add)
 
+
+def _add_users_commands(sub: Any, config_help: str) -> None:
     u = sub.add_parser(
         "users", help="add users to the settings file", description="Add users to the settings file."
     )
@@ -133,9 +159,19 @@ def add_commands(sub: Any) -> None:
         "add",
         help="add a user; the password is prompted for (or read from standard input)",
         description="Append a [[users]] table with the scrypt hash of a password typed twice at a "
-        "prompt (or read as one line from standard input). An existing username is refused.",
+        "prompt (or read as one line from standard input) and a new random OpenID Connect subject "
+        "(sub). An existing username is refused.",
+        epilog='example: jwtauth users add alice@example.com --claim name="Alice Liddell" '
+        "--claim email=alice@example.com --claim email_verified=true",
     )
     ua.add_argument("username", metavar="USERNAME")
     ua.add_argument("--config", help=config_help)
     ua.add_argument("--stdin", action="store_true", help="read the password from standard input")
+    ua.add_argument(
+        "--claim",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a standard OpenID Connect claim (name, email, email_verified=true, locale, "
+        "address.locality, ...); repeat for several",
+    )
     ua.set_defaults(func=cmd_users_add)

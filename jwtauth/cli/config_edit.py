@@ -18,7 +18,7 @@ from jwtauth.cli.files import folder_lock, write_atomically
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import Settings, parse_settings
 
-Value = str | bool | Sequence[str]
+Value = str | bool | int | Sequence[str] | Mapping[str, str]
 
 # TOML basic strings: these must be escaped; every other character is written as is.
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
@@ -40,8 +40,12 @@ def toml_string(text: str) -> str:
 def _toml_value(value: Value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, str):
         return toml_string(value)
+    if isinstance(value, Mapping):  # an inline table of strings (TOML 1.0 §Inline Table)
+        return "{ " + ", ".join(f"{toml_string(k)} = {toml_string(v)}" for k, v in value.items()) + " }"
     return "[" + ", ".join(toml_string(v) for v in value) + "]"
 
 

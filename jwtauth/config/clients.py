@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from jwtauth.accounts.hashing import HashFormatError, parse_hash
@@ -10,6 +11,7 @@ from jwtauth.config.reader import TableReader
 from jwtauth.oauth.device import GRANT_TYPE as DEVICE_GRANT
 from jwtauth.oauth.device import SHORT_NAME as DEVICE_SHORT
 from jwtauth.oauth.device import grant_name
+from jwtauth.oidc.claims import STANDARD_CLAIMS, parse_user_claims, valid_subject
 from jwtauth.verify.fetch import is_loopback
 
 GRANT_TYPES = (
@@ -35,6 +37,8 @@ class Client:
     default_scope: tuple[str, ...]
     audiences: tuple[str, ...]
     require_pkce: bool
+    # RFC 9449 §5.2 (the dpop_bound_access_tokens client metadata): every token request needs a proof.
+    require_dpop: bool = False
 
     @property
     def public(self) -> bool:
@@ -48,6 +52,15 @@ class User:
 
     username: str
     password_hash: str
+    # OpenID Connect Core §2: a stable identifier, never reassigned (`jwtauth users add` draws
+    # one). A table without it, written before OpenID Connect, keeps its username as subject.
+    sub: str = ""
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)  # Core §5.1
+
+    @property
+    def subject(self) -> str:
+        """Return the OpenID Connect subject identifier (Core §2)."""
+        return self.sub or self.username
 
 
 def _check_hash(reader: TableReader, key: str, value: str) -> str:
@@ -104,6 +117,7 @@ def parse_client(reader: TableReader) -> Client:
             "default_scope",
             "audiences",
             "require_pkce",
+            "require_dpop",
         }
     )
     client_id = reader.get("id", str, required=True)
@@ -142,14 +156,21 @@ def parse_client(reader: TableReader) -> Client:
         default_scope=default,
         audiences=reader.strings("audiences"),
         require_pkce=reader.get("require_pkce", bool, False) or public,
+        require_dpop=reader.get("require_dpop", bool, False),
     )
 
 
 def parse_user(reader: TableReader) -> User:
-    reader.unknown_keys({"username", "password_hash"})
+    reader.unknown_keys({"username", "password_hash", "sub", *STANDARD_CLAIMS})
     username = reader.get("username", str, required=True)
     if not username or len(username) > 256:
         raise reader.error("username", "must be 1-256 characters")
+    sub = reader.get("sub", str, "")
+    if "sub" in reader.table and not valid_subject(sub):
+        raise reader.error("sub", "must be 1-255 printable ASCII characters (OpenID Connect Core §2)")
     return User(
-        username, _check_hash(reader, "password_hash", reader.get("password_hash", str, required=True))
+        username,
+        _check_hash(reader, "password_hash", reader.get("password_hash", str, required=True)),
+        sub=sub,
+        claims=parse_user_claims(reader),
     )

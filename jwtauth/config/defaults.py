@@ -24,4 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "limits.window": 300,
     "limits.trusted_proxies": (),
     "pages.templates": None,
+    "dpop.proof_window": 60,  # how old a DPoP proof's iat may be; its jti is remembered this long
+    "dpop.require_nonce": False,  # RFC 9449 §8: every proof must carry a server nonce
+    "dpop.nonce_lifetime": 300,  # nonces rotate this often (each stays valid one slot either side)
 }

@@ -56,6 +56,9 @@ class Settings:
     failure_window: int = DEFAULTS["limits.window"]
     # The operator's page overrides (branding), checked before the packaged templates.
     templates_dir: Path | None = None
+    dpop_proof_window: int = DEFAULTS["dpop.proof_window"]
+    dpop_require_nonce: bool = DEFAULTS["dpop.require_nonce"]
+    dpop_nonce_lifetime: int = DEFAULTS["dpop.nonce_lifetime"]
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -168,16 +171,18 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
     users = tuple(parse_user(table) for table in _array(root, data, "users"))
     _unique(root, "clients", "id", [c.client_id for c in clients])
     _unique(root, "users", "username", [u.username for u in users])
+    # OpenID Connect Core §2: a subject identifier names one user, never two.
+    _unique(root, "users", "sub", [u.subject for u in users])
     return clients, users
 
 
 def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     """Validate a parsed TOML document plus environment overrides into Settings."""
     root = TableReader(source, "", data)
-    tables = ("lifetimes", "keys", "limits", "redis", "pages")
+    tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop")
     root.unknown_keys({*_table_keys(""), *tables, "clients", "users"})
-    life, keys, limits, redis, pages = (root.table_at(k) for k in tables)
-    for name, table in zip(tables, (life, keys, limits, redis, pages), strict=True):
+    life, keys, limits, redis, pages, dpop = (root.table_at(k) for k in tables)
+    for name, table in zip(tables, (life, keys, limits, redis, pages, dpop), strict=True):
         table.unknown_keys(_table_keys(name))
     issuer = _issuer(root, env)
     algorithm, max_age, publish_ahead = _key_timing(keys)
@@ -203,6 +208,9 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         max_failures=limits.positive("max_failures", maximum=1000),
         failure_window=limits.positive("window", maximum=86400),
         templates_dir=_templates_dir(pages, source, env),
+        dpop_proof_window=dpop.positive("proof_window", maximum=600),
+        dpop_require_nonce=dpop.get("require_nonce", bool),
+        dpop_nonce_lifetime=dpop.positive("nonce_lifetime", maximum=86400),
         source=source,
     )
 

@@ -28,8 +28,10 @@ from jwtauth.config.settings import Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from jwtauth.grants.base import TokenRequest, family_spec
 from jwtauth.oauth import pkce
+from jwtauth.oauth.authorization import same_redirect_uri
 from jwtauth.oauth.scopes import requested_audience
 from jwtauth.observability import NO_EVENTS, Events
+from jwtauth.oidc.idtoken import IdTokens
 from jwtauth.store import CodeRecord, CodeStore, IssuedRefresh, RefreshStore, TakeStatus
 from jwtauth.tokens.factory import TokenFactory
 
@@ -49,9 +51,11 @@ class AuthorizationCodeGrant:
         refresh: RefreshStore,
         clock: Callable[[], float] = time.time,
         events: Events = NO_EVENTS,
+        id_tokens: IdTokens | None = None,
     ) -> None:
         self.settings, self.tokens, self.clock = settings, tokens, clock
         self.codes, self.refresh, self.events = codes, refresh, events
+        self.id_tokens = id_tokens
 
     def handle(self, request: TokenRequest) -> dict[str, Any]:
         """Return the token response for a code issued to this client."""
@@ -64,12 +68,13 @@ class AuthorizationCodeGrant:
         now = self.clock()
         seen = self.codes.peek(code, client_id=client.client_id, now=now)
         if seen is not None:
-            self._checked_audience(client, seen, params)  # refuse before the code is consumed
+            # refuse before the code is consumed
+            self._checked_audience(client, seen, params, request.dpop_jkt)
         record = self._take(code, client, now)
-        audience = self._checked_audience(client, record, params)
+        audience = self._checked_audience(client, record, params, request.dpop_jkt)
         scope = tuple(record.scope.split())
-        family = self._start_family(client, code, record, scope, audience, now)
-        return self.tokens.issue(
+        family = self._start_family(client, code, record, (scope, audience), now, request.dpop_jkt)
+        body = self.tokens.issue(
             client=client,
             subject=record.subject,
             scope=scope,
@@ -77,21 +82,43 @@ class AuthorizationCodeGrant:
             refresh_token=family.token if family else None,
             family_id=family.family_id if family else None,
             auth_time=int(record.auth_time),
+            jkt=request.dpop_jkt,
         )
+        if self.id_tokens is not None:
+            # OpenID Connect Core §3.1.3.3: the id_token rides with the tokens of the code.
+            id_token = self.id_tokens.issue(
+                client_id=client.client_id,
+                username=record.subject,
+                scope=scope,
+                auth_time=record.auth_time,
+                nonce=record.nonce,
+                access_token=body["access_token"],
+                amr=record.amr,
+            )
+            if id_token is not None:
+                body["id_token"] = id_token
+        return body
 
-    def _checked_audience(self, client: Client, record: CodeRecord, params: Mapping[str, str]) -> str:
-        """Check redirect_uri, PKCE and resource against the code; return the token's audience."""
+    def _checked_audience(
+        self, client: Client, record: CodeRecord, params: Mapping[str, str], jkt: str | None
+    ) -> str:
+        """Check redirect_uri, PKCE, DPoP key and resource against the code; return the audience."""
         _check_redirect_uri(client, record, params.get("redirect_uri"))
+        if record.dpop_jkt is not None and record.dpop_jkt != jkt:
+            # RFC 9449 §10: the code is bound to the key named by dpop_jkt at /authorize.
+            raise InvalidGrant("the authorization code is bound to another DPoP key")
         _check_pkce(client, record, params.get("code_verifier"))
         return _audience(client, self.settings, record, params.get("resource"))
 
     def _start_family(
-        self, client: Client, code: str, record: CodeRecord, scope: tuple[str, ...], audience: str, now: float
+        self, client: Client, code: str, record: CodeRecord, grant: tuple[tuple[str, ...], str],
+        now: float, jkt: str | None,
     ) -> IssuedRefresh | None:
         """Start the code's refresh family bound to the code, or None if the client may not refresh."""
         spec = family_spec(
             self.settings, client,
-            subject=record.subject, scope=scope, audience=audience, auth_time=record.auth_time, now=now,
+            subject=record.subject, scope=grant[0], audience=grant[1], auth_time=record.auth_time,
+            now=now, jkt=jkt,
         )  # fmt: skip
         if spec is None:
             return None
@@ -126,7 +153,7 @@ def _check_redirect_uri(client: Client, record: CodeRecord, sent: str | None) ->
         expected = record.redirect_uri
         if expected is None and len(client.redirect_uris) == 1:
             expected = client.redirect_uris[0]
-        if sent != expected:
+        if expected is None or not same_redirect_uri(sent, expected):
             raise InvalidGrant("redirect_uri does not match the authorization request")
         return
     if record.redirect_uri is None or len(client.redirect_uris) == 1 or record.code_challenge:

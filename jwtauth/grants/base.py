@@ -18,6 +18,8 @@ class TokenRequest:
     client: Client
     params: Mapping[str, str]
     remote_addr: str
+    # RFC 9449 §5: the thumbprint of the key of the request's checked DPoP proof, if it had one.
+    dpop_jkt: str | None = None
 
 
 class Grant(Protocol):
@@ -39,11 +41,14 @@ def family_spec(
     audience: str,
     auth_time: float,
     now: float,
+    jkt: str | None = None,
 ) -> FamilySpec | None:
     """Describe the refresh-token family of a user's grant, or None if the client may not refresh.
 
     Without a family the access token carries no `fid`, so nothing can revoke it early; it is
     short-lived (RFC 6749 §1.5: refresh tokens are issued at the server's discretion).
+    `jkt`: the request's DPoP key, which binds a public client's family (RFC 9449 §5); a
+    confidential client's refresh tokens are bound to its credentials instead.
     """
     if "refresh_token" not in client.grant_types:
         return None
@@ -56,4 +61,5 @@ def family_spec(
         now=now,
         absolute_ttl=settings.refresh_absolute_ttl,
         idle_ttl=settings.refresh_idle_ttl,
+        jkt=jkt if client.public else None,
     )

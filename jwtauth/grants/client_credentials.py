@@ -30,4 +30,5 @@ class ClientCredentialsGrant:
             subject=client.client_id,
             scope=requested_scope(client, request.params.get("scope")),
             audience=requested_audience(client, self.settings, request.params.get("resource")),
+            jkt=request.dpop_jkt,
         )

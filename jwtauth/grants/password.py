@@ -73,6 +73,7 @@ class PasswordGrant:
             refresh_token=family.token if family else None,
             family_id=family.family_id if family else None,
             auth_time=int(now),
+            jkt=request.dpop_jkt,
         )
 
     def _proven_sign_in(

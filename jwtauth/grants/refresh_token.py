@@ -5,6 +5,8 @@ Every outcome of `RefreshStore.rotate` (one atomic Lua step) maps to one answer:
 - REPLAY (the same token again within the grace window, RFC 9700 §4.14.2: a lost response):
   the successor already issued, derived again, and a fresh access token; never a second one.
 - REUSE (a rotated-out token): the store has revoked the whole family; invalid_grant.
+- WRONG_KEY (a family bound to a DPoP key, refreshed without a proof of that key, RFC 9449 §5):
+  invalid_grant, nothing revoked.
 - WRONG_CLIENT, UNKNOWN: invalid_grant with the same text, and nothing is revoked, so a token
   shown to another client or a guessed family id cannot end the owner's grant (RFC 6749 §10.4).
 
@@ -24,11 +26,13 @@ from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from jwtauth.grants.base import TokenRequest
 from jwtauth.oauth.scopes import narrowed_scope, requested_audience
 from jwtauth.observability import NO_EVENTS, Events
+from jwtauth.oidc.idtoken import IdTokens
 from jwtauth.store import FamilyRecord, RefreshStore, RotationStatus
 from jwtauth.tokens.factory import TokenFactory
 
 INVALID = "the refresh token is invalid, expired or revoked"
 REUSED = "the refresh token was already used; its grant is revoked"
+WRONG_KEY = "the refresh token is bound to another DPoP key"
 
 
 class RefreshTokenGrant:
@@ -43,9 +47,10 @@ class RefreshTokenGrant:
         refresh: RefreshStore,
         clock: Callable[[], float] = time.time,
         events: Events = NO_EVENTS,
+        id_tokens: IdTokens | None = None,
     ) -> None:
         self.settings, self.tokens, self.refresh, self.clock = settings, tokens, refresh, clock
-        self.events = events
+        self.events, self.id_tokens = events, id_tokens
         self.subjects = frozenset(user.username for user in settings.users)
 
     def handle(self, request: TokenRequest) -> dict[str, Any]:
@@ -58,11 +63,15 @@ class RefreshTokenGrant:
         now = self.clock()
         self._refuse_narrowing_early(client, token, raw_scope, resource, now)
         rotation = self.refresh.rotate(
-            token, client_id=client.client_id, now=now, idle_ttl=self.settings.refresh_idle_ttl
+            token, client_id=client.client_id, now=now, idle_ttl=self.settings.refresh_idle_ttl,
+            jkt=request.dpop_jkt,
         )
         if rotation.status is RotationStatus.REUSE:
             self.events.reuse_detected("refresh_token")
             raise InvalidGrant(REUSED, detail=f"refresh token reuse: family {rotation.family_id} revoked")
+        if rotation.status is RotationStatus.WRONG_KEY:
+            # RFC 9449 §5: refused without revoking anything, like another client's token.
+            raise InvalidGrant(WRONG_KEY)
         family, successor = rotation.family, rotation.token
         if family is None or successor is None:  # UNKNOWN or WRONG_CLIENT: one answer
             raise InvalidGrant(INVALID)
@@ -72,7 +81,7 @@ class RefreshTokenGrant:
             raise InvalidGrant(INVALID, detail=f"family {family.family_id}: subject no longer exists")
         self.events.refresh_rotated()
         scope, audience = self._decide(client, family, raw_scope, resource)
-        return self.tokens.issue(
+        body = self.tokens.issue(
             client=client,
             subject=family.subject,
             scope=scope,
@@ -80,7 +89,20 @@ class RefreshTokenGrant:
             refresh_token=successor,
             family_id=family.family_id,
             auth_time=int(family.auth_time),
+            jkt=request.dpop_jkt,
         )
+        if self.id_tokens is not None:
+            # OpenID Connect Core §12.2: same sub and auth_time as the login; no nonce.
+            id_token = self.id_tokens.issue(
+                client_id=client.client_id,
+                username=family.subject,
+                scope=scope,
+                auth_time=family.auth_time,
+                access_token=body["access_token"],
+            )
+            if id_token is not None:
+                body["id_token"] = id_token
+        return body
 
     def _refuse_narrowing_early(
         self, client: Client, token: str, raw_scope: str | None, resource: str | None, now: float

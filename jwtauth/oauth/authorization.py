@@ -7,6 +7,7 @@ only then everything else, whose errors go back to the client's redirect URI.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
@@ -14,7 +15,14 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
-from jwtauth.errors import InvalidRequest, OAuthError, UnauthorizedClient, UnsupportedResponseType
+from jwtauth.errors import (
+    InvalidRequest,
+    OAuthError,
+    RequestNotSupported,
+    RequestUriNotSupported,
+    UnauthorizedClient,
+    UnsupportedResponseType,
+)
 from jwtauth.oauth import pkce
 from jwtauth.oauth.scopes import requested_audience, requested_scope
 
@@ -29,7 +37,11 @@ PARAMS = (
     "code_challenge",
     "code_challenge_method",
     "resource",
+    "dpop_jkt",
+    "nonce",  # OpenID Connect Core §3.1.2.1, echoed in the id_token
 )
+_JKT = re.compile(r"[A-Za-z0-9_-]{43}")
+MAX_NONCE = 512
 # response_type -> the grant a client must be configured for to use it.
 RESPONSE_TYPES = {"code": "authorization_code", "token": "implicit"}
 
@@ -59,6 +71,8 @@ class AuthorizationRequest:
     audience: str
     code_challenge: str | None
     params: dict[str, str]
+    dpop_jkt: str | None = None
+    nonce: str | None = None
 
 
 def identify(clients: ClientRegistry, params: Mapping[str, str]) -> Target:
@@ -72,13 +86,36 @@ def identify(clients: ClientRegistry, params: Mapping[str, str]) -> Target:
         if len(client.redirect_uris) != 1:
             raise UntrustedRedirect("The application did not say where to send you back.")
         uri = client.redirect_uris[0]
-    elif sent in client.redirect_uris:  # RFC 9700 §4.1.3: exact string matching, nothing looser
-        uri = sent
+    elif any(same_redirect_uri(sent, r) for r in client.redirect_uris):
+        uri = sent  # RFC 9700 §4.1.3: exact string matching, plus only the empty-path rule
     else:
         raise UntrustedRedirect("The application asked to send you to an address it has not registered.")
     # RFC 6749 §4.2.2.1: implicit responses, errors included, travel in the fragment.
     fragment = params.get("response_type") == "token"
     return Target(client, uri, sent, params.get("state"), fragment)
+
+
+def same_redirect_uri(sent: str, registered: str) -> bool:
+    """Tell whether `sent` is the registered redirect URI: string-equal, or equal once an empty
+    http(s) path is written `/` (RFC 3986 §6.2.3; RFC 9110 §4.2.3). Nothing else is normalised.
+
+    WHATWG URL parsers (browsers, Node, openid-client) always print `https://host/`, so a client
+    registered as `https://host` would otherwise fail with the URL its own library builds.
+    """
+    if sent == registered:
+        return True
+    return _slash_path(sent) == _slash_path(registered)
+
+
+def _slash_path(uri: str) -> str:
+    """Return `uri` with an empty http(s) path written as `/`; any other URI unchanged."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        return uri
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    if rest[cut:cut + 1] == "/":
+        return uri
+    return f"{scheme}://{rest[:cut]}/{rest[cut:]}"
 
 
 def validate(target: Target, params: Mapping[str, str], settings: Settings) -> AuthorizationRequest:
@@ -92,16 +129,30 @@ def validate(target: Target, params: Mapping[str, str], settings: Settings) -> A
         raise UnsupportedResponseType("response_type must be code or token")
     if grant not in client.grant_types:
         raise UnauthorizedClient(f"this client may not use response_type={response_type}")
+    if "request" in params:  # OpenID Connect Core §6: request objects are not supported
+        raise RequestNotSupported("request objects are not supported; send plain parameters")
+    if "request_uri" in params:
+        raise RequestUriNotSupported("request_uri is not supported; send plain parameters")
     scope = requested_scope(client, params.get("scope"))
     audience = requested_audience(client, settings, params.get("resource"))
+    nonce = params.get("nonce")
+    if nonce is not None and not 0 < len(nonce) <= MAX_NONCE:
+        raise InvalidRequest(f"nonce must be 1-{MAX_NONCE} characters")
     challenge = None
     if response_type == "code":
         challenge = pkce.checked_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
         if challenge is None and client.require_pkce:
             # RFC 9700 §2.1.1: public clients (and those configured so) MUST use PKCE.
             raise InvalidRequest("this client must send code_challenge with code_challenge_method=S256")
+    jkt = params.get("dpop_jkt")
+    # RFC 9449 §10: a base64url SHA-256 JWK thumbprint; the token request proves the key.
+    if jkt is not None and not _JKT.fullmatch(jkt):
+        raise InvalidRequest("dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 §10)")
     kept = {name: params[name] for name in PARAMS if name in params}
-    return AuthorizationRequest(target, response_type, scope, audience, challenge, kept)
+    openid = "openid" in scope
+    return AuthorizationRequest(
+        target, response_type, scope, audience, challenge, kept, jkt, nonce=nonce if openid else None
+    )
 
 
 def location(target: Target, params: Sequence[tuple[str, str]]) -> str:

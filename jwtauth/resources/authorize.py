@@ -179,6 +179,9 @@ class AuthorizeResource:
                 code_challenge_method=pkce.S256 if request.code_challenge else None,
                 auth_time=now,
                 audience=(request.audience,),
+                dpop_jkt=request.dpop_jkt if request.response_type == "code" else None,
+                nonce=request.nonce,
+                amr=("pwd",),  # RFC 8176 §2: a password
             )
             code = self.codes.issue(record, ttl=self.settings.code_ttl, now=now)
             return location(target, response_params(target, self.issuer, [("code", code)]))

@@ -10,7 +10,9 @@ import falcon
 from jwtauth.config.settings import Settings
 from jwtauth.grants.base import Grant
 from jwtauth.keys import KeyRing
+from jwtauth.oidc.discovery import oidc_metadata
 from jwtauth.resources import paths
+from jwtauth.verify.dpop import DPOP_ALGORITHMS
 
 
 class JWKSResource:
@@ -54,10 +56,10 @@ class MetadataResource:
 
 
 def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
-    """Return RFC 8414 metadata listing only what this server actually implements."""
+    """Return RFC 8414 and OpenID Connect Discovery metadata: only what this server implements."""
     issuer = settings.issuer
     scopes = sorted({s for c in settings.clients for s in c.scopes})
-    return {
+    oauth = {
         "issuer": issuer,
         "token_endpoint": issuer + paths.TOKEN,
         "jwks_uri": issuer + paths.JWKS[0],
@@ -76,4 +78,7 @@ def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
         "code_challenge_methods_supported": ["S256"],  # RFC 7636; never plain (RFC 9700 §2.1.1)
         "authorization_response_iss_parameter_supported": True,  # RFC 9207
         "device_authorization_endpoint": issuer + paths.DEVICE_AUTHORIZATION,  # RFC 8628 §4
+
+        "dpop_signing_alg_values_supported": sorted(DPOP_ALGORITHMS),  # RFC 9449 §5.1
     }
+    return oauth | oidc_metadata(settings, scopes)

@@ -6,6 +6,7 @@ TOKEN = "/api/v1/tokens"  # noqa: S105  # a path, not a secret
 AUTHORIZE = "/authorize"
 REVOKE = "/api/v1/revoke"
 INTROSPECT = "/api/v1/introspect"
+USERINFO = "/api/v1/userinfo"  # OpenID Connect Core §5.3
 JWKS = ("/jwks", "/.well-known/jwks.json")
 # RFC 8414 metadata, also served where OpenID Connect Discovery looks for it.
 METADATA = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")

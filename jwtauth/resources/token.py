@@ -9,6 +9,7 @@ import falcon
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.errors import InvalidRequest, MethodNotAllowed, UnauthorizedClient, UnsupportedGrantType
 from jwtauth.grants.base import Grant, TokenRequest
+from jwtauth.oauth.dpop import TokenEndpointDPoP
 from jwtauth.resources.forms import read_form, reject_query
 from jwtauth.resources.responses import send_json
 
@@ -16,8 +17,10 @@ from jwtauth.resources.responses import send_json
 class TokenResource:
     """The token endpoint (RFC 6749 §3.2) for every grant."""
 
-    def __init__(self, clients: ClientRegistry, grants: Mapping[str, Grant]) -> None:
-        self.clients, self.grants = clients, grants
+    def __init__(
+        self, clients: ClientRegistry, grants: Mapping[str, Grant], dpop: TokenEndpointDPoP
+    ) -> None:
+        self.clients, self.grants, self.dpop = clients, grants, dpop
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         reject_query(req)
@@ -32,8 +35,14 @@ class TokenResource:
         client = self.clients.authenticate(req.get_header("Authorization"), params)
         if grant_type not in client.grant_types:
             raise UnauthorizedClient("this client may not use this grant_type")
-        body = grant.handle(TokenRequest(client, params, req.context.client_addr))
-        send_json(resp, body)
+        # RFC 9449 §5: the proof binds the tokens; client_credentials needs no Redis, so its
+        # proofs are checked statelessly while Redis is down (oauth/dpop.py).
+        jkt = self.dpop.check(
+            req.get_header("DPoP"), client=client, stateless=grant_type == "client_credentials"
+        )
+        body = grant.handle(TokenRequest(client, params, req.context.client_addr, dpop_jkt=jkt))
+        nonce = self.dpop.nonce_header()
+        send_json(resp, body, headers={"DPoP-Nonce": nonce} if nonce else None)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         raise MethodNotAllowed("POST", "the token endpoint takes POST (RFC 6749 §3.2)")

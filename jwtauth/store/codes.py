@@ -85,6 +85,9 @@ class CodeRecord:
     code_challenge_method: str | None
     auth_time: float
     audience: tuple[str, ...] = ()
+    dpop_jkt: str | None = None  # RFC 9449 §10: the key the token request must prove
+    nonce: str | None = None  # OpenID Connect Core §3.1.2.1: into the id_token of the exchange
+    amr: tuple[str, ...] = ()  # how the user authenticated (RFC 8176)
 
 
 @dataclass(frozen=True)
@@ -175,5 +178,6 @@ class CodeStore:
 def _decode(data: str) -> CodeRecord:
     fields: dict[str, Any] = json.loads(data)
     fields["audience"] = tuple(fields["audience"])
+    fields["amr"] = tuple(fields.get("amr", ()))
     return CodeRecord(**fields)
 

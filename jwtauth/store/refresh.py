@@ -133,8 +133,14 @@ class RefreshStore:
         verdict = guard.verdict(reply)
         return (None if verdict[0] is not None else new.issued), verdict
 
-    def rotate(self, token: str, *, client_id: str, now: float, idle_ttl: float) -> Rotation:
-        """Exchange the current secret for its successor, or detect replay and reuse."""
+    def rotate(
+        self, token: str, *, client_id: str, now: float, idle_ttl: float, jkt: str | None = None
+    ) -> Rotation:
+        """Exchange the current secret for its successor, or detect replay and reuse.
+
+        `jkt`: the request's DPoP key; a family bound to another key (or to one, without
+        it) answers WRONG_KEY and changes nothing.
+        """
         if idle_ttl <= 0:
             raise ValueError("idle_ttl must be positive")
         parsed = fmt.parse(token)
@@ -158,6 +164,7 @@ class RefreshStore:
                 str(self._history - 1),
                 str(self._revoked_ms),
                 f"reuse {now!r}",
+                jkt or "",
             ],
         )
         status = RotationStatus(text(reply[0]))
@@ -287,6 +294,8 @@ def _draw(spec: FamilySpec) -> _NewFamily:
         "gen": "1",
         "cur": fmt.digest(secret),
     }
+    if spec.jkt is not None:
+        fields["jkt"] = spec.jkt
     create_args: list[str] = [str(ms(idle_exp - spec.now))]
     for name, value in fields.items():
         create_args += [name, value]

@@ -18,6 +18,7 @@ class RotationStatus(enum.Enum):
     REPLAY = "replay"
     REUSE = "reuse"
     WRONG_CLIENT = "wrong_client"
+    WRONG_KEY = "wrong_key"
     UNKNOWN = "unknown"
 
 
@@ -33,6 +34,7 @@ class FamilySpec:
     now: float
     absolute_ttl: float
     idle_ttl: float
+    jkt: str | None = None  # the DPoP key a public client's family is bound to (RFC 9449 §5)
 
     def __post_init__(self) -> None:
         if self.absolute_ttl <= 0 or self.idle_ttl <= 0:

@@ -61,13 +61,13 @@ return g
 # KEYS: family, used list, tombstone.
 # ARGV: 1 presented digest, 2 client_id, 3 now, 4 grace seconds, 5 idle ttl,
 #       6 candidate successor digest, 7 nonce, 8 used_history - 1, 9 tombstone ttl ms,
-#       10 tombstone value
+#       10 tombstone value, 11 the thumbprint of the request's DPoP key ('' without a proof)
 # Reply for ok and replay: status, gen, idle_exp, subject, scope, audience, auth_time, created,
 # abs_exp, then for replay only the stored nonce and current digest.
 ROTATE = """
 local f = redis.call('HMGET', KEYS[1], 'client', 'cur', 'prev', 'gen', 'abs_exp', 'idle_exp',
                      'rotated_at', 'nonce', 'subject', 'scope', 'audience', 'auth_time',
-                     'created')
+                     'created', 'jkt')
 if not f[1] then return {'unknown'} end
 local now = tonumber(ARGV[3])
 local abs_exp = tonumber(f[5])
@@ -81,6 +81,9 @@ else return {'unknown'} end
 -- RFC 6749 §6, §10.4: the token is bound to its client. Checked before reuse detection, so
 -- another client holding a leaked token can neither rotate nor revoke the owner's family.
 if f[1] ~= ARGV[2] then return {'wrong_client'} end
+-- RFC 9449 §5: a public client's family is bound to its DPoP key; checked before reuse
+-- detection too, so a thief without the key can neither rotate nor revoke it.
+if f[14] and f[14] ~= ARGV[11] then return {'wrong_key'} end
 if kind == 'cur' then
   local gen = tostring(tonumber(f[4]) + 1)
   local idle = math.min(now + tonumber(ARGV[5]), abs_exp)

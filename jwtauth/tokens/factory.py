@@ -39,8 +39,9 @@ class TokenFactory:
         refresh_token: str | None = None,
         family_id: str | None = None,
         auth_time: int | None = None,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
-        """Sign an access token and return the RFC 6749 §5.1 body."""
+        """Sign an access token (bound to the DPoP key `jkt` if given) and return the §5.1 body."""
         key = self.keyring.signer()
         if key is None:
             raise TemporarilyUnavailable("no signing key is available", retry_after=5)
@@ -55,5 +56,6 @@ class TokenFactory:
             jti=self.new_id(),
             family_id=family_id,
             auth_time=auth_time,
+            jkt=jkt,
         )
         return token_response(mint(claims, key), claims, refresh_token)

@@ -92,6 +92,9 @@ class TokenReader:
             return None
         # RFC 7662 §2.2: token_type is the type of RFC 6749 §5.1 ("Bearer").
         response = {"active": True, **{name: claims[name] for name in _CLAIM_TYPES}, "token_type": "Bearer"}
+        if isinstance(claims.get("cnf"), dict):
+            # RFC 9449 §6.2: introspection tells the resource server which key the token is bound to.
+            response |= {"cnf": claims["cnf"], "token_type": "DPoP"}
         return ActiveToken(ACCESS, claims["client_id"], fid, response)
 
     def access_claims(self, token: str) -> dict[str, Any] | None:

@@ -17,27 +17,44 @@ Audience: ``audience`` is a required keyword. Skipping the audience check needs 
 explicit choices, ``audience=None`` *and* ``verify_audience=False``; anything else
 that would leave the audience unchecked is a ``ValueError`` at construction. Even
 then the token must carry an ``aud`` claim (RFC 9068 §2.2).
+
+DPoP (RFC 9449): ``DPoPAuth`` guards Falcon resources with sender-constrained tokens
+(``Authorization: DPoP`` plus a ``DPoP`` proof) and refuses a bound token sent as Bearer;
+``Verifier.verify`` itself refuses a bound token unless given the checked proof's key.
 """
 
 from __future__ import annotations
 
+from jwtauth.verify.dpop import InvalidProof, Proof, UseNonce, check_proof
+from jwtauth.verify.dpopauth import DPoPAuth
 from jwtauth.verify.errors import InvalidToken, NotModified, VerifierUnavailable
 from jwtauth.verify.fetch import Fetch, urllib_fetch
 from jwtauth.verify.hooks import BearerAuth, RequireBearer
 from jwtauth.verify.jwk import ALLOWED_ALGORITHMS
 from jwtauth.verify.jwks import Clock
+from jwtauth.verify.nonce import NonceSource
+from jwtauth.verify.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 from jwtauth.verify.verifier import Verifier, token_scopes
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
     "BearerAuth",
     "Clock",
+    "DPoPAuth",
     "Fetch",
+    "InvalidProof",
     "InvalidToken",
+    "MemoryReplayCache",
+    "NonceSource",
     "NotModified",
+    "Proof",
+    "RedisReplayCache",
+    "ReplayCache",
     "RequireBearer",
+    "UseNonce",
     "Verifier",
     "VerifierUnavailable",
+    "check_proof",
     "token_scopes",
     "urllib_fetch",
 ]

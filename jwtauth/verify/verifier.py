@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import math
 import re
 import time
@@ -109,8 +110,13 @@ class Verifier:
         """Return the shortest time between two JWK Set fetches, in seconds."""
         return self._jwks.refetch_interval
 
-    def verify(self, token: str) -> dict[str, Any]:
-        """Return the claims of ``token`` if it is a valid access token; raise InvalidToken."""
+    def verify(self, token: str, *, dpop_jkt: str | None = None) -> dict[str, Any]:
+        """Return the claims of ``token`` if it is a valid access token; raise InvalidToken.
+
+        ``dpop_jkt``: the thumbprint of the key a checked DPoP proof was signed with
+        (``jwtauth.verify.dpop``); a token bound to a key (``cnf.jkt``) needs it, and it
+        must be that key (RFC 9449 §7.1). Without it a bound token is refused.
+        """
         header = self._checked_header(token)
         key = self._jwks.key_for(header["kid"])
         # RFC 8725 §3.1: the key pins the algorithm; the header only has to agree.
@@ -124,6 +130,7 @@ class Verifier:
             raise InvalidToken("malformed token") from None
         claims = _object_or_invalid(decoded["payload"])
         self._check_claims(claims)
+        _check_binding(claims, dpop_jkt)
         return claims
 
     def _checked_header(self, token: str) -> dict[str, Any]:
@@ -182,6 +189,24 @@ class Verifier:
             raise InvalidToken("token not yet valid")
         if now < _numeric_date(claims, "iat") - self._leeway:
             raise InvalidToken("token issued in the future")
+
+
+def _check_binding(claims: Mapping[str, Any], dpop_jkt: str | None) -> None:
+    """Refuse a DPoP-bound token without its key's proof, and a proof of another key."""
+    if "cnf" not in claims:
+        if dpop_jkt is not None:
+            # RFC 9449 §7.1: the DPoP scheme is for bound tokens; a bearer token stays bearer.
+            raise InvalidToken("token is not bound to a DPoP key")
+        return
+    cnf = claims["cnf"]
+    bound = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not isinstance(bound, str):
+        raise InvalidToken("invalid claim: cnf")  # a confirmation method we cannot check
+    if dpop_jkt is None:
+        # RFC 9449 §7.2: a bound token presented as a bearer token is a downgrade.
+        raise InvalidToken("token is bound to a DPoP key: present it with a DPoP proof")
+    if not hmac.compare_digest(bound, dpop_jkt):
+        raise InvalidToken("DPoP proof key does not match the token")
 
 
 def _audiences(aud: object) -> list[str]:

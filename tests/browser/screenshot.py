@@ -14,9 +14,9 @@ from urllib.parse import urlencode
 from playwright.sync_api import sync_playwright
 
 from jwtauth.cli import keyfolder
-from tests.authflow import README_QUERY
 from tests.chromium import launch
-from tests.support import ROOT, running_server
+from tests.helpers import README_QUERY, ROOT
+from tests.support import running_server
 
 OUTPUT = ROOT / "docs" / "authorize.png"
 

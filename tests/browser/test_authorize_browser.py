@@ -15,7 +15,8 @@ import requests
 from playwright.sync_api import Browser, Page, Response
 
 from jwtauth.cli import keyfolder
-from tests.authflow import PASSWORD, README_QUERY, USER, redirect_params
+from tests.authflow import redirect_params
+from tests.helpers import PASSWORD, README_QUERY, USER
 from tests.support import running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]

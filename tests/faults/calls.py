@@ -14,7 +14,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
-from tests.authflow import PASSWORD, README_QUERY, USER, parse_page
+from tests.authflow import parse_page
+from tests.helpers import PASSWORD, README_QUERY, USER
 
 TIMEOUT = 3.0
 BOUND = 2.0

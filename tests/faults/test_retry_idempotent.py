@@ -18,7 +18,7 @@ import pytest
 from tests.faults import calls
 from tests.faults.proxy import evalsha_on, reply_faults
 from tests.faults.redisproc import Farm
-from tests.support import FIXTURES
+from tests.helpers import FIXTURES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 

@@ -13,7 +13,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
-from tests.authflow import PASSWORD, USER
+from tests.helpers import PASSWORD, USER
 from tests.interop.useragent import sign_in_and_allow
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,7 @@ from oauthlib.oauth2 import WebApplicationClient
 from playwright.sync_api import Page
 from requests_oauthlib import OAuth2Session as OAuthlibSession
 
-from tests.authflow import PASSWORD, USER
+from tests.helpers import PASSWORD, USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

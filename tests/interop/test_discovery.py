@@ -15,7 +15,7 @@ import requests
 from authlib.integrations.base_client import BaseApp, BaseOAuth, FrameworkIntegration, OAuth2Mixin
 from authlib.integrations.requests_client import OAuth2Session
 
-from tests.authflow import PASSWORD, USER
+from tests.helpers import PASSWORD, USER
 from tests.interop.useragent import sign_in_and_allow
 
 pytestmark = pytest.mark.e2e

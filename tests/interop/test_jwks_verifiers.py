@@ -27,7 +27,7 @@ from oauthlib.oauth2 import MobileApplicationClient
 from requests_oauthlib import OAuth2Session as OAuthlibSession
 
 from jwtauth.cli import keyfolder
-from tests.authflow import PASSWORD, USER
+from tests.helpers import PASSWORD, USER
 from tests.interop.useragent import sign_in_and_allow
 from tests.support import running_server
 

@@ -20,7 +20,7 @@ from oauthlib.oauth2 import (
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
-from tests.authflow import PASSWORD, USER
+from tests.helpers import PASSWORD, USER
 from tests.interop.useragent import sign_in_and_allow
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,8 @@ from urllib.parse import urljoin
 
 import requests
 
-from tests.authflow import PASSWORD, USER, parse_page
+from tests.authflow import parse_page
+from tests.helpers import PASSWORD, USER
 
 
 def sign_in_and_allow(authorization_url: str, *, username: str = USER, password: str = PASSWORD) -> str:

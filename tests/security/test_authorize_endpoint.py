@@ -18,8 +18,7 @@ from jwtauth.accounts.hashing import hash_secret
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import parse_settings
 from tests.authflow import Page, open_page, parse_page, redirect_params, submit
-from tests.security.kit import MULTI, MULTI_URIS, PASSWORD, SPA, SPA_URI, USER, Clock, pkce_pair
-from tests.support import FORM, ISSUER
+from tests.helpers import FORM, ISSUER, MULTI, MULTI_URIS, PASSWORD, SPA, SPA_URI, USER, Clock, pkce_pair
 
 README = {"response_type": "code", "client_id": "testclient", "redirect_uri": "https://www.example.com"}
 CODE_KEYS = re.compile(rb"\{c:")
@@ -51,7 +50,10 @@ def assert_error_page(result: testing.Result) -> None:
 # --- redirect-URI bypasses -------------------------------------------------------------------------
 
 BYPASSES = [
-    "https://www.example.com/",
+    # "https://www.example.com/" is the registered URI itself (RFC 3986 §6.2.3): tests/oidc.
+    "https://www.example.com//",
+    "https://www.example.com/?",
+    "https://www.example.com/#",
     "https://www.example.com/cb",
     "https://www.example.com/..",
     "https://www.example.com/%2e%2e/",
@@ -288,14 +290,14 @@ def test_the_username_echoed_after_a_failed_login_is_escaped(http: testing.TestC
 # --- clickjacking headers on every kind of response -----------------------------------------------------
 
 
-def test_every_response_of_the_endpoint_is_frame_proof(http: testing.TestClient, make_http: Any) -> None:
+def test_every_response_of_the_endpoint_is_frame_proof(http: testing.TestClient, make_app: Any) -> None:
     page = open_page(http, README)
     assert_frame_proof(page.result)  # the login page
     assert_frame_proof(open_page(http, {**README, "client_id": "nobody"}).result)  # error page
     assert_frame_proof(submit(http, page, cookie=None))  # CSRF failure
     assert_frame_proof(submit(http, page, password="wrong"))  # failed login
     assert_frame_proof(submit(http, page))  # the 303 with the code
-    locked = make_http(max_failures=1)
+    locked = make_app(max_failures=1)
     page = open_page(locked, README)
     submit(locked, page, password="wrong")
     throttled = submit(locked, page)
@@ -440,8 +442,8 @@ def test_unknown_user_and_wrong_password_render_the_same_page(http: testing.Test
     assert _without_csrf(known.text).replace(USER, "nobody@example.com") == _without_csrf(unknown.text)
 
 
-def test_a_locked_account_looks_like_a_locked_address(make_http: Any) -> None:
-    http = make_http(max_failures=2)
+def test_a_locked_account_looks_like_a_locked_address(make_app: Any) -> None:
+    http = make_app(max_failures=2)
     page = open_page(http, README)
     for _ in range(2):
         submit(http, page, username="nobody@example.com", password="x", remote_addr="10.0.0.1")
@@ -604,10 +606,10 @@ KNOWN_REDIRECT_CVES: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 
 @pytest.mark.parametrize("cve", sorted(KNOWN_REDIRECT_CVES))
-def test_known_redirect_uri_cves_do_not_apply(make_http: Any, sec_settings: Any, cve: str) -> None:
+def test_known_redirect_uri_cves_do_not_apply(make_app: Any, sec_settings: Any, cve: str) -> None:
     _, client_id, uris = KNOWN_REDIRECT_CVES[cve]
     loopback = dataclasses.replace(sec_settings.clients[1], client_id="loopback", redirect_uris=(LOOPBACK,))
-    http = make_http(clients=(*sec_settings.clients, loopback))
+    http = make_app(clients=(*sec_settings.clients, loopback))
     for uri in uris:
         query = {"response_type": "code", "client_id": client_id, "redirect_uri": uri, "state": "s"}
         if cve == "CVE-2023-6927":

@@ -19,17 +19,17 @@ from jwtauth.app import create_app
 from jwtauth.config.clients import User
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
-from tests.security.kit import (
+from tests.helpers import (
+    FORM,
     INTROSPECT,
     REVOKE,
     TOKENS,
     assert_clean_error,
     basic_header,
     call,
-    password_login,
+    login,
     token,
 )
-from tests.support import FORM
 
 CC = {"grant_type": "client_credentials"}
 SECRET = "testpassword"
@@ -157,11 +157,11 @@ ODD_SECRET = "p@ss:w+rd %/é&="
 
 
 @pytest.fixture
-def odd_http(make_http: Callable[..., testing.TestClient], sec_settings: Settings) -> testing.TestClient:
+def odd_http(make_app: Callable[..., testing.TestClient], sec_settings: Settings) -> testing.TestClient:
     odd = dataclasses.replace(
         sec_settings.clients[1], client_id="odd", secret_hash=hash_secret(ODD_SECRET, log_n=10)
     )
-    return make_http(clients=(*sec_settings.clients, odd))
+    return make_app(clients=(*sec_settings.clients, odd))
 
 
 def test_basic_credentials_are_form_urlencoded_before_base64(odd_http: testing.TestClient) -> None:
@@ -285,8 +285,8 @@ def test_the_dummy_hash_follows_the_configured_parameters(
     )
     assert token(http, CC, auth=("nobody", "s")).status_code == 401
     assert token(http, CC, auth=("testclient", "wrong")).status_code == 401
-    assert password_login(http, "nobody@example.com", "x", auth=("testclient", "s")).status_code == 400
-    assert password_login(http, "testuser@example.com", "x", auth=("testclient", "s")).status_code == 400
+    assert login(http, "nobody@example.com", "x", auth=("testclient", "s")).status_code == 400
+    assert login(http, "testuser@example.com", "x", auth=("testclient", "s")).status_code == 400
     assert len(derives) >= 5 and set(derives) == {(log_n, r, p)}, derives
 
 

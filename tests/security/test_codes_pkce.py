@@ -14,17 +14,7 @@ from falcon import testing
 
 from jwtauth.config.settings import Settings
 from tests.authflow import authorize, code_from, redirect_params
-from tests.security.kit import (
-    MULTI,
-    MULTI_URIS,
-    SPA,
-    SPA_URI,
-    Clock,
-    assert_clean_error,
-    call,
-    pkce_pair,
-    token,
-)
+from tests.helpers import MULTI, MULTI_URIS, SPA, SPA_URI, Clock, assert_clean_error, call, pkce_pair, token
 
 README = {"response_type": "code", "client_id": "testclient", "redirect_uri": "https://www.example.com"}
 INTROSPECT = "/api/v1/introspect"
@@ -128,7 +118,7 @@ def test_a_confidential_clients_code_is_not_redeemable_by_naming_its_id(http: te
 @pytest.mark.parametrize(
     "sent",
     [
-        "https://www.example.com/",
+        "https://www.example.com//",
         "https://WWW.example.com",
         "https://www.example.com:443",
         "https://www.example.com#x",

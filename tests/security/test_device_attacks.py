@@ -19,22 +19,21 @@ from tests.deviceflow import (
     TV,
     approve,
     auth_for,
-    device_settings,
+    device_clients,
     enter,
     open_device,
     poll,
     post_device,
     started,
 )
-from tests.security.kit import USER, assert_clean_error
-from tests.support import ScryptCounter
+from tests.helpers import USER, MakeApp, ScryptCounter, assert_clean_error
 
 Snapshot = Callable[[], dict[bytes, Any]]
 
 
 @pytest.fixture
-def dev(make_http: Callable[..., testing.TestClient], sec_settings: Settings) -> testing.TestClient:
-    return make_http(clients=device_settings(sec_settings).clients)
+def dev(make_app: MakeApp, sec_settings: Settings) -> testing.TestClient:
+    return make_app(clients=device_clients(sec_settings))
 
 
 def wrong_entries(http: testing.TestClient, count: int, addr: str) -> None:
@@ -56,9 +55,9 @@ def test_an_address_guessing_user_codes_is_locked_out_even_for_the_right_code(
 
 
 def test_guessing_from_many_addresses_hits_the_global_limit(
-    make_http: Callable[..., testing.TestClient], sec_settings: Settings
+    make_app: MakeApp, sec_settings: Settings
 ) -> None:
-    http = make_http(clients=device_settings(sec_settings).clients, max_failures=1)
+    http = make_app(clients=device_clients(sec_settings), max_failures=1)
     body = started(http)
     for i in range(100):  # 1 per address, 100 in all: the global limit (GLOBAL_FACTOR x 1)
         wrong_entries(http, 1, f"10.0.{i // 250}.{i % 250}")

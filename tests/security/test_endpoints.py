@@ -20,20 +20,20 @@ from jwtauth.cli import keyfolder
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from tests.authflow import authorize, code_from, redirect_params
-from tests.security.kit import (
+from tests.helpers import (
     INTROSPECT,
+    ISSUER,
     REVOKE,
     SPA,
     SPA_URI,
     TOKENS,
     assert_clean_error,
     call,
-    password_login,
+    login,
     pkce_pair,
     token,
     tokens_of,
 )
-from tests.support import ISSUER
 
 OTHER = ("other", "othersecret")
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
@@ -80,20 +80,20 @@ def spa_tokens(http: testing.TestClient) -> tuple[str, str]:
 def test_introspection_requires_a_confidential_client(
     http: testing.TestClient, kwargs: dict[str, Any]
 ) -> None:
-    access, _ = tokens_of(password_login(http))
+    access, _ = tokens_of(login(http))
     result = introspect(http, access, **kwargs)
     assert_clean_error(result, 401, "invalid_client")
     assert "active" not in result.text
 
 
 def test_an_access_token_as_the_introspection_credential_is_refused(http: testing.TestClient) -> None:
-    access, _ = tokens_of(password_login(http))
+    access, _ = tokens_of(login(http))
     result = introspect(http, access, auth=None, headers={"Authorization": f"Bearer {access}"})
     assert_clean_error(result, 401, "invalid_client")
 
 
 def test_another_clients_tokens_look_exactly_like_garbage(http: testing.TestClient) -> None:
-    access, refresh = tokens_of(password_login(http))
+    access, refresh = tokens_of(login(http))
     for value in (access, refresh):
         foreign = introspect(http, value, auth=OTHER)
         garbage = introspect(http, "garbage", auth=OTHER)
@@ -105,7 +105,7 @@ def test_another_clients_tokens_look_exactly_like_garbage(http: testing.TestClie
 
 @pytest.mark.parametrize("hint", ["access_token", "refresh_token", "id_token", "nonsense", "ACCESS_TOKEN"])
 def test_a_lying_hint_changes_no_verdict(http: testing.TestClient, hint: str) -> None:
-    access, refresh = tokens_of(password_login(http))
+    access, refresh = tokens_of(login(http))
     assert active(http, access, auth=("testclient", "testpassword"))
     for value in (access, refresh):
         result = call(http, INTROSPECT, {"token": value, "token_type_hint": hint})
@@ -114,7 +114,7 @@ def test_a_lying_hint_changes_no_verdict(http: testing.TestClient, hint: str) ->
 
 
 def test_introspection_reveals_only_the_documented_fields(http: testing.TestClient) -> None:
-    access, refresh = tokens_of(password_login(http))
+    access, refresh = tokens_of(login(http))
     expected = {"active", "scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "token_type"}
     for value in (access, refresh):
         body = introspect(http, value).json
@@ -123,7 +123,7 @@ def test_introspection_reveals_only_the_documented_fields(http: testing.TestClie
 
 
 def test_introspection_writes_nothing(http: testing.TestClient, state: Any) -> None:
-    access, refresh = tokens_of(password_login(http))
+    access, refresh = tokens_of(login(http))
     before = state()
     for value in (access, refresh, "garbage", refresh.split(".")[0] + "." + "A" * 43):
         introspect(http, value)
@@ -138,7 +138,7 @@ def test_introspection_writes_nothing(http: testing.TestClient, state: Any) -> N
 def test_revocation_requires_client_authentication(
     http: testing.TestClient, state: Any, auth: tuple[str, str] | None
 ) -> None:
-    _, refresh = tokens_of(password_login(http))
+    _, refresh = tokens_of(login(http))
     before = state()
     assert_clean_error(call(http, REVOKE, {"token": refresh}, auth=auth), 401, "invalid_client")
     assert state() == before and active(http, refresh)
@@ -148,7 +148,7 @@ def test_revocation_requires_client_authentication(
 def test_a_confidential_client_cannot_revoke_another_clients_token(
     http: testing.TestClient, which: str
 ) -> None:
-    access, refresh = tokens_of(password_login(http))
+    access, refresh = tokens_of(login(http))
     value = access if which == "access" else refresh
     assert_clean_error(call(http, REVOKE, {"token": value}, auth=OTHER), 400, "unauthorized_client")
     assert active(http, access) and active(http, refresh)
@@ -158,7 +158,7 @@ def test_a_confidential_client_cannot_revoke_another_clients_token(
 def test_a_public_client_naming_itself_cannot_revoke_a_confidential_clients_token(
     http: testing.TestClient,
 ) -> None:
-    access, refresh = tokens_of(password_login(http))
+    access, refresh = tokens_of(login(http))
     for value in (access, refresh):
         result = call(http, REVOKE, {"token": value}, auth=SPA)
         assert result.status_code == 200  # nothing to tell an unauthenticated caller ...
@@ -181,7 +181,7 @@ def test_revoking_garbage_is_200_and_writes_nothing(http: testing.TestClient, st
 
 
 def test_a_guessed_secret_of_a_known_family_revokes_nothing(http: testing.TestClient) -> None:
-    access, refresh = tokens_of(password_login(http))
+    access, refresh = tokens_of(login(http))
     guess = refresh.split(".")[0] + "." + "B" * 43
     assert call(http, REVOKE, {"token": guess}).status_code == 200
     assert active(http, access) and active(http, refresh)
@@ -258,7 +258,7 @@ def meta(http: testing.TestClient) -> dict[str, Any]:
 
 
 def test_metadata_issuer_is_the_iss_everywhere(http: testing.TestClient, meta: dict[str, Any]) -> None:
-    access, _ = tokens_of(password_login(http))
+    access, _ = tokens_of(login(http))
     assert jwt.decode(access, options={"verify_signature": False})["iss"] == meta["issuer"] == ISSUER
     location = authorize(http, {"response_type": "code", "client_id": "testclient"}).headers["Location"]
     assert redirect_params(location)["iss"] == meta["issuer"]  # RFC 9207 mix-up defence
@@ -303,7 +303,7 @@ def test_advertised_grants_and_scopes_are_exact(http: testing.TestClient, meta: 
     }  # fmt: skip
     for grant in ("urn:ietf:params:oauth:grant-type:jwt-bearer", "device_code"):
         assert_clean_error(token(http, {"grant_type": grant}), 400, "unsupported_grant_type")
-    assert meta["scopes_supported"] == ["read", "write"]
+    assert meta["scopes_supported"] == ["email", "offline_access", "openid", "profile", "read", "write"]
     assert_clean_error(
         token(http, {"grant_type": "client_credentials", "scope": "admin"}), 400, "invalid_scope"
     )
@@ -321,6 +321,8 @@ def test_every_advertised_endpoint_answers_its_method(http: testing.TestClient, 
             assert call(http, path, {"token": "x", "grant_type": "client_credentials"}).status_code == 200, (
                 member
             )
+        elif member == "userinfo_endpoint":  # a protected resource: 401 without a token (RFC 6750)
+            assert http.simulate_get(path).status_code == 401, member
         else:
             assert http.simulate_get(path).status_code in (200, 400), member
 

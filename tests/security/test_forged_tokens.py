@@ -35,8 +35,7 @@ from jwtauth.cli import keyfolder
 from jwtauth.config.settings import load_settings
 from jwtauth.keys import KeyRecord, KeyRing
 from jwtauth.verify import InvalidToken, Verifier
-from tests.security.kit import API, INTROSPECT, Clock, call, cheap, token
-from tests.support import FIXTURES, ISSUER
+from tests.helpers import API, FIXTURES, INTROSPECT, ISSUER, Clock, call, suite_settings, token
 
 ALGS = ("ES256", "RS256", "EdDSA")
 # The order n of P-256: r = n is the other face of the psychic signature (r mod n == 0).
@@ -374,7 +373,7 @@ def target(request: pytest.FixtureRequest, alg_keys: dict[str, Path]) -> Target:
     ring = KeyRing(alg_keys[alg], retire_after=960)
     clock = Clock()
     store = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    settings = cheap(dataclasses.replace(load_settings(FIXTURES, env={}), issuer=ISSUER))
+    settings = suite_settings(dataclasses.replace(load_settings(FIXTURES, env={}), issuer=ISSUER))
     chosen = dataclasses.replace(settings, signing_algorithm=alg)
     http = testing.TestClient(
         create_app(chosen, ring, store, clock=clock, checker=SecretChecker(dummy_log_n=10))

@@ -28,8 +28,17 @@ from jwtauth.app import create_app
 from jwtauth.cli import keyfolder
 from jwtauth.config.settings import load_settings
 from jwtauth.keys import KeyRing
-from tests.security.kit import OAUTH_ERRORS, Clock, basic_header, cheap, password_login, snapshot, tokens_of
-from tests.support import FIXTURES, ISSUER
+from tests.helpers import (
+    FIXTURES,
+    ISSUER,
+    OAUTH_ERRORS,
+    Clock,
+    basic_header,
+    login,
+    snapshot,
+    suite_settings,
+    tokens_of,
+)
 
 FUZZ = settings(
     max_examples=200,
@@ -158,7 +167,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Fuzzed:
     directory = tmp_path_factory.mktemp("fuzz-keys")
     keyfolder.ensure(directory, "ES256", now=time.time(), retire_after=960)
     store = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    config = cheap(dataclasses.replace(load_settings(FIXTURES, env={}), issuer=ISSUER))
+    config = suite_settings(dataclasses.replace(load_settings(FIXTURES, env={}), issuer=ISSUER))
     app = create_app(
         config,
         KeyRing(directory, retire_after=960),
@@ -167,7 +176,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Fuzzed:
         checker=SecretChecker(dummy_log_n=10),
     )
     http = testing.TestClient(app)
-    _, refresh = tokens_of(password_login(http))
+    _, refresh = tokens_of(login(http))
     VALUES.append(refresh.split(".")[0] + "." + "B" * 43)  # a guessed secret for a real family
     uris = tuple(u for c in config.clients for u in c.redirect_uris)
     return Fuzzed(http, store, uris)

@@ -18,7 +18,8 @@ from jwtauth.app import create_app
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from tests.authflow import open_page, parse_page, redirect_params, submit
-from tests.security.kit import (
+from tests.helpers import (
+    FORM,
     INTROSPECT,
     PASSWORD,
     REVOKE,
@@ -26,12 +27,12 @@ from tests.security.kit import (
     USER,
     Clock,
     call,
-    password_login,
+    login,
     pkce_pair,
     token,
     tokens_of,
 )
-from tests.support import FORM, REDIS_URL, need
+from tests.support import REDIS_URL, need
 
 CLIENT_SECRETS = ["testpassword", "othersecret", "multisecret"]
 
@@ -65,11 +66,11 @@ def _assert_absent(text: str, secrets: list[str]) -> None:
 def run_every_flow(http: testing.TestClient, clock: Clock, secrets: list[str]) -> None:
     """Drive successes and failures of every endpoint, collecting what must never be logged."""
     secrets += [*CLIENT_SECRETS, PASSWORD, "correct horse battery staple"]
-    access, refresh = tokens_of(password_login(http))
+    access, refresh = tokens_of(login(http))
     secrets += _secret_parts(access) + _secret_parts(refresh)
-    password_login(http, USER, "wrong-password-guess")  # a failure with a password in the request
+    login(http, USER, "wrong-password-guess")  # a failure with a password in the request
     secrets.append("wrong-password-guess")
-    password_login(http, "nobody@example.com", "another-guess-1234")
+    login(http, "nobody@example.com", "another-guess-1234")
     secrets.append("another-guess-1234")
     token(http, {"grant_type": "client_credentials"}, auth=("testclient", "wrong-client-secret"))
     secrets.append("wrong-client-secret")
@@ -126,9 +127,9 @@ def run_every_flow(http: testing.TestClient, clock: Clock, secrets: list[str]) -
 
 
 def test_no_secret_reaches_any_log_record(
-    caplog: pytest.LogCaptureFixture, make_http: Any, clock: Clock
+    caplog: pytest.LogCaptureFixture, make_app: Any, clock: Clock
 ) -> None:
-    http = make_http()
+    http = make_app()
     secrets: list[str] = []
     with caplog.at_level(logging.DEBUG):
         run_every_flow(http, clock, secrets)
@@ -143,7 +144,7 @@ def test_no_secret_in_the_logs_of_a_store_outage(
     dead = redis.Redis.from_url("redis://:store-password-123@127.0.0.1:1/0", socket_connect_timeout=0.2)
     http = testing.TestClient(create_app(sec_settings, keyring, dead, checker=SecretChecker(dummy_log_n=10)))
     with caplog.at_level(logging.DEBUG):
-        result = password_login(http)
+        result = login(http)
         refreshed = token(http, {"grant_type": "refresh_token", "refresh_token": "A" * 22 + "." + "B" * 43})
     assert result.status_code == 503 and refreshed.status_code in (400, 503)
     assert caplog.records
@@ -151,7 +152,7 @@ def test_no_secret_in_the_logs_of_a_store_outage(
 
 
 def test_an_unexpected_error_logs_its_traceback_but_no_secret(
-    caplog: pytest.LogCaptureFixture, make_http: Any, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture, make_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from jwtauth.accounts.users import UserDirectory
 
@@ -159,9 +160,9 @@ def test_an_unexpected_error_logs_its_traceback_but_no_secret(
         raise RuntimeError("directory unavailable")
 
     monkeypatch.setattr(UserDirectory, "authenticate", broken)
-    http = make_http()
+    http = make_app()
     with caplog.at_level(logging.DEBUG):
-        assert password_login(http, USER, "secret-in-a-crash").status_code == 500
+        assert login(http, USER, "secret-in-a-crash").status_code == 500
     text = _records_text(caplog.records)
     assert "RuntimeError" in text  # the bug is logged, with its traceback ...
     _assert_absent(text, ["secret-in-a-crash", *CLIENT_SECRETS])  # ... and no local's value

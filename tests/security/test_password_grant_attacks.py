@@ -16,7 +16,7 @@ from jwtauth.app import create_app
 from jwtauth.config.clients import User
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
-from tests.security.kit import (
+from tests.helpers import (
     PASSWORD,
     USER,
     VICTIM,
@@ -24,7 +24,7 @@ from tests.security.kit import (
     Clock,
     assert_clean_error,
     call,
-    password_login,
+    login,
     snapshot,
     tokens_of,
 )
@@ -59,7 +59,7 @@ def locked(result: testing.Result) -> bool:
 def test_one_answer_for_unknown_users_and_wrong_passwords(
     http: testing.TestClient, username: str, password: str
 ) -> None:
-    result = password_login(http, username, password)
+    result = login(http, username, password)
     body = assert_clean_error(result, 400, "invalid_grant", secrets_sent=[password])
     assert body == {"error": "invalid_grant", "error_description": "the username or password is not correct"}
 
@@ -67,13 +67,13 @@ def test_one_answer_for_unknown_users_and_wrong_passwords(
 def test_unknown_and_known_users_cost_the_same_scrypt(
     http: testing.TestClient, derives: list[tuple[int, int, int]]
 ) -> None:
-    assert password_login(http, "warm-up", "x").status_code == 400  # builds the dummy once
-    password_login(http)  # the client's secret is proven and memoised
+    assert login(http, "warm-up", "x").status_code == 400  # builds the dummy once
+    login(http)  # the client's secret is proven and memoised
     derives.clear()
-    assert password_login(http, "nobody@example.com", PASSWORD).status_code == 400
+    assert login(http, "nobody@example.com", PASSWORD).status_code == 400
     unknown = list(derives)
     derives.clear()
-    assert password_login(http, USER, "wrong").status_code == 400
+    assert login(http, USER, "wrong").status_code == 400
     assert derives == unknown and len(unknown) == 1
 
 
@@ -82,8 +82,8 @@ def test_the_default_checker_costs_unknown_users_like_configured_ones(
 ) -> None:
     users = tuple(User(u.username, hash_secret("pw", log_n=11)) for u in sec_settings.users)
     http = testing.TestClient(create_app(dataclasses.replace(sec_settings, users=users), keyring, store))
-    password_login(http, "nobody@example.com", "pw")
-    password_login(http, USER, "wrong")
+    login(http, "nobody@example.com", "pw")
+    login(http, USER, "wrong")
     assert {d for d in derives if d[0] != 10} == {(11, 8, 1)}  # (10: the client secret)
 
 
@@ -92,19 +92,19 @@ def test_the_default_checker_costs_unknown_users_like_configured_ones(
 
 def test_one_user_locks_after_the_limit_even_with_the_right_password(http: testing.TestClient) -> None:
     for i in range(5):
-        assert password_login(http, USER, f"guess{i}", remote_addr=f"10.0.0.{i}").status_code == 400
+        assert login(http, USER, f"guess{i}", remote_addr=f"10.0.0.{i}").status_code == 400
     # From yet another address, with the right password: the user is locked, not the address.
-    assert locked(password_login(http, USER, PASSWORD, remote_addr="10.0.1.1"))
-    assert tokens_of(password_login(http, VICTIM, VICTIM_PASSWORD, remote_addr="10.0.1.1"))
+    assert locked(login(http, USER, PASSWORD, remote_addr="10.0.1.1"))
+    assert tokens_of(login(http, VICTIM, VICTIM_PASSWORD, remote_addr="10.0.1.1"))
 
 
 def test_one_address_locks_after_guessing_across_many_users(http: testing.TestClient) -> None:
     for i in range(5):
         assert (
-            password_login(http, f"user{i}@example.com", "guess", remote_addr="10.9.9.9").status_code == 400
+            login(http, f"user{i}@example.com", "guess", remote_addr="10.9.9.9").status_code == 400
         )
-    assert locked(password_login(http, VICTIM, VICTIM_PASSWORD, remote_addr="10.9.9.9"))
-    assert password_login(http, VICTIM, VICTIM_PASSWORD, remote_addr="10.9.9.8").status_code == 200
+    assert locked(login(http, VICTIM, VICTIM_PASSWORD, remote_addr="10.9.9.9"))
+    assert login(http, VICTIM, VICTIM_PASSWORD, remote_addr="10.9.9.8").status_code == 200
 
 
 def test_a_spoofed_x_forwarded_for_does_not_escape_the_address_limit(http: testing.TestClient) -> None:
@@ -117,16 +117,16 @@ def test_a_spoofed_x_forwarded_for_does_not_escape_the_address_limit(http: testi
             remote_addr="10.7.7.7",
         )
         assert result.status_code == 400
-    assert locked(password_login(http, VICTIM, VICTIM_PASSWORD, remote_addr="10.7.7.7"))
+    assert locked(login(http, VICTIM, VICTIM_PASSWORD, remote_addr="10.7.7.7"))
 
 
 def test_locked_attempts_cost_no_scrypt(
     http: testing.TestClient, derives: list[tuple[int, int, int]]
 ) -> None:
     for i in range(5):
-        password_login(http, USER, f"guess{i}")
+        login(http, USER, f"guess{i}")
     derives.clear()
-    assert locked(password_login(http, USER, PASSWORD, auth=("other", "othersecret")))
+    assert locked(login(http, USER, PASSWORD, auth=("other", "othersecret")))
     assert derives == [(10, 8, 1)]  # the client's secret; never the user's password
 
 
@@ -134,25 +134,25 @@ def test_the_lock_lifts_when_the_window_ends(
     http: testing.TestClient, clock: Clock, sec_settings: Settings
 ) -> None:
     for i in range(5):
-        password_login(http, USER, f"guess{i}")
-    assert locked(password_login(http, USER, PASSWORD))
+        login(http, USER, f"guess{i}")
+    assert locked(login(http, USER, PASSWORD))
     clock.now += sec_settings.failure_window
-    assert password_login(http, USER, PASSWORD, remote_addr="10.0.0.9").status_code == 200
+    assert login(http, USER, PASSWORD, remote_addr="10.0.0.9").status_code == 200
 
 
 def test_owning_an_account_does_not_reset_the_address_counter(http: testing.TestClient) -> None:
     """The attacker logs into their own account between guesses at others: still counted."""
     for i in range(4):
         assert (
-            password_login(http, f"victim{i}@example.com", "guess", remote_addr="10.5.5.5").status_code == 400
+            login(http, f"victim{i}@example.com", "guess", remote_addr="10.5.5.5").status_code == 400
         )
-        assert password_login(http, USER, PASSWORD, remote_addr="10.5.5.5").status_code == 200
-    assert password_login(http, "victim9@example.com", "guess", remote_addr="10.5.5.5").status_code == 400
-    assert locked(password_login(http, USER, PASSWORD, remote_addr="10.5.5.5"))
+        assert login(http, USER, PASSWORD, remote_addr="10.5.5.5").status_code == 200
+    assert login(http, "victim9@example.com", "guess", remote_addr="10.5.5.5").status_code == 400
+    assert locked(login(http, USER, PASSWORD, remote_addr="10.5.5.5"))
 
 
 def test_counters_keep_no_username_or_address_in_redis(http: testing.TestClient, store: Any) -> None:
-    password_login(http, "secret-name@example.com", "x", remote_addr="198.51.100.77")
+    login(http, "secret-name@example.com", "x", remote_addr="198.51.100.77")
     dump = repr(snapshot(store)).encode()
     assert b"secret-name" not in dump and b"198.51.100.77" not in dump
 
@@ -173,10 +173,10 @@ def test_counters_keep_no_username_or_address_in_redis(http: testing.TestClient,
 def test_huge_or_empty_credentials_cost_nothing_and_count_nothing(
     http: testing.TestClient, state: Any, derives: list[tuple[int, int, int]], username: str, password: str
 ) -> None:
-    password_login(http)  # memoise the client's secret
+    login(http)  # memoise the client's secret
     before = state()
     derives.clear()
-    result = password_login(http, username, password)
+    result = login(http, username, password)
     assert_clean_error(result, 400, "invalid_request")
     assert derives == [] and state() == before
 
@@ -201,8 +201,8 @@ def test_nul_and_repeated_credentials_are_refused_before_hashing(
     assert derives == [] and state() == before
 
 
-def test_a_unicode_password_is_neither_mangled_nor_normalised(make_http: Any, sec_settings: Settings) -> None:
+def test_a_unicode_password_is_neither_mangled_nor_normalised(make_app: Any, sec_settings: Settings) -> None:
     users = (*sec_settings.users, User("u@example.com", hash_secret("pässwörd ✓", log_n=10)))
-    http = make_http(users=users)
-    assert password_login(http, "u@example.com", "pässwörd ✓").status_code == 200
-    assert password_login(http, "u@example.com", "pa\u0308sswo\u0308rd ✓").status_code == 400  # NFD
+    http = make_app(users=users)
+    assert login(http, "u@example.com", "pässwörd ✓").status_code == 200
+    assert login(http, "u@example.com", "pa\u0308sswo\u0308rd ✓").status_code == 400  # NFD

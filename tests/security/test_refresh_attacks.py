@@ -13,14 +13,14 @@ from falcon import testing
 
 from jwtauth.config.settings import Settings
 from tests.authflow import authorize, code_from
-from tests.security.kit import (
+from tests.helpers import (
     INTROSPECT,
     SPA,
     SPA_URI,
     Clock,
     assert_clean_error,
     call,
-    password_login,
+    login,
     pkce_pair,
     snapshot,
     token,
@@ -57,7 +57,7 @@ def assert_invalid_grant(result: testing.Result) -> None:
 def test_reuse_after_rotation_kills_the_whole_family(
     http: testing.TestClient, clock: Clock, sec_settings: Settings
 ) -> None:
-    access, first = tokens_of(password_login(http))
+    access, first = tokens_of(login(http))
     access2, second = tokens_of(rotate(http, first))
     clock.now += sec_settings.refresh_grace_seconds + 1
     assert_invalid_grant(rotate(http, first))  # the thief, or the victim: nobody can tell
@@ -66,7 +66,7 @@ def test_reuse_after_rotation_kills_the_whole_family(
 
 
 def test_a_replay_within_grace_gets_the_same_successor_not_a_second_family(http: testing.TestClient) -> None:
-    _, first = tokens_of(password_login(http))
+    _, first = tokens_of(login(http))
     a = tokens_of(rotate(http, first))[1]
     b = tokens_of(rotate(http, first))[1]
     assert a == b  # one successor: the lost response is recovered, nothing is duplicated
@@ -74,7 +74,7 @@ def test_a_replay_within_grace_gets_the_same_successor_not_a_second_family(http:
 
 
 def test_an_older_generation_is_reuse_even_within_grace(http: testing.TestClient) -> None:
-    _, g0 = tokens_of(password_login(http))
+    _, g0 = tokens_of(login(http))
     _, g1 = tokens_of(rotate(http, g0))
     _, g2 = tokens_of(rotate(http, g1))
     assert_invalid_grant(rotate(http, g0))
@@ -82,7 +82,7 @@ def test_an_older_generation_is_reuse_even_within_grace(http: testing.TestClient
 
 
 def test_concurrent_refreshes_mint_exactly_one_successor(http: testing.TestClient) -> None:
-    _, first = tokens_of(password_login(http))
+    _, first = tokens_of(login(http))
     barrier = threading.Barrier(10)
     successors: list[str] = []
     statuses: list[int] = []
@@ -109,7 +109,7 @@ def test_concurrent_refreshes_mint_exactly_one_successor(http: testing.TestClien
 
 
 def test_another_client_can_neither_use_nor_kill_a_refresh_token(http: testing.TestClient) -> None:
-    _, first = tokens_of(password_login(http))
+    _, first = tokens_of(login(http))
     assert_invalid_grant(rotate(http, first, auth=("other", "othersecret")))
     assert_invalid_grant(rotate(http, first, auth=SPA))
     assert rotate(http, first).status_code == 200
@@ -136,21 +136,21 @@ def test_a_public_clients_token_needs_that_public_client(http: testing.TestClien
 
 @pytest.mark.parametrize("scope", ["read write admin", "admin", "read  write", "READ", "read\twrite"])
 def test_a_wider_or_odd_scope_is_refused_and_burns_nothing(http: testing.TestClient, scope: str) -> None:
-    _, first = tokens_of(password_login(http, scope="read"))
+    _, first = tokens_of(login(http, scope="read"))
     result = rotate(http, first, scope=scope)
     assert_clean_error(result, 400, "invalid_scope")
     assert rotate(http, first).status_code == 200
 
 
 def test_scope_granted_once_cannot_be_regained_by_another_login_path(http: testing.TestClient) -> None:
-    _, first = tokens_of(password_login(http, scope="read"))
+    _, first = tokens_of(login(http, scope="read"))
     assert_clean_error(rotate(http, first, scope="read write"), 400, "invalid_scope")
     result = rotate(http, first)
     assert result.status_code == 200 and result.json["scope"] == "read"
 
 
 def test_a_narrowed_refresh_does_not_shrink_the_grant(http: testing.TestClient) -> None:
-    _, first = tokens_of(password_login(http))
+    _, first = tokens_of(login(http))
     narrowed = rotate(http, first, scope="read")
     assert narrowed.json["scope"] == "read"
     assert rotate(http, narrowed.json[REFRESH]).json["scope"] == "read write"
@@ -160,7 +160,7 @@ def test_a_narrowed_refresh_does_not_shrink_the_grant(http: testing.TestClient) 
     "resource", ["https://evil.example", "https://api.example.com/", "https://API.example.com"]
 )
 def test_a_foreign_resource_is_refused_and_burns_nothing(http: testing.TestClient, resource: str) -> None:
-    _, first = tokens_of(password_login(http))
+    _, first = tokens_of(login(http))
     assert_clean_error(rotate(http, first, resource=resource), 400, "invalid_target")
     assert rotate(http, first).status_code == 200
 
@@ -194,7 +194,7 @@ def _b64(raw: bytes) -> str:
 def test_garbage_refresh_tokens_are_refused_and_write_nothing(
     http: testing.TestClient, state: Any, value: str
 ) -> None:
-    _, first = tokens_of(password_login(http))
+    _, first = tokens_of(login(http))
     before = state()
     assert_invalid_grant(rotate(http, value))
     assert state() == before
@@ -207,7 +207,7 @@ def test_a_missing_refresh_token_is_invalid_request(http: testing.TestClient) ->
 
 def test_guessed_secrets_for_a_known_family_revoke_nothing(http: testing.TestClient) -> None:
     """Family ids appear in access tokens (fid): knowing one must give no power over the family."""
-    access, first = tokens_of(password_login(http))
+    access, first = tokens_of(login(http))
     family = first.split(".")[0]
     for _ in range(5):
         assert_invalid_grant(rotate(http, f"{family}.{_b64(secrets.token_bytes(32))}"))
@@ -217,7 +217,7 @@ def test_guessed_secrets_for_a_known_family_revoke_nothing(http: testing.TestCli
 
 
 def test_the_access_token_is_not_a_refresh_token_and_vice_versa(http: testing.TestClient) -> None:
-    access, first = tokens_of(password_login(http))
+    access, first = tokens_of(login(http))
     assert_invalid_grant(rotate(http, access))
     result = call(http, INTROSPECT, {"token": first})
     assert result.json["token_type"] == REFRESH  # never mistaken for an access token
@@ -226,7 +226,7 @@ def test_the_access_token_is_not_a_refresh_token_and_vice_versa(http: testing.Te
 
 def test_a_redis_dump_redeems_nothing(http: testing.TestClient, store: Any) -> None:
     """Everything stored is a digest or metadata: no stored string works as a token."""
-    _, first = tokens_of(password_login(http))
+    _, first = tokens_of(login(http))
     family = first.split(".")[0]
     values: list[str] = []
     for _, (kind, value) in snapshot(store).items():
@@ -244,12 +244,12 @@ def test_a_redis_dump_redeems_nothing(http: testing.TestClient, store: Any) -> N
     assert rotate(http, first).status_code == 200
 
 
-def test_idle_and_absolute_expiry_end_a_family(make_http: Any, clock: Clock, sec_settings: Settings) -> None:
-    http = make_http(refresh_idle_ttl=100, refresh_absolute_ttl=250)
-    _, idle = tokens_of(password_login(http))
+def test_idle_and_absolute_expiry_end_a_family(make_app: Any, clock: Clock, sec_settings: Settings) -> None:
+    http = make_app(refresh_idle_ttl=100, refresh_absolute_ttl=250)
+    _, idle = tokens_of(login(http))
     clock.now += 101
     assert_invalid_grant(rotate(http, idle))
-    _, current = tokens_of(password_login(http))
+    _, current = tokens_of(login(http))
     for _ in range(2):
         clock.now += 90
         current = tokens_of(rotate(http, current))[1]

@@ -12,17 +12,17 @@ import pytest
 from falcon import testing
 
 from jwtauth.resources.forms import MAX_BODY
-from tests.security.kit import (
+from tests.helpers import (
+    FORM,
     TOKENS,
     assert_clean_error,
     basic_header,
     call,
-    password_login,
+    login,
     pkce_pair,
     token,
     tokens_of,
 )
-from tests.support import FORM
 
 CC = {"grant_type": "client_credentials"}
 SECRET = "testpassword"
@@ -31,8 +31,9 @@ SECRET = "testpassword"
 # --- grant_type ------------------------------------------------------------------------------
 
 
-def test_missing_grant_type_is_invalid_request(http: testing.TestClient) -> None:
-    assert_clean_error(token(http, {}), 400, "invalid_request")
+@pytest.mark.parametrize("params", [{}, {"scope": "read"}], ids=["empty", "other parameters"])
+def test_missing_grant_type_is_invalid_request(http: testing.TestClient, params: dict[str, str]) -> None:
+    assert_clean_error(token(http, params), 400, "invalid_request", secrets_sent=[SECRET])
 
 
 def test_empty_grant_type_counts_as_missing(http: testing.TestClient) -> None:
@@ -42,6 +43,8 @@ def test_empty_grant_type_counts_as_missing(http: testing.TestClient) -> None:
 @pytest.mark.parametrize(
     "grant_type",
     [
+        "magic",
+        "client_credentials+",
         "Client_Credentials",
         "CLIENT_CREDENTIALS",
         "client_credentials ",
@@ -79,12 +82,12 @@ def test_unknown_grant_type_is_refused_without_touching_client_credentials(http:
     assert_clean_error(result, 400, "unsupported_grant_type")
 
 
-def test_a_client_without_the_grant_is_unauthorized_client(make_http: Any, sec_settings: Any) -> None:
+def test_a_client_without_the_grant_is_unauthorized_client(make_app: Any, sec_settings: Any) -> None:
     import dataclasses
 
     limited = dataclasses.replace(sec_settings.clients[1], grant_types=frozenset({"client_credentials"}))
-    http = make_http(clients=(sec_settings.clients[0], limited))
-    result = password_login(http, auth=("other", "othersecret"))
+    http = make_app(clients=(sec_settings.clients[0], limited))
+    result = login(http, auth=("other", "othersecret"))
     assert_clean_error(result, 400, "unauthorized_client")
 
 
@@ -321,15 +324,10 @@ def test_both_paths_answer_identically(http: testing.TestClient, params: dict[st
 
 
 def test_token_responses_are_never_cached(http: testing.TestClient) -> None:
-    result = password_login(http)
+    result = login(http)
     tokens_of(result)
     assert result.headers["Cache-Control"] == "no-store"
     assert result.headers["Pragma"] == "no-cache"
-
-
-def test_client_credentials_never_gets_a_refresh_token(http: testing.TestClient) -> None:
-    result = token(http, CC)
-    assert result.status_code == 200 and "refresh_token" not in result.json
 
 
 # --- a bug becomes server_error without detail ---------------------------------------------------

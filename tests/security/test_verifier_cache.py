@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from falcon import testing
 
 from jwtauth.verify import InvalidToken, NotModified, Verifier, VerifierUnavailable, urllib_fetch
-from tests.security.kit import API, password_login, tokens_of
-from tests.support import ISSUER
+from tests.helpers import API, ISSUER, tokens_of
+from tests.helpers import login as password_login
 
 JWKS_URI = ISSUER + "/jwks"
 NOW = 1_900_000_000.0

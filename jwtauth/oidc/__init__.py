@@ -1,0 +1,1 @@
+"""OpenID Connect provider: id_tokens, userinfo, standard claims (OpenID Connect Core 1.0)."""
