@@ -117,7 +117,7 @@ def _grants(
         AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=metrics, id_tokens=id_tokens),
         PasswordGrant(settings, tokens, login, refresh, clock),
         RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics, id_tokens=id_tokens),
-        DeviceCodeGrant(settings, tokens, state.devices, refresh, clock, events=metrics),
+        DeviceCodeGrant(settings, tokens, state.devices, refresh, clock, events=metrics, id_tokens=id_tokens),
     )
     return {g.grant_type: g for g in handlers}
 

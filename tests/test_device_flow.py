@@ -249,3 +249,17 @@ def test_the_settings_file_and_the_cli_accept_the_short_name(
     client = load_settings(path, env={}).clients[-1]
     assert client.grant_types == {GRANT_TYPE} and client.public
     capsys.readouterr()
+
+
+def test_openid_scope_adds_an_id_token(http: testing.TestClient, settings: Settings) -> None:
+    body = started(http, CONSOLE, scope="openid read")
+    approve(http, body["user_code"])
+    tokens = poll(http, body["device_code"], CONSOLE)
+    assert tokens.status_code == 200, tokens.text
+    header = jwt.get_unverified_header(tokens.json["id_token"])
+    claims = jwt.decode(tokens.json["id_token"], options={"verify_signature": False})
+    user = next(u for u in settings.users if u.username == USER)
+    assert header["typ"] == "JWT" and (claims["aud"], claims["sub"]) == (CONSOLE, user.subject)
+    without = started(http, CONSOLE, scope="read")
+    approve(http, without["user_code"])
+    assert "id_token" not in poll(http, without["device_code"], CONSOLE).json

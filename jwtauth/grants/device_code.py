@@ -33,6 +33,7 @@ from jwtauth.errors import (
 from jwtauth.grants.base import TokenRequest, family_spec
 from jwtauth.oauth.device import GRANT_TYPE, SLOW_DOWN_STEP
 from jwtauth.observability import NO_EVENTS, Events
+from jwtauth.oidc.idtoken import IdTokens
 from jwtauth.store import IssuedRefresh, RefreshStore
 from jwtauth.store.device import DeviceStore, Poll
 from jwtauth.tokens.factory import TokenFactory
@@ -54,9 +55,11 @@ class DeviceCodeGrant:
         refresh: RefreshStore,
         clock: Callable[[], float] = time.time,
         events: Events = NO_EVENTS,
+        id_tokens: IdTokens | None = None,
     ) -> None:
         self.settings, self.tokens, self.clock = settings, tokens, clock
         self.devices, self.refresh, self.events = devices, refresh, events
+        self.id_tokens = id_tokens
 
     def handle(self, request: TokenRequest) -> dict[str, Any]:
         """Return the token response, or raise what the poll says (RFC 8628 §3.5)."""
@@ -68,8 +71,8 @@ class DeviceCodeGrant:
         poll = self.devices.poll(device_code, client_id=client.client_id, now=now, step=SLOW_DOWN_STEP)
         if poll.status != "ok":
             raise self._refusal(poll, now)
-        family = self._start_family(client, device_code, poll, now)
-        return self.tokens.issue(
+        family = self._start_family(client, device_code, poll, now, request.dpop_jkt)
+        body = self.tokens.issue(
             client=client,
             subject=poll.subject,
             scope=poll.scope,
@@ -77,13 +80,26 @@ class DeviceCodeGrant:
             refresh_token=family.token if family else None,
             family_id=family.family_id if family else None,
             auth_time=int(poll.auth_time),
+            jkt=request.dpop_jkt,
         )
+        if self.id_tokens is not None:
+            # OpenID Connect Core §3.1.3.3, as for a code: an id_token when `openid` was granted.
+            id_token = self.id_tokens.issue(
+                client_id=client.client_id, username=poll.subject, scope=poll.scope,
+                auth_time=poll.auth_time, access_token=body["access_token"], amr=("pwd",),
+            )  # fmt: skip
+            if id_token is not None:
+                body["id_token"] = id_token
+        return body
 
-    def _start_family(self, client: Client, device_code: str, poll: Poll, now: float) -> IssuedRefresh | None:
+    def _start_family(
+        self, client: Client, device_code: str, poll: Poll, now: float, jkt: str | None
+    ) -> IssuedRefresh | None:
         """Start the refresh family bound to the redeemed request, or None if the client may not refresh."""
         spec = family_spec(
             self.settings, client,
             subject=poll.subject, scope=poll.scope, audience=poll.audience, auth_time=poll.auth_time, now=now,
+            jkt=jkt,
         )  # fmt: skip
         if spec is None:
             return None
