@@ -9,7 +9,9 @@ from typing import Any
 
 import falcon
 
+from jwtauth.accounts.client_documents import ClientDocuments
 from jwtauth.accounts.clients import ClientRegistry
+from jwtauth.accounts.document_fetch import DocumentFetcher
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.accounts.login import Login
 from jwtauth.accounts.user_codes import GLOBAL_FACTOR, UserCodeGate
@@ -48,6 +50,7 @@ from jwtauth.resources.userinfo import UserInfoResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
 from jwtauth.store.connection import STORE_ERRORS, ping
 from jwtauth.store.device import DeviceStore
+from jwtauth.store.documents import DocumentCache
 from jwtauth.store.dpop import proof_markers
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
@@ -165,7 +168,7 @@ def create_app(
     checker = checker or SecretChecker()
     metrics = metrics or Metrics()
     keyring.on_signer_change(metrics.key_rotated)
-    clients = ClientRegistry(settings.clients, checker)
+    clients = ClientRegistry(settings.clients, checker, _documents(settings, store, clock))
     state = _stores(settings, store)
     users = UserDirectory(settings.users, checker)
     login = Login(users, state.limiter)
@@ -219,6 +222,16 @@ def _add_device_routes(
         pages=Pages(settings.templates_dir), clock=clock, events=metrics,
     )  # fmt: skip
     app.add_route(paths.DEVICE, page)
+
+
+def _documents(settings: Settings, store: Any, clock: Callable[[], float]) -> ClientDocuments | None:
+    """Return the resolver of URL client IDs when [client_id_metadata] enables them."""
+    options = settings.client_id_metadata
+    if not options.enabled:
+        return None
+    fetcher = DocumentFetcher(allow_insecure_loopback=options.allow_insecure_loopback)
+    cache = DocumentCache(store, prefix=settings.redis_prefix)
+    return ClientDocuments(options, settings.audience, cache, fetcher, clock)
 
 
 def _endpoint_labels() -> dict[str, str]:
