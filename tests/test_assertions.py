@@ -8,6 +8,7 @@ import fakeredis
 import pytest
 from falcon import testing
 
+from jwtauth.resources import paths
 from jwtauth.store.assertions import assertion_key
 from tests.assertionkit import ClientKey, key_client, params
 from tests.helpers import INTROSPECT, ISSUER, REVOKE, TOKENS, Clock, MakeApp, assert_clean_error, call
@@ -139,3 +140,21 @@ def test_redis_down_is_503_not_500(make_app: MakeApp, key: ClientKey, clock: Clo
     result = call(http, TOKENS, params(key.assertion("bank", now=clock.now), **CC), auth=None)
     assert_clean_error(result, 503, "temporarily_unavailable")
     assert result.headers.get("Retry-After")
+
+
+def test_the_device_authorization_endpoint_takes_assertions(
+    make_app: MakeApp, key: ClientKey, clock: Clock
+) -> None:
+    device = "urn:ietf:params:oauth:grant-type:device_code"
+    http = make_app(clients=(key_client("bank", key.jwks(), grant_types=[device]),))
+    started = call(http, paths.DEVICE_AUTHORIZATION, params(key.assertion("bank", now=clock.now)), auth=None)
+    assert started.status_code == 200, started.text
+    assert started.json["device_code"] and started.json["user_code"]
+    replay = call(
+        http, paths.DEVICE_AUTHORIZATION, params(key.assertion("bank", now=clock.now, jti="x")), auth=None
+    )
+    assert replay.status_code == 200
+    again = call(
+        http, paths.DEVICE_AUTHORIZATION, params(key.assertion("bank", now=clock.now, jti="x")), auth=None
+    )
+    assert_clean_error(again, 401, "invalid_client")
