@@ -17,6 +17,7 @@ from jwtauth.config.reader import TableReader
 from jwtauth.verify.fetch import is_loopback
 from jwtauth.verify.jwk import _PRIVATE_MEMBERS, usable_keys
 
+AUTH_KEYS: Final = ("jwks", "jwks_uri", "require_par", "profile")  # the [[clients]] keys read here
 FAPI2: Final = "fapi2"
 PROFILES: Final = (FAPI2,)
 MAX_JWKS_KEYS: Final = 10

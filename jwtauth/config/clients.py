@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jwtauth.accounts.hashing import HashFormatError, parse_hash
-from jwtauth.config.client_auth import FAPI2, parse_client_auth
+from jwtauth.config.client_auth import AUTH_KEYS, FAPI2, parse_client_auth
 from jwtauth.config.reader import TableReader
 from jwtauth.oauth.device import GRANT_TYPE as DEVICE_GRANT
 from jwtauth.oauth.device import SHORT_NAME as DEVICE_SHORT
@@ -123,30 +123,14 @@ def _check_scopes(reader: TableReader, key: str, scopes: tuple[str, ...]) -> tup
     return scopes
 
 
-def parse_client(reader: TableReader) -> Client:
-    reader.unknown_keys(
-        {
-            "id",
-            "name",
-            "secret_hash",
-            "public",
-            "redirect_uris",
-            "grant_types",
-            "scopes",
-            "default_scope",
-            "audiences",
-            "require_pkce",
-            "require_dpop",
-            "allow_localhost",
-            "jwks",
-            "jwks_uri",
-            "require_par",
-            "profile",
-        }
-    )
-    client_id = reader.get("id", str, required=True)
-    if not client_id or len(client_id) > 128 or not client_id.isprintable() or ":" in client_id:
-        raise reader.error("id", "must be 1-128 printable characters without ':'")
+_CLIENT_KEYS = (
+    "id", "name", "secret_hash", "public", "redirect_uris", "grant_types", "scopes", "default_scope",
+    "audiences", "require_pkce", "require_dpop", "allow_localhost",
+)  # fmt: skip
+
+
+def _credentials(reader: TableReader) -> tuple[bool, str | None]:
+    """Return `public` and `secret_hash`: a client has a secret, keys (jwks, jwks_uri) or nothing."""
     public = reader.get("public", bool, False)
     secret_hash = reader.optional("secret_hash", str)
     if public and secret_hash is not None:
@@ -158,6 +142,15 @@ def parse_client(reader: TableReader) -> Client:
         )
     if secret_hash is not None:
         _check_hash(reader, "secret_hash", secret_hash)
+    return public, secret_hash
+
+
+def parse_client(reader: TableReader) -> Client:
+    reader.unknown_keys({*_CLIENT_KEYS, *AUTH_KEYS})
+    client_id = reader.get("id", str, required=True)
+    if not client_id or len(client_id) > 128 or not client_id.isprintable() or ":" in client_id:
+        raise reader.error("id", "must be 1-128 printable characters without ':'")
+    public, secret_hash = _credentials(reader)
     grants = reader.strings("grant_types", ("client_credentials",))
     for grant in grants:
         if grant not in GRANT_NAMES:
