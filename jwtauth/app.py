@@ -23,7 +23,10 @@ from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
 from jwtauth.oauth.dpop import TokenEndpointDPoP, key_nonces
 from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, Observer
+from jwtauth.oidc.hint import IdTokenHints
 from jwtauth.oidc.idtoken import IdTokens
+from jwtauth.oidc.session import SessionCodec
+from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.oidc.userinfo import UserInfo
 from jwtauth.resources import paths
 from jwtauth.resources.authorize import AuthorizeResource
@@ -44,6 +47,7 @@ from jwtauth.resources.userinfo import UserInfoResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
 from jwtauth.store.connection import STORE_ERRORS, ping
 from jwtauth.store.dpop import proof_markers
+from jwtauth.store.sessions import SessionMarks
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
 from jwtauth.web.pages import Pages
@@ -56,6 +60,7 @@ class _Stores:
     codes: CodeStore
     refresh: RefreshStore
     limiter: FailureLimiter
+    sessions: SessionMarks
 
 
 def _stores(settings: Settings, store: Any) -> _Stores:
@@ -70,6 +75,7 @@ def _stores(settings: Settings, store: Any) -> _Stores:
         limiter=FailureLimiter(
             store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
         ),
+        sessions=SessionMarks(store, prefix=prefix, session_ttl=settings.session_ttl),
     )
 
 
@@ -127,6 +133,13 @@ def _token_dpop(
     )
 
 
+def _browser_sessions(settings: Settings, keyring: KeyRing, state: _Stores) -> BrowserSessions:
+    """Return the SSO sessions: cookies signed with keys derived from the key ring's, Redis marks."""
+    codec = SessionCodec(keyring.signer, keyring.published)
+    hints = IdTokenHints(settings.issuer, keyring)
+    return BrowserSessions(codec, state.sessions, hints, settings.session_ttl)
+
+
 def _add_documents(
     app: falcon.App[Any, Any], settings: Settings, keyring: KeyRing, grants: dict[str, Grant], store: Any
 ) -> None:
@@ -171,7 +184,7 @@ def create_app(
     pages = Pages(settings.templates_dir)
     authorize = AuthorizeResource(
         settings=settings, clients=clients, login=login, codes=state.codes, tokens=tokens, pages=pages,
-        clock=clock,
+        sessions=_browser_sessions(settings, keyring, state), clock=clock,
     )
     app.add_route(paths.AUTHORIZE, authorize)
     app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=metrics))

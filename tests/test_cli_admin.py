@@ -367,3 +367,10 @@ def test_users_add_refuses_a_bad_claim_before_asking(
     status, _, err = run_main(capsys, *args, stdin="")
     assert status == 2 and message in err and "empty password" not in err
     assert settings_file.read_bytes() == before
+
+
+def test_clients_add_first_party(capsys: pytest.CaptureFixture[str], settings_file: Path) -> None:
+    uri = "https://mine.example.com/cb"
+    argv = ["clients", "add", "mine", "--grant", "authorization_code", "--redirect-uri", uri, "--first-party"]
+    status, _, _ = run_main(capsys, *argv, "--config", str(settings_file))
+    assert status == 0 and load_settings(settings_file, env={}).clients[-1].first_party

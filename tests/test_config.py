@@ -359,3 +359,11 @@ def test_check_config_without_a_file_is_refused() -> None:
     result = run_cli("check-config")
     assert result.returncode == 2
     assert "needs a file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sessions_lifetime_and_first_party_clients(tmp_path: Path) -> None:
+    client = CLIENT.replace('id = "app"', 'id = "app"\nfirst_party = true')
+    settings = load_settings(write(tmp_path, "[sessions]\nlifetime = 3600\n" + client), env={})
+    assert settings.session_ttl == 3600 and settings.clients[0].first_party
+    assert load_settings(None, env={}).session_ttl == 10 * 3600
+    assert "lifetime" in error_of(write(tmp_path, "[sessions]\nlifetime = 0\n" + CLIENT))

@@ -53,6 +53,8 @@ def cmd_clients_add(args: argparse.Namespace) -> None:
         )
     if args.require_pkce:
         fields["require_pkce"] = True
+    if args.first_party:
+        fields["first_party"] = True
 
     def refuse(current: Settings) -> str | None:
         if any(c.client_id == args.client_id for c in current.clients):
@@ -147,6 +149,11 @@ def _add_clients_commands(sub: Any, config_help: str) -> None:
     a.add_argument("--redirect-uri", action="append", help="an exact redirect URI; repeat for several")
     a.add_argument("--public", action="store_true", help="no secret (native or browser app): PKCE required")
     a.add_argument("--require-pkce", action="store_true", help="require PKCE of this confidential client")
+    a.add_argument(
+        "--first-party",
+        action="store_true",
+        help="the operator's own app: signed-in users are not asked to consent (OpenID Connect SSO)",
+    )
     a.set_defaults(func=cmd_clients_add)
 
 

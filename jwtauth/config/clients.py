@@ -32,6 +32,8 @@ class Client:
     require_pkce: bool
     # RFC 9449 §5.2 (the dpop_bound_access_tokens client metadata): every token request needs a proof.
     require_dpop: bool = False
+    # OpenID Connect: the operator's own app; a signed-in user is never asked to consent.
+    first_party: bool = False
 
     @property
     def public(self) -> bool:
@@ -111,6 +113,7 @@ def parse_client(reader: TableReader) -> Client:
             "audiences",
             "require_pkce",
             "require_dpop",
+            "first_party",
         }
     )
     client_id = reader.get("id", str, required=True)
@@ -149,6 +152,7 @@ def parse_client(reader: TableReader) -> Client:
         audiences=reader.strings("audiences"),
         require_pkce=reader.get("require_pkce", bool, False) or public,
         require_dpop=reader.get("require_dpop", bool, False),
+        first_party=reader.get("first_party", bool, False),
     )
 
 

@@ -59,6 +59,7 @@ class Settings:
     dpop_proof_window: int = DEFAULTS["dpop.proof_window"]
     dpop_require_nonce: bool = DEFAULTS["dpop.require_nonce"]
     dpop_nonce_lifetime: int = DEFAULTS["dpop.nonce_lifetime"]
+    session_ttl: int = DEFAULTS["sessions.lifetime"]
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -179,10 +180,10 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
 def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     """Validate a parsed TOML document plus environment overrides into Settings."""
     root = TableReader(source, "", data)
-    tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop")
+    tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop", "sessions")
     root.unknown_keys({*_table_keys(""), *tables, "clients", "users"})
-    life, keys, limits, redis, pages, dpop = (root.table_at(k) for k in tables)
-    for name, table in zip(tables, (life, keys, limits, redis, pages, dpop), strict=True):
+    life, keys, limits, redis, pages, dpop, sessions = (root.table_at(k) for k in tables)
+    for name, table in zip(tables, (life, keys, limits, redis, pages, dpop, sessions), strict=True):
         table.unknown_keys(_table_keys(name))
     issuer = _issuer(root, env)
     algorithm, max_age, publish_ahead = _key_timing(keys)
@@ -211,6 +212,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         dpop_proof_window=dpop.positive("proof_window", maximum=600),
         dpop_require_nonce=dpop.get("require_nonce", bool),
         dpop_nonce_lifetime=dpop.positive("nonce_lifetime", maximum=86400),
+        session_ttl=sessions.positive("lifetime", maximum=30 * 86400),
         source=source,
     )
 

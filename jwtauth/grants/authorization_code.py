@@ -94,6 +94,7 @@ class AuthorizationCodeGrant:
                 nonce=record.nonce,
                 access_token=body["access_token"],
                 amr=record.amr,
+                sid=record.sid,
             )
             if id_token is not None:
                 body["id_token"] = id_token

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from jwtauth.accounts.clients import ClientRegistry
@@ -25,6 +25,7 @@ from jwtauth.errors import (
 )
 from jwtauth.oauth import pkce
 from jwtauth.oauth.scopes import requested_audience, requested_scope
+from jwtauth.oidc.prompt import Interaction, interaction
 
 # The parameters an authorization request carries from the page to its POST; anything else is
 # ignored (RFC 6749 §3.1: unrecognized parameters MUST be ignored).
@@ -39,6 +40,10 @@ PARAMS = (
     "resource",
     "dpop_jkt",
     "nonce",  # OpenID Connect Core §3.1.2.1, echoed in the id_token
+    "prompt",  # Core §3.1.2.1: sign-in and consent behaviour (jwtauth.oidc.prompt)
+    "max_age",
+    "login_hint",
+    "id_token_hint",
 )
 _JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_NONCE = 512
@@ -73,6 +78,7 @@ class AuthorizationRequest:
     params: dict[str, str]
     dpop_jkt: str | None = None
     nonce: str | None = None
+    interaction: Interaction = field(default_factory=Interaction)
 
 
 def identify(clients: ClientRegistry, params: Mapping[str, str]) -> Target:
@@ -148,11 +154,13 @@ def validate(target: Target, params: Mapping[str, str], settings: Settings) -> A
     # RFC 9449 §10: a base64url SHA-256 JWK thumbprint; the token request proves the key.
     if jkt is not None and not _JKT.fullmatch(jkt):
         raise InvalidRequest("dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 §10)")
+    asked = interaction(params)
     kept = {name: params[name] for name in PARAMS if name in params}
     openid = "openid" in scope
     return AuthorizationRequest(
-        target, response_type, scope, audience, challenge, kept, jkt, nonce=nonce if openid else None
-    )
+        target, response_type, scope, audience, challenge, kept, jkt, nonce=nonce if openid else None,
+        interaction=asked,
+    )  # fmt: skip
 
 
 def location(target: Target, params: Sequence[tuple[str, str]]) -> str:

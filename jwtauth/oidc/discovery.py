@@ -10,6 +10,7 @@ from typing import Any
 
 from jwtauth.config.settings import Settings
 from jwtauth.oidc import claims
+from jwtauth.oidc.prompt import PROMPTS
 from jwtauth.resources import paths
 
 # Core §3.1.2.1: what a relying party may always ask for, whatever the clients registered.
@@ -35,4 +36,5 @@ def oidc_metadata(settings: Settings, scopes: list[str]) -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "frontchannel_logout_supported": False,
+        "prompt_values_supported": list(PROMPTS),  # Core §3.1.2.1, with a browser session (SSO)
     }

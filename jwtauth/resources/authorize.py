@@ -23,6 +23,7 @@ from jwtauth.oauth import pkce
 from jwtauth.oauth.authorization import (
     PARAMS,
     AuthorizationRequest,
+    Target,
     UntrustedRedirect,
     error_location,
     identify,
@@ -30,6 +31,10 @@ from jwtauth.oauth.authorization import (
     response_params,
     validate,
 )
+from jwtauth.oidc import session as browser_session
+from jwtauth.oidc.prompt import Step
+from jwtauth.oidc.session import Session
+from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.resources import paths
 from jwtauth.resources.forms import parse_params, read_form
 from jwtauth.store import CodeRecord, CodeStore
@@ -41,6 +46,9 @@ from jwtauth.web.pages import SECURITY_HEADERS, Pages, describe_scope, form_targ
 log = logging.getLogger("jwtauth")
 
 CSRF_FIELD = "csrf_token"
+# The consent page (no password) names the session it was shown for; the CSRF MAC binds it.
+SESSION_FIELD = "sid"
+BOUND = (*PARAMS, SESSION_FIELD)
 # One message for an unknown user and a wrong password: no hint which one it was.
 BAD_LOGIN = "The email or password is not correct."
 # The fields of a fragment response (RFC 6749 §4.2.2); never a refresh token.
@@ -71,30 +79,29 @@ class AuthorizeResource:
         codes: CodeStore,
         tokens: TokenFactory,
         pages: Pages,
+        sessions: BrowserSessions,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.settings, self.clients, self.login = settings, clients, login
+        self.settings, self.clients, self.login, self.sessions = settings, clients, login, sessions
         self.codes, self.tokens = codes, tokens
         self.pages, self.clock = pages, clock
         self.issuer = settings.issuer
         self.action = urlsplit(settings.issuer).path + paths.AUTHORIZE
         self.secure = settings.issuer.startswith("https://")
         self.cookie = csrf.cookie_name(self.secure)
+        self.session_cookie = browser_session.cookie_name(self.secure)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Validate the request from the query and show the login + consent form."""
+        """Validate the request from the query, then answer at once or show the page it needs."""
         try:
             params = parse_params(req.query_string)
             target = identify(self.clients, params)
         except (OAuthError, UntrustedRedirect) as exc:
             self._refuse(resp, exc)
             return
-        try:
-            request = validate(target, params, self.settings)
-        except OAuthError as exc:
-            self._redirect(resp, error_location(target, self.issuer, exc))
-            return
-        self._login_page(req, resp, request)
+        self._guarded(
+            req, resp, target, lambda: self._show(req, resp, validate(target, params, self.settings))
+        )
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Validate the posted request again, then apply the user's decision."""
@@ -104,16 +111,37 @@ class AuthorizeResource:
         except (OAuthError, UntrustedRedirect) as exc:
             self._refuse(resp, exc)
             return
+        self._guarded(
+            req, resp, target, lambda: self._decide(req, resp, validate(target, form, self.settings), form)
+        )
+
+    def _guarded(
+        self, req: falcon.Request, resp: falcon.Response, target: Target, run: Callable[[], None]
+    ) -> None:
+        """Run one step; its OAuth errors and store outages go back to the client's redirect URI."""
         try:
-            self._decide(req, resp, validate(target, form, self.settings), form)
+            run()
         except OAuthError as exc:
             self._redirect(resp, error_location(target, self.issuer, exc))
         except STORE_ERRORS as exc:
             if not unavailable(exc):
                 raise  # a bug, not an outage: app.py logs it as a 500
             # RFC 6749 §4.1.2.1: the client learns to retry; the user is not left on a 500.
-            log.error("store unavailable during POST %s: %s", req.path, type(exc).__name__)
+            log.error("store unavailable during %s %s: %s", req.method, req.path, type(exc).__name__)
             self._redirect(resp, error_location(target, self.issuer, TemporarilyUnavailable()))
+
+    def _show(self, req: falcon.Request, resp: falcon.Response, request: AuthorizationRequest) -> None:
+        """With a session, answer at once or ask for consent only; otherwise ask to sign in."""
+        now = self.clock()
+        session = self.sessions.current(req.cookies.get(self.session_cookie), now=now)
+        step = self.sessions.step(request, session, now=now)  # prompt=none's errors raise here
+        if step is Step.GRANT and session is not None:
+            self._answer(resp, request, session, now)
+        elif step is Step.CONSENT and session is not None:
+            self._login_page(req, resp, request, session=session)
+        else:
+            hinted = request.interaction.login_hint or (session.username if session else None)
+            self._login_page(req, resp, request, username=hinted)
 
     def _decide(
         self,
@@ -122,11 +150,10 @@ class AuthorizeResource:
         request: AuthorizationRequest,
         form: Mapping[str, str],
     ) -> None:
-        """Check the CSRF token, then deny, or sign the user in and grant."""
+        """Check the CSRF token, then deny, or grant with the password or the live session."""
         now = self.clock()
-        if not csrf.check(
-            req.cookies.get(self.cookie), form.get(CSRF_FIELD), request.params, PARAMS, now=now
-        ):
+        bound = {**request.params, **({SESSION_FIELD: form[SESSION_FIELD]} if SESSION_FIELD in form else {})}
+        if not csrf.check(req.cookies.get(self.cookie), form.get(CSRF_FIELD), bound, BOUND, now=now):
             message = "This page expired or was changed. Please check the details and sign in again."
             self._login_page(req, resp, request, status=400, message=message, username=form.get("username"))
             return
@@ -135,9 +162,49 @@ class AuthorizeResource:
             raise AccessDenied("the user denied the request")  # RFC 6749 §4.1.2.1
         if decision != "allow":
             raise InvalidRequest("decision must be allow or deny")
-        user = self._authenticate(req, resp, request, form, now)
-        if user is not None:
-            self._redirect(resp, self._grant(request, user, now))
+        if SESSION_FIELD in form and "password" not in form:
+            session = self._consenting(req, request, form[SESSION_FIELD], now)
+            if session is None:
+                message = "Your session has ended. Please sign in again."
+                self._login_page(req, resp, request, status=400, message=message)
+                return
+        else:
+            user = self._authenticate(req, resp, request, form, now)
+            if user is None:
+                return
+            session = self.sessions.signed_in(user, now=now)
+        self._answer(resp, request, session, now)
+
+    def _consenting(
+        self, req: falcon.Request, request: AuthorizationRequest, sid: str, now: float
+    ) -> Session | None:
+        """Return the session a consent-only page was shown for, if it still may stand in for the password."""
+        session = self.sessions.current(req.cookies.get(self.session_cookie), now=now)
+        if session is None or session.sid != sid:
+            return None  # signed out, or another user signed in meanwhile
+        if self.sessions.step(request, session, now=now) is Step.LOGIN:
+            return None  # max_age passed while the page was open
+        return session
+
+    def _answer(
+        self, resp: falcon.Response, request: AuthorizationRequest, session: Session, now: float
+    ) -> None:
+        """Issue the response, remember the consent in the session cookie, and redirect."""
+        client = request.target.client
+        if not client.first_party:
+            session = session.with_consent(client.client_id, request.audience, request.scope)
+        value = self.sessions.cookie(session)
+        if value is not None:
+            resp.set_cookie(
+                self.session_cookie,
+                value,
+                max_age=max(int(session.expires - now), 1),
+                path="/",
+                secure=self.secure,
+                http_only=True,
+                same_site="Lax",
+            )
+        self._redirect(resp, self._grant(request, session, now))
 
     def _authenticate(
         self,
@@ -166,7 +233,7 @@ class AuthorizeResource:
             return None
         return user
 
-    def _grant(self, request: AuthorizationRequest, user: User, now: float) -> str:
+    def _grant(self, request: AuthorizationRequest, session: Session, now: float) -> str:
         """Issue the code or the implicit token and return the redirect Location."""
         target, client = request.target, request.target.client
         if request.response_type == "code":
@@ -174,23 +241,24 @@ class AuthorizeResource:
                 client_id=client.client_id,
                 redirect_uri=target.sent_redirect_uri,  # RFC 6749 §4.1.3 compares with what was sent
                 scope=" ".join(request.scope),
-                subject=user.username,
+                subject=session.username,
                 code_challenge=request.code_challenge,
                 code_challenge_method=pkce.S256 if request.code_challenge else None,
-                auth_time=now,
+                auth_time=session.auth_time,
                 audience=(request.audience,),
                 dpop_jkt=request.dpop_jkt if request.response_type == "code" else None,
                 nonce=request.nonce,
-                amr=("pwd",),  # RFC 8176 §2: a password
+                amr=session.amr,
+                sid=session.sid,  # Back-Channel Logout §2.1: into the id_token
             )
             code = self.codes.issue(record, ttl=self.settings.code_ttl, now=now)
             return location(target, response_params(target, self.issuer, [("code", code)]))
         body = self.tokens.issue(
             client=client,
-            subject=user.username,
+            subject=session.username,
             scope=request.scope,
             audience=request.audience,
-            auth_time=int(now),
+            auth_time=session.auth_time,
         )
         values = [(name, str(body[name])) for name in IMPLICIT_FIELDS]
         return location(target, response_params(target, self.issuer, values))
@@ -204,10 +272,15 @@ class AuthorizeResource:
         status: int = 200,
         message: str | None = None,
         username: str | None = None,
+        session: Session | None = None,
     ) -> None:
-        """Render the form with a fresh CSRF token bound to this request and this browser."""
+        """Render the form with a fresh CSRF token bound to this request, this browser, this session.
+
+        With `session` it is the consent page: no password fields, the session id bound instead.
+        """
         secret = csrf.browser_secret(req.cookies.get(self.cookie))
-        token = csrf.issue(secret, request.params, PARAMS, now=self.clock())
+        bound = {**request.params, **({SESSION_FIELD: session.sid} if session else {})}
+        token = csrf.issue(secret, bound, BOUND, now=self.clock())
         resp.set_cookie(
             self.cookie,
             secret,
@@ -228,8 +301,9 @@ class AuthorizeResource:
             audience=_display_host(request.audience),
             return_to=_display_host(target.redirect_uri),
             action=self.action,
-            hidden=[*request.params.items(), (CSRF_FIELD, token)],
+            hidden=[*bound.items(), (CSRF_FIELD, token)],
             username=username or "",
+            signed_in_as=session.username if session else None,
             message=message,
         )
 

@@ -403,10 +403,8 @@ def test_tampered_parameters_are_refused(
 
 
 def test_unknown_extra_parameters_are_ignored_not_trusted(http: testing.TestClient) -> None:
-    page = open_page(http, {**README, "response_mode": "fragment", "prompt": "none"})
-    result = submit(
-        http, page, changes={"response_mode": "form_post", "redirect_uri2": "https://evil.example"}
-    )
+    page = open_page(http, {**README, "display": "page", "ui_locales": "fr"})
+    result = submit(http, page, changes={"display": "popup", "redirect_uri2": "https://evil.example"})
     assert result.status_code == 303
     assert result.headers["Location"].startswith("https://www.example.com/?code=")
 
