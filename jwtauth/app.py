@@ -9,7 +9,9 @@ from typing import Any
 
 import falcon
 
+from jwtauth.accounts.client_documents import ClientDocuments
 from jwtauth.accounts.clients import ClientRegistry
+from jwtauth.accounts.document_fetch import DocumentFetcher
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.accounts.login import Login
 from jwtauth.accounts.users import UserDirectory
@@ -46,6 +48,7 @@ from jwtauth.resources.token import TokenResource
 from jwtauth.resources.userinfo import UserInfoResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
 from jwtauth.store.connection import STORE_ERRORS, ping
+from jwtauth.store.documents import DocumentCache
 from jwtauth.store.dpop import proof_markers
 from jwtauth.store.sessions import SessionMarks
 from jwtauth.tokens.factory import TokenFactory
@@ -170,7 +173,7 @@ def create_app(
     checker = checker or SecretChecker()
     metrics = metrics or Metrics()
     keyring.on_signer_change(metrics.key_rotated)
-    clients = ClientRegistry(settings.clients, checker)
+    clients = ClientRegistry(settings.clients, checker, _documents(settings, store, clock))
     state = _stores(settings, store)
     users = UserDirectory(settings.users, checker)
     login = Login(users, state.limiter)
@@ -193,6 +196,16 @@ def create_app(
     _add_documents(app, settings, keyring, grants, store)
     app.add_route(paths.METRICS, MetricsResource(metrics))
     return app
+
+
+def _documents(settings: Settings, store: Any, clock: Callable[[], float]) -> ClientDocuments | None:
+    """Return the resolver of URL client IDs when [client_id_metadata] enables them."""
+    options = settings.client_id_metadata
+    if not options.enabled:
+        return None
+    fetcher = DocumentFetcher(allow_insecure_loopback=options.allow_insecure_loopback)
+    cache = DocumentCache(store, prefix=settings.redis_prefix)
+    return ClientDocuments(options, settings.audience, cache, fetcher, clock)
 
 
 def _endpoint_labels() -> dict[str, str]:

@@ -146,7 +146,11 @@ def _add_clients_commands(sub: Any, config_help: str) -> None:
     a.add_argument(
         "--audience", action="append", help="an audience (resource server URL); the first is the default"
     )
-    a.add_argument("--redirect-uri", action="append", help="an exact redirect URI; repeat for several")
+    a.add_argument(
+        "--redirect-uri",
+        action="append",
+        help="a redirect URI, matched exactly (http://127.0.0.1/… and http://[::1]/…: any port); repeatable",
+    )
     a.add_argument("--public", action="store_true", help="no secret (native or browser app): PKCE required")
     a.add_argument("--require-pkce", action="store_true", help="require PKCE of this confidential client")
     a.add_argument(

@@ -34,6 +34,8 @@ class Client:
     require_dpop: bool = False
     # OpenID Connect: the operator's own app; a signed-in user is never asked to consent.
     first_party: bool = False
+    # RFC 8252 §8.3: `localhost` redirect URIs match on any port only for clients that opt in.
+    allow_localhost: bool = False
 
     @property
     def public(self) -> bool:
@@ -66,7 +68,7 @@ def _check_hash(reader: TableReader, key: str, value: str) -> str:
     return value
 
 
-def _check_redirect_uri(reader: TableReader, key: str, uri: str) -> str:
+def check_redirect_uri(reader: TableReader, key: str, uri: str) -> str:
     # RFC 6749 §3.1.2: absolute URI, no fragment. RFC 9700 §2.1: exact string matching later.
     if not uri.isascii() or any(c.isspace() or not c.isprintable() for c in uri):
         # RFC 3986 §2: a URI is printable ASCII; whitespace or CR/LF would also reach Location.
@@ -114,6 +116,7 @@ def parse_client(reader: TableReader) -> Client:
             "require_pkce",
             "require_dpop",
             "first_party",
+            "allow_localhost",
         }
     )
     client_id = reader.get("id", str, required=True)
@@ -133,7 +136,7 @@ def parse_client(reader: TableReader) -> Client:
             raise reader.error("grant_types", f"unknown grant {grant!r} (known: {', '.join(GRANT_TYPES)})")
     if public and {"client_credentials", "password"} & set(grants):
         raise reader.error("grant_types", "a public client cannot use client_credentials or password")
-    uris = tuple(_check_redirect_uri(reader, "redirect_uris", u) for u in reader.strings("redirect_uris"))
+    uris = tuple(check_redirect_uri(reader, "redirect_uris", u) for u in reader.strings("redirect_uris"))
     if {"authorization_code", "implicit"} & set(grants) and not uris:
         raise reader.error("redirect_uris", "is required for authorization_code and implicit")
     scopes = _check_scopes(reader, "scopes", reader.strings("scopes"))
@@ -153,6 +156,7 @@ def parse_client(reader: TableReader) -> Client:
         require_pkce=reader.get("require_pkce", bool, False) or public,
         require_dpop=reader.get("require_dpop", bool, False),
         first_party=reader.get("first_party", bool, False),
+        allow_localhost=reader.get("allow_localhost", bool, False),
     )
 
 

@@ -28,4 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "dpop.require_nonce": False,  # RFC 9449 §8: every proof must carry a server nonce
     "dpop.nonce_lifetime": 300,  # nonces rotate this often (each stays valid one slot either side)
     "sessions.lifetime": 10 * 3600,  # a browser session (SSO) lasts this long after sign-in
+    "client_id_metadata.enabled": False,
+    "client_id_metadata.allowed_hosts": (),
+    "client_id_metadata.scopes": (),
+    "client_id_metadata.audiences": (),
+    "client_id_metadata.allow_insecure_loopback": False,
 }

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from jwtauth.config.client_metadata import ClientMetadataSettings, parse_client_metadata
 from jwtauth.config.clients import Client, User, parse_client, parse_user
 from jwtauth.config.defaults import DEFAULTS
 from jwtauth.config.reader import ConfigError, TableReader
@@ -60,6 +61,7 @@ class Settings:
     dpop_require_nonce: bool = DEFAULTS["dpop.require_nonce"]
     dpop_nonce_lifetime: int = DEFAULTS["dpop.nonce_lifetime"]
     session_ttl: int = DEFAULTS["sessions.lifetime"]
+    client_id_metadata: ClientMetadataSettings = field(default_factory=ClientMetadataSettings)
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -180,10 +182,11 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
 def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     """Validate a parsed TOML document plus environment overrides into Settings."""
     root = TableReader(source, "", data)
-    tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop", "sessions")
+    tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop", "client_id_metadata", "sessions")
     root.unknown_keys({*_table_keys(""), *tables, "clients", "users"})
-    life, keys, limits, redis, pages, dpop, sessions = (root.table_at(k) for k in tables)
-    for name, table in zip(tables, (life, keys, limits, redis, pages, dpop, sessions), strict=True):
+    life, keys, limits, redis, pages, dpop, documents, sessions = (root.table_at(k) for k in tables)
+    readers = (life, keys, limits, redis, pages, dpop, documents, sessions)
+    for name, table in zip(tables, readers, strict=True):
         table.unknown_keys(_table_keys(name))
     issuer = _issuer(root, env)
     algorithm, max_age, publish_ahead = _key_timing(keys)
@@ -213,6 +216,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         dpop_require_nonce=dpop.get("require_nonce", bool),
         dpop_nonce_lifetime=dpop.positive("nonce_lifetime", maximum=86400),
         session_ttl=sessions.positive("lifetime", maximum=30 * 86400),
+        client_id_metadata=parse_client_metadata(documents, issuer),
         source=source,
     )
 

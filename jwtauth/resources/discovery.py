@@ -78,5 +78,11 @@ def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
         "code_challenge_methods_supported": ["S256"],  # RFC 7636; never plain (RFC 9700 §2.1.1)
         "authorization_response_iss_parameter_supported": True,  # RFC 9207
         "dpop_signing_alg_values_supported": sorted(DPOP_ALGORITHMS),  # RFC 9449 §5.1
+        **_client_id_metadata(settings),
     }
     return oauth | oidc_metadata(settings, scopes)
+
+
+def _client_id_metadata(settings: Settings) -> dict[str, Any]:
+    """Return the client ID metadata document support flag when it is enabled (draft §5)."""
+    return {"client_id_metadata_document_supported": True} if settings.client_id_metadata.enabled else {}
