@@ -25,8 +25,10 @@ from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
 from jwtauth.oauth.dpop import TokenEndpointDPoP, key_nonces
 from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, Observer
+from jwtauth.oidc.backchannel import BackChannel
 from jwtauth.oidc.hint import IdTokenHints
 from jwtauth.oidc.idtoken import IdTokens
+from jwtauth.oidc.logout import SessionEnder
 from jwtauth.oidc.session import SessionCodec
 from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.oidc.userinfo import UserInfo
@@ -42,6 +44,7 @@ from jwtauth.resources.errors import (
 )
 from jwtauth.resources.health import HealthResource, ReadyResource
 from jwtauth.resources.introspect import IntrospectResource
+from jwtauth.resources.logout import LogoutResource
 from jwtauth.resources.metrics import MetricsResource
 from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import TokenResource
@@ -116,7 +119,10 @@ def _grants(
     codes, refresh = state.codes, state.refresh
     handlers: tuple[Grant, ...] = (
         ClientCredentialsGrant(settings, tokens),
-        AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=metrics, id_tokens=id_tokens),
+        AuthorizationCodeGrant(
+            settings, tokens, codes, refresh, clock,
+            events=metrics, id_tokens=id_tokens, sessions=state.sessions,
+        ),
         PasswordGrant(settings, tokens, login, refresh, clock),
         RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics, id_tokens=id_tokens),
     )
@@ -141,6 +147,33 @@ def _browser_sessions(settings: Settings, keyring: KeyRing, state: _Stores) -> B
     codec = SessionCodec(keyring.signer, keyring.published)
     hints = IdTokenHints(settings.issuer, keyring)
     return BrowserSessions(codec, state.sessions, hints, settings.session_ttl)
+
+
+def _add_browser_pages(
+    app: falcon.App[Any, Any],
+    settings: Settings,
+    keyring: KeyRing,
+    state: _Stores,
+    parts: tuple[ClientRegistry, Login, TokenFactory],
+    metrics: Metrics,
+    clock: Callable[[], float],
+) -> None:
+    """Route the pages a browser visits: /authorize (sign-in, consent, SSO) and /logout."""
+    clients, login, tokens = parts
+    pages = Pages(settings.templates_dir)
+    sessions = _browser_sessions(settings, keyring, state)
+    authorize = AuthorizeResource(
+        settings=settings, clients=clients, login=login, codes=state.codes, tokens=tokens, pages=pages,
+        sessions=sessions, clock=clock,
+    )  # fmt: skip
+    app.add_route(paths.AUTHORIZE, authorize)
+    backchannel = BackChannel(settings.issuer, keyring, metrics)
+    ender = SessionEnder(state.sessions, state.refresh, clients, backchannel)
+    logout = LogoutResource(
+        issuer=settings.issuer, clients=clients, hints=sessions.hints, sessions=sessions, ender=ender,
+        pages=pages, clock=clock,
+    )  # fmt: skip
+    app.add_route(paths.LOGOUT, logout)
 
 
 def _add_documents(
@@ -184,12 +217,7 @@ def create_app(
 
     app = _falcon_app(settings, metrics, access_log)
     app.add_route(paths.TOKEN, TokenResource(clients, grants, _token_dpop(settings, keyring, store, clock)))
-    pages = Pages(settings.templates_dir)
-    authorize = AuthorizeResource(
-        settings=settings, clients=clients, login=login, codes=state.codes, tokens=tokens, pages=pages,
-        sessions=_browser_sessions(settings, keyring, state), clock=clock,
-    )
-    app.add_route(paths.AUTHORIZE, authorize)
+    _add_browser_pages(app, settings, keyring, state, (clients, login, tokens), metrics, clock)
     app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=metrics))
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users)))
@@ -212,6 +240,6 @@ def _endpoint_labels() -> dict[str, str]:
     """Map every route to the endpoint label of its metrics and access-log lines."""
     labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
     labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
-    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz"}
+    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.LOGOUT: "logout"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels

@@ -151,6 +151,12 @@ class Metrics:
         self._store_errors = Counter(
             "jwtauth_store_errors", "Requests failed by a store error", ["endpoint"], registry=reg
         )
+        self._backchannel = Counter(
+            "jwtauth_backchannel_logout",
+            "Back-channel logout deliveries, by outcome (delivered, retried, failed)",
+            ["outcome"],
+            registry=reg,
+        )
         # Label lookups cost microseconds; the children of a label set are found once.
         self._children: dict[tuple[str, str, int], Any] = {}
         self._labelled: dict[tuple[Counter, str], Any] = {}
@@ -204,6 +210,10 @@ class Metrics:
     def key_rotated(self) -> None:
         """Count one signer change."""
         self._key_rotations.inc()
+
+    def backchannel(self, outcome: str) -> None:
+        """Count one back-channel logout outcome (OpenID Connect Back-Channel Logout)."""
+        self._inc(self._backchannel, outcome)
 
     # --- exposition -----------------------------------------------------------------------
 

@@ -412,3 +412,23 @@ def test_sessions_lifetime_and_first_party_clients(tmp_path: Path) -> None:
     assert settings.session_ttl == 3600 and settings.clients[0].first_party
     assert load_settings(None, env={}).session_ttl == 10 * 3600
     assert "lifetime" in error_of(write(tmp_path, "[sessions]\nlifetime = 0\n" + CLIENT))
+
+
+def test_logout_metadata_is_checked_like_redirect_uris(tmp_path: Path) -> None:
+    fields = (
+        'post_logout_redirect_uris = ["https://app.example.com/bye"]\n'
+        'backchannel_logout_uri = "https://app.example.com/bc"\nbackchannel_logout_session_required = true'
+    )
+    client = load_settings(write(tmp_path, CLIENT + fields), env={}).clients[0]
+    assert client.post_logout_redirect_uris == ("https://app.example.com/bye",)
+    assert client.backchannel_logout_uri == "https://app.example.com/bc"
+    assert client.backchannel_logout_session_required
+    assert load_settings(FIXTURES, env={}).clients[0].post_logout_redirect_uris == (
+        "https://www.example.com/logged-out",
+    )
+    for bad in (
+        'post_logout_redirect_uris = ["https://app.example.com/bye#x"]',
+        'post_logout_redirect_uris = ["http://app.example.com/bye"]',
+        'backchannel_logout_uri = "com.example.app:/bc"',
+    ):
+        assert bad.split(" ")[0] in error_of(write(tmp_path, CLIENT + bad))

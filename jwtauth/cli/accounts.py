@@ -43,6 +43,7 @@ def cmd_clients_add(args: argparse.Namespace) -> None:
         ("scopes", args.scope),
         ("audiences", args.audience),
         ("redirect_uris", args.redirect_uri),
+        ("post_logout_redirect_uris", args.post_logout_redirect_uri),
     ):
         if value:
             fields[key] = value
@@ -55,6 +56,8 @@ def cmd_clients_add(args: argparse.Namespace) -> None:
         fields["require_pkce"] = True
     if args.first_party:
         fields["first_party"] = True
+    if args.backchannel_logout_uri:
+        fields["backchannel_logout_uri"] = args.backchannel_logout_uri
 
     def refuse(current: Settings) -> str | None:
         if any(c.client_id == args.client_id for c in current.clients):
@@ -153,6 +156,14 @@ def _add_clients_commands(sub: Any, config_help: str) -> None:
     )
     a.add_argument("--public", action="store_true", help="no secret (native or browser app): PKCE required")
     a.add_argument("--require-pkce", action="store_true", help="require PKCE of this confidential client")
+    a.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        help="an exact URI to return to after logout (RP-Initiated Logout); repeat for several",
+    )
+    a.add_argument(
+        "--backchannel-logout-uri", help="where logout tokens are POSTed (OpenID Connect Back-Channel Logout)"
+    )
     a.add_argument(
         "--first-party",
         action="store_true",

@@ -36,6 +36,10 @@ class Client:
     first_party: bool = False
     # RFC 8252 §8.3: `localhost` redirect URIs match on any port only for clients that opt in.
     allow_localhost: bool = False
+    # OpenID Connect RP-Initiated Logout §3.1 and Back-Channel Logout §2.2 client metadata.
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
     @property
     def public(self) -> bool:
@@ -117,6 +121,7 @@ def parse_client(reader: TableReader) -> Client:
             "require_dpop",
             "first_party",
             "allow_localhost",
+            *LOGOUT_KEYS,
         }
     )
     client_id = reader.get("id", str, required=True)
@@ -157,7 +162,27 @@ def parse_client(reader: TableReader) -> Client:
         require_dpop=reader.get("require_dpop", bool, False),
         first_party=reader.get("first_party", bool, False),
         allow_localhost=reader.get("allow_localhost", bool, False),
+        **_logout_fields(reader),
     )
+
+
+LOGOUT_KEYS = ("post_logout_redirect_uris", "backchannel_logout_uri", "backchannel_logout_session_required")
+
+
+def _logout_fields(reader: TableReader) -> dict[str, Any]:
+    """Return the client's logout metadata, each URI checked like a redirect URI."""
+    uris = tuple(check_redirect_uri(reader, LOGOUT_KEYS[0], u) for u in reader.strings(LOGOUT_KEYS[0]))
+    backchannel = reader.optional(LOGOUT_KEYS[1], str)
+    if backchannel is not None:
+        check_redirect_uri(reader, LOGOUT_KEYS[1], backchannel)
+        if urlsplit(backchannel).scheme not in ("http", "https"):
+            # Back-Channel Logout §2.2: the server POSTs to it, so it is an http(s) URL.
+            raise reader.error(LOGOUT_KEYS[1], f"{backchannel!r} must be an https URL")
+    return {
+        "post_logout_redirect_uris": uris,
+        "backchannel_logout_uri": backchannel,
+        "backchannel_logout_session_required": reader.get(LOGOUT_KEYS[2], bool, False),
+    }
 
 
 def parse_user(reader: TableReader) -> User:

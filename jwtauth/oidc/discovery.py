@@ -23,6 +23,7 @@ def oidc_metadata(settings: Settings, scopes: list[str]) -> dict[str, Any]:
     offered = sorted({*scopes, "openid"})
     return {
         "userinfo_endpoint": issuer + paths.USERINFO,
+        "end_session_endpoint": issuer + paths.LOGOUT,  # RP-Initiated Logout §2.1
         "scopes_supported": offered,
         "response_modes_supported": ["query", "fragment"],
         "subject_types_supported": ["public"],
@@ -36,5 +37,8 @@ def oidc_metadata(settings: Settings, scopes: list[str]) -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "frontchannel_logout_supported": False,
+        # Back-Channel Logout §2.1: logout tokens carry sid (and sub) for every session.
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "prompt_values_supported": list(PROMPTS),  # Core §3.1.2.1, with a browser session (SSO)
     }

@@ -49,11 +49,19 @@ class Session:
     expires: int
     # client_id -> (audience, scopes): remembered consent rides in the cookie, not in a database.
     consent: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # The clients that got a response in this session: its logout notifies them (back-channel).
+    clients: tuple[str, ...] = ()
 
     def consented(self, client_id: str, audience: str, scope: Sequence[str]) -> bool:
         """Tell whether this session already allowed `client_id` this audience and these scopes."""
         given = self.consent.get(client_id)
         return given is not None and given[0] == audience and set(scope) <= set(given[1])
+
+    def with_client(self, client_id: str) -> Session:
+        """Return the session remembering that `client_id` signed the user in here."""
+        if client_id in self.clients:
+            return self
+        return replace(self, clients=(*self.clients, client_id)[-MAX_CONSENTS:])
 
     def with_consent(self, client_id: str, audience: str, scope: Sequence[str]) -> Session:
         """Return the session remembering one more consent (the oldest dropped past MAX_CONSENTS)."""
@@ -84,6 +92,7 @@ class SessionCodec:
             "sid": session.sid, "u": session.username, "sub": session.sub, "at": session.auth_time,
             "amr": list(session.amr), "exp": session.expires,
             "c": {c: [aud, list(scope)] for c, (aud, scope) in session.consent.items()},
+            "rp": list(session.clients),
         }  # fmt: skip
         payload = base64url_encode(json.dumps(body, separators=(",", ":")).encode()).decode()
         signed = f"{VERSION}.{key.kid}.{payload}"
@@ -129,5 +138,5 @@ def _session(body: Any) -> Session:
         raise TypeError("auth_time and exp are integers")
     return Session(
         str(body["sid"]), str(body["u"]), str(body["sub"]), at, tuple(str(a) for a in body["amr"]), exp,
-        consent,
+        consent, tuple(str(c) for c in body.get("rp", ())),
     )  # fmt: skip

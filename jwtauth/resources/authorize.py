@@ -191,6 +191,7 @@ class AuthorizeResource:
     ) -> None:
         """Issue the response, remember the consent in the session cookie, and redirect."""
         client = request.target.client
+        session = session.with_client(client.client_id)  # its logout tells this client (back-channel)
         if not client.first_party:
             session = session.with_consent(client.client_id, request.audience, request.scope)
         value = self.sessions.cookie(session)

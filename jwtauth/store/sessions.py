@@ -7,6 +7,8 @@ one MGET checks a session in one round trip, Cluster included):
     {prefix}{ses:<sha256(username)>}:end:<sha256(sid)>   "1": this session was logged out
     {prefix}{ses:<sha256(username)>}:nb                  epoch seconds: sessions that signed in
                                                          before it are over ("log out everywhere")
+    {prefix}{ses:<sha256(username)>}:fam:<sha256(sid)>   set: refresh families started in this
+                                                         session, which its logout revokes
 
 Each marker lives exactly as long as the sessions it can end: the session lifetime.
 """
@@ -15,7 +17,14 @@ from __future__ import annotations
 
 import hashlib
 
-from jwtauth.store.redisclient import RedisClient, checked_prefix, ms, tagged_key, text
+from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, ms, tagged_key, text
+
+# KEYS: the session's family set. ARGV: family id, ttl ms.
+_LINK = """
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
 
 
 class SessionMarks:
@@ -25,6 +34,7 @@ class SessionMarks:
         self._redis = client
         self._prefix = checked_prefix(prefix)
         self._ttl = session_ttl
+        self._link = client.register_script(_LINK)
 
     def live(self, username: str, sid: str, auth_time: float) -> bool:
         """Tell whether a session neither ended nor signed in before the user's "not before"."""
@@ -43,6 +53,21 @@ class SessionMarks:
         """End every session of `username` that signed in up to `now` ("log out everywhere")."""
         # auth_time is whole seconds: every session of this second ends, the next second's live.
         self._redis.set(f"{self._user(username)}:nb", str(int(now) + 1).encode(), px=ms(self._ttl))
+
+    def linking(self, username: str, sid: str, family_id: str) -> ScriptCall:
+        """Return the call that records a refresh family as this session's, for another's trip.
+
+        The code grant runs it in RefreshStore.create's round trip, so a family is never
+        started without its logout knowing of it (unless the trip itself failed).
+        """
+        return (self._link, [self._families(username, sid)], [family_id, str(ms(self._ttl))])
+
+    def families(self, username: str, sid: str) -> list[str]:
+        """Return the refresh families started in this session."""
+        return sorted(text(member) for member in self._redis.smembers(self._families(username, sid)))
+
+    def _families(self, username: str, sid: str) -> str:
+        return f"{self._user(username)}:fam:{_digest(sid)}"
 
     def _user(self, username: str) -> str:
         # Hashed: the key name is visible to anyone who can SCAN; the username need not be.
