@@ -75,6 +75,9 @@ class Events(Protocol):
     def key_rotated(self) -> None:
         """Report that the key ring's signer changed."""
 
+    def device_flow(self, outcome: str) -> None:
+        """Report a step of a device request (RFC 8628): requested, approved, denied, expired, slow_down."""
+
 
 class NoEvents:
     """Events that go nowhere: the default outside create_app."""
@@ -89,6 +92,9 @@ class NoEvents:
         """Ignore."""
 
     def key_rotated(self) -> None:
+        """Ignore."""
+
+    def device_flow(self, outcome: str) -> None:
         """Ignore."""
 
 
@@ -146,6 +152,12 @@ class Metrics:
         self._key_rotations = Counter(
             "jwtauth_key_rotations",
             "Signer changes seen by the key ring (each worker counts the change it sees)",
+            registry=reg,
+        )
+        self._device = Counter(
+            "jwtauth_device_flow",
+            "Device authorization steps (RFC 8628): requested, approved, denied, expired, slow_down",
+            ["outcome"],
             registry=reg,
         )
         self._store_errors = Counter(
@@ -214,6 +226,10 @@ class Metrics:
     def backchannel(self, outcome: str) -> None:
         """Count one back-channel logout outcome (OpenID Connect Back-Channel Logout)."""
         self._inc(self._backchannel, outcome)
+
+    def device_flow(self, outcome: str) -> None:
+        """Count one device-request step."""
+        self._inc(self._device, outcome)
 
     # --- exposition -----------------------------------------------------------------------
 
