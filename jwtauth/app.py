@@ -22,6 +22,7 @@ from jwtauth.grants.authorization_code import AuthorizationCodeGrant
 from jwtauth.grants.base import Grant
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
 from jwtauth.grants.device_code import DeviceCodeGrant
+from jwtauth.grants.front_channel import FrontChannel
 from jwtauth.grants.password import PasswordGrant
 from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
@@ -162,17 +163,17 @@ def _add_browser_pages(
     settings: Settings,
     keyring: KeyRing,
     state: _Stores,
-    parts: tuple[ClientRegistry, Login, TokenFactory],
+    parts: tuple[ClientRegistry, Login, FrontChannel],
     metrics: Metrics,
     clock: Callable[[], float],
 ) -> None:
     """Route the pages a browser visits: /authorize (sign-in, consent, SSO) and /logout."""
-    clients, login, tokens = parts
+    clients, login, front = parts
     pages = Pages(settings.templates_dir)
     sessions = _browser_sessions(settings, keyring, state)
     authorize = AuthorizeResource(
-        settings=settings, clients=clients, login=login, codes=state.codes, tokens=tokens, pages=pages,
-        sessions=sessions, clock=clock,
+        settings=settings, clients=clients, login=login, front=front, pages=pages, sessions=sessions,
+        clock=clock,
     )  # fmt: skip
     app.add_route(paths.AUTHORIZE, authorize)
     backchannel = BackChannel(settings.issuer, keyring, metrics)
@@ -225,7 +226,8 @@ def create_app(
 
     app = _falcon_app(settings, metrics, access_log)
     app.add_route(paths.TOKEN, TokenResource(clients, grants, _token_dpop(settings, keyring, store, clock)))
-    _add_browser_pages(app, settings, keyring, state, (clients, login, tokens), metrics, clock)
+    front = FrontChannel(settings, state.codes, tokens, id_tokens)
+    _add_browser_pages(app, settings, keyring, state, (clients, login, front), metrics, clock)
     app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=metrics))
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from jwtauth.config.settings import Settings
-from jwtauth.oidc import claims
+from jwtauth.oidc import claims, responses
 from jwtauth.oidc.prompt import PROMPTS
 from jwtauth.resources import paths
 
@@ -25,7 +25,7 @@ def oidc_metadata(settings: Settings, scopes: list[str]) -> dict[str, Any]:
         "userinfo_endpoint": issuer + paths.USERINFO,
         "end_session_endpoint": issuer + paths.LOGOUT,  # RP-Initiated Logout §2.1
         "scopes_supported": offered,
-        "response_modes_supported": ["query", "fragment"],
+        "response_modes_supported": list(responses.MODES),  # and the Form Post Response Mode
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [settings.signing_algorithm],
         "userinfo_signing_alg_values_supported": [],  # userinfo answers plain JSON (Core §5.3.2)

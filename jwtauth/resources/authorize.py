@@ -19,13 +19,13 @@ from jwtauth.accounts.login import Login
 from jwtauth.config.clients import User
 from jwtauth.config.settings import Settings
 from jwtauth.errors import AccessDenied, InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
-from jwtauth.oauth import pkce
+from jwtauth.grants.front_channel import FrontChannel
 from jwtauth.oauth.authorization import (
     PARAMS,
     AuthorizationRequest,
     Target,
     UntrustedRedirect,
-    error_location,
+    error_params,
     identify,
     location,
     response_params,
@@ -33,13 +33,12 @@ from jwtauth.oauth.authorization import (
 )
 from jwtauth.oidc import session as browser_session
 from jwtauth.oidc.prompt import Step
+from jwtauth.oidc.responses import FORM_POST
 from jwtauth.oidc.session import Session
 from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.resources import paths
 from jwtauth.resources.forms import parse_params, read_form
-from jwtauth.store import CodeRecord, CodeStore
 from jwtauth.store.connection import STORE_ERRORS, unavailable
-from jwtauth.tokens.factory import TokenFactory
 from jwtauth.web import csrf
 from jwtauth.web.pages import SECURITY_HEADERS, Pages, describe_scope, form_target
 
@@ -51,8 +50,6 @@ SESSION_FIELD = "sid"
 BOUND = (*PARAMS, SESSION_FIELD)
 # One message for an unknown user and a wrong password: no hint which one it was.
 BAD_LOGIN = "The email or password is not correct."
-# The fields of a fragment response (RFC 6749 §4.2.2); never a refresh token.
-IMPLICIT_FIELDS = ("access_token", "token_type", "expires_in", "expires_at", "scope")
 
 
 def _display_host(uri: str) -> str:
@@ -76,14 +73,13 @@ class AuthorizeResource:
         settings: Settings,
         clients: ClientRegistry,
         login: Login,
-        codes: CodeStore,
-        tokens: TokenFactory,
+        front: FrontChannel,
         pages: Pages,
         sessions: BrowserSessions,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings, self.clients, self.login, self.sessions = settings, clients, login, sessions
-        self.codes, self.tokens = codes, tokens
+        self.front = front
         self.pages, self.clock = pages, clock
         self.issuer = settings.issuer
         self.action = urlsplit(settings.issuer).path + paths.AUTHORIZE
@@ -122,13 +118,13 @@ class AuthorizeResource:
         try:
             run()
         except OAuthError as exc:
-            self._redirect(resp, error_location(target, self.issuer, exc))
+            self._respond(resp, target, error_params(target, self.issuer, exc))
         except STORE_ERRORS as exc:
             if not unavailable(exc):
                 raise  # a bug, not an outage: app.py logs it as a 500
             # RFC 6749 §4.1.2.1: the client learns to retry; the user is not left on a 500.
             log.error("store unavailable during %s %s: %s", req.method, req.path, type(exc).__name__)
-            self._redirect(resp, error_location(target, self.issuer, TemporarilyUnavailable()))
+            self._respond(resp, target, error_params(target, self.issuer, TemporarilyUnavailable()))
 
     def _show(self, req: falcon.Request, resp: falcon.Response, request: AuthorizationRequest) -> None:
         """With a session, answer at once or ask for consent only; otherwise ask to sign in."""
@@ -205,7 +201,8 @@ class AuthorizeResource:
                 http_only=True,
                 same_site="Lax",
             )
-        self._redirect(resp, self._grant(request, session, now))
+        values = self.front.issue(request, session, now)
+        self._respond(resp, request.target, response_params(request.target, self.issuer, values))
 
     def _authenticate(
         self,
@@ -233,36 +230,6 @@ class AuthorizeResource:
             self._login_page(req, resp, request, status=400, message=BAD_LOGIN, username=username)
             return None
         return user
-
-    def _grant(self, request: AuthorizationRequest, session: Session, now: float) -> str:
-        """Issue the code or the implicit token and return the redirect Location."""
-        target, client = request.target, request.target.client
-        if request.response_type == "code":
-            record = CodeRecord(
-                client_id=client.client_id,
-                redirect_uri=target.sent_redirect_uri,  # RFC 6749 §4.1.3 compares with what was sent
-                scope=" ".join(request.scope),
-                subject=session.username,
-                code_challenge=request.code_challenge,
-                code_challenge_method=pkce.S256 if request.code_challenge else None,
-                auth_time=session.auth_time,
-                audience=(request.audience,),
-                dpop_jkt=request.dpop_jkt if request.response_type == "code" else None,
-                nonce=request.nonce,
-                amr=session.amr,
-                sid=session.sid,  # Back-Channel Logout §2.1: into the id_token
-            )
-            code = self.codes.issue(record, ttl=self.settings.code_ttl, now=now)
-            return location(target, response_params(target, self.issuer, [("code", code)]))
-        body = self.tokens.issue(
-            client=client,
-            subject=session.username,
-            scope=request.scope,
-            audience=request.audience,
-            auth_time=session.auth_time,
-        )
-        values = [(name, str(body[name])) for name in IMPLICIT_FIELDS]
-        return location(target, response_params(target, self.issuer, values))
 
     def _login_page(
         self,
@@ -325,6 +292,13 @@ class AuthorizeResource:
             message=message,
             error=error,
         )
+
+    def _respond(self, resp: falcon.Response, target: Target, params: list[tuple[str, str]]) -> None:
+        """Send the response to the client: a form the browser posts (form_post) or a redirect."""
+        if target.mode == FORM_POST:
+            self.pages.form_post(resp, target.redirect_uri, params)  # Form Post Response Mode §2
+        else:
+            self._redirect(resp, location(target, params))
 
     def _redirect(self, resp: falcon.Response, url: str) -> None:
         """Answer 303 See Other: the browser follows with a GET, never re-posting the password."""
