@@ -38,6 +38,7 @@ from jwtauth.oidc.userinfo import UserInfo
 from jwtauth.resources import paths
 from jwtauth.resources.authorize import AuthorizeResource
 from jwtauth.resources.client_address import ClientAddress
+from jwtauth.resources.cors import CORS
 from jwtauth.resources.device import DeviceResource
 from jwtauth.resources.device_authorization import DeviceAuthorizationResource
 from jwtauth.resources.discovery import JWKSResource, MetadataResource, metadata
@@ -101,6 +102,7 @@ def _falcon_app(settings: Settings, metrics: Metrics, access_log: AccessLog | No
         middleware=(
             Observer(metrics, _endpoint_labels(), access_log),
             ClientAddress(parse_networks(settings.trusted_proxies)),
+            CORS(settings.clients),
         ),
     )
     app.req_options.strip_url_path_trailing_slash = True

@@ -380,7 +380,9 @@ def test_clients_add_logout_flags(capsys: pytest.CaptureFixture[str], settings_f
     argv = ["clients", "add", "rp", "--grant", "authorization_code", "--redirect-uri", "https://rp.example.com/cb"]
     argv += ["--post-logout-redirect-uri", "https://rp.example.com/bye"]
     argv += ["--backchannel-logout-uri", "https://rp.example.com/bc", "--config", str(settings_file)]
+    argv += ["--allowed-origin", "https://rp.example.com"]
     status, _, _ = run_main(capsys, *argv)
     client = load_settings(settings_file, env={}).clients[-1]
     assert status == 0 and client.post_logout_redirect_uris == ("https://rp.example.com/bye",)
     assert client.backchannel_logout_uri == "https://rp.example.com/bc"
+    assert client.allowed_origins == ("https://rp.example.com",)

@@ -433,3 +433,13 @@ def test_logout_metadata_is_checked_like_redirect_uris(tmp_path: Path) -> None:
         'backchannel_logout_uri = "com.example.app:/bc"',
     ):
         assert bad.split(" ")[0] in error_of(write(tmp_path, CLIENT + bad))
+
+
+def test_allowed_origins_are_origins(tmp_path: Path) -> None:
+    good = CLIENT + 'allowed_origins = ["https://app.example.com", "http://127.0.0.1:5173"]'
+    assert load_settings(write(tmp_path, good), env={}).clients[0].allowed_origins == (
+        "https://app.example.com",
+        "http://127.0.0.1:5173",
+    )
+    for bad in ("https://app.example.com/", "https://app.example.com/path", "http://app.example.com", "*"):
+        assert "allowed_origins" in error_of(write(tmp_path, CLIENT + f'allowed_origins = ["{bad}"]'))

@@ -44,6 +44,7 @@ def cmd_clients_add(args: argparse.Namespace) -> None:
         ("audiences", args.audience),
         ("redirect_uris", args.redirect_uri),
         ("post_logout_redirect_uris", args.post_logout_redirect_uri),
+        ("allowed_origins", args.allowed_origin),
     ):
         if value:
             fields[key] = value
@@ -163,6 +164,9 @@ def _add_clients_commands(sub: Any, config_help: str) -> None:
     )
     a.add_argument(
         "--backchannel-logout-uri", help="where logout tokens are POSTed (OpenID Connect Back-Channel Logout)"
+    )
+    a.add_argument(
+        "--allowed-origin", action="append", help="a browser origin that may call the token endpoint (CORS)"
     )
     a.add_argument(
         "--first-party",

@@ -47,6 +47,8 @@ class Client:
     post_logout_redirect_uris: tuple[str, ...] = ()
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    # Browser origins that may call the token, userinfo and revocation endpoints (CORS).
+    allowed_origins: tuple[str, ...] = ()
 
     @property
     def public(self) -> bool:
@@ -129,6 +131,7 @@ def parse_client(reader: TableReader) -> Client:
             "first_party",
             "allow_localhost",
             *LOGOUT_KEYS,
+            "allowed_origins",
         }
     )
     client_id = reader.get("id", str, required=True)
@@ -170,15 +173,27 @@ def parse_client(reader: TableReader) -> Client:
         require_dpop=reader.get("require_dpop", bool, False),
         first_party=reader.get("first_party", bool, False),
         allow_localhost=reader.get("allow_localhost", bool, False),
-        **_logout_fields(reader),
+        **_browser_fields(reader),
     )
 
 
 LOGOUT_KEYS = ("post_logout_redirect_uris", "backchannel_logout_uri", "backchannel_logout_session_required")
 
 
-def _logout_fields(reader: TableReader) -> dict[str, Any]:
-    """Return the client's logout metadata, each URI checked like a redirect URI."""
+ORIGINS = "allowed_origins"
+
+
+def _check_origin(reader: TableReader, key: str, origin: str) -> str:
+    """Check a CORS origin: scheme, host and port only (RFC 6454 §6.2), https or loopback http."""
+    check_redirect_uri(reader, key, origin)
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or parts.path or parts.query or origin.endswith(("?", "/")):
+        raise reader.error(key, f"{origin!r} must be an origin like https://app.example.com (no path)")
+    return origin
+
+
+def _browser_fields(reader: TableReader) -> dict[str, Any]:
+    """Return the client's logout and CORS metadata, each URI checked like a redirect URI."""
     uris = tuple(check_redirect_uri(reader, LOGOUT_KEYS[0], u) for u in reader.strings(LOGOUT_KEYS[0]))
     backchannel = reader.optional(LOGOUT_KEYS[1], str)
     if backchannel is not None:
@@ -190,6 +205,7 @@ def _logout_fields(reader: TableReader) -> dict[str, Any]:
         "post_logout_redirect_uris": uris,
         "backchannel_logout_uri": backchannel,
         "backchannel_logout_session_required": reader.get(LOGOUT_KEYS[2], bool, False),
+        ORIGINS: tuple(_check_origin(reader, ORIGINS, o) for o in reader.strings(ORIGINS)),
     }
 
 
