@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import falcon
@@ -29,6 +30,7 @@ from jwtauth.web.pages import SECURITY_HEADERS, Pages, form_target
 log = logging.getLogger("jwtauth")
 
 CSRF_FIELD = "csrf_token"
+EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 class LogoutResource:
@@ -91,7 +93,17 @@ class LogoutResource:
             self._refuse(resp, "Signing out is not possible right now. Please try again.", status=503)
             return
         # The cookie goes whatever happened: a browser that asked to sign out keeps no session.
-        resp.unset_cookie(self.session_cookie, path="/")  # an empty value that expires at once
+        # An empty value that expired long ago, with the attributes the `__Host-` prefix demands
+        # (falcon's unset_cookie drops Secure, and browsers then ignore it).
+        resp.set_cookie(
+            self.session_cookie,
+            "",
+            expires=EPOCH,
+            path="/",
+            secure=self.secure,
+            http_only=True,
+            same_site="Lax",
+        )
         where = request.location()
         if where is None:
             self.pages.render(resp, "logged_out.html")

@@ -105,7 +105,7 @@ def test_logout_with_a_hint_ends_the_session_its_families_and_redirects_with_sta
     result = logout(browser, id_token_hint=first["id_token"], post_logout_redirect_uri=LOGGED_OUT, state="st")
     assert result.status_code == 303 and result.headers["Location"] == LOGGED_OUT + "?state=st"
     cleared = result.cookies[SESSION]
-    assert cleared.value == "" and "expires=" in result.headers["Set-Cookie"].split(SESSION)[1]
+    assert cleared.value == "" and "1970" in result.headers["Set-Cookie"].split(SESSION)[1]
     # The copied cookie is dead too, and so are the session's grants, but not offline_access.
     browser.cookies = copied
     assert answer(browser.get({**query, "prompt": "none"}))["error"] == "login_required"
@@ -151,6 +151,17 @@ def test_logout_without_a_session_shows_the_signed_out_page_or_redirects(http: t
     assert logout(browser).status_code == 200
     result = logout(browser, client_id="testclient", post_logout_redirect_uri=LOGGED_OUT)
     assert result.headers["Location"] == LOGGED_OUT
+
+
+def test_under_https_the_cleared_cookie_keeps_its_host_prefix_attributes(make_app: MakeApp) -> None:
+    http = make_app(issuer="https://id.example.com")
+    browser = Browser(http)
+    answer(browser.sign_in(OPENID_QUERY))
+    done = logout(browser)
+    assert done.status_code == 200  # a confirmation page: no hint
+    cleared = http.simulate_get("/logout", headers={"Cookie": "x=1"})  # no session: just signed out
+    header = cleared.headers["Set-Cookie"]
+    assert header.startswith('__Host-jwtauth-session=""') and "Secure" in header and "1970" in header
 
 
 def test_discovery_lists_logout(http: testing.TestClient) -> None:
