@@ -367,3 +367,22 @@ def test_users_add_refuses_a_bad_claim_before_asking(
     status, _, err = run_main(capsys, *args, stdin="")
     assert status == 2 and message in err and "empty password" not in err
     assert settings_file.read_bytes() == before
+
+
+def test_clients_add_first_party(capsys: pytest.CaptureFixture[str], settings_file: Path) -> None:
+    uri = "https://mine.example.com/cb"
+    argv = ["clients", "add", "mine", "--grant", "authorization_code", "--redirect-uri", uri, "--first-party"]
+    status, _, _ = run_main(capsys, *argv, "--config", str(settings_file))
+    assert status == 0 and load_settings(settings_file, env={}).clients[-1].first_party
+
+
+def test_clients_add_logout_flags(capsys: pytest.CaptureFixture[str], settings_file: Path) -> None:
+    argv = ["clients", "add", "rp", "--grant", "authorization_code", "--redirect-uri", "https://rp.example.com/cb"]
+    argv += ["--post-logout-redirect-uri", "https://rp.example.com/bye"]
+    argv += ["--backchannel-logout-uri", "https://rp.example.com/bc", "--config", str(settings_file)]
+    argv += ["--allowed-origin", "https://rp.example.com"]
+    status, _, _ = run_main(capsys, *argv)
+    client = load_settings(settings_file, env={}).clients[-1]
+    assert status == 0 and client.post_logout_redirect_uris == ("https://rp.example.com/bye",)
+    assert client.backchannel_logout_uri == "https://rp.example.com/bc"
+    assert client.allowed_origins == ("https://rp.example.com",)
