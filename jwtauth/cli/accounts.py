@@ -53,6 +53,8 @@ def cmd_clients_add(args: argparse.Namespace) -> None:
         )
     if args.require_pkce:
         fields["require_pkce"] = True
+    if args.require_dpop:  # RFC 9449 §5.2: its tokens must be DPoP-bound
+        fields["require_dpop"] = True
 
     def refuse(current: Settings) -> str | None:
         if any(c.client_id == args.client_id for c in current.clients):
@@ -151,6 +153,9 @@ def _add_clients_commands(sub: Any, config_help: str) -> None:
     )
     a.add_argument("--public", action="store_true", help="no secret (native or browser app): PKCE required")
     a.add_argument("--require-pkce", action="store_true", help="require PKCE of this confidential client")
+    a.add_argument(
+        "--require-dpop", action="store_true", help="DPoP-bound tokens only (RFC 9449): never a bearer token"
+    )
     a.set_defaults(func=cmd_clients_add)
 
 
