@@ -157,3 +157,14 @@ def test_mcp_server_publishes_its_metadata_and_refuses_other_tokens(client: test
     assert b'resource_metadata="http://127.0.0.1:8002/.well-known/oauth-protected-resource/mcp"' in (
         headers[b"www-authenticate"]
     )
+
+
+def test_resource_server_public_url_is_what_proofs_name(client: testing.TestClient) -> None:
+    options = resource_server.dpop_options(require=False, off=False, public_url="https://api.example.com/")
+    api = testing.TestClient(resource_server.build_app(ISSUER, API, fetch=routed_fetch(client), dpop=options))
+    key = DPoPKey()
+    token = dpop_token(client, key)
+    assert dpop_get(api, key, token).status_code == 401  # names the URL the proxy received
+    proof = key.proof(htm="GET", htu="https://api.example.com/hello", token=token)
+    result = api.simulate_get("/hello", headers={"Authorization": f"DPoP {token}", "DPoP": proof})
+    assert result.status_code == 200, result.text
