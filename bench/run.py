@@ -10,9 +10,9 @@ stopped, every Redis key it wrote is deleted):
 3. `jwtauth serve --workers 2` with Redis (a unique JWTAUTH_REDIS_PREFIX) and an ES256 key:
    client_credentials, password, refresh_token (each family rotated by one connection at a
    time), authorization_code (codes issued into Redis beforehand, each redeemed once),
-   client_credentials with a DPoP proof per request (proofs signed beforehand, each sent once),
-   in rounds alternating with plain client_credentials and reported as its ratio to plain,
-   introspection, JWKS and metadata; the workers' RSS before and after 100k tokens;
+   introspection, client_credentials with a DPoP proof per request (proofs signed beforehand,
+   each sent once) in rounds alternating with plain client_credentials and reported as its
+   ratio to plain, JWKS and metadata; the workers' RSS before and after 100k tokens;
 4. the same server with an RS256 key, then an EdDSA key: client_credentials;
 5. Redis memory per refresh family.
 
