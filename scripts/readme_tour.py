@@ -385,6 +385,34 @@ def step_challenge(tour: Tour, name: str) -> str:
     return tour.blocks[name]
 
 
+RS_DPOP_EXAMPLE = """\
+import requests
+from requests_oauth2client import DPoPKey, OAuth2Client
+
+client = OAuth2Client(token_endpoint="http://127.0.0.1:8000/api/v1/tokens", client_id="testclient",
+                      client_secret="testpassword", testing=True)
+token = client.client_credentials(scope="read", dpop_key=DPoPKey.generate(alg="ES256"))
+hello = requests.get("http://127.0.0.1:8001/hello", auth=token)  # DPoP <token> + a fresh proof
+print(hello.status_code, hello.json())
+as_bearer = {"Authorization": f"Bearer {token.access_token}"}  # what a thief would send
+refused = requests.get("http://127.0.0.1:8001/hello", headers=as_bearer)
+print(refused.status_code, refused.headers["WWW-Authenticate"].split(", ")[:3])
+"""
+
+
+def step_rs_dpop(tour: Tour, name: str) -> str:
+    """Call examples/resource_server.py with a DPoP-bound token, then with it as a bearer token."""
+    (real,) = [port for port, shown in tour.shown_ports.items() if shown == RESOURCE_PORT]
+    program = RS_DPOP_EXAMPLE.replace("127.0.0.1:8000", f"127.0.0.1:{tour.port}")
+    program = program.replace(f"127.0.0.1:{RESOURCE_PORT}", f"127.0.0.1:{real}")
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    out = code_block("text", tour.shown(done.stdout.strip()))
+    tour.blocks[name] = code_block("python", RS_DPOP_EXAMPLE) + "\n\n" + out
+    return tour.blocks[name]
+
+
 BASIC = "curl -u testclient:testpassword"
 TOKENS = f"{SHOWN}/api/v1/tokens/"
 LOGIN = "grant_type=password&username=testuser@example.com&password=testpassword"
@@ -457,6 +485,7 @@ def steps() -> list[tuple[str, Callable[[Tour, str], str]]]:
         ("rs-token", curl(f"{BASIC} {TOKENS} -d 'grant_type=client_credentials&scope=read'",
                           {"API_TOKEN": "access_token"})),
         ("rs-hello", curl(f'curl -H "Authorization: Bearer $API_TOKEN" localhost:{RESOURCE_PORT}/hello')),
+        ("rs-dpop", step_rs_dpop),
     ]  # fmt: skip
 
 

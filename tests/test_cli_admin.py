@@ -24,6 +24,7 @@ from jwtauth.cli.config_edit import append_table, toml_string
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import load_settings
 from jwtauth.keys import KeyRing
+from tests.dpopkit import DPoPKey
 from tests.helpers import FIXTURES, basic
 from tests.support import Server
 from tests.support import run_cli as jwtauth_cli
@@ -168,6 +169,28 @@ def test_clients_add_prints_the_secret_once_and_stores_its_hash(
         "/api/v1/tokens", body="grant_type=client_credentials", headers=basic("reports", secret)
     )
     assert result.status_code == 200 and result.json["scope"] == "read"
+
+
+def test_clients_add_require_dpop(
+    capsys: pytest.CaptureFixture[str], settings_file: Path, keys_dir: Path, store: Any
+) -> None:
+    argv = ["clients", "add", "bound", "--require-dpop", "--scope", "read", "--config", str(settings_file)]
+    status, out, err = run_main(capsys, *argv)
+    assert status == 0, err
+    assert "require_dpop = true" in settings_file.read_text()
+    settings = load_settings(settings_file, env={})
+    client = next(c for c in settings.clients if c.client_id == "bound")
+    assert client.require_dpop and not settings.clients[0].require_dpop
+    # The server built from the edited file refuses it a bearer token and binds its tokens.
+    app = testing.TestClient(create_app(settings, KeyRing(keys_dir, retire_after=960), store))
+    headers = basic("bound", printed_secret(out))
+    refused = app.simulate_post("/api/v1/tokens", body="grant_type=client_credentials", headers=headers)
+    assert refused.status_code == 400 and refused.json["error"] == "invalid_request"
+    proof = DPoPKey().proof(htu=settings.issuer + "/api/v1/tokens")
+    bound = app.simulate_post(
+        "/api/v1/tokens", body="grant_type=client_credentials", headers={**headers, "DPoP": proof}
+    )
+    assert bound.status_code == 200 and bound.json["token_type"] == "DPoP"
 
 
 def test_clients_add_refuses_a_duplicate(capsys: pytest.CaptureFixture[str], settings_file: Path) -> None:

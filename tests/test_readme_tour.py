@@ -66,4 +66,6 @@ def test_the_tour_runs_against_a_real_server() -> None:
     assert "401 Unauthorized" in blocks["rs-challenge"] and "resource_metadata=" in blocks["rs-challenge"]
     assert '"authorization_servers": ["http://127.0.0.1:8000"]' in blocks["rs-metadata"]
     assert '{"sub": "testclient", "client_id": "testclient", "scope": "read"}' in blocks["rs-hello"]
+    assert "200 {'sub': 'testclient'" in blocks["rs-dpop"] and "'dpop_jkt': " in blocks["rs-dpop"]
+    assert "401 ['Bearer realm=" in blocks["rs-dpop"] and 'error="invalid_token"' in blocks["rs-dpop"]
     assert ":8000" in out and "Traceback" not in out

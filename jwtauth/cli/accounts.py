@@ -64,6 +64,8 @@ def cmd_clients_add(args: argparse.Namespace) -> None:
         fields["first_party"] = True
     if args.backchannel_logout_uri:
         fields["backchannel_logout_uri"] = args.backchannel_logout_uri
+    if args.require_dpop:  # RFC 9449 §5.2: its tokens must be DPoP-bound
+        fields["require_dpop"] = True
 
     def refuse(current: Settings) -> str | None:
         if any(c.client_id == args.client_id for c in current.clients):
@@ -202,6 +204,9 @@ def _add_client_policy_flags(a: Any) -> None:
     """Add the flags of how a client authenticates and what it must do: PKCE, keys, PAR, DPoP, logout."""
     a.add_argument("--public", action="store_true", help="no secret (native or browser app): PKCE required")
     a.add_argument("--require-pkce", action="store_true", help="require PKCE of this confidential client")
+    a.add_argument(
+        "--require-dpop", action="store_true", help="DPoP-bound tokens only (RFC 9449): never a bearer token"
+    )
     a.add_argument(
         "--jwks-file",
         metavar="FILE",
