@@ -11,7 +11,7 @@ import falcon
 
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.hashing import SecretChecker
-from jwtauth.accounts.login import Login
+from jwtauth.accounts.login import Limits, Login
 from jwtauth.accounts.users import UserDirectory
 from jwtauth.config.settings import Settings, parse_networks
 from jwtauth.errors import OAuthError
@@ -160,7 +160,8 @@ def create_app(
     clients = ClientRegistry(settings.clients, checker)
     state = _stores(settings, store)
     users = UserDirectory(settings.users, checker)
-    login = Login(users, state.limiter)
+    limits = Limits(settings.max_failures, settings.client_max_failures, settings.known_device_ttl)
+    login = Login(users, state.limiter, limits)
     tokens = TokenFactory(settings, keyring, clock)
     id_tokens = IdTokens(settings, keyring, users, clock)
     grants = _grants(settings, tokens, state, login, id_tokens, clock, metrics)

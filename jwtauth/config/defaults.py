@@ -22,6 +22,10 @@ DEFAULTS: dict[str, Any] = {
     "redis.prefix": "jwtauth:",
     "limits.max_failures": 5,
     "limits.window": 300,
+    # The password grant's address is the client's backend: (client, address) gets this budget.
+    "limits.client_max_failures": 100,
+    # A device that signed in as a user passes that user's lock for this long (issue 18).
+    "limits.known_device_ttl": 30 * 86400,
     "limits.trusted_proxies": (),
     "pages.templates": None,
     "dpop.proof_window": 60,  # how old a DPoP proof's iat may be; its jti is remembered this long

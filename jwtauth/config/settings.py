@@ -54,6 +54,8 @@ class Settings:
     trusted_proxies: tuple[str, ...] = DEFAULTS["limits.trusted_proxies"]
     max_failures: int = DEFAULTS["limits.max_failures"]
     failure_window: int = DEFAULTS["limits.window"]
+    client_max_failures: int = DEFAULTS["limits.client_max_failures"]
+    known_device_ttl: int = DEFAULTS["limits.known_device_ttl"]
     # The operator's page overrides (branding), checked before the packaged templates.
     templates_dir: Path | None = None
     dpop_proof_window: int = DEFAULTS["dpop.proof_window"]
@@ -207,6 +209,8 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         trusted_proxies=_check_networks(limits, "trusted_proxies", limits.strings("trusted_proxies")),
         max_failures=limits.positive("max_failures", maximum=1000),
         failure_window=limits.positive("window", maximum=86400),
+        client_max_failures=limits.positive("client_max_failures", maximum=100_000),
+        known_device_ttl=limits.positive("known_device_ttl", maximum=400 * 86400),
         templates_dir=_templates_dir(pages, source, env),
         dpop_proof_window=dpop.positive("proof_window", maximum=600),
         dpop_require_nonce=dpop.get("require_nonce", bool),
