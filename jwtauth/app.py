@@ -9,6 +9,7 @@ from typing import Any
 
 import falcon
 
+from jwtauth.accounts.client_limits import ClientAuthGate
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.accounts.login import Limits, Login
@@ -157,8 +158,9 @@ def create_app(
     checker = checker or SecretChecker()
     metrics = metrics or Metrics()
     keyring.on_signer_change(metrics.key_rotated)
-    clients = ClientRegistry(settings.clients, checker)
     state = _stores(settings, store)
+    gate = ClientAuthGate(state.limiter, settings.client_auth_failures, clock)
+    clients = ClientRegistry(settings.clients, checker, gate)
     users = UserDirectory(settings.users, checker)
     limits = Limits(settings.max_failures, settings.client_max_failures, settings.known_device_ttl)
     login = Login(users, state.limiter, limits)

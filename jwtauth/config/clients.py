@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from jwtauth.accounts.hashing import HashFormatError, parse_hash
+from jwtauth.accounts.hashing import HashFormatError, check_format, is_fast
 from jwtauth.config.reader import TableReader
 from jwtauth.oidc.claims import STANDARD_CLAIMS, parse_user_claims, valid_subject
 from jwtauth.verify.fetch import is_loopback
@@ -56,9 +56,13 @@ class User:
         return self.sub or self.username
 
 
-def _check_hash(reader: TableReader, key: str, value: str) -> str:
+def _check_hash(reader: TableReader, key: str, value: str, *, fast_allowed: bool = False) -> str:
+    """Refuse a hash the checker cannot read; a fast one only where `fast_allowed` (generated secrets)."""
+    if is_fast(value) and not fast_allowed:
+        # A password is chosen by a human: only a slow KDF protects it (issue 18).
+        raise reader.error(key, "a fast hmac-sha256 hash is for generated client secrets; use scrypt")
     try:
-        parse_hash(value)
+        check_format(value)
     except HashFormatError as exc:
         raise reader.error(key, f"{exc}; make one with `jwtauth hash-secret`") from None
     return value
@@ -123,7 +127,7 @@ def parse_client(reader: TableReader) -> Client:
     if not public and secret_hash is None:
         raise reader.error("secret_hash", "is required for a confidential client (or set public = true)")
     if secret_hash is not None:
-        _check_hash(reader, "secret_hash", secret_hash)
+        _check_hash(reader, "secret_hash", secret_hash, fast_allowed=True)
     grants = reader.strings("grant_types", ("client_credentials",))
     for grant in grants:
         if grant not in GRANT_TYPES:

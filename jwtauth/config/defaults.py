@@ -26,6 +26,8 @@ DEFAULTS: dict[str, Any] = {
     "limits.client_max_failures": 100,
     # A device that signed in as a user passes that user's lock for this long (issue 18).
     "limits.known_device_ttl": 30 * 86400,
+    # Failed client authentications that cost scrypt, per address and per client id (issue 18).
+    "limits.client_auth_failures": 10,
     "limits.trusted_proxies": (),
     "pages.templates": None,
     "dpop.proof_window": 60,  # how old a DPoP proof's iat may be; its jti is remembered this long

@@ -56,6 +56,7 @@ class Settings:
     failure_window: int = DEFAULTS["limits.window"]
     client_max_failures: int = DEFAULTS["limits.client_max_failures"]
     known_device_ttl: int = DEFAULTS["limits.known_device_ttl"]
+    client_auth_failures: int = DEFAULTS["limits.client_auth_failures"]
     # The operator's page overrides (branding), checked before the packaged templates.
     templates_dir: Path | None = None
     dpop_proof_window: int = DEFAULTS["dpop.proof_window"]
@@ -211,6 +212,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         failure_window=limits.positive("window", maximum=86400),
         client_max_failures=limits.positive("client_max_failures", maximum=100_000),
         known_device_ttl=limits.positive("known_device_ttl", maximum=400 * 86400),
+        client_auth_failures=limits.positive("client_auth_failures", maximum=100_000),
         templates_dir=_templates_dir(pages, source, env),
         dpop_proof_window=dpop.positive("proof_window", maximum=600),
         dpop_require_nonce=dpop.get("require_nonce", bool),
