@@ -20,6 +20,7 @@ from collections.abc import Callable
 from jwtauth.errors import SlowDown
 from jwtauth.store import FailureLimiter
 from jwtauth.store.connection import STORE_ERRORS
+from jwtauth.store.limits import network_of
 
 log = logging.getLogger("jwtauth.clients")
 REFUSED = "too many failed client authentications; retry after the delay"
@@ -37,7 +38,7 @@ class ClientAuthGate:
     def keys(client_id: str, client_addr: str | None) -> list[str]:
         """Return the counters of one attempt: the address (when known) and the client id."""
         named = [f"client-auth-id:{client_id}"]
-        return [f"client-auth-addr:{client_addr}", *named] if client_addr else named
+        return [f"client-auth-addr:{network_of(client_addr)}", *named] if client_addr else named
 
     def enter(self, client_id: str, client_addr: str | None) -> list[str]:
         """Count one costly attempt, or raise SlowDown; return the counters to `succeeded` with.

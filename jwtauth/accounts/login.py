@@ -30,7 +30,7 @@ from jwtauth.accounts.users import MAX_PASSWORD, MAX_USERNAME, UserDirectory
 from jwtauth.config.clients import User
 from jwtauth.errors import SlowDown
 from jwtauth.store import FailureLimiter
-from jwtauth.store.limits import Guard, Verdict
+from jwtauth.store.limits import Guard, Verdict, network_of
 
 LOCKED = "too many failed sign-in attempts; retry after the delay"
 
@@ -76,6 +76,7 @@ class Login:
 
     def counters(self, username: str, client_addr: str, client_id: str | None, *, known: bool) -> Counters:
         """Return the counters of a sign-in from `client_addr` (through `client_id`'s backend if set)."""
+        client_addr = network_of(client_addr)  # an IPv6 client owns its /64
         device = _device(username, client_addr, client_id)
         if client_id is None:
             addr, addr_limit = f"addr:{client_addr}", self.limits.max_failures
@@ -92,7 +93,7 @@ class Login:
         `client_id`: the client whose backend sent the password (the password grant), None for
         the browser's own address (the authorize page).
         """
-        known = self.limiter.known(_device(username, client_addr, client_id))
+        known = self.limiter.known(_device(username, network_of(client_addr), client_id))
         counters = self.counters(username, client_addr, client_id, known=known)
         # Counted before the (slow) check, atomically: concurrent guesses cannot all slip
         # through a read-only check before the first of them is counted (RFC 6749 §4.3.2).

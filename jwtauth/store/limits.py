@@ -24,11 +24,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from jwtauth.store.redisclient import RedisClient, checked_prefix, tagged_key
+
+
+def network_of(address: str) -> str:
+    """Return what one client owns of `address`: an IPv4 address, or an IPv6 address's /64.
+
+    An IPv6 subscriber gets at least a /64 (RFC 6177), so counting single IPv6 addresses would
+    give a guesser 2^64 fresh counters (issue 18). Anything that is not an IP is kept as it is.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
 
 # Count an attempt BEFORE its credentials are checked, unless the key is locked. A read-only
 # check followed by a later failure count lets every guess in flight pass the check before any
