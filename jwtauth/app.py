@@ -36,6 +36,7 @@ from jwtauth.resources.errors import (
     render_store_error,
     render_unexpected,
 )
+from jwtauth.resources.header_limit import HeaderLimit
 from jwtauth.resources.health import HealthResource, ReadyResource
 from jwtauth.resources.introspect import IntrospectResource
 from jwtauth.resources.metrics import MetricsResource
@@ -82,6 +83,7 @@ def _falcon_app(settings: Settings, metrics: Metrics, access_log: AccessLog | No
         middleware=(
             Observer(metrics, _endpoint_labels(), access_log),
             ClientAddress(parse_networks(settings.trusted_proxies)),
+            HeaderLimit(),
         ),
     )
     app.req_options.strip_url_path_trailing_slash = True

@@ -225,7 +225,8 @@ def test_oversize_credentials_cost_no_scrypt(
     http: testing.TestClient, derives: list[tuple[int, int, int]], client_id: str, secret: str
 ) -> None:
     result = token(http, CC, auth=(client_id, secret))
-    assert_clean_error(result, 401, "invalid_client")
+    # A Basic header past the header cap is refused before the app reads it (issue 18, item 4).
+    assert_clean_error(result, 431 if len(secret) > 16384 else 401)
     assert derives == []
 
 
