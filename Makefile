@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# The examples extra too: the tests run examples/mcp_server.py on the official MCP SDK.
 $(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,examples]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -57,7 +58,7 @@ node-deps: system-deps $(NODE_DIR)/node_modules/.installed
 
 ## make test: install dev dependencies and run the whole suite
 test: dev system-deps node-deps
-	$(BIN)/ruff check jwtauth tests bench scripts
+	$(BIN)/ruff check jwtauth tests bench scripts examples
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -70,7 +71,7 @@ keygen: install
 	$(BIN)/jwtauth keys --config $(CONFIG) rotate $(if $(ALG),--alg $(ALG))
 
 lint: dev
-	$(BIN)/ruff check jwtauth tests bench scripts
+	$(BIN)/ruff check jwtauth tests bench scripts examples
 
 typecheck: dev
 	$(BIN)/mypy

@@ -9,16 +9,20 @@ from typing import Any
 
 import falcon
 
+from jwtauth.accounts.client_documents import ClientDocuments
 from jwtauth.accounts.client_limits import ClientAuthGate
 from jwtauth.accounts.clients import ClientRegistry
+from jwtauth.accounts.document_fetch import DocumentFetcher
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.accounts.login import Limits, Login
+from jwtauth.accounts.user_codes import GLOBAL_FACTOR, UserCodeGate
 from jwtauth.accounts.users import UserDirectory
 from jwtauth.config.settings import Settings, parse_networks
 from jwtauth.errors import OAuthError
 from jwtauth.grants.authorization_code import AuthorizationCodeGrant
 from jwtauth.grants.base import Grant
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
+from jwtauth.grants.device_code import DeviceCodeGrant
 from jwtauth.grants.password import PasswordGrant
 from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
@@ -29,6 +33,8 @@ from jwtauth.oidc.userinfo import UserInfo
 from jwtauth.resources import paths
 from jwtauth.resources.authorize import AuthorizeResource
 from jwtauth.resources.client_address import ClientAddress
+from jwtauth.resources.device import DeviceResource
+from jwtauth.resources.device_authorization import DeviceAuthorizationResource
 from jwtauth.resources.discovery import JWKSResource, MetadataResource, metadata
 from jwtauth.resources.errors import (
     render_http_error,
@@ -45,6 +51,8 @@ from jwtauth.resources.token import TokenResource
 from jwtauth.resources.userinfo import UserInfoResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
 from jwtauth.store.connection import STORE_ERRORS, ping
+from jwtauth.store.device import DeviceStore
+from jwtauth.store.documents import DocumentCache
 from jwtauth.store.dpop import proof_markers
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
@@ -53,11 +61,12 @@ from jwtauth.web.pages import Pages
 
 @dataclass(frozen=True)
 class _Stores:
-    """The Redis-backed state of one app: codes, refresh families, sign-in counters."""
+    """The Redis-backed state of one app: codes, refresh families, sign-in counters, device requests."""
 
     codes: CodeStore
     refresh: RefreshStore
     limiter: FailureLimiter
+    devices: DeviceStore
 
 
 def _stores(settings: Settings, store: Any) -> _Stores:
@@ -72,6 +81,7 @@ def _stores(settings: Settings, store: Any) -> _Stores:
         limiter=FailureLimiter(
             store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
         ),
+        devices=DeviceStore(store, prefix=prefix, redeemed_ttl=revoked_ttl),
     )
 
 
@@ -113,6 +123,7 @@ def _grants(
         AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=metrics, id_tokens=id_tokens),
         PasswordGrant(settings, tokens, login, refresh, clock),
         RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics, id_tokens=id_tokens),
+        DeviceCodeGrant(settings, tokens, state.devices, refresh, clock, events=metrics, id_tokens=id_tokens),
     )
     return {g.grant_type: g for g in handlers}
 
@@ -162,7 +173,7 @@ def create_app(
     keyring.on_signer_change(metrics.key_rotated)
     state = _stores(settings, store)
     gate = ClientAuthGate(state.limiter, settings.client_auth_failures, clock)
-    clients = ClientRegistry(settings.clients, checker, gate)
+    clients = ClientRegistry(settings.clients, checker, _documents(settings, store, clock), gate)
     users = UserDirectory(settings.users, checker)
     limits = Limits(settings.max_failures, settings.client_max_failures, settings.known_device_ttl)
     login = Login(users, state.limiter, limits)
@@ -183,8 +194,49 @@ def create_app(
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users)))
     _add_documents(app, settings, keyring, grants, store)
+    _add_device_routes(app, settings, store, clients, login, state.limiter, state.devices, clock, metrics)
     app.add_route(paths.METRICS, MetricsResource(metrics))
     return app
+
+
+def _add_device_routes(
+    app: falcon.App[falcon.Request, falcon.Response],
+    settings: Settings,
+    store: Any,
+    clients: ClientRegistry,
+    login: Login,
+    limiter: FailureLimiter,
+    devices: DeviceStore,
+    clock: Callable[[], float],
+    metrics: Metrics,
+) -> None:
+    """Route the device flow's two endpoints (RFC 8628 §3.1, §3.3)."""
+    overall = FailureLimiter(
+        store,
+        prefix=settings.redis_prefix,
+        max_failures=settings.max_failures * GLOBAL_FACTOR,
+        window_seconds=settings.failure_window,
+    )
+    gate = UserCodeGate(limiter, overall)
+    app.add_route(
+        paths.DEVICE_AUTHORIZATION,
+        DeviceAuthorizationResource(settings, clients, devices, clock, events=metrics),
+    )
+    page = DeviceResource(
+        issuer=settings.issuer, clients=clients, login=login, gate=gate, devices=devices,
+        pages=Pages(settings.templates_dir), clock=clock, events=metrics,
+    )  # fmt: skip
+    app.add_route(paths.DEVICE, page)
+
+
+def _documents(settings: Settings, store: Any, clock: Callable[[], float]) -> ClientDocuments | None:
+    """Return the resolver of URL client IDs when [client_id_metadata] enables them."""
+    options = settings.client_id_metadata
+    if not options.enabled:
+        return None
+    fetcher = DocumentFetcher(allow_insecure_loopback=options.allow_insecure_loopback)
+    cache = DocumentCache(store, prefix=settings.redis_prefix)
+    return ClientDocuments(options, settings.audience, cache, fetcher, clock)
 
 
 def _endpoint_labels() -> dict[str, str]:
@@ -192,5 +244,6 @@ def _endpoint_labels() -> dict[str, str]:
     labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
     labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
     labels |= {paths.HEALTH: "healthz", paths.READY: "readyz"}
+    labels |= {paths.DEVICE_AUTHORIZATION: "device_authorization", paths.DEVICE: "device"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels

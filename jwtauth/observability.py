@@ -75,6 +75,9 @@ class Events(Protocol):
     def key_rotated(self) -> None:
         """Report that the key ring's signer changed."""
 
+    def device_flow(self, outcome: str) -> None:
+        """Report a step of a device request (RFC 8628): requested, approved, denied, expired, slow_down."""
+
 
 class NoEvents:
     """Events that go nowhere: the default outside create_app."""
@@ -89,6 +92,9 @@ class NoEvents:
         """Ignore."""
 
     def key_rotated(self) -> None:
+        """Ignore."""
+
+    def device_flow(self, outcome: str) -> None:
         """Ignore."""
 
 
@@ -148,6 +154,12 @@ class Metrics:
             "Signer changes seen by the key ring (each worker counts the change it sees)",
             registry=reg,
         )
+        self._device = Counter(
+            "jwtauth_device_flow",
+            "Device authorization steps (RFC 8628): requested, approved, denied, expired, slow_down",
+            ["outcome"],
+            registry=reg,
+        )
         self._store_errors = Counter(
             "jwtauth_store_errors", "Requests failed by a store error", ["endpoint"], registry=reg
         )
@@ -204,6 +216,10 @@ class Metrics:
     def key_rotated(self) -> None:
         """Count one signer change."""
         self._key_rotations.inc()
+
+    def device_flow(self, outcome: str) -> None:
+        """Count one device-request step."""
+        self._inc(self._device, outcome)
 
     # --- exposition -----------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ JWTAUTH = [sys.executable, "-m", "jwtauth"]
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 REFRESH = re.compile(r"\b[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b")
 CODE = re.compile(r"(code=)([A-Za-z0-9_-]{20,})")
+DEVICE_CODE = re.compile(r'("device_code": ")([A-Za-z0-9_-]{43})"')
 
 
 @dataclass
@@ -62,6 +63,9 @@ class Tour:
     port: int
     values: dict[str, str] = field(default_factory=dict)
     blocks: dict[str, str] = field(default_factory=dict)
+    # Resource servers the tour started (examples/), each shown on the port the README uses.
+    shown_ports: dict[int, int] = field(default_factory=dict)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def base(self) -> str:
@@ -69,12 +73,14 @@ class Tour:
 
     def shown(self, text: str) -> str:
         """Return output as the README shows it: port 8000, long secrets cut."""
-        for host in ("127.0.0.1", "localhost"):
-            text = text.replace(f"{host}:{self.port}", f"{host}:8000")
-            text = text.replace(f"{host}%3A{self.port}", f"{host}%3A8000")
+        for real, shown in [(self.port, 8000), *self.shown_ports.items()]:
+            for host in ("127.0.0.1", "localhost"):
+                text = text.replace(f"{host}:{real}", f"{host}:{shown}")
+                text = text.replace(f"{host}%3A{real}", f"{host}%3A{shown}")
         text = JWT.sub(lambda m: m.group(0)[:36] + "…", text)
         # A refresh token is family id . secret: the whole id shows rotation keeps the family.
         text = REFRESH.sub(lambda m: m.group(0)[:29] + "…", text)
+        text = DEVICE_CODE.sub(lambda m: m.group(1) + m.group(2)[:10] + '…"', text)
         return CODE.sub(lambda m: m.group(1) + m.group(2)[:10] + "…", text)
 
 
@@ -97,12 +103,14 @@ def serving() -> Iterator[Tour]:
         command = [*JWTAUTH, "serve", "--config", str(FIXTURES), "--port", str(port)]
         with open(f"{folder}/serve.log", "wb") as log:
             proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        tour = Tour(port)
         try:
             wait_ready(f"http://127.0.0.1:{port}", proc)
-            yield Tour(port)
+            yield tour
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+            for started in [*tour.processes, proc]:
+                started.send_signal(signal.SIGTERM)
+                started.wait(timeout=30)
 
 
 def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
@@ -120,6 +128,8 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
 def run_curl(tour: Tour, command: str) -> str:
     """Run a README curl command against the tour's server; return what it prints."""
     real = command.replace(SHOWN, f"127.0.0.1:{tour.port}")
+    for port, shown in tour.shown_ports.items():
+        real = real.replace(f"localhost:{shown}", f"127.0.0.1:{port}")
     if shutil.which("curl"):
         done = subprocess.run(
             ["bash", "-c", real],
@@ -136,9 +146,13 @@ def emulate_curl(tour: Tour, command: str) -> str:
     """Do what `curl [-i] [-u id:secret] URL [-d BODY]` does, for machines without curl."""
     words = shlex.split(re.sub(r"\$(\w+)", lambda m: tour.values[m.group(1)], command))[1:]
     auth, data, include, url = None, None, False, ""
+    headers: dict[str, str] = {}
     while words:
         word = words.pop(0)
-        if word == "-u":
+        if word == "-H":
+            name, _, value = words.pop(0).partition(":")
+            headers[name] = value.strip()
+        elif word == "-u":
             user, _, secret = words.pop(0).partition(":")
             auth = (user, secret)
         elif word == "-d":
@@ -147,7 +161,8 @@ def emulate_curl(tour: Tour, command: str) -> str:
             include = True
         else:
             url = word if "://" in word else "http://" + word
-    headers = {"Content-Type": "application/x-www-form-urlencoded"} if data is not None else {}
+    if data is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
     method = "POST" if data is not None else "GET"
     answer = requests.request(method, url, data=data, auth=auth, headers=headers, timeout=10)
     if not include:
@@ -175,6 +190,34 @@ def sign_in(tour: Tour, query: dict[str, str]) -> str:
     if answer.status_code != 303:
         raise SystemExit(f"sign-in answered {answer.status_code}: {answer.text[:200]}")
     return answer.headers["Location"]
+
+
+def hidden_fields(page: str) -> dict[str, str]:
+    """Return the hidden inputs of a page, as a browser would post them."""
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)
+    return {html.unescape(name): html.unescape(value) for name, value in found}
+
+
+def approve_device(tour: Tour, name: str) -> str:
+    """Be the person with a phone: open the complete URI, continue, sign in, allow."""
+    shown_uri = f"http://{SHOWN}/device?user_code={tour.values['USER_CODE']}"
+    with requests.Session() as browser:
+        page = browser.get(shown_uri.replace(SHOWN, f"127.0.0.1:{tour.port}"), timeout=10)
+        page.raise_for_status()
+        fields = {**hidden_fields(page.text), "user_code": tour.values["USER_CODE"]}
+        consent = browser.post(page.url.partition("?")[0], data=fields, timeout=10)
+        fields = {**hidden_fields(consent.text), "username": USER, "password": PASSWORD, "decision": "allow"}
+        done = browser.post(page.url.partition("?")[0], data=fields, timeout=10)
+    heading = re.search(r"<h1>([^<]*)</h1>", done.text)
+    if done.status_code != 200 or heading is None:
+        raise SystemExit(f"approving on /device answered {done.status_code}: {done.text[:200]}")
+    text = (
+        f"GET {shown_uri}\n"
+        f"  (click Continue, sign in as {USER} / {PASSWORD}, click Allow)\n\n"
+        f"HTTP/1.1 200 OK\n{heading.group(1)}"
+    )
+    tour.blocks[name] = code_block("text", tour.shown(text))
+    return tour.blocks[name]
 
 
 def code_block(language: str, text: str) -> str:
@@ -286,6 +329,34 @@ def step_dpop(tour: Tour, name: str) -> str:
         [sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=ROOT
     )
     tour.blocks[name] = code_block("python", DPOP_EXAMPLE) + "\n\n" + code_block("text", done.stdout.strip())
+RESOURCE_PORT = 8001  # examples/resource_server.py as the README starts it
+
+
+def start_resource_server(tour: Tour) -> None:
+    """Start examples/resource_server.py against the tour's server, as the README shows."""
+    port = free_port()
+    command = [sys.executable, "examples/resource_server.py", "--issuer", tour.base]
+    command += ["--resource", AUDIENCE, "--port", str(port)]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tour.processes.append(proc)
+    tour.shown_ports[port] = RESOURCE_PORT
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.RequestException):
+            requests.get(f"http://127.0.0.1:{port}/hello", timeout=1)
+            return
+        time.sleep(0.1)
+    raise SystemExit("examples/resource_server.py did not start")
+
+
+def step_challenge(tour: Tour, name: str) -> str:
+    """Call the resource server without a token: show the status and the challenge."""
+    start_resource_server(tour)
+    command = f"curl -i localhost:{RESOURCE_PORT}/hello"
+    out = run_curl(tour, command).replace("\r\n", "\n")
+    head = out.partition("\n\n")[0].splitlines()
+    kept = [head[0], *(line for line in head[1:] if line.lower().startswith("www-authenticate"))]
+    tour.blocks[name] = code_block("sh", command) + "\n\n" + code_block("text", tour.shown("\n".join(kept)))
     return tour.blocks[name]
 
 
@@ -300,6 +371,11 @@ CLIENT_CREDENTIALS = f"{BASIC} {TOKENS} -d 'grant_type=client_credentials'"
 IN_BODY = "client_id=testclient&client_secret=testpassword"
 CLIENT_CREDENTIALS_BODY = f"curl {TOKENS} -d 'grant_type=client_credentials&{IN_BODY}'"
 REVOKE = f'{BASIC} -i {SHOWN}/api/v1/revoke -d "token=$REFRESH_TOKEN"'
+DEVICE_REQUEST = f"{BASIC} {SHOWN}/api/v1/device_authorization -d 'scope=read'"
+DEVICE_CODES = {"DEVICE_CODE": "device_code", "USER_CODE": "user_code"}
+DEVICE_POLL = (
+    f'{BASIC} {TOKENS} -d "grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=$DEVICE_CODE"'
+)
 
 
 def steps() -> list[tuple[str, Callable[[Tour, str], str]]]:
@@ -321,9 +397,17 @@ def steps() -> list[tuple[str, Callable[[Tour, str], str]]]:
         ("revoke", lambda tour, name: step_status(tour, name, REVOKE)),
         ("introspect-revoked", curl(INTROSPECT)),
         ("refresh-revoked", curl(f"{BASIC} {TOKENS} -d {REFRESH_BODY}")),
+        ("device-authorization", curl(DEVICE_REQUEST, DEVICE_CODES)),
+        ("device-approve", approve_device),
+        ("device-poll", curl(DEVICE_POLL)),
         ("jwks", curl(f"curl {SHOWN}/jwks")),
         ("verify", step_verify),
         ("dpop", step_dpop),
+        ("rs-challenge", step_challenge),
+        ("rs-metadata", curl(f"curl localhost:{RESOURCE_PORT}/.well-known/oauth-protected-resource")),
+        ("rs-token", curl(f"{BASIC} {TOKENS} -d 'grant_type=client_credentials&scope=read'",
+                          {"API_TOKEN": "access_token"})),
+        ("rs-hello", curl(f'curl -H "Authorization: Bearer $API_TOKEN" localhost:{RESOURCE_PORT}/hello')),
     ]  # fmt: skip
 
 

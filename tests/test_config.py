@@ -50,6 +50,7 @@ def test_demo_fixtures_load() -> None:
         "password",
         "client_credentials",
         "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code",
     }
     assert client.scopes == {"read", "write", "openid", "profile", "email", "offline_access"}
     assert client.default_scope == ("read", "write")
@@ -90,6 +91,35 @@ redirect_uris = ["https://spa.example.com/cb", "http://127.0.0.1:9000/cb", "com.
 """
     (client,) = load_settings(write(tmp_path, text), env={}).clients
     assert client.public and client.require_pkce and client.secret_hash is None
+    assert not client.allow_localhost  # RFC 8252 §8.3: opt-in only
+
+
+def test_client_id_metadata_is_off_by_default_and_read_when_set(tmp_path: Path) -> None:
+    assert not load_settings(write(tmp_path, ""), env={}).client_id_metadata.enabled
+    text = """
+[client_id_metadata]
+enabled = true
+allowed_hosts = ["claude.ai", "*.example.com"]
+scopes = ["read"]
+audiences = ["https://mcp.example.com/mcp"]
+"""
+    options = load_settings(write(tmp_path, text), env={}).client_id_metadata
+    assert options.enabled and options.scopes == ("read",) and not options.allow_insecure_loopback
+    assert options.host_allowed("claude.ai") and options.host_allowed("a.b.example.com")
+    assert not options.host_allowed("example.com") and not options.host_allowed("claude.ai.evil.example")
+
+
+def test_a_client_opts_in_to_localhost_redirects(tmp_path: Path) -> None:
+    text = """
+[[clients]]
+id = "cli"
+public = true
+allow_localhost = true
+grant_types = ["authorization_code"]
+redirect_uris = ["http://localhost/callback"]
+"""
+    (client,) = load_settings(write(tmp_path, text), env={}).clients
+    assert client.allow_localhost
 
 
 # --- every validation error names file, dotted key and problem ------------------------------
@@ -108,6 +138,22 @@ BAD = {
     "issuer with broken IPv6": ("issuer = 'https://[::1'\n", "issuer", "http(s) URL"),
     "issuer with query": ("issuer = 'https://a.example/?x=1'\n", "issuer", "without query"),
     "bad algorithm": ("[keys]\nalgorithm = 'HS256'\n", "keys.algorithm", "is not one of"),
+    "documents without hosts": (
+        "[client_id_metadata]\nenabled = true\n", "client_id_metadata.allowed_hosts", "name the hosts"
+    ),
+    "document host pattern": (
+        "[client_id_metadata]\nallowed_hosts = ['*.Example.com/x']\n",
+        "client_id_metadata.allowed_hosts",
+        "lower-case host",
+    ),
+    "document scopes": (
+        "[client_id_metadata]\nscopes = ['a b']\n", "client_id_metadata.scopes", "scope token"
+    ),
+    "insecure documents in production": (
+        "issuer = 'https://auth.example.com'\n[client_id_metadata]\nallow_insecure_loopback = true\n",
+        "client_id_metadata.allow_insecure_loopback",
+        "development only",
+    ),
     "relative redirect URI": (
         CLIENT + "redirect_uris = ['/callback']\n",
         "clients[0].redirect_uris",

@@ -7,6 +7,7 @@ import binascii
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote_plus
 
+from jwtauth.accounts.client_documents import ClientDocuments, DocumentRefused
 from jwtauth.accounts.client_limits import ClientAuthGate
 from jwtauth.accounts.hashing import SecretChecker, typical_parameters
 from jwtauth.config.clients import Client
@@ -45,17 +46,38 @@ class ClientRegistry:
     """Look up configured clients and authenticate them at the token endpoint."""
 
     def __init__(
-        self, clients: Iterable[Client], checker: SecretChecker, gate: ClientAuthGate | None = None
+        self,
+        clients: Iterable[Client],
+        checker: SecretChecker,
+        documents: ClientDocuments | None = None,
+        gate: ClientAuthGate | None = None,
     ) -> None:
         self._clients = {c.client_id: c for c in clients}
         self._checker = checker
+        self._documents = documents
         self._gate = gate  # counts attempts that would cost scrypt (issue 18)
         # An unknown client costs what a wrong secret for a typical known client costs.
         self._like = typical_parameters(c.secret_hash for c in self._clients.values() if c.secret_hash)
 
     def get(self, client_id: str | None) -> Client | None:
         """Return the client with this id, or None."""
-        return self._clients.get(client_id) if client_id else None
+        try:
+            return self.find(client_id)
+        except DocumentRefused:
+            return None
+
+    def find(self, client_id: str | None) -> Client | None:
+        """Return the configured client, or the one a metadata document describes.
+
+        None for an unknown id; DocumentRefused (with a reason to show) for a URL id whose
+        document cannot be used.
+        """
+        if not client_id:
+            return None
+        client = self._clients.get(client_id)
+        if client is None and self._documents is not None and self._documents.handles(client_id):
+            return self._documents.client(client_id)
+        return client
 
     def authenticate(
         self, authorization: str | None, params: Mapping[str, str], client_addr: str | None = None
@@ -78,7 +100,7 @@ class ClientRegistry:
         if body_id is None:
             raise InvalidClient("client authentication required")
         if body_secret is None:
-            client = self._clients.get(body_id)
+            client = self.get(body_id)
             if client is not None and client.public:
                 return client  # §2.1: a public client only identifies itself
             raise InvalidClient("client authentication failed")

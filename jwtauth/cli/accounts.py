@@ -17,7 +17,7 @@ from typing import Any
 from jwtauth.accounts.hashing import fast_hash, hash_secret
 from jwtauth.cli.config_edit import append_table
 from jwtauth.cli.console import OperatorError, read_secret, settings_file
-from jwtauth.config.clients import GRANT_TYPES
+from jwtauth.config.clients import GRANT_NAMES
 from jwtauth.config.settings import Settings
 from jwtauth.oidc.claims import ClaimError, parse_claim_option
 
@@ -132,9 +132,9 @@ def _add_clients_commands(sub: Any, config_help: str) -> None:
     a.add_argument(
         "--grant",
         action="append",
-        choices=GRANT_TYPES,
+        choices=GRANT_NAMES,
         metavar="GRANT",
-        help=f"a grant type it may use ({', '.join(GRANT_TYPES)}); repeat for several "
+        help=f"a grant type it may use ({', '.join(GRANT_NAMES)}); repeat for several "
         "(default: client_credentials, or authorization_code + refresh_token with --public)",
     )
     a.add_argument("--scope", action="append", help="a scope it may ask for; repeat for several")
@@ -144,7 +144,11 @@ def _add_clients_commands(sub: Any, config_help: str) -> None:
     a.add_argument(
         "--audience", action="append", help="an audience (resource server URL); the first is the default"
     )
-    a.add_argument("--redirect-uri", action="append", help="an exact redirect URI; repeat for several")
+    a.add_argument(
+        "--redirect-uri",
+        action="append",
+        help="a redirect URI, matched exactly (http://127.0.0.1/… and http://[::1]/…: any port); repeatable",
+    )
     a.add_argument("--public", action="store_true", help="no secret (native or browser app): PKCE required")
     a.add_argument("--require-pkce", action="store_true", help="require PKCE of this confidential client")
     a.set_defaults(func=cmd_clients_add)

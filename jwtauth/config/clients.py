@@ -8,10 +8,17 @@ from urllib.parse import urlsplit
 
 from jwtauth.accounts.hashing import HashFormatError, check_format, is_fast
 from jwtauth.config.reader import TableReader
+from jwtauth.oauth.device import GRANT_TYPE as DEVICE_GRANT
+from jwtauth.oauth.device import SHORT_NAME as DEVICE_SHORT
+from jwtauth.oauth.device import grant_name
 from jwtauth.oidc.claims import STANDARD_CLAIMS, parse_user_claims, valid_subject
 from jwtauth.verify.fetch import is_loopback
 
-GRANT_TYPES = ("authorization_code", "implicit", "password", "client_credentials", "refresh_token")
+GRANT_TYPES = (
+    "authorization_code", "implicit", "password", "client_credentials", "refresh_token", DEVICE_GRANT,
+)  # fmt: skip
+# What the settings file and `jwtauth clients add --grant` accept: the short name means the URN.
+GRANT_NAMES = (*GRANT_TYPES, DEVICE_SHORT)
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
@@ -32,6 +39,8 @@ class Client:
     require_pkce: bool
     # RFC 9449 §5.2 (the dpop_bound_access_tokens client metadata): every token request needs a proof.
     require_dpop: bool = False
+    # RFC 8252 §8.3: `localhost` redirect URIs match on any port only for clients that opt in.
+    allow_localhost: bool = False
 
     @property
     def public(self) -> bool:
@@ -68,7 +77,7 @@ def _check_hash(reader: TableReader, key: str, value: str, *, fast_allowed: bool
     return value
 
 
-def _check_redirect_uri(reader: TableReader, key: str, uri: str) -> str:
+def check_redirect_uri(reader: TableReader, key: str, uri: str) -> str:
     # RFC 6749 §3.1.2: absolute URI, no fragment. RFC 9700 §2.1: exact string matching later.
     if not uri.isascii() or any(c.isspace() or not c.isprintable() for c in uri):
         # RFC 3986 §2: a URI is printable ASCII; whitespace or CR/LF would also reach Location.
@@ -115,6 +124,7 @@ def parse_client(reader: TableReader) -> Client:
             "audiences",
             "require_pkce",
             "require_dpop",
+            "allow_localhost",
         }
     )
     client_id = reader.get("id", str, required=True)
@@ -130,11 +140,12 @@ def parse_client(reader: TableReader) -> Client:
         _check_hash(reader, "secret_hash", secret_hash, fast_allowed=True)
     grants = reader.strings("grant_types", ("client_credentials",))
     for grant in grants:
-        if grant not in GRANT_TYPES:
-            raise reader.error("grant_types", f"unknown grant {grant!r} (known: {', '.join(GRANT_TYPES)})")
+        if grant not in GRANT_NAMES:
+            raise reader.error("grant_types", f"unknown grant {grant!r} (known: {', '.join(GRANT_NAMES)})")
+    grants = tuple(grant_name(g) for g in grants)
     if public and {"client_credentials", "password"} & set(grants):
         raise reader.error("grant_types", "a public client cannot use client_credentials or password")
-    uris = tuple(_check_redirect_uri(reader, "redirect_uris", u) for u in reader.strings("redirect_uris"))
+    uris = tuple(check_redirect_uri(reader, "redirect_uris", u) for u in reader.strings("redirect_uris"))
     if {"authorization_code", "implicit"} & set(grants) and not uris:
         raise reader.error("redirect_uris", "is required for authorization_code and implicit")
     scopes = _check_scopes(reader, "scopes", reader.strings("scopes"))
@@ -153,6 +164,7 @@ def parse_client(reader: TableReader) -> Client:
         audiences=reader.strings("audiences"),
         require_pkce=reader.get("require_pkce", bool, False) or public,
         require_dpop=reader.get("require_dpop", bool, False),
+        allow_localhost=reader.get("allow_localhost", bool, False),
     )
 
 

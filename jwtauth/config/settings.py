@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from jwtauth.config.client_metadata import ClientMetadataSettings, parse_client_metadata
 from jwtauth.config.clients import Client, User, parse_client, parse_user
 from jwtauth.config.defaults import DEFAULTS
 from jwtauth.config.reader import ConfigError, TableReader
@@ -62,6 +63,7 @@ class Settings:
     dpop_proof_window: int = DEFAULTS["dpop.proof_window"]
     dpop_require_nonce: bool = DEFAULTS["dpop.require_nonce"]
     dpop_nonce_lifetime: int = DEFAULTS["dpop.nonce_lifetime"]
+    client_id_metadata: ClientMetadataSettings = field(default_factory=ClientMetadataSettings)
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -182,10 +184,10 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
 def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     """Validate a parsed TOML document plus environment overrides into Settings."""
     root = TableReader(source, "", data)
-    tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop")
+    tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop", "client_id_metadata")
     root.unknown_keys({*_table_keys(""), *tables, "clients", "users"})
-    life, keys, limits, redis, pages, dpop = (root.table_at(k) for k in tables)
-    for name, table in zip(tables, (life, keys, limits, redis, pages, dpop), strict=True):
+    life, keys, limits, redis, pages, dpop, documents = (root.table_at(k) for k in tables)
+    for name, table in zip(tables, (life, keys, limits, redis, pages, dpop, documents), strict=True):
         table.unknown_keys(_table_keys(name))
     issuer = _issuer(root, env)
     algorithm, max_age, publish_ahead = _key_timing(keys)
@@ -217,6 +219,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         dpop_proof_window=dpop.positive("proof_window", maximum=600),
         dpop_require_nonce=dpop.get("require_nonce", bool),
         dpop_nonce_lifetime=dpop.positive("nonce_lifetime", maximum=86400),
+        client_id_metadata=parse_client_metadata(documents, issuer),
         source=source,
     )
 

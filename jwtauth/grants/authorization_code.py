@@ -27,8 +27,7 @@ from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
 from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from jwtauth.grants.base import TokenRequest, family_spec
-from jwtauth.oauth import pkce
-from jwtauth.oauth.authorization import same_redirect_uri
+from jwtauth.oauth import pkce, redirects
 from jwtauth.oauth.scopes import requested_audience
 from jwtauth.observability import NO_EVENTS, Events
 from jwtauth.oidc.idtoken import IdTokens
@@ -153,7 +152,7 @@ def _check_redirect_uri(client: Client, record: CodeRecord, sent: str | None) ->
         expected = record.redirect_uri
         if expected is None and len(client.redirect_uris) == 1:
             expected = client.redirect_uris[0]
-        if expected is None or not same_redirect_uri(sent, expected):
+        if expected is None or not redirects.same_as_authorization(expected, sent):
             raise InvalidGrant("redirect_uri does not match the authorization request")
         return
     if record.redirect_uri is None or len(client.redirect_uris) == 1 or record.code_challenge:

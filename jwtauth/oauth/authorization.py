@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
+from jwtauth.accounts.client_documents import DocumentRefused
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
@@ -23,7 +24,7 @@ from jwtauth.errors import (
     UnauthorizedClient,
     UnsupportedResponseType,
 )
-from jwtauth.oauth import pkce
+from jwtauth.oauth import pkce, redirects
 from jwtauth.oauth.scopes import requested_audience, requested_scope
 
 # The parameters an authorization request carries from the page to its POST; anything else is
@@ -77,7 +78,10 @@ class AuthorizationRequest:
 
 def identify(clients: ClientRegistry, params: Mapping[str, str]) -> Target:
     """Return the client and the redirect URI, or raise UntrustedRedirect."""
-    client = clients.get(params.get("client_id"))
+    try:
+        client = clients.find(params.get("client_id"))
+    except DocumentRefused as exc:
+        raise UntrustedRedirect(f"The application's metadata document cannot be used: {exc}.") from None
     if client is None:
         raise UntrustedRedirect("The application that sent you here is not registered.")
     sent = params.get("redirect_uri")
@@ -86,36 +90,14 @@ def identify(clients: ClientRegistry, params: Mapping[str, str]) -> Target:
         if len(client.redirect_uris) != 1:
             raise UntrustedRedirect("The application did not say where to send you back.")
         uri = client.redirect_uris[0]
-    elif any(same_redirect_uri(sent, r) for r in client.redirect_uris):
-        uri = sent  # RFC 9700 §4.1.3: exact string matching, plus only the empty-path rule
+    elif redirects.find(client.redirect_uris, sent, allow_localhost=client.allow_localhost):
+        # RFC 9700 §4.1.3: exact string matching; RFC 8252 §7.3: any port on a loopback literal
+        uri = sent
     else:
         raise UntrustedRedirect("The application asked to send you to an address it has not registered.")
     # RFC 6749 §4.2.2.1: implicit responses, errors included, travel in the fragment.
     fragment = params.get("response_type") == "token"
     return Target(client, uri, sent, params.get("state"), fragment)
-
-
-def same_redirect_uri(sent: str, registered: str) -> bool:
-    """Tell whether `sent` is the registered redirect URI: string-equal, or equal once an empty
-    http(s) path is written `/` (RFC 3986 §6.2.3; RFC 9110 §4.2.3). Nothing else is normalised.
-
-    WHATWG URL parsers (browsers, Node, openid-client) always print `https://host/`, so a client
-    registered as `https://host` would otherwise fail with the URL its own library builds.
-    """
-    if sent == registered:
-        return True
-    return _slash_path(sent) == _slash_path(registered)
-
-
-def _slash_path(uri: str) -> str:
-    """Return `uri` with an empty http(s) path written as `/`; any other URI unchanged."""
-    scheme, sep, rest = uri.partition("://")
-    if not sep or scheme not in ("http", "https"):
-        return uri
-    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
-    if rest[cut:cut + 1] == "/":
-        return uri
-    return f"{scheme}://{rest[:cut]}/{rest[cut:]}"
 
 
 def validate(target: Target, params: Mapping[str, str], settings: Settings) -> AuthorizationRequest:

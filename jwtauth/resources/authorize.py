@@ -224,6 +224,9 @@ class AuthorizeResource:
             status=status,
             form_targets=["'self'", *filter(None, [form_target(target.redirect_uri)])],
             client_name=target.client.name,
+            # A URL client_id (a metadata document) names itself: its host is the one fact about
+            # it that is not self-asserted, so the page shows it beside the name (anti-phishing).
+            client_host=_display_host(target.client.client_id) if "://" in target.client.client_id else None,
             scopes=describe_scope(request.scope),
             audience=_display_host(request.audience),
             return_to=_display_host(target.redirect_uri),

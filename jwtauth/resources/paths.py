@@ -13,5 +13,7 @@ METADATA = ("/.well-known/oauth-authorization-server", "/.well-known/openid-conf
 HEALTH = "/healthz"
 READY = "/readyz"
 METRICS = "/metrics"
-# Endpoints that take POST only (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
-POST_ONLY = frozenset({TOKEN, REVOKE, INTROSPECT})
+DEVICE_AUTHORIZATION = "/api/v1/device_authorization"  # RFC 8628 §3.1
+DEVICE = "/device"  # RFC 8628 §3.3: the verification page
+# Endpoints that take POST only (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1, RFC 8628 §3.1).
+POST_ONLY = frozenset({TOKEN, REVOKE, INTROSPECT, DEVICE_AUTHORIZATION})

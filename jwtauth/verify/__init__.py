@@ -32,13 +32,17 @@ from jwtauth.verify.fetch import Fetch, urllib_fetch
 from jwtauth.verify.hooks import BearerAuth, RequireBearer
 from jwtauth.verify.jwk import ALLOWED_ALGORITHMS
 from jwtauth.verify.jwks import Clock
+from jwtauth.verify.middleware import BearerASGI, BearerWSGI, ProtectedResourceMiddleware
 from jwtauth.verify.nonce import NonceSource
 from jwtauth.verify.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
+from jwtauth.verify.resource import ProtectedResource
 from jwtauth.verify.verifier import Verifier, token_scopes
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
+    "BearerASGI",
     "BearerAuth",
+    "BearerWSGI",
     "Clock",
     "DPoPAuth",
     "Fetch",
@@ -48,6 +52,8 @@ __all__ = [
     "NonceSource",
     "NotModified",
     "Proof",
+    "ProtectedResource",
+    "ProtectedResourceMiddleware",
     "RedisReplayCache",
     "ReplayCache",
     "RequireBearer",

@@ -31,14 +31,23 @@ class BearerAuth:
     """
 
     def __init__(
-        self, verifier: Verifier, *, required_scopes: Iterable[str] = (), realm: str = "jwtauth"
+        self,
+        verifier: Verifier,
+        *,
+        required_scopes: Iterable[str] = (),
+        realm: str = "jwtauth",
+        resource_metadata: str | None = None,
     ) -> None:
-        """Configure which verifier, scopes and realm the hook uses."""
+        """Configure the verifier, scopes, realm and the RFC 9728 metadata URL of challenges."""
         self._verifier = verifier
         self._required = frozenset(required_scopes)
         if not realm or _UNQUOTABLE.search(realm):
             raise ValueError("realm must be printable ASCII without quotes or backslashes")
+        if resource_metadata is not None and _UNQUOTABLE.search(resource_metadata):
+            raise ValueError("resource_metadata must be a URL of printable ASCII without quotes")
         self._realm = realm
+        # RFC 9728 §5.1: every challenge names the protected-resource metadata URL.
+        self._extra = {"resource_metadata": resource_metadata} if resource_metadata else {}
 
     def __call__(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
@@ -94,6 +103,7 @@ class BearerAuth:
 
     def _challenge(self, **params: str) -> str:
         """Build a Bearer challenge (RFC 6750 §3) with quoted, sanitised parameters."""
+        params = {**params, **self._extra}
         quoted = [f'{name}="{_UNQUOTABLE.sub("?", value)}"' for name, value in params.items()]
         return ", ".join([f'Bearer realm="{self._realm}"', *quoted])
 
@@ -113,9 +123,12 @@ class RequireBearer:
         required_scopes: Iterable[str] = (),
         realm: str = "jwtauth",
         exempt_paths: Collection[str] = (),
+        resource_metadata: str | None = None,
     ) -> None:
-        """Configure the verifier, scopes, realm and exempt paths."""
-        self._auth = BearerAuth(verifier, required_scopes=required_scopes, realm=realm)
+        """Configure the verifier, scopes, realm, exempt paths and RFC 9728 metadata URL."""
+        self._auth = BearerAuth(
+            verifier, required_scopes=required_scopes, realm=realm, resource_metadata=resource_metadata
+        )
         self._exempt = frozenset(exempt_paths)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from falcon import testing
 
-from jwtauth.oauth.authorization import same_redirect_uri
+from jwtauth.oauth.redirects import same_redirect_uri
 from tests.authflow import authorize, code_from
 from tests.helpers import README_QUERY, basic
 
