@@ -136,8 +136,16 @@ class AuthorizeResource:
         if decision != "allow":
             raise InvalidRequest("decision must be allow or deny")
         user = self._authenticate(req, resp, request, form, now)
-        if user is not None:
-            self._redirect(resp, self._grant(request, user, now))
+        if user is None:
+            return
+        # The CSRF token names this submission: it is spent once (issue 18), so a replayed
+        # POST in the same browser gets a fresh page, not a second code or token.
+        url = self._grant(request, user, now, submission=form.get(CSRF_FIELD) or "")
+        if url is None:
+            message = "This page was already submitted. Please check the details and sign in again."
+            self._login_page(req, resp, request, status=400, message=message, username=user.username)
+            return
+        self._redirect(resp, url)
 
     def _authenticate(
         self,
@@ -166,8 +174,11 @@ class AuthorizeResource:
             return None
         return user
 
-    def _grant(self, request: AuthorizationRequest, user: User, now: float) -> str:
-        """Issue the code or the implicit token and return the redirect Location."""
+    def _grant(self, request: AuthorizationRequest, user: User, now: float, *, submission: str) -> str | None:
+        """Issue the code or the implicit token and return the redirect Location.
+
+        None: `submission` was already used, and nothing was issued.
+        """
         target, client = request.target, request.target.client
         if request.response_type == "code":
             record = CodeRecord(
@@ -183,8 +194,12 @@ class AuthorizeResource:
                 nonce=request.nonce,
                 amr=("pwd",),  # RFC 8176 §2: a password
             )
-            code = self.codes.issue(record, ttl=self.settings.code_ttl, now=now)
-            return location(target, response_params(target, self.issuer, [("code", code)]))
+            code = self.codes.issue_once(
+                record, ttl=self.settings.code_ttl, now=now, submission=submission, submission_ttl=csrf.TTL
+            )
+            return location(target, response_params(target, self.issuer, [("code", code)])) if code else None
+        if not self.codes.claim(submission, ttl=csrf.TTL):
+            return None
         body = self.tokens.issue(
             client=client,
             subject=user.username,

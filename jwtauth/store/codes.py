@@ -4,6 +4,7 @@ Key layout (both keys of one code share the hash tag `{c:<sha256(code)>}`):
 
     {prefix}{c:<sha256(code)>}        hash: client, exp, ttl, data (the CodeRecord as JSON)
     {prefix}{c:<sha256(code)>}:used   hash: client, family (bound later), replayed
+    {prefix}{s:<sha256(submission)>}  string: a consent submission already used (issue 18)
 
 Only the SHA-256 of a code is stored: a code is 256 random bits, so the digest cannot be
 turned back into a code, and a dump of Redis redeems nothing.
@@ -20,15 +21,31 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, ms, tagged_key, text
 
 _CODE = re.compile(r"[A-Za-z0-9_-]{43}")
 
-# KEYS: code. ARGV: ttl_ms, client, exp, ttl, data.
-_ISSUE = """
-redis.call('HSET', KEYS[1], 'client', ARGV[2], 'exp', ARGV[3], 'ttl', ARGV[4], 'data', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
+# KEYS[k]: code. ARGV[a..a+4]: ttl_ms, client, exp, ttl, data.
+_ISSUE_LUA = """
+local function issue_code(k, a)
+  redis.call('HSET', KEYS[k], 'client', ARGV[a + 1], 'exp', ARGV[a + 2], 'ttl', ARGV[a + 3],
+             'data', ARGV[a + 4])
+  redis.call('PEXPIRE', KEYS[k], ARGV[a])
+end
 """
+_ISSUE = _ISSUE_LUA + "issue_code(1, 1)\n"
+# A consent submission is single-use (issue 18): claim its marker and store the code in one
+# step, or do nothing when the marker exists. KEYS: marker, code. ARGV: marker ttl_ms, _ISSUE's.
+_ISSUE_ONCE = (
+    _ISSUE_LUA
+    + """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+issue_code(2, 2)
+return 1
+"""
+)
 
 # Take a code atomically: of any number of concurrent redemptions exactly one sees the record.
 # KEYS: code, used marker. ARGV: client_id, now, access-token lifetime in seconds.
@@ -111,18 +128,48 @@ class CodeStore:
         self._access_ttl = access_token_ttl
         self._redis = client
         self._issue = client.register_script(_ISSUE)
+        self._issue_once = client.register_script(_ISSUE_ONCE)
         self._take = client.register_script(_TAKE)
         self._bind = client.register_script(_BIND)
 
     def issue(self, record: CodeRecord, *, ttl: float, now: float) -> str:
         """Store `record` under a new code valid for `ttl` seconds and return the code."""
+        code, args = self._new(record, ttl, now)
+        self._issue(keys=[self._key(code)], args=args)
+        return code
+
+    def issue_once(
+        self, record: CodeRecord, *, ttl: float, now: float, submission: str, submission_ttl: float
+    ) -> str | None:
+        """Like `issue`, unless `submission` was already used (then None, nothing stored).
+
+        One script on standalone Redis and Sentinel; on Cluster the marker and the code live in
+        different slots, so the marker is claimed first (a crash in between costs the user a
+        reload, never a second code).
+        """
+        code, args = self._new(record, ttl, now)
+        marker = self._submission_key(submission)
+        if isinstance(self._redis, redis.Redis):
+            done = self._issue_once(keys=[marker, self._key(code)], args=[str(ms(submission_ttl)), *args])
+            return code if int(done) else None
+        if not self.claim(submission, ttl=submission_ttl):
+            return None
+        self._issue(keys=[self._key(code)], args=args)
+        return code
+
+    def claim(self, submission: str, *, ttl: float) -> bool:
+        """Mark `submission` used for `ttl` seconds; False if it already was (an implicit grant)."""
+        return bool(self._redis.set(self._submission_key(submission), b"1", nx=True, px=ms(ttl)))
+
+    def _new(self, record: CodeRecord, ttl: float, now: float) -> tuple[str, list[str]]:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
         code = secrets.token_urlsafe(32)
         data = json.dumps(dataclasses.asdict(record), separators=(",", ":"))
-        args = [str(ms(ttl)), record.client_id, repr(now + ttl), repr(float(ttl)), data]
-        self._issue(keys=[self._key(code)], args=args)
-        return code
+        return code, [str(ms(ttl)), record.client_id, repr(now + ttl), repr(float(ttl)), data]
+
+    def _submission_key(self, submission: str) -> str:
+        return tagged_key(self._prefix, "s", hashlib.sha256(submission.encode()).hexdigest())
 
     def peek(self, code: str, *, client_id: str, now: float) -> CodeRecord | None:
         """Return the record of a live, unused code issued to `client_id`, without consuming it.
