@@ -15,6 +15,9 @@ redirect_uri, resource) is checked against the record CodeStore.peek reads BEFOR
 take, so a thief holding a public client's code but not its verifier cannot destroy it, and a
 client's own mistake leaves its code usable for the rest of its short life. A record never
 changes once issued, so the checks hold for what the take consumes; they run again on it anyway.
+A second redemption revokes what the first issued only when it proves it comes from the client
+(the verifier matches, or a confidential client authenticated): a thief of a public client's
+used code gets `invalid_grant` and revokes nothing.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class AuthorizationCodeGrant:
         if seen is not None:
             # refuse before the code is consumed
             self._checked_audience(client, seen, params, request.dpop_jkt)
-        record = self._take(code, client, now)
+        record = self._take(code, client, now, verifier)
         audience = self._checked_audience(client, record, params, request.dpop_jkt)
         scope = tuple(record.scope.split())
         family = self._start_family(client, code, record, (scope, audience), now, request.dpop_jkt)
@@ -132,8 +135,15 @@ class AuthorizationCodeGrant:
             self.refresh.revoke(family.family_id, now=now)
         return family
 
-    def _take(self, code: str, client: Client, now: float) -> CodeRecord:
-        result = self.codes.take(code, client_id=client.client_id, now=now)
+    def _take(self, code: str, client: Client, now: float, verifier: str | None) -> CodeRecord:
+        # Reuse revokes only when the presenter proves it is the client (issue 18): a public
+        # client by the verifier, a confidential one by authenticating (it got here).
+        proof = pkce.s256(verifier) if verifier is not None else None
+        result = self.codes.take(
+            code, client_id=client.client_id, now=now, proof=proof, authenticated=not client.public
+        )
+        if result.status is TakeStatus.UNPROVEN_REUSE:
+            raise InvalidGrant("the authorization code is invalid or expired")
         if result.status is TakeStatus.ALREADY_USED:
             # RFC 6749 §4.1.2: a code used twice MUST be denied and SHOULD revoke what it issued.
             self.events.reuse_detected("authorization_code")
