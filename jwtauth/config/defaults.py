@@ -9,6 +9,7 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     "issuer": "",
     "default_audience": "",
+    "allow_http_issuer": False,  # development only: an http:// issuer that is not loopback
     "lifetimes.access_token": 900,
     "lifetimes.authorization_code": 60,
     "lifetimes.refresh_idle": 14 * 86400,  # never above refresh_absolute

@@ -41,6 +41,7 @@ class Settings:
     clients: tuple[Client, ...] = ()
     users: tuple[User, ...] = ()
     default_audience: str = DEFAULTS["default_audience"]
+    allow_http_issuer: bool = DEFAULTS["allow_http_issuer"]
     access_token_ttl: int = DEFAULTS["lifetimes.access_token"]
     code_ttl: int = DEFAULTS["lifetimes.authorization_code"]
     refresh_idle_ttl: int = DEFAULTS["lifetimes.refresh_idle"]
@@ -130,10 +131,33 @@ def _issuer(root: TableReader, env: Mapping[str, str]) -> str:
             valid = False
         if not valid:
             problem = f"{issuer!r} must be an http(s) URL without query or fragment"
+        elif parts.scheme == "http" and not (_loopback(parts.hostname) or _allows_http(root)):
+            # Under http:// the CSRF cookie cannot be __Host-: any sibling host could plant one
+            # (cookie tossing, issue 18). Loopback is for demos; anything else is development only.
+            valid = False
+            problem = f"{issuer!r}: http:// is for loopback only (set allow_http_issuer = true to develop)"
+        if not valid:
             if env.get("JWTAUTH_ISSUER"):  # the file is not to blame: name the variable
                 raise ConfigError(f"JWTAUTH_ISSUER: {problem}")
             raise root.error("issuer", problem)
     return issuer.rstrip("/")
+
+
+def _allows_http(root: TableReader) -> bool:
+    allowed: bool = root.get("allow_http_issuer", bool)
+    return allowed
+
+
+def _loopback(host: str | None) -> bool:
+    """Tell whether an issuer's host names this machine (`localhost` or a loopback address)."""
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _key_timing(keys: TableReader) -> tuple[str, int, int]:
@@ -198,6 +222,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         clients=clients,
         users=users,
         default_audience=root.get("default_audience", str),
+        allow_http_issuer=root.get("allow_http_issuer", bool),
         access_token_ttl=life.positive("access_token", maximum=86400),
         code_ttl=life.positive("authorization_code", maximum=600),
         refresh_idle_ttl=idle,
@@ -247,4 +272,13 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str] | 
 
 def with_issuer(settings: Settings, issuer: str) -> Settings:
     """Return settings whose issuer is `issuer` unless one was configured."""
-    return settings if settings.issuer else replace(settings, issuer=issuer.rstrip("/"))
+    if settings.issuer:
+        return settings
+    parts = urlsplit(issuer)
+    if parts.scheme == "http" and not (_loopback(parts.hostname) or settings.allow_http_issuer):
+        # The same rule as a configured issuer (cookie tossing, issue 18).
+        raise ConfigError(
+            f"the issuer would be {issuer}: http:// is for loopback only; "
+            "set JWTAUTH_ISSUER=https://… (or allow_http_issuer = true to develop)"
+        )
+    return replace(settings, issuer=issuer.rstrip("/"))

@@ -124,7 +124,7 @@ class AuthorizeResource:
     ) -> None:
         """Check the CSRF token, then deny, or sign the user in and grant."""
         now = self.clock()
-        if not csrf.check(
+        if not csrf.same_origin(req.get_header("Origin"), self.issuer) or not csrf.check(
             req.cookies.get(self.cookie), form.get(CSRF_FIELD), request.params, PARAMS, now=now
         ):
             message = "This page expired or was changed. Please check the details and sign in again."
