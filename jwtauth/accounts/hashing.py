@@ -35,15 +35,24 @@ DEFAULT_LOG_N = 15
 _R = 8
 _P = 1
 _DKLEN = 32
-_MAXMEM = 128 * 1024 * 1024
+# What one check may use: ln=18, r=8 (256 MiB). ln=17, r=8 is OWASP's minimum for passwords.
+MAX_MEMORY = 256 * 1024 * 1024
 
 
 class HashFormatError(ValueError):
     """A stored hash is not of the form hash_secret() produces."""
 
 
+def memory(log_n: int, r: int, p: int) -> int:
+    """Return the bytes scrypt needs for these parameters (RFC 7914 §5: V, plus B and X)."""
+    return 128 * r * ((1 << log_n) + p + 2)
+
+
 def _derive(secret: bytes, salt: bytes, log_n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(secret, salt=salt, n=1 << log_n, r=r, p=p, maxmem=_MAXMEM, dklen=_DKLEN)
+    # The cap is sized from the parameters (issue 18): a fixed 128 MiB failed ln=17, r=8 on
+    # every check, a 500 for a hash the configuration had accepted.
+    maxmem = memory(log_n, r, p) + 1024 * 1024
+    return hashlib.scrypt(secret, salt=salt, n=1 << log_n, r=r, p=p, maxmem=maxmem, dklen=_DKLEN)
 
 
 def hash_secret(
@@ -100,6 +109,10 @@ def parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
         raise HashFormatError("unreadable scrypt parameters, salt or hash") from exc
     if not (10 <= log_n <= 20 and 1 <= r <= 32 and 1 <= p <= 16):
         raise HashFormatError("scrypt parameters out of range (ln 10..20, r 1..32, p 1..16)")
+    if memory(log_n, r, p) > MAX_MEMORY:
+        # Checked where the config is read, so `jwtauth check-config` refuses what would fail.
+        needed = memory(log_n, r, p) // (1024 * 1024)
+        raise HashFormatError(f"scrypt ln={log_n}, r={r} needs {needed} MiB per check; at most 256 MiB")
     if len(salt) < 8 or len(digest) != _DKLEN:
         raise HashFormatError("salt shorter than 8 bytes or hash not 32 bytes")
     return log_n, r, p, salt, digest

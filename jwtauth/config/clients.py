@@ -88,6 +88,10 @@ def check_redirect_uri(reader: TableReader, key: str, uri: str) -> str:
         raise reader.error(key, f"{uri!r} is not an absolute URI") from None
     if not parts.scheme or (not parts.netloc and parts.scheme in ("http", "https")):
         raise reader.error(key, f"{uri!r} is not an absolute URI")
+    try:
+        parts.port  # noqa: B018  # RFC 3986 §3.2.3: raises past 65535, which the page would 500 on
+    except ValueError:
+        raise reader.error(key, f"{uri!r} has a port outside 0..65535") from None
     if parts.fragment or "#" in uri:
         raise reader.error(key, f"{uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
     if parts.scheme in ("http", "https") and "@" in parts.netloc:
