@@ -200,6 +200,13 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
     users = tuple(parse_user(table) for table in _array(root, data, "users"))
     _unique(root, "clients", "id", [c.client_id for c in clients])
     _unique(root, "users", "username", [u.username for u in users])
+    # A token's sub is a username (or the sub of an id_token), or a client id for the client
+    # itself: one name for both would make a token's subject ambiguous (issue 18).
+    names = {u.username for u in users} | {u.subject for u in users}
+    for i, client in enumerate(clients):
+        if client.client_id in names:
+            problem = f"{client.client_id!r} is also a user's name or sub"
+            raise ConfigError(f"{root.source}: clients[{i}].id: {problem}")
     # OpenID Connect Core §2: a subject identifier names one user, never two.
     _unique(root, "users", "sub", [u.subject for u in users])
     return clients, users

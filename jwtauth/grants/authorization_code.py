@@ -110,6 +110,10 @@ class AuthorizationCodeGrant:
             # RFC 9449 §10: the code is bound to the key named by dpop_jkt at /authorize.
             raise InvalidGrant("the authorization code is bound to another DPoP key")
         _check_pkce(client, record, params.get("code_verifier"))
+        # Redis holds the grant, the configuration the client: a record wider than what the
+        # client may have now is refused, whatever wrote it (issue 18, defence in depth).
+        if not set(record.scope.split()) <= client.scopes:
+            raise InvalidGrant("the authorization code's scope is not allowed for this client")
         return _audience(client, self.settings, record, params.get("resource"))
 
     def _start_family(
@@ -190,4 +194,6 @@ def _audience(client: Client, settings: Settings, record: CodeRecord, resource: 
     audience = record.audience[0] if record.audience else requested_audience(client, settings, None)
     if resource is not None and resource != audience:
         raise InvalidTarget("resource differs from the one of the authorization request")
+    if len(record.audience) > 1 or audience not in (client.audiences or (settings.audience,)):
+        raise InvalidGrant("the authorization code's audience is not allowed for this client")
     return audience
