@@ -9,7 +9,9 @@ from typing import Any
 
 import falcon
 
+from jwtauth.accounts.assertions import AssertionChecker
 from jwtauth.accounts.client_documents import ClientDocuments
+from jwtauth.accounts.client_keys import ClientKeys, jwks_fetcher
 from jwtauth.accounts.client_limits import ClientAuthGate
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.document_fetch import DocumentFetcher
@@ -46,14 +48,17 @@ from jwtauth.resources.header_limit import HeaderLimit
 from jwtauth.resources.health import HealthResource, ReadyResource
 from jwtauth.resources.introspect import IntrospectResource
 from jwtauth.resources.metrics import MetricsResource
+from jwtauth.resources.par import PushedAuthorizationResource
 from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import TokenResource
 from jwtauth.resources.userinfo import UserInfoResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
+from jwtauth.store.assertions import assertion_markers
 from jwtauth.store.connection import STORE_ERRORS, ping
 from jwtauth.store.device import DeviceStore
 from jwtauth.store.documents import DocumentCache
 from jwtauth.store.dpop import proof_markers
+from jwtauth.store.par import PushedRequests
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
 from jwtauth.web.pages import Pages
@@ -129,12 +134,12 @@ def _grants(
 
 
 def _token_dpop(
-    settings: Settings, keyring: KeyRing, store: Any, clock: Callable[[], float]
+    settings: Settings, keyring: KeyRing, store: Any, clock: Callable[[], float], path: str = paths.TOKEN
 ) -> TokenEndpointDPoP:
-    """Return the token endpoint's DPoP proof checks (RFC 9449 §4.3)."""
+    """Return the DPoP proof checks (RFC 9449 §4.3) of the token (or PAR, §10.1) endpoint."""
     return TokenEndpointDPoP(
         settings,
-        htu=settings.issuer + paths.TOKEN,
+        htu=settings.issuer + path,
         nonces=key_nonces(keyring, settings, clock),
         markers=proof_markers(store, prefix=settings.redis_prefix),
         clock=clock,
@@ -173,7 +178,13 @@ def create_app(
     keyring.on_signer_change(metrics.key_rotated)
     state = _stores(settings, store)
     gate = ClientAuthGate(state.limiter, settings.client_auth_failures, clock)
-    clients = ClientRegistry(settings.clients, checker, _documents(settings, store, clock), gate)
+    clients = ClientRegistry(
+        settings.clients,
+        checker,
+        _documents(settings, store, clock),
+        _assertions(settings, store, clock),
+        gate=gate,
+    )
     users = UserDirectory(settings.users, checker)
     limits = Limits(settings.max_failures, settings.client_max_failures, settings.known_device_ttl)
     login = Login(users, state.limiter, limits)
@@ -185,9 +196,12 @@ def create_app(
     app = _falcon_app(settings, metrics, access_log)
     app.add_route(paths.TOKEN, TokenResource(clients, grants, _token_dpop(settings, keyring, store, clock)))
     pages = Pages(settings.templates_dir)
+    pushed = PushedRequests(store, prefix=settings.redis_prefix)
+    par_dpop = _token_dpop(settings, keyring, store, clock, path=paths.PAR)
+    app.add_route(paths.PAR, PushedAuthorizationResource(settings, clients, pushed, par_dpop, clock))
     authorize = AuthorizeResource(
         settings=settings, clients=clients, login=login, codes=state.codes, tokens=tokens, pages=pages,
-        clock=clock,
+        pushed=pushed, clock=clock,
     )
     app.add_route(paths.AUTHORIZE, authorize)
     app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=metrics))
@@ -239,11 +253,24 @@ def _documents(settings: Settings, store: Any, clock: Callable[[], float]) -> Cl
     return ClientDocuments(options, settings.audience, cache, fetcher, clock)
 
 
+def _assertions(settings: Settings, store: Any, clock: Callable[[], float]) -> AssertionChecker:
+    """Return the private_key_jwt checks (RFC 7523): registered keys, jti spent once in Redis."""
+    fetcher = jwks_fetcher(allow_insecure_loopback=settings.jwks_insecure_loopback)
+    return AssertionChecker(
+        issuer=settings.issuer,
+        token_endpoint=settings.issuer + paths.TOKEN,
+        accept_token_endpoint_audience=settings.accept_token_endpoint_audience,
+        keys=ClientKeys(fetcher, clock),
+        markers=assertion_markers(store, prefix=settings.redis_prefix),
+        clock=clock,
+    )
+
+
 def _endpoint_labels() -> dict[str, str]:
     """Map every route to the endpoint label of its metrics and access-log lines."""
     labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
     labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
-    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz"}
+    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.PAR: "par"}
     labels |= {paths.DEVICE_AUTHORIZATION: "device_authorization", paths.DEVICE: "device"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels

@@ -7,6 +7,7 @@ import binascii
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote_plus
 
+from jwtauth.accounts.assertions import ASSERTION_TYPE, AssertionChecker, claimed_client, refused
 from jwtauth.accounts.client_documents import ClientDocuments, DocumentRefused
 from jwtauth.accounts.client_limits import ClientAuthGate
 from jwtauth.accounts.hashing import SecretChecker, typical_parameters
@@ -50,11 +51,13 @@ class ClientRegistry:
         clients: Iterable[Client],
         checker: SecretChecker,
         documents: ClientDocuments | None = None,
+        assertions: AssertionChecker | None = None,
         gate: ClientAuthGate | None = None,
     ) -> None:
         self._clients = {c.client_id: c for c in clients}
         self._checker = checker
         self._documents = documents
+        self._assertions = assertions
         self._gate = gate  # counts attempts that would cost scrypt (issue 18)
         # An unknown client costs what a wrong secret for a typical known client costs.
         self._like = typical_parameters(c.secret_hash for c in self._clients.values() if c.secret_hash)
@@ -87,6 +90,11 @@ class ClientRegistry:
         `client_addr`: where the request came from, for the failed-authentication counters.
         """
         body_id, body_secret = params.get("client_id"), params.get("client_secret")
+        if "client_assertion" in params or "client_assertion_type" in params:
+            if authorization or body_secret is not None:
+                # §2.3: the client MUST NOT use more than one authentication method per request.
+                raise InvalidRequest("send one client authentication: an assertion, Basic or a secret")
+            return self._check_assertion(params)
         if authorization and authorization[:6].lower() == "basic ":
             if body_secret is not None:
                 # §2.3: the client MUST NOT use more than one authentication method per request.
@@ -105,6 +113,20 @@ class ClientRegistry:
                 return client  # §2.1: a public client only identifies itself
             raise InvalidClient("client authentication failed")
         return self._check_secret(body_id, body_secret, client_addr)
+
+    def _check_assertion(self, params: Mapping[str, str]) -> Client:
+        """Return the client a private_key_jwt assertion proves (RFC 7523 §2.2, RFC 7521 §4.2)."""
+        assertion = params.get("client_assertion")
+        if params.get("client_assertion_type") != ASSERTION_TYPE or assertion is None:
+            raise InvalidClient(f"client_assertion_type must be {ASSERTION_TYPE} with a client_assertion")
+        client_id = claimed_client(assertion)
+        body_id = params.get("client_id")
+        if body_id is not None and body_id != client_id:
+            raise refused("client_id differs from the assertion's sub")  # RFC 7521 §4.2
+        client = self._clients.get(client_id)  # keys are registered: never a metadata document
+        if client is None or not client.uses_keys or self._assertions is None:
+            raise refused("unknown client, or one without registered keys")
+        return self._assertions.check(client, assertion)
 
     def _check_secret(self, client_id: str, secret: str, client_addr: str | None) -> Client:
         if len(client_id) > MAX_CREDENTIAL or len(secret) > MAX_CREDENTIAL:
