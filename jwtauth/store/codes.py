@@ -21,8 +21,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, ms, tagged_key, text
 
 _CODE = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -36,16 +34,6 @@ local function issue_code(k, a)
 end
 """
 _ISSUE = _ISSUE_LUA + "issue_code(1, 1)\n"
-# A consent submission is single-use (issue 18): claim its marker and store the code in one
-# step, or do nothing when the marker exists. KEYS: marker, code. ARGV: marker ttl_ms, _ISSUE's.
-_ISSUE_ONCE = (
-    _ISSUE_LUA
-    + """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
-issue_code(2, 2)
-return 1
-"""
-)
 
 # Take a code atomically: of any number of concurrent redemptions exactly one sees the record.
 # A second redemption counts as a replay (and revokes) only from a presenter that proves it is
@@ -113,6 +101,7 @@ class CodeRecord:
     dpop_jkt: str | None = None  # RFC 9449 §10: the key the token request must prove
     nonce: str | None = None  # OpenID Connect Core §3.1.2.1: into the id_token of the exchange
     amr: tuple[str, ...] = ()  # how the user authenticated (RFC 8176)
+    sid: str | None = None  # the browser session (Back-Channel Logout §2.1)
 
 
 @dataclass(frozen=True)
@@ -136,7 +125,6 @@ class CodeStore:
         self._access_ttl = access_token_ttl
         self._redis = client
         self._issue = client.register_script(_ISSUE)
-        self._issue_once = client.register_script(_ISSUE_ONCE)
         self._take = client.register_script(_TAKE)
         self._bind = client.register_script(_BIND)
 
@@ -146,27 +134,8 @@ class CodeStore:
         self._issue(keys=[self._key(code)], args=args)
         return code
 
-    def issue_once(
-        self, record: CodeRecord, *, ttl: float, now: float, submission: str, submission_ttl: float
-    ) -> str | None:
-        """Like `issue`, unless `submission` was already used (then None, nothing stored).
-
-        One script on standalone Redis and Sentinel; on Cluster the marker and the code live in
-        different slots, so the marker is claimed first (a crash in between costs the user a
-        reload, never a second code).
-        """
-        code, args = self._new(record, ttl, now)
-        marker = self._submission_key(submission)
-        if isinstance(self._redis, redis.Redis):
-            done = self._issue_once(keys=[marker, self._key(code)], args=[str(ms(submission_ttl)), *args])
-            return code if int(done) else None
-        if not self.claim(submission, ttl=submission_ttl):
-            return None
-        self._issue(keys=[self._key(code)], args=args)
-        return code
-
     def claim(self, submission: str, *, ttl: float) -> bool:
-        """Mark `submission` used for `ttl` seconds; False if it already was (an implicit grant)."""
+        """Mark a consent `submission` used for `ttl` seconds; False if it already was (issue 18)."""
         return bool(self._redis.set(self._submission_key(submission), b"1", nx=True, px=ms(ttl)))
 
     def _new(self, record: CodeRecord, ttl: float, now: float) -> tuple[str, list[str]]:

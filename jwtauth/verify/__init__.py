@@ -21,12 +21,14 @@ then the token must carry an ``aud`` claim (RFC 9068 §2.2).
 DPoP (RFC 9449): ``DPoPAuth`` guards Falcon resources with sender-constrained tokens
 (``Authorization: DPoP`` plus a ``DPoP`` proof) and refuses a bound token sent as Bearer;
 ``Verifier.verify`` itself refuses a bound token unless given the checked proof's key.
+``ProtectedResourceMiddleware``, ``BearerWSGI`` and ``BearerASGI`` take ``dpop=DPoPOptions(...)``
+to run the same checks for a whole app and advertise them in the RFC 9728 metadata.
 """
 
 from __future__ import annotations
 
 from jwtauth.verify.dpop import InvalidProof, Proof, UseNonce, check_proof
-from jwtauth.verify.dpopauth import DPoPAuth
+from jwtauth.verify.dpopauth import DPoPAuth, DPoPOptions
 from jwtauth.verify.errors import InvalidToken, NotModified, VerifierUnavailable
 from jwtauth.verify.fetch import Fetch, urllib_fetch
 from jwtauth.verify.hooks import BearerAuth, RequireBearer
@@ -45,6 +47,7 @@ __all__ = [
     "BearerWSGI",
     "Clock",
     "DPoPAuth",
+    "DPoPOptions",
     "Fetch",
     "InvalidProof",
     "InvalidToken",

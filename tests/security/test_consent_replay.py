@@ -2,7 +2,7 @@
 
 Replaying the same POST in the same browser (back button, a script, a captured request with the
 cookie) got a second code. The submission's CSRF token is claimed once, with a marker that lives
-as long as the token, in the same round trip that stores the code.
+as long as the token, before anything is issued.
 """
 
 from __future__ import annotations
