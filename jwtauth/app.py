@@ -12,10 +12,11 @@ import falcon
 from jwtauth.accounts.assertions import AssertionChecker
 from jwtauth.accounts.client_documents import ClientDocuments
 from jwtauth.accounts.client_keys import ClientKeys, jwks_fetcher
+from jwtauth.accounts.client_limits import ClientAuthGate
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.document_fetch import DocumentFetcher
 from jwtauth.accounts.hashing import SecretChecker
-from jwtauth.accounts.login import Login
+from jwtauth.accounts.login import Limits, Login
 from jwtauth.accounts.user_codes import GLOBAL_FACTOR, UserCodeGate
 from jwtauth.accounts.users import UserDirectory
 from jwtauth.config.settings import Settings, parse_networks
@@ -51,6 +52,7 @@ from jwtauth.resources.errors import (
     render_store_error,
     render_unexpected,
 )
+from jwtauth.resources.header_limit import HeaderLimit
 from jwtauth.resources.health import HealthResource, ReadyResource
 from jwtauth.resources.introspect import IntrospectResource
 from jwtauth.resources.logout import LogoutResource
@@ -111,6 +113,7 @@ def _falcon_app(settings: Settings, metrics: Metrics, access_log: AccessLog | No
             Observer(metrics, _endpoint_labels(), access_log),
             ClientAddress(parse_networks(settings.trusted_proxies)),
             CORS(settings.clients),
+            HeaderLimit(),
         ),
     )
     app.req_options.strip_url_path_trailing_slash = True
@@ -225,12 +228,18 @@ def create_app(
     checker = checker or SecretChecker()
     metrics = metrics or Metrics()
     keyring.on_signer_change(metrics.key_rotated)
-    clients = ClientRegistry(
-        settings.clients, checker, _documents(settings, store, clock), _assertions(settings, store, clock)
-    )
     state = _stores(settings, store)
+    gate = ClientAuthGate(state.limiter, settings.client_auth_failures, clock)
+    clients = ClientRegistry(
+        settings.clients,
+        checker,
+        _documents(settings, store, clock),
+        _assertions(settings, store, clock),
+        gate=gate,
+    )
     users = UserDirectory(settings.users, checker)
-    login = Login(users, state.limiter)
+    limits = Limits(settings.max_failures, settings.client_max_failures, settings.known_device_ttl)
+    login = Login(users, state.limiter, limits)
     subjects = subjects_of(settings)  # OpenID Connect Core §8: public or pairwise, per client
     tokens = TokenFactory(settings, keyring, clock, subjects=subjects)
     id_tokens = IdTokens(settings, keyring, users, clock, subjects)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from jwtauth.observability import MULTIPROC_ENV
+from jwtauth.resources.header_limit import MAX_HEADER_BYTES
 
 log = logging.getLogger("jwtauth")
 
@@ -102,6 +103,7 @@ def run(factory: Callable[[], Any], *, host: str, port: int, workers: int) -> No
     """Serve the app built by `factory` until SIGTERM/SIGINT (in-flight requests finish)."""
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
 
     threads = os.environ.get("JWTAUTH_THREADS", str(BLOCKING_THREADS))
     if not threads.isdigit() or not 1 <= int(threads) <= 64:
@@ -120,6 +122,9 @@ def run(factory: Callable[[], Any], *, host: str, port: int, workers: int) -> No
             respawn_failed_workers=True,
             log_dictconfig=GRANIAN_LOGGING,
             log_access=False,  # jwtauth writes its own JSON access line (observability.py)
+            # The request head may not outgrow the app's own cap (issue 18): granian buffers no
+            # more than this (its minimum, 8 KiB, plus the cap) and refuses a larger head.
+            http1_settings=HTTP1Settings(max_buffer_size=MAX_HEADER_BYTES + 8192),
         )
         log.info("serving on http://%s:%d with %d worker(s)", host, port, workers)
         # Workers are forked, so the loader below may be a closure over the parsed settings.
