@@ -24,7 +24,7 @@ from jwtauth.grants.password import PasswordGrant
 from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
 from jwtauth.oauth.dpop import TokenEndpointDPoP, key_nonces
-from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, Observer
+from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, Observer, WorkerMetrics
 from jwtauth.oidc.idtoken import IdTokens
 from jwtauth.oidc.userinfo import UserInfo
 from jwtauth.resources import paths
@@ -37,7 +37,7 @@ from jwtauth.resources.errors import (
     render_store_error,
     render_unexpected,
 )
-from jwtauth.resources.health import HealthResource, ReadyResource
+from jwtauth.resources.health import HealthResource, ReadyResource, StoreHealthResource
 from jwtauth.resources.introspect import IntrospectResource
 from jwtauth.resources.metrics import MetricsResource
 from jwtauth.resources.revoke import RevokeResource
@@ -140,6 +140,7 @@ def _add_documents(
         app.add_route(path, resource)
     app.add_route(paths.HEALTH, HealthResource())
     app.add_route(paths.READY, ReadyResource(keyring, lambda: ping(store)))
+    app.add_route(paths.READY_STORE, StoreHealthResource(lambda: ping(store)))
 
 
 def create_app(
@@ -181,7 +182,25 @@ def create_app(
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users)))
     _add_documents(app, settings, keyring, grants, store)
-    app.add_route(paths.METRICS, MetricsResource(metrics))
+    return app
+
+
+def create_management_app(
+    keyring: KeyRing, store: Any, metrics: Metrics | WorkerMetrics, server_metrics: str | None = None
+) -> falcon.App[Any, Any]:
+    """Build the management listener's app: /metrics and the health checks, never the public API.
+
+    `jwtauth serve --metrics-port` serves it on its own port (as Keycloak and Hydra do), so
+    /metrics is never reachable through the public listener. `server_metrics`: a loopback URL
+    of the HTTP server's own Prometheus text (granian's), appended to every scrape.
+    """
+    app = falcon.App(media_type=falcon.MEDIA_JSON)
+    app.add_error_handler(Exception, render_unexpected)
+    app.add_error_handler(falcon.HTTPError, render_http_error)
+    app.add_route(paths.METRICS, MetricsResource(metrics, lambda: ping(store), server_metrics))
+    app.add_route(paths.HEALTH, HealthResource())
+    app.add_route(paths.READY, ReadyResource(keyring, lambda: ping(store)))
+    app.add_route(paths.READY_STORE, StoreHealthResource(lambda: ping(store)))
     return app
 
 
@@ -199,6 +218,6 @@ def _endpoint_labels() -> dict[str, str]:
     """Map every route to the endpoint label of its metrics and access-log lines."""
     labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
     labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
-    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz"}
+    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.READY_STORE: "readyz"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels

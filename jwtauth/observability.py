@@ -209,13 +209,29 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """Return the text exposition of every worker's metrics and its content type."""
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-        from prometheus_client.multiprocess import MultiProcessCollector
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         if not self.multiprocess_dir:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return WorkerMetrics(self.multiprocess_dir).render()
+
+
+class WorkerMetrics:
+    """The metrics the workers wrote to `folder`, merged: what a process that counts nothing serves.
+
+    The management listener uses it: a `Metrics` of its own would add a file of zeros.
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def render(self) -> tuple[bytes, str]:
+        """Return the text exposition of every worker's metrics and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
         merged = CollectorRegistry(auto_describe=False)
-        MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        MultiProcessCollector(merged, path=self.folder)  # type: ignore[no-untyped-call]
         return generate_latest(merged), CONTENT_TYPE_LATEST
 
 

@@ -208,7 +208,7 @@ def test_real_redis() -> None:
 
 
 def test_ping_is_false_when_no_cluster_node_answers() -> None:
-    # RedisClusterException is not a RedisError: /readyz must still say 503, not 500.
+    # RedisClusterException is not a RedisError: /readyz/store must still say 503, not 500.
     class NoNode:
         def ping(self) -> bool:
             raise RedisClusterException("Redis Cluster cannot be connected. Please provide at least one")

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from jwtauth.accounts.hashing import hash_secret
 from jwtauth.cli import accounts, remote
@@ -54,10 +54,36 @@ def cmd_serve(args: argparse.Namespace) -> None:
         ring = KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
         return create_app(settings, ring, connect(settings.redis_url), access_log=stdout_log())
 
+    metrics_port = args.metrics_port or settings.metrics_port
+    if metrics_port == args.port:
+        raise OperatorError(f"--metrics-port {metrics_port} is the public port: pick another")
+
     try:
-        run(factory, host=args.host, port=args.port, workers=workers)
+        run(
+            factory,
+            host=args.host,
+            port=args.port,
+            workers=workers,
+            management=_management_factory(settings),
+            metrics_port=metrics_port,
+        )
     except ServeError as exc:
         raise OperatorError(str(exc)) from None
+
+
+def _management_factory(settings: Settings) -> Callable[[str | None], object]:
+    """Return the builder of the management listener's app (in its own process, after the fork)."""
+
+    def factory(granian_metrics: str | None) -> object:
+        from jwtauth.app import create_management_app
+        from jwtauth.observability import MULTIPROC_ENV, WorkerMetrics
+        from jwtauth.store.connection import connect
+
+        ring = KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
+        metrics = WorkerMetrics(os.environ[MULTIPROC_ENV])  # set by jwtauth serve before the fork
+        return create_management_app(ring, connect(settings.redis_url), metrics, granian_metrics)
+
+    return factory
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:
@@ -125,6 +151,14 @@ def _worker_count(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    """Parse a TCP port number."""
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number from 1 to 65535")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser."""
     p = argparse.ArgumentParser(prog="jwtauth", description="OAuth 2.0 server issuing JWT access tokens")
@@ -139,6 +173,12 @@ def parser() -> argparse.ArgumentParser:
         type=_worker_count,
         default=0,
         help="worker processes (default: one per core with Redis, 1 embedded)",
+    )
+    s.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        help="serve /metrics and the health checks on this port only (default: [metrics] port; none)",
     )
     s.add_argument("--config", help=config_help)
     s.set_defaults(func=cmd_serve)

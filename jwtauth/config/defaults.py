@@ -32,4 +32,5 @@ DEFAULTS: dict[str, Any] = {
     "client_id_metadata.scopes": (),
     "client_id_metadata.audiences": (),
     "client_id_metadata.allow_insecure_loopback": False,
+    "metrics.port": None,  # the management listener's port (/metrics, health); none = not served
 }

@@ -61,6 +61,7 @@ class Settings:
     dpop_require_nonce: bool = DEFAULTS["dpop.require_nonce"]
     dpop_nonce_lifetime: int = DEFAULTS["dpop.nonce_lifetime"]
     client_id_metadata: ClientMetadataSettings = field(default_factory=ClientMetadataSettings)
+    metrics_port: int | None = DEFAULTS["metrics.port"]
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -159,6 +160,11 @@ def _refresh_lifetimes(life: TableReader) -> tuple[int, int, float]:
     return idle, absolute, float(grace)
 
 
+def _port(table: TableReader, key: str) -> int | None:
+    """Return an optional TCP port (1-65535)."""
+    return table.positive(key, maximum=65535) if key in table.table else None
+
+
 def _array(root: TableReader, data: Mapping[str, Any], name: str) -> list[TableReader]:
     """Return a reader for each table of an array of tables (`[[clients]]`)."""
     tables = data.get(name, [])
@@ -181,11 +187,12 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
 def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     """Validate a parsed TOML document plus environment overrides into Settings."""
     root = TableReader(source, "", data)
-    tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop", "client_id_metadata")
+    tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop", "client_id_metadata", "metrics")
     root.unknown_keys({*_table_keys(""), *tables, "clients", "users"})
-    life, keys, limits, redis, pages, dpop, documents = (root.table_at(k) for k in tables)
-    for name, table in zip(tables, (life, keys, limits, redis, pages, dpop, documents), strict=True):
+    readers = [root.table_at(k) for k in tables]
+    for name, table in zip(tables, readers, strict=True):
         table.unknown_keys(_table_keys(name))
+    life, keys, limits, redis, pages, dpop, documents, metrics = readers
     issuer = _issuer(root, env)
     algorithm, max_age, publish_ahead = _key_timing(keys)
     clients, users = _accounts(root, data)
@@ -214,6 +221,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         dpop_require_nonce=dpop.get("require_nonce", bool),
         dpop_nonce_lifetime=dpop.positive("nonce_lifetime", maximum=86400),
         client_id_metadata=parse_client_metadata(documents, issuer),
+        metrics_port=_port(metrics, "port"),
         source=source,
     )
 

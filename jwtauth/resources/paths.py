@@ -12,6 +12,7 @@ JWKS = ("/jwks", "/.well-known/jwks.json")
 METADATA = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
 HEALTH = "/healthz"
 READY = "/readyz"
-METRICS = "/metrics"
+READY_STORE = "/readyz/store"  # the store's own check, for alerts (not a probe)
+METRICS = "/metrics"  # on the management listener only (--metrics-port)
 # Endpoints that take POST only (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
 POST_ONLY = frozenset({TOKEN, REVOKE, INTROSPECT})
