@@ -24,10 +24,20 @@ from jwtauth.grants.password import PasswordGrant
 from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
 from jwtauth.oauth.dpop import TokenEndpointDPoP, key_nonces
-from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, Observer, WorkerMetrics
+from jwtauth.observability import (
+    AUTHORIZE,
+    TOKEN,
+    AccessLog,
+    Events,
+    EventSinks,
+    Metrics,
+    Observer,
+    WorkerMetrics,
+)
 from jwtauth.oidc.idtoken import IdTokens
 from jwtauth.oidc.userinfo import UserInfo
 from jwtauth.resources import paths
+from jwtauth.resources.audit import Audit
 from jwtauth.resources.authorize import AuthorizeResource
 from jwtauth.resources.client_address import ClientAddress
 from jwtauth.resources.discovery import JWKSResource, MetadataResource, metadata
@@ -76,7 +86,9 @@ def _stores(settings: Settings, store: Any) -> _Stores:
     )
 
 
-def _falcon_app(settings: Settings, metrics: Metrics, access_log: AccessLog | None) -> falcon.App[Any, Any]:
+def _falcon_app(
+    settings: Settings, metrics: Metrics, access_log: AccessLog | None, audit: Audit
+) -> falcon.App[Any, Any]:
     """Return an empty app with the middleware, the request options and every error handler."""
     app = falcon.App(
         media_type=falcon.MEDIA_JSON,
@@ -84,6 +96,7 @@ def _falcon_app(settings: Settings, metrics: Metrics, access_log: AccessLog | No
         middleware=(
             Observer(metrics, _endpoint_labels(), access_log),
             ClientAddress(parse_networks(settings.trusted_proxies)),
+            audit,  # after the observer: its lines carry the request id the observer made
         ),
     )
     app.req_options.strip_url_path_trailing_slash = True
@@ -104,15 +117,15 @@ def _grants(
     login: Login,
     id_tokens: IdTokens,
     clock: Callable[[], float],
-    metrics: Metrics,
+    events: Events,
 ) -> dict[str, Grant]:
     """Return the token endpoint's registry: grant_type -> handler (RFC 6749 §4)."""
     codes, refresh = state.codes, state.refresh
     handlers: tuple[Grant, ...] = (
         ClientCredentialsGrant(settings, tokens),
-        AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=metrics, id_tokens=id_tokens),
+        AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=events, id_tokens=id_tokens),
         PasswordGrant(settings, tokens, login, refresh, clock),
-        RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics, id_tokens=id_tokens),
+        RefreshTokenGrant(settings, tokens, refresh, clock, events=events, id_tokens=id_tokens),
     )
     return {g.grant_type: g for g in handlers}
 
@@ -152,25 +165,30 @@ def create_app(
     checker: SecretChecker | None = None,
     metrics: Metrics | None = None,
     access_log: AccessLog | None = None,
+    audit_log: AccessLog | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the WSGI app from validated settings, a key ring and a redis-py client.
 
     `metrics`: this worker's metrics (a fresh in-memory set if omitted); `access_log`: where
-    the one JSON line per request goes (nowhere if omitted; `jwtauth serve` sends it to stdout).
+    the one JSON line per request goes (nowhere if omitted; `jwtauth serve` sends it to stdout);
+    `audit_log`: where the audit events go (resources/audit.py; `jwtauth serve`: stdout too).
     """
     checker = checker or SecretChecker()
     metrics = metrics or Metrics()
+    audit = Audit(audit_log, clock)
+    events = EventSinks(metrics, audit)
     keyring.on_signer_change(metrics.key_rotated)
+    keyring.on_signer_change(audit.key_rotated)
     clients = ClientRegistry(settings.clients, checker, _documents(settings, store, clock))
     state = _stores(settings, store)
     users = UserDirectory(settings.users, checker)
     login = Login(users, state.limiter)
     tokens = TokenFactory(settings, keyring, clock)
     id_tokens = IdTokens(settings, keyring, users, clock)
-    grants = _grants(settings, tokens, state, login, id_tokens, clock, metrics)
+    grants = _grants(settings, tokens, state, login, id_tokens, clock, events)
     reader = TokenReader(settings, keyring, state.refresh, clock)
 
-    app = _falcon_app(settings, metrics, access_log)
+    app = _falcon_app(settings, metrics, access_log, audit)
     app.add_route(paths.TOKEN, TokenResource(clients, grants, _token_dpop(settings, keyring, store, clock)))
     pages = Pages(settings.templates_dir)
     authorize = AuthorizeResource(
@@ -178,7 +196,7 @@ def create_app(
         clock=clock,
     )
     app.add_route(paths.AUTHORIZE, authorize)
-    app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=metrics))
+    app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=events))
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users)))
     _add_documents(app, settings, keyring, grants, store)

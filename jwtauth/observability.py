@@ -14,7 +14,8 @@ Three pieces, wired by create_app:
 What the access log never holds: a token, secret, password, code, or anything from the query
 string or body. It logs the method, the path of a matched route (unmatched paths are
 client-chosen text, so only "unmatched" is logged), the status, the OAuth error code, the
-duration, the request id, the client address and the endpoint/grant labels.
+duration, the request id, the client address, the client_id once a resource has identified
+a registered client, and the endpoint/grant labels.
 
 prometheus_client is imported only when a `Metrics` is built: it picks its storage (in memory
 or mmapped files) once, at import, from PROMETHEUS_MULTIPROC_DIR, which `jwtauth serve` sets
@@ -56,7 +57,7 @@ AccessLog = Callable[[str], None]
 # a registered route, a label, a grant name; the client address and the error are JSON-escaped.
 _LINE = (
     '{"ts":%.3f,"request_id":"%s","method":"%s","path":"%s","status":%d,"ms":%.3f,'
-    '"client":%s,"endpoint":"%s","grant":"%s","error":%s}'
+    '"client":%s,"client_id":%s,"endpoint":"%s","grant":"%s","error":%s}'
 )
 
 
@@ -93,6 +94,33 @@ class NoEvents:
 
 
 NO_EVENTS: Events = NoEvents()
+
+
+class EventSinks:
+    """Events told to several sinks (the metrics and the audit log), in order."""
+
+    def __init__(self, *sinks: Events) -> None:
+        self.sinks = sinks
+
+    def refresh_rotated(self) -> None:
+        """Tell every sink."""
+        for sink in self.sinks:
+            sink.refresh_rotated()
+
+    def reuse_detected(self, kind: str) -> None:
+        """Tell every sink."""
+        for sink in self.sinks:
+            sink.reuse_detected(kind)
+
+    def revoked(self) -> None:
+        """Tell every sink."""
+        for sink in self.sinks:
+            sink.revoked()
+
+    def key_rotated(self) -> None:
+        """Tell every sink."""
+        for sink in self.sinks:
+            sink.key_rotated()
 
 
 class Metrics:
@@ -242,6 +270,11 @@ def _json_text(value: str | None) -> str:
     return json.dumps(value)
 
 
+def _client_id(value: str | None) -> str:
+    """Return the identified client's id as JSON (a registered id or a checked document URL)."""
+    return "null" if value is None else json.dumps(value)
+
+
 def stdout_log(fd: int = 1) -> AccessLog:
     """Return an access log writing each line with one write(2) to `fd`.
 
@@ -324,6 +357,7 @@ class Observer:
                     status,
                     seconds * 1000,
                     _json_text(getattr(ctx, "client_addr", None) or req.remote_addr),
+                    _client_id(getattr(ctx, "client_id", None)),
                     endpoint,
                     grant,
                     "null" if error is None else json.dumps(error),

@@ -37,7 +37,8 @@ from tests.helpers import (
 )
 from tests.support import REDIS_URL, free_port
 
-LOG_FIELDS = {"ts", "request_id", "method", "path", "status", "ms", "client", "endpoint", "grant", "error"}
+LOG_FIELDS = {"ts", "request_id", "method", "path", "status", "ms", "client", "client_id"}
+LOG_FIELDS |= {"endpoint", "grant", "error"}
 CODE_QUERY = {**README_QUERY, "redirect_uri": "https://www.example.com"}
 
 
@@ -146,7 +147,9 @@ def test_one_json_line_per_request_with_its_labels(obs: Observed) -> None:
         "127.0.0.1",
     )
     assert ok["ms"] > 0 and abs(ok["ts"] - time.time()) < 60
+    assert ok["client_id"] == "testclient"  # the authenticated client
     assert (refused["status"], refused["error"], refused["path"]) == (401, "invalid_client", TOKENS)
+    assert refused["client_id"] is None and metadata["client_id"] is None  # never a claimed one
     assert (metadata["endpoint"], metadata["grant"], metadata["status"]) == ("metadata", "-", 200)
 
 
@@ -335,7 +338,7 @@ def test_metrics_add_up_across_two_workers(
             assert "# TYPE granian_blocking_queue gauge" in page  # granian's own, passed through
     assert not metrics_tmp.exists() or not any(metrics_tmp.iterdir())  # removed at exit
     lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
-    tokens = [line for line in lines if line["endpoint"] == "token"]
+    tokens = [line for line in lines if line.get("endpoint") == "token"]  # access lines, not audit
     assert len(tokens) == requests_sent + 2 and len({line["request_id"] for line in tokens}) == len(tokens)
     output = server.output()
     assert logged_in.json()["refresh_token"] not in output and "testpassword" not in output

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import sys
 from collections.abc import Callable, Sequence
 
 from jwtauth.accounts.hashing import hash_secret
-from jwtauth.cli import accounts, remote
+from jwtauth.cli import accounts, logs, remote
 from jwtauth.cli import keys as keys_commands
 from jwtauth.cli.console import OperatorError, read_secret
 from jwtauth.config.reader import ConfigError
@@ -52,7 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     def factory() -> object:
         # In each worker, after the fork: its own key ring, store pool and metrics.
         ring = KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
-        return create_app(settings, ring, connect(settings.redis_url), access_log=stdout_log())
+        out = stdout_log()  # access and audit lines, one write(2) each
+        return create_app(settings, ring, connect(settings.redis_url), access_log=out, audit_log=out)
 
     metrics_port = args.metrics_port or settings.metrics_port
     if metrics_port == args.port:
@@ -217,12 +216,17 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; report operator errors as one line and exit 2."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        log_format, level = logs.choose(os.environ)
+    except logs.LogSettingError as exc:
+        logs.operator_error(str(exc), "text")
+        return 2
+    logs.configure(log_format, level)
     args = parser().parse_args(argv)
     try:
         status = args.func(args)  # None, or an exit status (decode: 1 = does not verify)
     except (ConfigError, OperatorError) as exc:
-        print(f"jwtauth: {exc}", file=sys.stderr)
+        logs.operator_error(str(exc), log_format)
         return 2
     except KeyboardInterrupt:
         return 130

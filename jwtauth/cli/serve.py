@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from jwtauth.cli import logs
 from jwtauth.observability import MULTIPROC_ENV
 
 log = logging.getLogger("jwtauth")
@@ -40,17 +41,6 @@ BLOCKING_THREADS = 2
 KILL_TIMEOUT = 20
 
 
-# granian's own lines go to stderr in the format of jwtauth's; stdout carries only the JSON
-# access lines, one per request.
-GRANIAN_LOGGING: dict[str, Any] = {
-    "formatters": {
-        "generic": {"()": "logging.Formatter", "fmt": "%(asctime)s %(levelname)s granian: %(message)s"}
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr"}
-    },
-    "loggers": {"_granian": {"handlers": ["console"], "level": "INFO", "propagate": False}},
-}
 
 
 class ServeError(Exception):
@@ -161,7 +151,9 @@ def run(
             workers_kill_timeout=KILL_TIMEOUT,
             # A crashed worker is replaced; granian still exits on a crash loop (< 5.5 s apart).
             respawn_failed_workers=True,
-            log_dictconfig=GRANIAN_LOGGING,
+            # granian's own lines go to stderr in jwtauth's format (text or JSON, cli/logs.py);
+            # stdout carries only the JSON access and audit lines.
+            log_dictconfig=logs.granian_config(*logs.choose(os.environ)),
             log_access=False,  # jwtauth writes its own JSON access line (observability.py)
             # granian's own metrics, on loopback only: the management listener re-serves them.
             metrics_enabled=granian_metrics is not None,

@@ -86,6 +86,7 @@ class AuthorizeResource:
         try:
             params = parse_params(req.query_string)
             target = identify(self.clients, params)
+            req.context.client_id = target.client.client_id  # a registered client: the log lines name it
         except (OAuthError, UntrustedRedirect) as exc:
             self._refuse(resp, exc)
             return
@@ -101,6 +102,7 @@ class AuthorizeResource:
         try:
             form = read_form(req)
             target = identify(self.clients, form)
+            req.context.client_id = target.client.client_id
         except (OAuthError, UntrustedRedirect) as exc:
             self._refuse(resp, exc)
             return
