@@ -9,6 +9,9 @@
 --                                         request() once before the run to check the script,
 --                                         and the token that call takes is never sent.
 --   BENCH_MODE=code, BENCH_FILE           redeem authorization codes, each once
+--   BENCH_MODE=device, BENCH_FILE         poll device codes (RFC 8628), each once, none approved:
+--                                         every answer should be 400 authorization_pending, so
+--                                         done() counts the answers that are anything else
 --   BENCH_THREADS                         wrk's -t, to split the file between threads
 --
 -- A fixed request has no response() callback: wrk then skips parsing bodies (it shares the
@@ -17,10 +20,13 @@
 local mode = os.getenv("BENCH_MODE") or "fixed"
 local threads = tonumber(os.getenv("BENCH_THREADS") or "2")
 local count = 0
+local all_threads = {}
 
 function setup(thread)
   thread:set("index", count)
+  thread:set("unexpected", 0)
   count = count + 1
+  all_threads[count] = thread
 end
 
 wrk.method = os.getenv("BENCH_METHOD") or "GET"
@@ -78,6 +84,18 @@ elseif mode == "code" then
   function request()
     return wrk.format(nil, nil, nil, "grant_type=authorization_code&code=" .. take())
   end
+elseif mode == "device" then
+  local grant = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code="
+  unexpected = 0
+  function request()
+    return wrk.format(nil, nil, nil, grant .. take())
+  end
+
+  function response(status, headers, body)
+    if status ~= 400 or not body:find("authorization_pending", 1, true) then
+      unexpected = unexpected + 1
+    end
+  end
 end
 
 function done(summary, latency, requests)
@@ -87,4 +105,11 @@ function done(summary, latency, requests)
     summary.errors.read, summary.errors.write, summary.errors.timeout))
   io.write(string.format("BENCH p50_us=%d p99_us=%d\n",
     latency:percentile(50), latency:percentile(99)))
+  if mode == "device" then
+    local unexpected = 0
+    for _, thread in ipairs(all_threads) do
+      unexpected = unexpected + (thread:get("unexpected") or 0)
+    end
+    io.write(string.format("BENCH unexpected=%d\n", unexpected))
+  end
 end

@@ -14,12 +14,14 @@ from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.document_fetch import DocumentFetcher
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.accounts.login import Login
+from jwtauth.accounts.user_codes import GLOBAL_FACTOR, UserCodeGate
 from jwtauth.accounts.users import UserDirectory
 from jwtauth.config.settings import Settings, parse_networks
 from jwtauth.errors import OAuthError
 from jwtauth.grants.authorization_code import AuthorizationCodeGrant
 from jwtauth.grants.base import Grant
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
+from jwtauth.grants.device_code import DeviceCodeGrant
 from jwtauth.grants.password import PasswordGrant
 from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
@@ -40,6 +42,8 @@ from jwtauth.resources import paths
 from jwtauth.resources.audit import Audit
 from jwtauth.resources.authorize import AuthorizeResource
 from jwtauth.resources.client_address import ClientAddress
+from jwtauth.resources.device import DeviceResource
+from jwtauth.resources.device_authorization import DeviceAuthorizationResource
 from jwtauth.resources.discovery import JWKSResource, MetadataResource, metadata
 from jwtauth.resources.errors import (
     render_http_error,
@@ -55,6 +59,7 @@ from jwtauth.resources.token import TokenResource
 from jwtauth.resources.userinfo import UserInfoResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
 from jwtauth.store.connection import STORE_ERRORS, ping
+from jwtauth.store.device import DeviceStore
 from jwtauth.store.documents import DocumentCache
 from jwtauth.store.dpop import proof_markers
 from jwtauth.tokens.factory import TokenFactory
@@ -64,11 +69,12 @@ from jwtauth.web.pages import Pages
 
 @dataclass(frozen=True)
 class _Stores:
-    """The Redis-backed state of one app: codes, refresh families, sign-in counters."""
+    """The Redis-backed state of one app: codes, refresh families, sign-in counters, device requests."""
 
     codes: CodeStore
     refresh: RefreshStore
     limiter: FailureLimiter
+    devices: DeviceStore
 
 
 def _stores(settings: Settings, store: Any) -> _Stores:
@@ -83,6 +89,7 @@ def _stores(settings: Settings, store: Any) -> _Stores:
         limiter=FailureLimiter(
             store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
         ),
+        devices=DeviceStore(store, prefix=prefix, redeemed_ttl=revoked_ttl),
     )
 
 
@@ -126,6 +133,7 @@ def _grants(
         AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=events, id_tokens=id_tokens),
         PasswordGrant(settings, tokens, login, refresh, clock),
         RefreshTokenGrant(settings, tokens, refresh, clock, events=events, id_tokens=id_tokens),
+        DeviceCodeGrant(settings, tokens, state.devices, refresh, clock, events=events, id_tokens=id_tokens),
     )
     return {g.grant_type: g for g in handlers}
 
@@ -200,6 +208,7 @@ def create_app(
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users)))
     _add_documents(app, settings, keyring, grants, store)
+    _add_device_routes(app, settings, store, clients, login, state.limiter, state.devices, clock, events)
     return app
 
 
@@ -222,6 +231,36 @@ def create_management_app(
     return app
 
 
+def _add_device_routes(
+    app: falcon.App[falcon.Request, falcon.Response],
+    settings: Settings,
+    store: Any,
+    clients: ClientRegistry,
+    login: Login,
+    limiter: FailureLimiter,
+    devices: DeviceStore,
+    clock: Callable[[], float],
+    events: Events,
+) -> None:
+    """Route the device flow's two endpoints (RFC 8628 §3.1, §3.3)."""
+    overall = FailureLimiter(
+        store,
+        prefix=settings.redis_prefix,
+        max_failures=settings.max_failures * GLOBAL_FACTOR,
+        window_seconds=settings.failure_window,
+    )
+    gate = UserCodeGate(limiter, overall)
+    app.add_route(
+        paths.DEVICE_AUTHORIZATION,
+        DeviceAuthorizationResource(settings, clients, devices, clock, events=events),
+    )
+    page = DeviceResource(
+        issuer=settings.issuer, clients=clients, login=login, gate=gate, devices=devices,
+        pages=Pages(settings.templates_dir), clock=clock, events=events,
+    )  # fmt: skip
+    app.add_route(paths.DEVICE, page)
+
+
 def _documents(settings: Settings, store: Any, clock: Callable[[], float]) -> ClientDocuments | None:
     """Return the resolver of URL client IDs when [client_id_metadata] enables them."""
     options = settings.client_id_metadata
@@ -237,5 +276,6 @@ def _endpoint_labels() -> dict[str, str]:
     labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
     labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
     labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.READY_STORE: "readyz"}
+    labels |= {paths.DEVICE_AUTHORIZATION: "device_authorization", paths.DEVICE: "device"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels

@@ -166,6 +166,30 @@ class ServerError(OAuthError):
     status = 500
 
 
+class AuthorizationPending(OAuthError):
+    """RFC 8628 §3.5: the user has not decided yet; poll again after the interval."""
+
+    error = "authorization_pending"
+
+
+class PollingTooFast(OAuthError):
+    """RFC 8628 §3.5 slow_down: a §5.2 token error (400); the polling interval grew by 5 s."""
+
+    error = "slow_down"
+
+
+class ExpiredToken(OAuthError):
+    """RFC 8628 §3.5: the device code expired; the device must start again."""
+
+    error = "expired_token"
+
+
+class DeviceAccessDenied(AccessDenied):
+    """RFC 8628 §3.5 access_denied at the token endpoint: a §5.2 error, so 400."""
+
+    status = 400
+
+
 class BearerError(OAuthError):
     """A protected resource's error (RFC 6750 §3): the Bearer challenge names it."""
 

@@ -76,6 +76,9 @@ class Events(Protocol):
     def key_rotated(self) -> None:
         """Report that the key ring's signer changed."""
 
+    def device_flow(self, outcome: str) -> None:
+        """Report a step of a device request (RFC 8628): requested, approved, denied, expired, slow_down."""
+
 
 class NoEvents:
     """Events that go nowhere: the default outside create_app."""
@@ -90,6 +93,9 @@ class NoEvents:
         """Ignore."""
 
     def key_rotated(self) -> None:
+        """Ignore."""
+
+    def device_flow(self, outcome: str) -> None:
         """Ignore."""
 
 
@@ -121,6 +127,11 @@ class EventSinks:
         """Tell every sink."""
         for sink in self.sinks:
             sink.key_rotated()
+
+    def device_flow(self, outcome: str) -> None:
+        """Tell every sink."""
+        for sink in self.sinks:
+            sink.device_flow(outcome)
 
 
 class Metrics:
@@ -174,6 +185,12 @@ class Metrics:
         self._key_rotations = Counter(
             "jwtauth_key_rotations",
             "Signer changes seen by the key ring (each worker counts the change it sees)",
+            registry=reg,
+        )
+        self._device = Counter(
+            "jwtauth_device_flow",
+            "Device authorization steps (RFC 8628): requested, approved, denied, expired, slow_down",
+            ["outcome"],
             registry=reg,
         )
         self._store_errors = Counter(
@@ -232,6 +249,10 @@ class Metrics:
     def key_rotated(self) -> None:
         """Count one signer change."""
         self._key_rotations.inc()
+
+    def device_flow(self, outcome: str) -> None:
+        """Count one device-request step."""
+        self._inc(self._device, outcome)
 
     # --- exposition -----------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ JWTAUTH = [sys.executable, "-m", "jwtauth"]
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 REFRESH = re.compile(r"\b[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b")
 CODE = re.compile(r"(code=)([A-Za-z0-9_-]{20,})")
+DEVICE_CODE = re.compile(r'("device_code": ")([A-Za-z0-9_-]{43})"')
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Tour:
         text = JWT.sub(lambda m: m.group(0)[:36] + "…", text)
         # A refresh token is family id . secret: the whole id shows rotation keeps the family.
         text = REFRESH.sub(lambda m: m.group(0)[:29] + "…", text)
+        text = DEVICE_CODE.sub(lambda m: m.group(1) + m.group(2)[:10] + '…"', text)
         return CODE.sub(lambda m: m.group(1) + m.group(2)[:10] + "…", text)
 
 
@@ -188,6 +190,34 @@ def sign_in(tour: Tour, query: dict[str, str]) -> str:
     if answer.status_code != 303:
         raise SystemExit(f"sign-in answered {answer.status_code}: {answer.text[:200]}")
     return answer.headers["Location"]
+
+
+def hidden_fields(page: str) -> dict[str, str]:
+    """Return the hidden inputs of a page, as a browser would post them."""
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)
+    return {html.unescape(name): html.unescape(value) for name, value in found}
+
+
+def approve_device(tour: Tour, name: str) -> str:
+    """Be the person with a phone: open the complete URI, continue, sign in, allow."""
+    shown_uri = f"http://{SHOWN}/device?user_code={tour.values['USER_CODE']}"
+    with requests.Session() as browser:
+        page = browser.get(shown_uri.replace(SHOWN, f"127.0.0.1:{tour.port}"), timeout=10)
+        page.raise_for_status()
+        fields = {**hidden_fields(page.text), "user_code": tour.values["USER_CODE"]}
+        consent = browser.post(page.url.partition("?")[0], data=fields, timeout=10)
+        fields = {**hidden_fields(consent.text), "username": USER, "password": PASSWORD, "decision": "allow"}
+        done = browser.post(page.url.partition("?")[0], data=fields, timeout=10)
+    heading = re.search(r"<h1>([^<]*)</h1>", done.text)
+    if done.status_code != 200 or heading is None:
+        raise SystemExit(f"approving on /device answered {done.status_code}: {done.text[:200]}")
+    text = (
+        f"GET {shown_uri}\n"
+        f"  (click Continue, sign in as {USER} / {PASSWORD}, click Allow)\n\n"
+        f"HTTP/1.1 200 OK\n{heading.group(1)}"
+    )
+    tour.blocks[name] = code_block("text", tour.shown(text))
+    return tour.blocks[name]
 
 
 def code_block(language: str, text: str) -> str:
@@ -341,6 +371,11 @@ CLIENT_CREDENTIALS = f"{BASIC} {TOKENS} -d 'grant_type=client_credentials'"
 IN_BODY = "client_id=testclient&client_secret=testpassword"
 CLIENT_CREDENTIALS_BODY = f"curl {TOKENS} -d 'grant_type=client_credentials&{IN_BODY}'"
 REVOKE = f'{BASIC} -i {SHOWN}/api/v1/revoke -d "token=$REFRESH_TOKEN"'
+DEVICE_REQUEST = f"{BASIC} {SHOWN}/api/v1/device_authorization -d 'scope=read'"
+DEVICE_CODES = {"DEVICE_CODE": "device_code", "USER_CODE": "user_code"}
+DEVICE_POLL = (
+    f'{BASIC} {TOKENS} -d "grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=$DEVICE_CODE"'
+)
 
 
 def steps() -> list[tuple[str, Callable[[Tour, str], str]]]:
@@ -362,6 +397,9 @@ def steps() -> list[tuple[str, Callable[[Tour, str], str]]]:
         ("revoke", lambda tour, name: step_status(tour, name, REVOKE)),
         ("introspect-revoked", curl(INTROSPECT)),
         ("refresh-revoked", curl(f"{BASIC} {TOKENS} -d {REFRESH_BODY}")),
+        ("device-authorization", curl(DEVICE_REQUEST, DEVICE_CODES)),
+        ("device-approve", approve_device),
+        ("device-poll", curl(DEVICE_POLL)),
         ("jwks", curl(f"curl {SHOWN}/jwks")),
         ("verify", step_verify),
         ("dpop", step_dpop),

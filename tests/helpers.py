@@ -301,6 +301,9 @@ OAUTH_ERRORS = frozenset(
         "invalid_scope",
         "invalid_target",
         "slow_down",
+        "authorization_pending",  # RFC 8628 §3.5
+        "access_denied",
+        "expired_token",
         "server_error",
         "temporarily_unavailable",
         "invalid_dpop_proof",  # RFC 9449 §5

@@ -50,6 +50,7 @@ def test_demo_fixtures_load() -> None:
         "password",
         "client_credentials",
         "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code",
     }
     assert client.scopes == {"read", "write", "openid", "profile", "email", "offline_access"}
     assert client.default_scope == ("read", "write")

@@ -522,7 +522,7 @@ def test_keys_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert [line.split()[1:3] for line in listing[1:]] == [["EdDSA", "active"], ["PS256", "next"]]
     assert "active at" in listing[2]
     kid = listing[1].split()[0]
-    assert main(["keys", "--dir", d, "revoke", kid]) == 0
+    assert main(["keys", "--dir", d, "revoke", "--", kid]) == 0  # a kid may start with "-"
     out = capsys.readouterr().out
     assert "withdrawn" in out and "new EdDSA key" in out
     assert main(["keys", "--dir", d, "prune"]) == 0

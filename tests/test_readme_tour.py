@@ -55,6 +55,10 @@ def test_the_tour_runs_against_a_real_server() -> None:
     assert '{"active": false}' in blocks["introspect-revoked"]
     assert '"error": "invalid_grant"' in blocks["refresh-revoked"]
     assert "ok: testuser@example.com read write\nrefused: bad signature" in blocks["verify"]
+    device = blocks["device-authorization"]
+    assert '"interval": 5' in device and "/device?user_code=" in device
+    assert "Your device is connected" in blocks["device-approve"]
+    assert '"scope": "read", "refresh_token"' in blocks["device-poll"]
     assert "401 Unauthorized" in blocks["rs-challenge"] and "resource_metadata=" in blocks["rs-challenge"]
     assert '"authorization_servers": ["http://127.0.0.1:8000"]' in blocks["rs-metadata"]
     assert '{"sub": "testclient", "client_id": "testclient", "scope": "read"}' in blocks["rs-hello"]

@@ -17,7 +17,7 @@ from typing import Any
 from jwtauth.accounts.hashing import hash_secret
 from jwtauth.cli.config_edit import append_table
 from jwtauth.cli.console import OperatorError, read_secret, settings_file
-from jwtauth.config.clients import GRANT_TYPES
+from jwtauth.config.clients import GRANT_NAMES
 from jwtauth.config.settings import Settings
 from jwtauth.oidc.claims import ClaimError, parse_claim_option
 
@@ -132,9 +132,9 @@ def _add_clients_commands(sub: Any, config_help: str) -> None:
     a.add_argument(
         "--grant",
         action="append",
-        choices=GRANT_TYPES,
+        choices=GRANT_NAMES,
         metavar="GRANT",
-        help=f"a grant type it may use ({', '.join(GRANT_TYPES)}); repeat for several "
+        help=f"a grant type it may use ({', '.join(GRANT_NAMES)}); repeat for several "
         "(default: client_credentials, or authorization_code + refresh_token with --public)",
     )
     a.add_argument("--scope", action="append", help="a scope it may ask for; repeat for several")

@@ -84,7 +84,7 @@ def add_commands(sub: Any, config_help: str) -> None:
     e = ks.add_parser("ensure", help="create a first key if none can sign")
     e.add_argument("--alg", choices=ALGORITHMS)
     v = ks.add_parser("revoke", help="withdraw a key from the JWKS at once (a compromised key)")
-    v.add_argument("kid")
+    v.add_argument("kid", help="the key id; one that starts with - goes after --: revoke -- -Xy…")
     v.add_argument("--alg", choices=ALGORITHMS, help="algorithm of the replacement if it was signing")
     ks.add_parser("prune", help="delete retired and revoked key files")
     k.set_defaults(func=cmd_keys)

@@ -8,10 +8,17 @@ from urllib.parse import urlsplit
 
 from jwtauth.accounts.hashing import HashFormatError, parse_hash
 from jwtauth.config.reader import TableReader
+from jwtauth.oauth.device import GRANT_TYPE as DEVICE_GRANT
+from jwtauth.oauth.device import SHORT_NAME as DEVICE_SHORT
+from jwtauth.oauth.device import grant_name
 from jwtauth.oidc.claims import STANDARD_CLAIMS, parse_user_claims, valid_subject
 from jwtauth.verify.fetch import is_loopback
 
-GRANT_TYPES = ("authorization_code", "implicit", "password", "client_credentials", "refresh_token")
+GRANT_TYPES = (
+    "authorization_code", "implicit", "password", "client_credentials", "refresh_token", DEVICE_GRANT,
+)  # fmt: skip
+# What the settings file and `jwtauth clients add --grant` accept: the short name means the URN.
+GRANT_NAMES = (*GRANT_TYPES, DEVICE_SHORT)
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
@@ -129,8 +136,9 @@ def parse_client(reader: TableReader) -> Client:
         _check_hash(reader, "secret_hash", secret_hash)
     grants = reader.strings("grant_types", ("client_credentials",))
     for grant in grants:
-        if grant not in GRANT_TYPES:
-            raise reader.error("grant_types", f"unknown grant {grant!r} (known: {', '.join(GRANT_TYPES)})")
+        if grant not in GRANT_NAMES:
+            raise reader.error("grant_types", f"unknown grant {grant!r} (known: {', '.join(GRANT_NAMES)})")
+    grants = tuple(grant_name(g) for g in grants)
     if public and {"client_credentials", "password"} & set(grants):
         raise reader.error("grant_types", "a public client cannot use client_credentials or password")
     uris = tuple(check_redirect_uri(reader, "redirect_uris", u) for u in reader.strings("redirect_uris"))

@@ -12,6 +12,7 @@ Events:
 - `reuse_detected`: a used refresh token or code came back; its grant was revoked (RFC 9700 §4.14).
 - `family_revoked`: a revocation request ended a refresh family (RFC 7009).
 - `key_rotated`: this worker's key ring changed signer (no request: `request_id` is null).
+- `device_flow`: a device request's step (RFC 8628; `step`: requested, approved, denied, ...).
 - `clients_reloaded`, `client_changed`, `user_changed`: written by the reload and the CLI.
 
 `Audit` is Falcon middleware (listed after the Observer, whose request id it uses) and the
@@ -95,6 +96,10 @@ class Audit:
     def key_rotated(self) -> None:
         """Write the signer change at once: it belongs to no request."""
         self.write("key_rotated", "success")
+
+    def device_flow(self, outcome: str) -> None:
+        """Remember a device-request step (RFC 8628) for this request's line."""
+        self._fact("device_flow", step=outcome)
 
     def _fact(self, event: str, **fields: Any) -> None:
         facts = _facts.get()

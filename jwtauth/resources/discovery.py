@@ -77,6 +77,8 @@ def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
         "response_types_supported": ["code", "token"],
         "code_challenge_methods_supported": ["S256"],  # RFC 7636; never plain (RFC 9700 §2.1.1)
         "authorization_response_iss_parameter_supported": True,  # RFC 9207
+        "device_authorization_endpoint": issuer + paths.DEVICE_AUTHORIZATION,  # RFC 8628 §4
+
         "dpop_signing_alg_values_supported": sorted(DPOP_ALGORITHMS),  # RFC 9449 §5.1
         **_client_id_metadata(settings),
     }

@@ -6,11 +6,11 @@ token from a JWS without asking Redis.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
 import secrets
+
+from jwt.utils import base64url_decode, base64url_encode
 
 _B64_16 = r"[A-Za-z0-9_-]{22}"  # the family id: 16 random bytes
 _B64_32 = r"[A-Za-z0-9_-]{43}"  # the secret: 32 random bytes
@@ -35,11 +35,12 @@ def parse(value: str) -> tuple[str, bytes] | None:
         return None
     family_id, _, encoded = value.partition(".")
     try:
-        secret = base64.urlsafe_b64decode(encoded + "=")
-    except (binascii.Error, ValueError):
+        secret = base64url_decode(encoded)
+        family = base64url_decode(family_id)
+    except ValueError:  # binascii.Error is a ValueError
         return None
     # One secret, one spelling: non-zero padding bits would otherwise decode to the same bytes.
-    if b64(secret) != encoded or b64(base64.urlsafe_b64decode(family_id + "==")) != family_id:
+    if b64(secret) != encoded or b64(family) != family_id:
         return None
     return family_id, secret
 
@@ -51,4 +52,4 @@ def digest(secret: bytes) -> str:
 
 def b64(raw: bytes) -> str:
     """Return base64url without padding."""
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return base64url_encode(raw).decode("ascii")

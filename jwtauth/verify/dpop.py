@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.utils import base64url_decode, base64url_encode
+from jwt.utils import base64url_encode
 
 from jwtauth.verify.jwk import _KEY_SHAPES, _PRIVATE_MEMBERS, ALLOWED_ALGORITHMS
-from jwtauth.verify.strictjson import parse_object
+from jwtauth.verify.strictjson import decode_segment, parse_object
 
 __all__ = [
     "DPOP_ALGORITHMS",
@@ -214,10 +214,8 @@ def _string(claims: Mapping[str, Any], name: str) -> str:
 
 
 def _b64decode(segment: str) -> bytes:
-    if len(segment) % 4 == 1:
-        raise InvalidProof("malformed DPoP proof")
     try:
-        return base64url_decode(segment)
+        return decode_segment(segment)
     except ValueError:
         raise InvalidProof("malformed DPoP proof") from None
 

@@ -1,11 +1,27 @@
-"""Parse JSON objects strictly: tokens, metadata and JWK Sets alike refuse anything ambiguous."""
+"""Parse JOSE parts strictly: one spelling of base64url, JSON objects without ambiguity."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, Final
 
-__all__ = ["parse_object"]
+from jwt.utils import base64url_decode
+
+__all__ = ["decode_segment", "parse_object"]
+
+_B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def decode_segment(segment: str) -> bytes:
+    """Decode one unpadded base64url segment (RFC 7515 §2); raise ValueError for any other spelling.
+
+    PyJWT's decoder alone also takes '+', '/', '=' and skips other characters, so one token
+    would have several spellings; only the canonical alphabet gets this far.
+    """
+    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise ValueError("not unpadded base64url")
+    return base64url_decode(segment)  # binascii.Error is a ValueError
 
 
 def parse_object(data: bytes) -> dict[str, Any]:

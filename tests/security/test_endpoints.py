@@ -297,11 +297,11 @@ def test_advertised_response_types_and_pkce_methods_are_exact(
 
 def test_advertised_grants_and_scopes_are_exact(http: testing.TestClient, meta: dict[str, Any]) -> None:
     listed = set(meta["grant_types_supported"])
-    assert listed == {"authorization_code", "client_credentials", "implicit", "password", "refresh_token"}
-    for grant in (
+    assert listed == {
+        "authorization_code", "client_credentials", "implicit", "password", "refresh_token",
         "urn:ietf:params:oauth:grant-type:device_code",
-        "urn:ietf:params:oauth:grant-type:jwt-bearer",
-    ):
+    }  # fmt: skip
+    for grant in ("urn:ietf:params:oauth:grant-type:jwt-bearer", "device_code"):
         assert_clean_error(token(http, {"grant_type": grant}), 400, "unsupported_grant_type")
     assert meta["scopes_supported"] == ["email", "offline_access", "openid", "profile", "read", "write"]
     assert_clean_error(
@@ -311,6 +311,7 @@ def test_advertised_grants_and_scopes_are_exact(http: testing.TestClient, meta: 
 
 def test_every_advertised_endpoint_answers_its_method(http: testing.TestClient, meta: dict[str, Any]) -> None:
     posts = {"token_endpoint", "revocation_endpoint", "introspection_endpoint"}
+    posts.add("device_authorization_endpoint")
     for member, url in meta.items():
         if not (member.endswith("_endpoint") or member == "jwks_uri"):
             continue

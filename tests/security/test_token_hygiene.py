@@ -60,7 +60,8 @@ def test_empty_grant_type_counts_as_missing(http: testing.TestClient) -> None:
         "token",
         "code",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
-        "urn:ietf:params:oauth:grant-type:device_code",
+        "URN:IETF:PARAMS:OAUTH:GRANT-TYPE:DEVICE_CODE",  # RFC 8628's URN, case-varied
+        "device_code",  # the settings file's short name is not a grant_type
         "urn:ietf:params:oauth:grant-type:token-exchange",
         "../client_credentials",
         "__class__",
