@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from jwtauth.accounts.hashing import hash_secret
 from jwtauth.cli import accounts, logs, remote
@@ -13,6 +15,8 @@ from jwtauth.cli.console import OperatorError, read_secret
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import Settings, load_settings, with_issuer
 from jwtauth.keys import KeyRing
+
+log = logging.getLogger("jwtauth")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -25,10 +29,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from jwtauth.observability import stdout_log
     from jwtauth.store.connection import StoreURLError, connect
 
-    host_for_url = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
-    if ":" in host_for_url:
-        host_for_url = f"[{host_for_url}]"  # RFC 3986 §3.2.2: an IPv6 literal in a URL is bracketed
-    settings = with_issuer(_settings(args), f"http://{host_for_url}:{args.port}")
+    _listen_from_env(args, os.environ)
+    settings = _served_issuer(_settings(args), args.host, args.port)
     workers = args.workers or ((os.cpu_count() or 1) if settings.redis_url else 1)
     if not settings.redis_url and workers > 1:
         raise OperatorError(
@@ -68,6 +70,41 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
     except ServeError as exc:
         raise OperatorError(str(exc)) from None
+
+
+def _listen_from_env(args: argparse.Namespace, env: Mapping[str, str]) -> None:
+    """Fill --host, --port and --workers left out from JWTAUTH_HOST, _PORT, _WORKERS, else defaults."""
+    args.host = args.host or env.get("JWTAUTH_HOST") or "127.0.0.1"
+    for name, low, high, default in (("port", 1, 65535, 8000), ("workers", 0, 1024, 0)):
+        if getattr(args, name) is not None:
+            continue
+        text = env.get(f"JWTAUTH_{name.upper()}") or str(default)
+        if not text.isdigit() or not low <= int(text) <= high:
+            problem = f"must be a number from {low} to {high}, not {text[:20]!r}"
+            raise OperatorError(f"JWTAUTH_{name.upper()}: {problem}")
+        setattr(args, name, int(text))
+
+
+def _served_issuer(settings: Settings, host: str, port: int) -> Settings:
+    """Return settings whose issuer, unless configured, is the served address (loopback for 0.0.0.0)."""
+    wildcard = host in ("0.0.0.0", "::", "")  # noqa: S104
+    host_for_url = "127.0.0.1" if wildcard else host
+    if ":" in host_for_url:
+        host_for_url = f"[{host_for_url}]"  # RFC 3986 §3.2.2: an IPv6 literal in a URL is bracketed
+    if not settings.issuer and not _loopback(host):
+        # Tokens would name an issuer no client outside this machine can reach or verify.
+        log.warning(
+            "serving on %s with the issuer defaulting to http://%s:%d: set JWTAUTH_ISSUER to the public URL",
+            host or "every address", host_for_url, port,
+        )  # fmt: skip
+    return with_issuer(settings, f"http://{host_for_url}:{port}")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _management_factory(settings: Settings) -> Callable[[str | None], object]:
@@ -165,13 +202,13 @@ def parser() -> argparse.ArgumentParser:
     config_help = "TOML settings file (default: $JWTAUTH_CONFIG)"
 
     s = sub.add_parser("serve", help="serve the HTTP API", description="Serve the HTTP API.")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--host", default=None, help="address to listen on (default: $JWTAUTH_HOST or 127.0.0.1)")
+    s.add_argument("--port", type=_port, default=None, help="port (default: $JWTAUTH_PORT or 8000)")
     s.add_argument(
         "--workers",
         type=_worker_count,
-        default=0,
-        help="worker processes (default: one per core with Redis, 1 embedded)",
+        default=None,
+        help="worker processes (default: $JWTAUTH_WORKERS, else one per core with Redis, 1 embedded)",
     )
     s.add_argument(
         "--metrics-port",

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from jwtauth.config.client_metadata import ClientMetadataSettings, parse_client_metadata
 from jwtauth.config.clients import Client, User, parse_client, parse_user
 from jwtauth.config.defaults import DEFAULTS
+from jwtauth.config.environment import overlay
 from jwtauth.config.reader import ConfigError, TableReader
 from jwtauth.keys import ALGORITHMS
 
@@ -186,7 +187,8 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
 
 def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     """Validate a parsed TOML document plus environment overrides into Settings."""
-    root = TableReader(source, "", data)
+    data, origins = overlay(data, env)  # JWTAUTH_<TABLE>_<KEY> wins over the file
+    root = TableReader(source, "", data, origins)
     tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop", "client_id_metadata", "metrics")
     root.unknown_keys({*_table_keys(""), *tables, "clients", "users"})
     readers = [root.table_at(k) for k in tables]
