@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import falcon
@@ -14,6 +15,7 @@ from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.document_fetch import DocumentFetcher
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.accounts.login import Login
+from jwtauth.accounts.reload import AccountsReload
 from jwtauth.accounts.user_codes import GLOBAL_FACTOR, UserCodeGate
 from jwtauth.accounts.users import UserDirectory
 from jwtauth.config.settings import Settings, parse_networks
@@ -94,7 +96,7 @@ def _stores(settings: Settings, store: Any) -> _Stores:
 
 
 def _falcon_app(
-    settings: Settings, metrics: Metrics, access_log: AccessLog | None, audit: Audit
+    settings: Settings, metrics: Metrics, access_log: AccessLog | None, audit: Audit, *more: Any
 ) -> falcon.App[Any, Any]:
     """Return an empty app with the middleware, the request options and every error handler."""
     app = falcon.App(
@@ -104,6 +106,7 @@ def _falcon_app(
             Observer(metrics, _endpoint_labels(), access_log),
             ClientAddress(parse_networks(settings.trusted_proxies)),
             audit,  # after the observer: its lines carry the request id the observer made
+            *more,
         ),
     )
     app.req_options.strip_url_path_trailing_slash = True
@@ -125,6 +128,7 @@ def _grants(
     id_tokens: IdTokens,
     clock: Callable[[], float],
     events: Events,
+    users: UserDirectory,
 ) -> dict[str, Grant]:
     """Return the token endpoint's registry: grant_type -> handler (RFC 6749 §4)."""
     codes, refresh = state.codes, state.refresh
@@ -132,7 +136,9 @@ def _grants(
         ClientCredentialsGrant(settings, tokens),
         AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=events, id_tokens=id_tokens),
         PasswordGrant(settings, tokens, login, refresh, clock),
-        RefreshTokenGrant(settings, tokens, refresh, clock, events=events, id_tokens=id_tokens),
+        RefreshTokenGrant(
+            settings, tokens, refresh, clock, events=events, id_tokens=id_tokens, subjects=users
+        ),
         DeviceCodeGrant(settings, tokens, state.devices, refresh, clock, events=events, id_tokens=id_tokens),
     )
     return {g.grant_type: g for g in handlers}
@@ -174,12 +180,15 @@ def create_app(
     metrics: Metrics | None = None,
     access_log: AccessLog | None = None,
     audit_log: AccessLog | None = None,
+    reload_settings: Callable[[], Settings] | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the WSGI app from validated settings, a key ring and a redis-py client.
 
     `metrics`: this worker's metrics (a fresh in-memory set if omitted); `access_log`: where
     the one JSON line per request goes (nowhere if omitted; `jwtauth serve` sends it to stdout);
-    `audit_log`: where the audit events go (resources/audit.py; `jwtauth serve`: stdout too).
+    `audit_log`: where the audit events go (resources/audit.py; `jwtauth serve`: stdout too);
+    `reload_settings`: loads the settings file again, to swap in its clients and users when
+    the file changes (accounts/reload.py; nothing is watched without it).
     """
     checker = checker or SecretChecker()
     metrics = metrics or Metrics()
@@ -193,10 +202,11 @@ def create_app(
     login = Login(users, state.limiter)
     tokens = TokenFactory(settings, keyring, clock)
     id_tokens = IdTokens(settings, keyring, users, clock)
-    grants = _grants(settings, tokens, state, login, id_tokens, clock, events)
+    grants = _grants(settings, tokens, state, login, id_tokens, clock, events, users)
     reader = TokenReader(settings, keyring, state.refresh, clock)
 
-    app = _falcon_app(settings, metrics, access_log, audit)
+    watch = _reload(settings, reload_settings, clients, users, audit)
+    app = _falcon_app(settings, metrics, access_log, audit, *watch)
     app.add_route(paths.TOKEN, TokenResource(clients, grants, _token_dpop(settings, keyring, store, clock)))
     pages = Pages(settings.templates_dir)
     authorize = AuthorizeResource(
@@ -259,6 +269,19 @@ def _add_device_routes(
         pages=Pages(settings.templates_dir), clock=clock, events=events,
     )  # fmt: skip
     app.add_route(paths.DEVICE, page)
+
+
+def _reload(
+    settings: Settings,
+    load: Callable[[], Settings] | None,
+    clients: ClientRegistry,
+    users: UserDirectory,
+    audit: Audit,
+) -> tuple[AccountsReload, ...]:
+    """Return the middleware that swaps in changed clients and users, if a file is to be watched."""
+    if load is None or not Path(settings.source).is_file():
+        return ()
+    return (AccountsReload(settings, load, clients, users, audit=audit.write),)
 
 
 def _documents(settings: Settings, store: Any, clock: Callable[[], float]) -> ClientDocuments | None:

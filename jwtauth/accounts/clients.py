@@ -47,11 +47,20 @@ class ClientRegistry:
     def __init__(
         self, clients: Iterable[Client], checker: SecretChecker, documents: ClientDocuments | None = None
     ) -> None:
-        self._clients = {c.client_id: c for c in clients}
         self._checker = checker
         self._documents = documents
+        self.replace(clients)
+
+    def replace(self, clients: Iterable[Client]) -> None:
+        """Swap in a new set of configured clients (a settings reload); requests see one or the other."""
+        table = {c.client_id: c for c in clients}
         # An unknown client costs what a wrong secret for a typical known client costs.
-        self._like = typical_parameters(c.secret_hash for c in self._clients.values() if c.secret_hash)
+        like = typical_parameters(c.secret_hash for c in table.values() if c.secret_hash)
+        self._state = (table, like)  # one assignment: a request never sees half of each
+
+    def configured(self) -> tuple[Client, ...]:
+        """Return the configured clients (not the ones metadata documents describe)."""
+        return tuple(self._state[0].values())
 
     def get(self, client_id: str | None) -> Client | None:
         """Return the client with this id, or None."""
@@ -68,7 +77,7 @@ class ClientRegistry:
         """
         if not client_id:
             return None
-        client = self._clients.get(client_id)
+        client = self._state[0].get(client_id)
         if client is None and self._documents is not None and self._documents.handles(client_id):
             return self._documents.client(client_id)
         return client
@@ -98,10 +107,11 @@ class ClientRegistry:
     def _check_secret(self, client_id: str, secret: str) -> Client:
         if len(client_id) > MAX_CREDENTIAL or len(secret) > MAX_CREDENTIAL:
             raise InvalidClient("client authentication failed")
-        client = self._clients.get(client_id)
+        table, like = self._state
+        client = table.get(client_id)
         stored = client.secret_hash if client is not None else None
         # One path for unknown clients, public clients and wrong secrets: same answer, same
         # time (the checker hashes against a dummy when there is no stored hash).
-        if not self._checker.check(stored, secret, like=self._like) or client is None:
+        if not self._checker.check(stored, secret, like=like) or client is None:
             raise InvalidClient("client authentication failed")
         return client

@@ -53,7 +53,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
         # In each worker, after the fork: its own key ring, store pool and metrics.
         ring = KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
         out = stdout_log()  # access and audit lines, one write(2) each
-        return create_app(settings, ring, connect(settings.redis_url), access_log=out, audit_log=out)
+        store = connect(settings.redis_url)
+        def reload() -> Settings:  # the file again, as served (the issuer chosen at start)
+            return with_issuer(_settings(args), settings.issuer)
+
+        return create_app(settings, ring, store, access_log=out, audit_log=out, reload_settings=reload)
 
     metrics_port = args.metrics_port or settings.metrics_port
     if metrics_port == args.port:

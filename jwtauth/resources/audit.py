@@ -13,7 +13,7 @@ Events:
 - `family_revoked`: a revocation request ended a refresh family (RFC 7009).
 - `key_rotated`: this worker's key ring changed signer (no request: `request_id` is null).
 - `device_flow`: a device request's step (RFC 8628; `step`: requested, approved, denied, ...).
-- `clients_reloaded`, `client_changed`, `user_changed`: written by the reload and the CLI.
+- `accounts_reloaded`: the settings file's clients and users were swapped in (accounts/reload.py).
 
 `Audit` is Falcon middleware (listed after the Observer, whose request id it uses) and the
 `Events` sink of the grants: what a grant reports during a request is written with that
