@@ -196,7 +196,7 @@ def create_app(
     events = EventSinks(metrics, audit)
     keyring.on_signer_change(metrics.key_rotated)
     keyring.on_signer_change(audit.key_rotated)
-    clients = ClientRegistry(settings.clients, checker, _documents(settings, store, clock))
+    clients = ClientRegistry(settings.clients, checker, _documents(settings, store, clock), clock)
     state = _stores(settings, store)
     users = UserDirectory(settings.users, checker)
     login = Login(users, state.limiter)

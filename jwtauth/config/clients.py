@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,6 +42,10 @@ class Client:
     require_dpop: bool = False
     # RFC 8252 §8.3: `localhost` redirect URIs match on any port only for clients that opt in.
     allow_localhost: bool = False
+    # During a secret rotation (`jwtauth clients rotate-secret`) the old secret also passes,
+    # until this time (seconds since the epoch).
+    previous_secret_hash: str | None = None
+    previous_secret_not_after: float | None = None
 
     @property
     def public(self) -> bool:
@@ -121,6 +126,7 @@ def parse_client(reader: TableReader) -> Client:
             "require_pkce",
             "require_dpop",
             "allow_localhost",
+            *PREVIOUS_SECRET,
         }
     )
     client_id = reader.get("id", str, required=True)
@@ -161,7 +167,28 @@ def parse_client(reader: TableReader) -> Client:
         require_pkce=reader.get("require_pkce", bool, False) or public,
         require_dpop=reader.get("require_dpop", bool, False),
         allow_localhost=reader.get("allow_localhost", bool, False),
+        **_previous_secret(reader, secret_hash),
     )
+
+
+PREVIOUS_SECRET = ("previous_secret_hash", "previous_secret_not_after")
+
+
+def _previous_secret(reader: TableReader, secret_hash: str | None) -> dict[str, Any]:
+    """Return the rotation's old secret hash and its end (a TOML datetime with an offset), or nothing."""
+    old, until = (reader.table.get(key) for key in PREVIOUS_SECRET)
+    if old is None and until is None:
+        return {}
+    if old is None or until is None:
+        present, missing = PREVIOUS_SECRET if old is not None else PREVIOUS_SECRET[::-1]
+        raise reader.error(present, f"needs {missing} too")
+    if secret_hash is None:
+        raise reader.error(PREVIOUS_SECRET[0], "a public client has no secret to rotate")
+    _check_hash(reader, PREVIOUS_SECRET[0], reader.get(PREVIOUS_SECRET[0], str))
+    if not isinstance(until, datetime) or until.tzinfo is None:
+        problem = "must be a date and time with an offset, e.g. 2027-01-31T12:00:00Z"
+        raise reader.error(PREVIOUS_SECRET[1], problem)
+    return {"previous_secret_hash": old, "previous_secret_not_after": until.timestamp()}
 
 
 def parse_user(reader: TableReader) -> User:
