@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 
+from jwtauth import __version__
 from jwtauth.accounts.hashing import hash_secret
 from jwtauth.cli import accounts, logs, remote
 from jwtauth.cli import keys as keys_commands
@@ -202,6 +203,7 @@ def _port(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser."""
     p = argparse.ArgumentParser(prog="jwtauth", description="OAuth 2.0 server issuing JWT access tokens")
+    p.add_argument("--version", action="version", version=f"jwtauth {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_help = "TOML settings file (default: $JWTAUTH_CONFIG)"
 
