@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/run.py` as well as `python -m bench.run`
     sys.path.insert(0, str(ROOT))
 
-from bench import memory  # noqa: E402
+from bench import assertions, memory  # noqa: E402
 from bench.serving import (  # noqa: E402
     CLK_TCK,
     HOST,
@@ -455,7 +455,8 @@ def warm_stateful(
 
 def _consuming(mode: str, path: Path) -> dict[str, str]:
     """wrk's environment for requests that each use up one line of `path` (bench/wrk.lua)."""
-    return {**fixed("POST", auth=True), "BENCH_MODE": mode, "BENCH_FILE": str(path)}
+    # An assertion is the client's credential: no Basic header beside it (RFC 6749 §2.3).
+    return {**fixed("POST", auth=mode != "assertion"), "BENCH_MODE": mode, "BENCH_FILE": str(path)}
 
 
 def run_es256(
@@ -485,6 +486,16 @@ def run_es256(
             issued += int(parse_wrk(wrk(server.base + TOKENS, 4, args, cc_env))["requests"])
         report["memory"] = {"tokens": issued, "before": before, "after": memory.rss_of(server.workers())}
         ceilings.time_passed()
+    if wanted("client_credentials_jwt"):
+        # Beside client_secret_basic above: private_key_jwt costs a signature check and a SET NX.
+        signed = lambda n, tag: assertions.sign_assertions(  # noqa: E731
+            work / "bench-jwt.pem", server.base, n, work / f"assertions-{tag}.txt"
+        )
+        basic = results.get("client_credentials ES256")
+        expected_cc = basic.rps if basic is not None else 3000.0
+        warm_stateful(server, args, "assertion", signed, expected_cc)
+        name = "client_credentials private_key_jwt"
+        results[name] = ceilings.mark(stateful(name, server, args, "assertion", signed, expected_cc))
     if wanted("password"):
         env = fixed("POST", PASSWORD_BODY, auth=True)
         wrk(server.base + TOKENS, args.warmup, args, env)
@@ -584,6 +595,7 @@ def make_config(work: Path) -> Path:
     assert "refresh_grace = 5" in text
     path = work / "bench.toml"
     path.write_text(text.replace("refresh_grace = 5", "refresh_grace = 0"))
+    assertions.add_key_client(path, work)  # the private_key_jwt scenario's client
     return path
 
 
@@ -643,7 +655,8 @@ def main() -> int:
     parser.add_argument(
         "--only",
         nargs="*",
-        help="ES256 scenarios to run: client_credentials password refresh_token authorization_code "
+        help="ES256 scenarios to run: client_credentials client_credentials_jwt password refresh_token "
+        "authorization_code "
         "device_poll introspection jwks metadata, and `ceiling` for the stack ceiling before and after them "
         "(default: all, plus RS256/EdDSA, baselines and memory)",
     )

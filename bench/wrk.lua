@@ -12,6 +12,8 @@
 --   BENCH_MODE=device, BENCH_FILE         poll device codes (RFC 8628), each once, none approved:
 --                                         every answer should be 400 authorization_pending, so
 --                                         done() counts the answers that are anything else
+--   BENCH_MODE=assertion, BENCH_FILE      client_credentials with private_key_jwt: each line is a
+--                                         signed client assertion, sent once (its jti is spent)
 --   BENCH_THREADS                         wrk's -t, to split the file between threads
 --
 -- A fixed request has no response() callback: wrk then skips parsing bodies (it shares the
@@ -83,6 +85,12 @@ if mode == "refresh" then
 elseif mode == "code" then
   function request()
     return wrk.format(nil, nil, nil, "grant_type=authorization_code&code=" .. take())
+  end
+elseif mode == "assertion" then
+  local grant = "grant_type=client_credentials&client_assertion_type="
+    .. "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion="
+  function request()
+    return wrk.format(nil, nil, nil, grant .. take())
   end
 elseif mode == "device" then
   local grant = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code="

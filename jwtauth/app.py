@@ -10,7 +10,9 @@ from typing import Any
 
 import falcon
 
+from jwtauth.accounts.assertions import AssertionChecker
 from jwtauth.accounts.client_documents import ClientDocuments
+from jwtauth.accounts.client_keys import ClientKeys, jwks_fetcher
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.document_fetch import DocumentFetcher
 from jwtauth.accounts.hashing import SecretChecker
@@ -56,14 +58,17 @@ from jwtauth.resources.errors import (
 from jwtauth.resources.health import HealthResource, ReadyResource, StoreHealthResource
 from jwtauth.resources.introspect import IntrospectResource
 from jwtauth.resources.metrics import MetricsResource
+from jwtauth.resources.par import PushedAuthorizationResource
 from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import TokenResource
 from jwtauth.resources.userinfo import UserInfoResource
 from jwtauth.store import CodeStore, FailureLimiter, RefreshStore
+from jwtauth.store.assertions import assertion_markers
 from jwtauth.store.connection import STORE_ERRORS, ping
 from jwtauth.store.device import DeviceStore
 from jwtauth.store.documents import DocumentCache
 from jwtauth.store.dpop import proof_markers
+from jwtauth.store.par import PushedRequests
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
 from jwtauth.web.pages import Pages
@@ -145,12 +150,12 @@ def _grants(
 
 
 def _token_dpop(
-    settings: Settings, keyring: KeyRing, store: Any, clock: Callable[[], float]
+    settings: Settings, keyring: KeyRing, store: Any, clock: Callable[[], float], path: str = paths.TOKEN
 ) -> TokenEndpointDPoP:
-    """Return the token endpoint's DPoP proof checks (RFC 9449 §4.3)."""
+    """Return the DPoP proof checks (RFC 9449 §4.3) of the token (or PAR, §10.1) endpoint."""
     return TokenEndpointDPoP(
         settings,
-        htu=settings.issuer + paths.TOKEN,
+        htu=settings.issuer + path,
         nonces=key_nonces(keyring, settings, clock),
         markers=proof_markers(store, prefix=settings.redis_prefix),
         clock=clock,
@@ -196,7 +201,8 @@ def create_app(
     events = EventSinks(metrics, audit)
     keyring.on_signer_change(metrics.key_rotated)
     keyring.on_signer_change(audit.key_rotated)
-    clients = ClientRegistry(settings.clients, checker, _documents(settings, store, clock), clock)
+    assertions = _assertions(settings, store, clock)
+    clients = ClientRegistry(settings.clients, checker, _documents(settings, store, clock), assertions, clock)
     state = _stores(settings, store)
     users = UserDirectory(settings.users, checker)
     login = Login(users, state.limiter)
@@ -209,9 +215,12 @@ def create_app(
     app = _falcon_app(settings, metrics, access_log, audit, *watch)
     app.add_route(paths.TOKEN, TokenResource(clients, grants, _token_dpop(settings, keyring, store, clock)))
     pages = Pages(settings.templates_dir)
+    pushed = PushedRequests(store, prefix=settings.redis_prefix)
+    par_dpop = _token_dpop(settings, keyring, store, clock, path=paths.PAR)
+    app.add_route(paths.PAR, PushedAuthorizationResource(settings, clients, pushed, par_dpop, clock))
     authorize = AuthorizeResource(
         settings=settings, clients=clients, login=login, codes=state.codes, tokens=tokens, pages=pages,
-        clock=clock,
+        pushed=pushed, clock=clock,
     )
     app.add_route(paths.AUTHORIZE, authorize)
     app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=events))
@@ -294,11 +303,24 @@ def _documents(settings: Settings, store: Any, clock: Callable[[], float]) -> Cl
     return ClientDocuments(options, settings.audience, cache, fetcher, clock)
 
 
+def _assertions(settings: Settings, store: Any, clock: Callable[[], float]) -> AssertionChecker:
+    """Return the private_key_jwt checks (RFC 7523): registered keys, jti spent once in Redis."""
+    fetcher = jwks_fetcher(allow_insecure_loopback=settings.jwks_insecure_loopback)
+    return AssertionChecker(
+        issuer=settings.issuer,
+        token_endpoint=settings.issuer + paths.TOKEN,
+        accept_token_endpoint_audience=settings.accept_token_endpoint_audience,
+        keys=ClientKeys(fetcher, clock),
+        markers=assertion_markers(store, prefix=settings.redis_prefix),
+        clock=clock,
+    )
+
+
 def _endpoint_labels() -> dict[str, str]:
     """Map every route to the endpoint label of its metrics and access-log lines."""
     labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
     labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
-    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.READY_STORE: "readyz"}
+    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.READY_STORE: "readyz", paths.PAR: "par"}
     labels |= {paths.DEVICE_AUTHORIZATION: "device_authorization", paths.DEVICE: "device"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels

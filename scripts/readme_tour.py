@@ -371,6 +371,8 @@ CLIENT_CREDENTIALS = f"{BASIC} {TOKENS} -d 'grant_type=client_credentials'"
 IN_BODY = "client_id=testclient&client_secret=testpassword"
 CLIENT_CREDENTIALS_BODY = f"curl {TOKENS} -d 'grant_type=client_credentials&{IN_BODY}'"
 REVOKE = f'{BASIC} -i {SHOWN}/api/v1/revoke -d "token=$REFRESH_TOKEN"'
+PUSHED = "response_type=code&redirect_uri=https://www.example.com&scope=read&state=somestate"
+PAR = f"{BASIC} {SHOWN}/api/v1/par -d '{PUSHED}'"  # RFC 9126
 DEVICE_REQUEST = f"{BASIC} {SHOWN}/api/v1/device_authorization -d 'scope=read'"
 DEVICE_CODES = {"DEVICE_CODE": "device_code", "USER_CODE": "user_code"}
 DEVICE_POLL = (
@@ -403,6 +405,9 @@ def steps() -> list[tuple[str, Callable[[Tour, str], str]]]:
         ("jwks", curl(f"curl {SHOWN}/jwks")),
         ("verify", step_verify),
         ("dpop", step_dpop),
+        ("par", curl(PAR, {"REQUEST_URI": "request_uri"})),
+        ("authorize-par", lambda tour, name: step_authorize(
+            tour, name, {"client_id": "testclient", "request_uri": tour.values["REQUEST_URI"]})),
         ("rs-challenge", step_challenge),
         ("rs-metadata", curl(f"curl localhost:{RESOURCE_PORT}/.well-known/oauth-protected-resource")),
         ("rs-token", curl(f"{BASIC} {TOKENS} -d 'grant_type=client_credentials&scope=read'",

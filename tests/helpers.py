@@ -308,6 +308,7 @@ OAUTH_ERRORS = frozenset(
         "temporarily_unavailable",
         "invalid_dpop_proof",  # RFC 9449 §5
         "use_dpop_nonce",  # RFC 9449 §8
+        "unsupported_response_type",  # RFC 9126 §2.3: PAR answers with /authorize's error codes
     }
 )
 # RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.

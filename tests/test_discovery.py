@@ -162,6 +162,7 @@ def test_metadata_required_members(http: testing.TestClient) -> None:
     assert set(meta["token_endpoint_auth_methods_supported"]) <= {
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",  # RFC 7523; tests/test_assertions.py proves it works
         "none",
     }
     assert "client_secret_basic" in meta["token_endpoint_auth_methods_supported"]

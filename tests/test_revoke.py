@@ -219,5 +219,6 @@ def test_discovery_lists_the_endpoint(http: testing.TestClient) -> None:
     assert meta["revocation_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",  # tests/test_assertions.py
         "none",
     ]

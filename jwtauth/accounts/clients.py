@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import unquote_plus
 
+from jwtauth.accounts.assertions import ASSERTION_TYPE, AssertionChecker, claimed_client, refused
 from jwtauth.accounts.client_documents import ClientDocuments, DocumentRefused
 from jwtauth.accounts.hashing import SecretChecker, typical_parameters
 from jwtauth.config.clients import Client
@@ -50,10 +51,12 @@ class ClientRegistry:
         clients: Iterable[Client],
         checker: SecretChecker,
         documents: ClientDocuments | None = None,
+        assertions: AssertionChecker | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._checker, self._clock = checker, clock
         self._documents = documents
+        self._assertions = assertions
         self.replace(clients)
 
     def replace(self, clients: Iterable[Client]) -> None:
@@ -90,6 +93,11 @@ class ClientRegistry:
     def authenticate(self, authorization: str | None, params: Mapping[str, str]) -> Client:
         """Return the client these credentials prove, or raise InvalidClient/InvalidRequest."""
         body_id, body_secret = params.get("client_id"), params.get("client_secret")
+        if "client_assertion" in params or "client_assertion_type" in params:
+            if authorization or body_secret is not None:
+                # §2.3: the client MUST NOT use more than one authentication method per request.
+                raise InvalidRequest("send one client authentication: an assertion, Basic or a secret")
+            return self._check_assertion(params)
         if authorization and authorization[:6].lower() == "basic ":
             if body_secret is not None:
                 # §2.3: the client MUST NOT use more than one authentication method per request.
@@ -108,6 +116,20 @@ class ClientRegistry:
                 return client  # §2.1: a public client only identifies itself
             raise InvalidClient("client authentication failed")
         return self._check_secret(body_id, body_secret)
+
+    def _check_assertion(self, params: Mapping[str, str]) -> Client:
+        """Return the client a private_key_jwt assertion proves (RFC 7523 §2.2, RFC 7521 §4.2)."""
+        assertion = params.get("client_assertion")
+        if params.get("client_assertion_type") != ASSERTION_TYPE or assertion is None:
+            raise InvalidClient(f"client_assertion_type must be {ASSERTION_TYPE} with a client_assertion")
+        client_id = claimed_client(assertion)
+        body_id = params.get("client_id")
+        if body_id is not None and body_id != client_id:
+            raise refused("client_id differs from the assertion's sub")  # RFC 7521 §4.2
+        client = self._state[0].get(client_id)  # keys are registered: never a metadata document
+        if client is None or not client.uses_keys or self._assertions is None:
+            raise refused("unknown client, or one without registered keys")
+        return self._assertions.check(client, assertion)
 
     def _check_secret(self, client_id: str, secret: str) -> Client:
         if len(client_id) > MAX_CREDENTIAL or len(secret) > MAX_CREDENTIAL:

@@ -113,8 +113,10 @@ class DocumentFetcher:
         allow_address: Callable[[Address], bool] = public_address,
         max_bytes: int = MAX_BYTES,
         total_timeout: float = TOTAL_TIMEOUT,
+        media_types: tuple[str, ...] = ("application/json",),
     ) -> None:
         self._insecure_loopback = allow_insecure_loopback
+        self._media_types = media_types
         self._resolve, self._allow = resolver, allow_address
         self._max_bytes, self._total = max_bytes, total_timeout
 
@@ -176,8 +178,8 @@ class DocumentFetcher:
             # 3xx included: a redirect could lead anywhere the rules above were meant to keep out.
             raise FetchRefused(f"the document answered HTTP {response.status}")
         media_type = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
-        if media_type != "application/json":
-            raise FetchRefused("the document must be served as application/json")
+        if media_type not in self._media_types:
+            raise FetchRefused(f"the document must be served as {' or '.join(self._media_types)}")
         declared = response.getheader("Content-Length")
         if declared and declared.isdigit() and int(declared) > self._max_bytes:
             raise FetchRefused(f"the document is larger than {self._max_bytes} bytes")

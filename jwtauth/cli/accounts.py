@@ -8,6 +8,7 @@ file receives only scrypt hashes.
 from __future__ import annotations
 
 import argparse
+import json
 import secrets
 import sys
 import uuid
@@ -18,6 +19,7 @@ from jwtauth.accounts.hashing import hash_secret
 from jwtauth.cli import account_edits
 from jwtauth.cli.config_edit import append_table
 from jwtauth.cli.console import OperatorError, read_secret, settings_file
+from jwtauth.config.client_auth import PROFILES
 from jwtauth.config.clients import GRANT_NAMES
 from jwtauth.config.settings import Settings
 from jwtauth.oidc.claims import ClaimError, parse_claim_option
@@ -34,12 +36,15 @@ def cmd_clients_add(args: argparse.Namespace) -> None:
     fields: dict[str, Any] = {"id": args.client_id}
     if args.name:
         fields["name"] = args.name
-    secret = None if public else secrets.token_urlsafe(32)  # 256 bits (RFC 6749 §10.10)
-    if secret is None:
+    auth = _auth_fields(args)  # private_key_jwt keys, PAR, profile
+    keyed = "jwks" in auth or "jwks_uri" in auth
+    secret = None if public or keyed else secrets.token_urlsafe(32)  # 256 bits (RFC 6749 §10.10)
+    if public:
         fields["public"] = True
-    else:
+    elif secret is not None:
         fields["secret_hash"] = hash_secret(secret)
     fields["grant_types"] = grants
+    fields |= auth
     for key, value in (
         ("scopes", args.scope),
         ("audiences", args.audience),
@@ -67,6 +72,40 @@ def cmd_clients_add(args: argparse.Namespace) -> None:
     if secret is not None:
         print(f"client_secret: {secret}")
         print("the secret is shown only now: the file keeps only its hash", file=sys.stderr)
+
+
+def _auth_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the client's private_key_jwt keys (RFC 7523), require_par and profile fields."""
+    fields: dict[str, Any] = {}
+    if args.jwks_file and args.jwks_uri:
+        raise OperatorError("give --jwks-file or --jwks-uri, not both")
+    if (args.jwks_file or args.jwks_uri) and args.public:
+        raise OperatorError("a client with keys (--jwks-file, --jwks-uri) is confidential: drop --public")
+    if args.jwks_file:
+        fields["jwks"] = _read_jwks(args.jwks_file)
+    if args.jwks_uri:
+        fields["jwks_uri"] = args.jwks_uri
+    if args.require_par:
+        fields["require_par"] = True
+    if args.profile:
+        fields["profile"] = args.profile
+    return fields
+
+
+def _read_jwks(name: str) -> dict[str, Any]:
+    """Read a JWK Set (or one JWK) of public keys from a JSON file."""
+    try:
+        with open(name, "rb") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise OperatorError(f"{name}: cannot read: {exc.strerror}") from None
+    except ValueError:
+        raise OperatorError(f"{name}: not a JSON JWK Set") from None
+    if isinstance(data, dict) and "kty" in data:
+        data = {"keys": [data]}  # one JWK: the set of that key
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise OperatorError(f"{name}: not a JWK Set (an object with a keys array)")
+    return {"keys": data["keys"]}
 
 
 def cmd_users_add(args: argparse.Namespace) -> None:
@@ -152,6 +191,21 @@ def _add_clients_commands(sub: Any, config_help: str) -> None:
     )
     a.add_argument("--public", action="store_true", help="no secret (native or browser app): PKCE required")
     a.add_argument("--require-pkce", action="store_true", help="require PKCE of this confidential client")
+    a.add_argument(
+        "--jwks-file",
+        metavar="FILE",
+        help="a JSON JWK Set of the client's PUBLIC keys: it authenticates with private_key_jwt "
+        "(RFC 7523), no secret is made",
+    )
+    a.add_argument("--jwks-uri", metavar="URL", help="an https URL of the client's JWK Set (private_key_jwt)")
+    a.add_argument(
+        "--require-par", action="store_true", help="accept only pushed authorization requests (RFC 9126)"
+    )
+    a.add_argument(
+        "--profile",
+        choices=PROFILES,
+        help="fapi2: the FAPI 2.0 Security Profile (PAR, PKCE, private_key_jwt, DPoP, 60 s codes)",
+    )
     a.set_defaults(func=cmd_clients_add)
     account_edits.add_client_actions(cs, config_help)  # remove, rotate-secret
 

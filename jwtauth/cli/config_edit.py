@@ -21,7 +21,8 @@ from jwtauth.cli.files import folder_lock, write_atomically
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import Settings, parse_settings
 
-Value = str | bool | int | Sequence[str] | Mapping[str, str]
+# Nested lists and inline tables too: a client's JWK Set is written as one inline table.
+Value = str | bool | int | Sequence[Any] | Mapping[str, Any]
 
 # TOML basic strings: these must be escaped; every other character is written as is.
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
@@ -47,9 +48,9 @@ def _toml_value(value: Value) -> str:
         return str(value)
     if isinstance(value, str):
         return toml_string(value)
-    if isinstance(value, Mapping):  # an inline table of strings (TOML 1.0 §Inline Table)
-        return "{ " + ", ".join(f"{toml_string(k)} = {toml_string(v)}" for k, v in value.items()) + " }"
-    return "[" + ", ".join(toml_string(v) for v in value) + "]"
+    if isinstance(value, Mapping):  # an inline table (TOML 1.0 §Inline Table)
+        return "{ " + ", ".join(f"{toml_string(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return "[" + ", ".join(_toml_value(v) for v in value) + "]"
 
 
 def render_table(array: str, fields: Mapping[str, Value], comment: str | None = None) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jwtauth.accounts.hashing import HashFormatError, parse_hash
+from jwtauth.config.client_auth import AUTH_KEYS, FAPI2, parse_client_auth
 from jwtauth.config.reader import TableReader
 from jwtauth.oauth.device import GRANT_TYPE as DEVICE_GRANT
 from jwtauth.oauth.device import SHORT_NAME as DEVICE_SHORT
@@ -42,15 +43,31 @@ class Client:
     require_dpop: bool = False
     # RFC 8252 §8.3: `localhost` redirect URIs match on any port only for clients that opt in.
     allow_localhost: bool = False
+    # RFC 7523 §2.2 private_key_jwt: the client's public keys, inline (canonical JSON) or by URL.
+    jwks: str | None = None
+    jwks_uri: str | None = None
+    # RFC 9126 §6 (require_pushed_authorization_requests): /authorize takes only a request_uri.
+    require_par: bool = False
+    profile: str | None = None  # "fapi2": the FAPI 2.0 Security Profile (config/client_auth.py)
     # During a secret rotation (`jwtauth clients rotate-secret`) the old secret also passes,
     # until this time (seconds since the epoch).
     previous_secret_hash: str | None = None
     previous_secret_not_after: float | None = None
 
     @property
+    def uses_keys(self) -> bool:
+        """Return whether the client authenticates with private_key_jwt (RFC 7523 §2.2)."""
+        return self.jwks is not None or self.jwks_uri is not None
+
+    @property
     def public(self) -> bool:
-        """Return whether the client has no secret (RFC 6749 §2.1)."""
-        return self.secret_hash is None
+        """Return whether the client has no credentials at all (RFC 6749 §2.1)."""
+        return self.secret_hash is None and not self.uses_keys
+
+    @property
+    def fapi2(self) -> bool:
+        """Return whether the FAPI 2.0 Security Profile applies to this client."""
+        return self.profile == FAPI2
 
 
 @dataclass(frozen=True)
@@ -111,35 +128,34 @@ def _check_scopes(reader: TableReader, key: str, scopes: tuple[str, ...]) -> tup
     return scopes
 
 
-def parse_client(reader: TableReader) -> Client:
-    reader.unknown_keys(
-        {
-            "id",
-            "name",
-            "secret_hash",
-            "public",
-            "redirect_uris",
-            "grant_types",
-            "scopes",
-            "default_scope",
-            "audiences",
-            "require_pkce",
-            "require_dpop",
-            "allow_localhost",
-            *PREVIOUS_SECRET,
-        }
-    )
-    client_id = reader.get("id", str, required=True)
-    if not client_id or len(client_id) > 128 or not client_id.isprintable() or ":" in client_id:
-        raise reader.error("id", "must be 1-128 printable characters without ':'")
+_CLIENT_KEYS = (
+    "id", "name", "secret_hash", "public", "redirect_uris", "grant_types", "scopes", "default_scope",
+    "audiences", "require_pkce", "require_dpop", "allow_localhost",
+)  # fmt: skip
+
+
+def _credentials(reader: TableReader) -> tuple[bool, str | None]:
+    """Return `public` and `secret_hash`: a client has a secret, keys (jwks, jwks_uri) or nothing."""
     public = reader.get("public", bool, False)
     secret_hash = reader.optional("secret_hash", str)
     if public and secret_hash is not None:
         raise reader.error("secret_hash", "a public client has no secret; remove one of the two")
-    if not public and secret_hash is None:
-        raise reader.error("secret_hash", "is required for a confidential client (or set public = true)")
+    keyed = "jwks" in reader.table or "jwks_uri" in reader.table
+    if not public and secret_hash is None and not keyed:
+        raise reader.error(
+            "secret_hash", "is required for a confidential client (or jwks/jwks_uri, or public = true)"
+        )
     if secret_hash is not None:
         _check_hash(reader, "secret_hash", secret_hash)
+    return public, secret_hash
+
+
+def parse_client(reader: TableReader) -> Client:
+    reader.unknown_keys({*_CLIENT_KEYS, *AUTH_KEYS, *PREVIOUS_SECRET})
+    client_id = reader.get("id", str, required=True)
+    if not client_id or len(client_id) > 128 or not client_id.isprintable() or ":" in client_id:
+        raise reader.error("id", "must be 1-128 printable characters without ':'")
+    public, secret_hash = _credentials(reader)
     grants = reader.strings("grant_types", ("client_credentials",))
     for grant in grants:
         if grant not in GRANT_NAMES:
@@ -155,6 +171,8 @@ def parse_client(reader: TableReader) -> Client:
     _check_scopes(reader, "default_scope", default)
     if not set(default) <= set(scopes):
         raise reader.error("default_scope", f"{' '.join(default)!r} is not within scopes {list(scopes)}")
+    auth = parse_client_auth(reader, secret=secret_hash is not None, public=public, grants=set(grants))
+    fapi2 = auth.profile == FAPI2
     return Client(
         client_id=client_id,
         name=reader.get("name", str, client_id),
@@ -164,9 +182,14 @@ def parse_client(reader: TableReader) -> Client:
         scopes=frozenset(scopes),
         default_scope=default,
         audiences=reader.strings("audiences"),
-        require_pkce=reader.get("require_pkce", bool, False) or public,
-        require_dpop=reader.get("require_dpop", bool, False),
+        # FAPI 2.0 §5.3.2.2: PKCE S256, PAR and sender-constrained (DPoP) tokens for every request.
+        require_pkce=reader.get("require_pkce", bool, False) or public or fapi2,
+        require_dpop=reader.get("require_dpop", bool, False) or fapi2,
         allow_localhost=reader.get("allow_localhost", bool, False),
+        jwks=auth.jwks,
+        jwks_uri=auth.jwks_uri,
+        require_par=auth.require_par or fapi2,
+        profile=auth.profile,
         **_previous_secret(reader, secret_hash),
     )
 

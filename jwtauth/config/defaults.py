@@ -32,5 +32,11 @@ DEFAULTS: dict[str, Any] = {
     "client_id_metadata.scopes": (),
     "client_id_metadata.audiences": (),
     "client_id_metadata.allow_insecure_loopback": False,
+    # RFC 7523 private_key_jwt: `aud` is our issuer; the token endpoint URL only if this is true
+    # (never for a fapi2 client). Development only: fetch a jwks_uri on a loopback IP literal.
+    "client_auth.accept_token_endpoint_audience": False,
+    "client_auth.allow_insecure_loopback": False,
+    "par.require": False,  # RFC 9126 §5 require_pushed_authorization_requests, for every client
+    "par.lifetime": 60,  # seconds a pushed request stays usable (RFC 9126 §2.2 expires_in)
     "metrics.port": None,  # the management listener's port (/metrics, health); none = not served
 }

@@ -63,6 +63,10 @@ class Settings:
     dpop_nonce_lifetime: int = DEFAULTS["dpop.nonce_lifetime"]
     client_id_metadata: ClientMetadataSettings = field(default_factory=ClientMetadataSettings)
     metrics_port: int | None = DEFAULTS["metrics.port"]
+    accept_token_endpoint_audience: bool = DEFAULTS["client_auth.accept_token_endpoint_audience"]
+    jwks_insecure_loopback: bool = DEFAULTS["client_auth.allow_insecure_loopback"]
+    par_required: bool = DEFAULTS["par.require"]
+    par_lifetime: int = DEFAULTS["par.lifetime"]
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -185,16 +189,26 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
     return clients, users
 
 
+_MORE_TABLES = ("client_auth", "par", "metrics")
+
+
+def _table(root: TableReader, name: str) -> TableReader:
+    """Return a settings table, its keys checked against DEFAULTS."""
+    table = root.table_at(name)
+    table.unknown_keys(_table_keys(name))
+    return table
+
+
 def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     """Validate a parsed TOML document plus environment overrides into Settings."""
     data, origins = overlay(data, env)  # JWTAUTH_<TABLE>_<KEY> wins over the file
     root = TableReader(source, "", data, origins)
-    tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop", "client_id_metadata", "metrics")
-    root.unknown_keys({*_table_keys(""), *tables, "clients", "users"})
-    readers = [root.table_at(k) for k in tables]
-    for name, table in zip(tables, readers, strict=True):
+    tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop", "client_id_metadata")
+    root.unknown_keys({*_table_keys(""), *tables, *_MORE_TABLES, "clients", "users"})
+    life, keys, limits, redis, pages, dpop, documents = (root.table_at(k) for k in tables)
+    for name, table in zip(tables, (life, keys, limits, redis, pages, dpop, documents), strict=True):
         table.unknown_keys(_table_keys(name))
-    life, keys, limits, redis, pages, dpop, documents, metrics = readers
+    client_auth, par, metrics = (_table(root, name) for name in _MORE_TABLES)
     issuer = _issuer(root, env)
     algorithm, max_age, publish_ahead = _key_timing(keys)
     clients, users = _accounts(root, data)
@@ -223,9 +237,21 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         dpop_require_nonce=dpop.get("require_nonce", bool),
         dpop_nonce_lifetime=dpop.positive("nonce_lifetime", maximum=86400),
         client_id_metadata=parse_client_metadata(documents, issuer),
+        accept_token_endpoint_audience=client_auth.get("accept_token_endpoint_audience", bool),
+        jwks_insecure_loopback=_dev_only(client_auth, "allow_insecure_loopback", issuer),
+        par_required=par.get("require", bool),
+        par_lifetime=par.positive("lifetime", maximum=600),
         metrics_port=_port(metrics, "port"),
         source=source,
     )
+
+
+def _dev_only(table: TableReader, key: str, issuer: str) -> bool:
+    """Return a development-only switch, refused with an https (production) issuer."""
+    value = table.get(key, bool)
+    if value and issuer.startswith("https://"):
+        raise table.error(key, "is for development only; refused with an https issuer")
+    return value
 
 
 def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Settings:

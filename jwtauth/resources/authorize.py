@@ -16,6 +16,7 @@ import falcon
 
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.login import Login
+from jwtauth.config.client_auth import FAPI2_CODE_TTL
 from jwtauth.config.clients import User
 from jwtauth.config.settings import Settings
 from jwtauth.errors import AccessDenied, InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
@@ -23,6 +24,7 @@ from jwtauth.oauth import pkce
 from jwtauth.oauth.authorization import (
     PARAMS,
     AuthorizationRequest,
+    Target,
     UntrustedRedirect,
     error_location,
     identify,
@@ -30,10 +32,12 @@ from jwtauth.oauth.authorization import (
     response_params,
     validate,
 )
+from jwtauth.oauth.par import REQUEST_URI, must_push, with_request_uri
 from jwtauth.resources import paths
 from jwtauth.resources.forms import parse_params, read_form
 from jwtauth.store import CodeRecord, CodeStore
 from jwtauth.store.connection import STORE_ERRORS, unavailable
+from jwtauth.store.par import REQUEST_URI_PREFIX, PushedRequests
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.web import csrf
 from jwtauth.web.pages import SECURITY_HEADERS, Pages, describe_scope, form_target
@@ -45,6 +49,9 @@ CSRF_FIELD = "csrf_token"
 BAD_LOGIN = "The email or password is not correct."
 # The fields of a fragment response (RFC 6749 §4.2.2); never a refresh token.
 IMPLICIT_FIELDS = ("access_token", "token_type", "expires_in", "expires_at", "scope")
+# The CSRF token binds every parameter, and a pushed request's request_uri (RFC 9126 §4).
+BOUND = (*PARAMS, REQUEST_URI)
+GONE = "This sign-in link has expired or was already used. Go back to the application and start again."
 
 
 def _display_host(uri: str) -> str:
@@ -59,6 +66,13 @@ def _wait_words(seconds: int) -> str:
     return f"{seconds} seconds" if seconds < 60 else f"{minutes} minute{'s' if minutes > 1 else ''}"
 
 
+def _hidden(params: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Return the form's hidden fields: a pushed request travels by its request_uri alone."""
+    if REQUEST_URI in params:
+        return [("client_id", params["client_id"]), (REQUEST_URI, params[REQUEST_URI])]
+    return list(params.items())
+
+
 class AuthorizeResource:
     """The authorization endpoint (RFC 6749 §3.1)."""
 
@@ -71,9 +85,10 @@ class AuthorizeResource:
         codes: CodeStore,
         tokens: TokenFactory,
         pages: Pages,
+        pushed: PushedRequests,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.settings, self.clients, self.login = settings, clients, login
+        self.settings, self.clients, self.login, self.pushed = settings, clients, login, pushed
         self.codes, self.tokens = codes, tokens
         self.pages, self.clock = pages, clock
         self.issuer = settings.issuer
@@ -84,14 +99,14 @@ class AuthorizeResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Validate the request from the query and show the login + consent form."""
         try:
-            params = parse_params(req.query_string)
+            params, uri = self._resolve(parse_params(req.query_string))
             target = identify(self.clients, params)
             req.context.client_id = target.client.client_id  # a registered client: the log lines name it
         except (OAuthError, UntrustedRedirect) as exc:
             self._refuse(resp, exc)
             return
         try:
-            request = validate(target, params, self.settings)
+            request = self._validate(target, params, uri)
         except OAuthError as exc:
             self._redirect(resp, error_location(target, self.issuer, exc))
             return
@@ -101,13 +116,14 @@ class AuthorizeResource:
         """Validate the posted request again, then apply the user's decision."""
         try:
             form = read_form(req)
-            target = identify(self.clients, form)
+            params, uri = self._resolve(form)
+            target = identify(self.clients, params)
             req.context.client_id = target.client.client_id
         except (OAuthError, UntrustedRedirect) as exc:
             self._refuse(resp, exc)
             return
         try:
-            self._decide(req, resp, validate(target, form, self.settings), form)
+            self._decide(req, resp, self._validate(target, params, uri), form)
         except OAuthError as exc:
             self._redirect(resp, error_location(target, self.issuer, exc))
         except STORE_ERRORS as exc:
@@ -116,6 +132,36 @@ class AuthorizeResource:
             # RFC 6749 §4.1.2.1: the client learns to retry; the user is not left on a 500.
             log.error("store unavailable during POST %s: %s", req.path, type(exc).__name__)
             self._redirect(resp, error_location(target, self.issuer, TemporarilyUnavailable()))
+
+    def _resolve(self, params: dict[str, str]) -> tuple[dict[str, str], str | None]:
+        """Return the request's parameters and request_uri: the pushed ones if it names some.
+
+        RFC 9126 §4: with a request_uri only the pushed parameters count, never merged with
+        anything else in the URL or form; the request_uri must belong to the client_id beside it.
+        """
+        uri = params.get(REQUEST_URI)
+        if uri is None or not uri.startswith(REQUEST_URI_PREFIX):
+            return params, None  # any other request_uri: validate says request_uri_not_supported
+        client_id = params.get("client_id")
+        pushed = self.pushed.peek(uri, client_id=client_id, now=self.clock()) if client_id else None
+        if pushed is None:
+            raise UntrustedRedirect(GONE)
+        return pushed, uri
+
+    def _validate(self, target: Target, params: Mapping[str, str], uri: str | None) -> AuthorizationRequest:
+        """Validate the request; refuse an unpushed one where pushing is required (RFC 9126 §5)."""
+        if uri is not None:
+            return with_request_uri(target, params, uri, self.settings)
+        if must_push(target.client, self.settings):
+            raise InvalidRequest("push the authorization request first (RFC 9126): send a request_uri")
+        return validate(target, params, self.settings)
+
+    def _consume(self, request: AuthorizationRequest, now: float) -> None:
+        """Spend a pushed request once the user decided (RFC 9126 §4: single use)."""
+        uri = request.params.get(REQUEST_URI)
+        client_id = request.target.client.client_id
+        if uri is not None and self.pushed.take(uri, client_id=client_id, now=now) is None:
+            raise InvalidRequest("this authorization request was already used or has expired")
 
     def _decide(
         self,
@@ -127,18 +173,20 @@ class AuthorizeResource:
         """Check the CSRF token, then deny, or sign the user in and grant."""
         now = self.clock()
         if not csrf.check(
-            req.cookies.get(self.cookie), form.get(CSRF_FIELD), request.params, PARAMS, now=now
+            req.cookies.get(self.cookie), form.get(CSRF_FIELD), request.params, BOUND, now=now
         ):
             message = "This page expired or was changed. Please check the details and sign in again."
             self._login_page(req, resp, request, status=400, message=message, username=form.get("username"))
             return
         decision = form.get("decision")
         if decision == "deny":
+            self._consume(request, now)
             raise AccessDenied("the user denied the request")  # RFC 6749 §4.1.2.1
         if decision != "allow":
             raise InvalidRequest("decision must be allow or deny")
         user = self._authenticate(req, resp, request, form, now)
         if user is not None:
+            self._consume(request, now)
             self._redirect(resp, self._grant(request, user, now))
 
     def _authenticate(
@@ -185,7 +233,10 @@ class AuthorizeResource:
                 nonce=request.nonce,
                 amr=("pwd",),  # RFC 8176 §2: a password
             )
-            code = self.codes.issue(record, ttl=self.settings.code_ttl, now=now)
+            ttl = self.settings.code_ttl
+            if client.fapi2:  # FAPI 2.0 Security Profile §5.3.2.1: at most 60 seconds
+                ttl = min(ttl, FAPI2_CODE_TTL)
+            code = self.codes.issue(record, ttl=ttl, now=now)
             return location(target, response_params(target, self.issuer, [("code", code)]))
         body = self.tokens.issue(
             client=client,
@@ -209,7 +260,7 @@ class AuthorizeResource:
     ) -> None:
         """Render the form with a fresh CSRF token bound to this request and this browser."""
         secret = csrf.browser_secret(req.cookies.get(self.cookie))
-        token = csrf.issue(secret, request.params, PARAMS, now=self.clock())
+        token = csrf.issue(secret, request.params, BOUND, now=self.clock())
         resp.set_cookie(
             self.cookie,
             secret,
@@ -233,7 +284,7 @@ class AuthorizeResource:
             audience=_display_host(request.audience),
             return_to=_display_host(target.redirect_uri),
             action=self.action,
-            hidden=[*request.params.items(), (CSRF_FIELD, token)],
+            hidden=[*_hidden(request.params), (CSRF_FIELD, token)],
             username=username or "",
             message=message,
         )

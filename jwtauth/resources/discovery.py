@@ -7,6 +7,7 @@ from typing import Any
 
 import falcon
 
+from jwtauth.accounts.assertions import SIGNING_ALGORITHMS
 from jwtauth.config.settings import Settings
 from jwtauth.grants.base import Grant
 from jwtauth.keys import KeyRing
@@ -55,6 +56,10 @@ class MetadataResource:
     on_head = on_get  # RFC 9110 §9.3.2
 
 
+# client_secret_jwt is not offered: it needs the plaintext secret, and only its hash is kept.
+_SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+
+
 def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
     """Return RFC 8414 and OpenID Connect Discovery metadata: only what this server implements."""
     issuer = settings.issuer
@@ -81,8 +86,25 @@ def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
 
         "dpop_signing_alg_values_supported": sorted(DPOP_ALGORITHMS),  # RFC 9449 §5.1
         **_client_id_metadata(settings),
+        **_key_authentication(),
+        # RFC 9126 §5: PAR takes the token endpoint's client authentication.
+        "pushed_authorization_request_endpoint": issuer + paths.PAR,
+        "require_pushed_authorization_requests": settings.par_required,
     }
     return oauth | oidc_metadata(settings, scopes)
+
+
+def _key_authentication() -> dict[str, Any]:
+    """Return private_key_jwt (RFC 7523 §2.2) beside the secret methods of every endpoint (RFC 8414 §2)."""
+    algorithms = list(SIGNING_ALGORITHMS)
+    return {
+        "token_endpoint_auth_methods_supported": [*_SECRET_METHODS, "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": algorithms,
+        "revocation_endpoint_auth_methods_supported": [*_SECRET_METHODS, "private_key_jwt", "none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": algorithms,
+        "introspection_endpoint_auth_methods_supported": [*_SECRET_METHODS, "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": algorithms,
+    }
 
 
 def _client_id_metadata(settings: Settings) -> dict[str, Any]:

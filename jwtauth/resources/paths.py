@@ -7,6 +7,7 @@ AUTHORIZE = "/authorize"
 REVOKE = "/api/v1/revoke"
 INTROSPECT = "/api/v1/introspect"
 USERINFO = "/api/v1/userinfo"  # OpenID Connect Core §5.3
+PAR = "/api/v1/par"  # RFC 9126 pushed authorization requests
 JWKS = ("/jwks", "/.well-known/jwks.json")
 # RFC 8414 metadata, also served where OpenID Connect Discovery looks for it.
 METADATA = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
@@ -16,5 +17,5 @@ READY_STORE = "/readyz/store"  # the store's own check, for alerts (not a probe)
 METRICS = "/metrics"  # on the management listener only (--metrics-port)
 DEVICE_AUTHORIZATION = "/api/v1/device_authorization"  # RFC 8628 §3.1
 DEVICE = "/device"  # RFC 8628 §3.3: the verification page
-# Endpoints that take POST only (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1, RFC 8628 §3.1).
-POST_ONLY = frozenset({TOKEN, REVOKE, INTROSPECT, DEVICE_AUTHORIZATION})
+# Endpoints that take POST only (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1, RFC 8628 §3.1, RFC 9126 §2).
+POST_ONLY = frozenset({TOKEN, REVOKE, INTROSPECT, DEVICE_AUTHORIZATION, PAR})

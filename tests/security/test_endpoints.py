@@ -276,10 +276,13 @@ def test_every_advertised_auth_method_works_and_no_other(
     # Public clients redeem their codes with client_id alone: that is the "none" method.
     assert "none" in methods
     assert spa_tokens(http)
+    # private_key_jwt at every endpoint: tests/test_assertions.py and security/test_assertion_attacks.py.
     assert set(meta["introspection_endpoint_auth_methods_supported"]) == {
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
     }
+    assert methods == {"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
     assert "none" in meta["revocation_endpoint_auth_methods_supported"]
 
 
@@ -323,6 +326,9 @@ def test_every_advertised_endpoint_answers_its_method(http: testing.TestClient, 
             )
         elif member == "userinfo_endpoint":  # a protected resource: 401 without a token (RFC 6750)
             assert http.simulate_get(path).status_code == 401, member
+        elif member == "pushed_authorization_request_endpoint":  # RFC 9126 §2: POST, 201
+            pushed = call(http, path, {"response_type": "code", "redirect_uri": "https://www.example.com"})
+            assert pushed.status_code == 201, member
         else:
             assert http.simulate_get(path).status_code in (200, 400), member
 
