@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import fakeredis
+import pytest
 from falcon import testing
 
 from jwtauth.accounts.hashing import SecretChecker
@@ -127,6 +128,7 @@ def test_the_store_gauge_follows_the_store(keys_dir: Path) -> None:
     assert http.simulate_get("/readyz/store").status_code == 503
 
 
+@pytest.mark.process  # a listening socket on loopback
 def test_server_metrics_are_appended_and_their_absence_is_harmless(keys_dir: Path) -> None:
     body = b"# TYPE granian_blocking_queue gauge\ngranian_blocking_queue{worker=\"1\"} 3\n"
 

@@ -63,6 +63,7 @@ def test_a_bad_port_setting_names_the_key(tmp_path: Path, value: str) -> None:
         load_settings(config, env={})
 
 
+@pytest.mark.process  # listening sockets on loopback
 def test_a_taken_port_raises_at_bind() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
