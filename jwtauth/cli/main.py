@@ -45,8 +45,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
     try:
         # Validate the URL in the master, before forking. Nothing connects yet: a store that is
-        # down at start must not stop client_credentials and JWKS, which never need it.
-        connect(settings.redis_url)
+        # down at start must not stop client_credentials and JWKS, which never need it. (The
+        # embedded store is made in the worker only: it runs a sweeping thread.)
+        if settings.redis_url:
+            connect(settings.redis_url)
     except StoreURLError as exc:
         raise OperatorError(f"JWTAUTH_REDIS_URL: {exc}") from None
 
