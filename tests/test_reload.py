@@ -150,3 +150,14 @@ def test_a_real_server_takes_a_new_client_without_a_restart(
             pytest.fail("the new client was not taken within 5 s")
         assert server.proc.poll() is None
     assert "settings file reloaded" in server.output()
+
+
+def test_a_lifetime_beyond_the_started_horizon_waits_for_a_restart(
+    served: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    http, path, _ = served
+    longer = SECOND.replace('scopes = ["read"]', 'scopes = ["read"]\naccess_token_lifetime = 7200')
+    path.write_text(BASE + longer)
+    with caplog.at_level(logging.ERROR, logger="jwtauth"):
+        assert cc(http, ("second", "secondsecret")) == 401  # not swapped in
+    assert any("exceeds the" in r.getMessage() and "restart" in r.getMessage() for r in caplog.records)

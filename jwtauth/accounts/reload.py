@@ -99,6 +99,15 @@ class AccountsReload:
         except ConfigError as exc:
             log.error("settings file changed but is unusable; the clients and users in use stay: %s", exc)
             return False
+        if fresh.token_horizon > self.settings.token_horizon:
+            # Keys retire and tombstones expire on the horizon set at start: a longer-lived
+            # token could outlive the key that signed it.
+            log.error(
+                "settings file changed but a client's access_token_lifetime exceeds the %d s this "
+                "server started with; the clients and users in use stay until a restart",
+                self.settings.token_horizon,
+            )
+            return False
         old_clients, old_users = self.clients.configured(), self.users.configured()
         self.clients.replace(fresh.clients)
         self.users.replace(fresh.users)

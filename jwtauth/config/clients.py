@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,10 @@ class Client:
     # until this time (seconds since the epoch).
     previous_secret_hash: str | None = None
     previous_secret_not_after: float | None = None
+    # Per-client token options: its access tokens' lifetime (else [lifetimes] access_token) and
+    # static claims every access token of this client carries (never a registered one).
+    access_token_lifetime: int | None = None
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def uses_keys(self) -> bool:
@@ -151,7 +156,7 @@ def _credentials(reader: TableReader) -> tuple[bool, str | None]:
 
 
 def parse_client(reader: TableReader) -> Client:
-    reader.unknown_keys({*_CLIENT_KEYS, *AUTH_KEYS, *PREVIOUS_SECRET})
+    reader.unknown_keys({*_CLIENT_KEYS, *AUTH_KEYS, *PREVIOUS_SECRET, *TOKEN_OPTIONS})
     client_id = reader.get("id", str, required=True)
     if not client_id or len(client_id) > 128 or not client_id.isprintable() or ":" in client_id:
         raise reader.error("id", "must be 1-128 printable characters without ':'")
@@ -191,10 +196,46 @@ def parse_client(reader: TableReader) -> Client:
         require_par=auth.require_par or fapi2,
         profile=auth.profile,
         **_previous_secret(reader, secret_hash),
+        **_token_options(reader),
     )
 
 
 PREVIOUS_SECRET = ("previous_secret_hash", "previous_secret_not_after")
+TOKEN_OPTIONS = ("access_token_lifetime", "claims")
+# Claims the server sets (RFC 9068 §2.2, RFC 7519 §4.1, RFC 9449 §6, OpenID Connect Core §2):
+# a static claim may never replace one, nor the ones a verifier keys decisions on.
+RESERVED_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr", "amr",
+     "fid", "cnf", "azp", "nonce", "at_hash", "c_hash", "sid", "typ", "groups", "roles", "entitlements"}
+)  # fmt: skip
+MAX_CLAIMS_BYTES = 1024  # every token of the client carries them: keep tokens small
+
+
+def _token_options(reader: TableReader) -> dict[str, Any]:
+    """Return the client's access-token lifetime and static claims, if it sets them."""
+    out: dict[str, Any] = {}
+    if "access_token_lifetime" in reader.table:
+        out["access_token_lifetime"] = reader.positive("access_token_lifetime", maximum=86400)
+    claims = reader.table.get("claims")
+    if claims is None:
+        return out
+    if not isinstance(claims, dict):
+        raise reader.error("claims", "must be a table of claim names and values")
+    reserved = sorted(RESERVED_CLAIMS & set(claims))
+    if reserved:
+        raise reader.error("claims", f"{reserved[0]!r} is set by the server and cannot be configured")
+    try:
+        size = len(json.dumps(claims, separators=(",", ":"), default=_no_json).encode())
+    except TypeError as exc:
+        raise reader.error("claims", str(exc)) from None
+    if size > MAX_CLAIMS_BYTES:
+        raise reader.error("claims", f"take {size} bytes as JSON; at most {MAX_CLAIMS_BYTES}")
+    out["claims"] = dict(claims)
+    return out
+
+
+def _no_json(value: object) -> object:
+    raise TypeError(f"{value!r} is not a JSON value (use strings, numbers, booleans, arrays, tables)")
 
 
 def _previous_secret(reader: TableReader, secret_hash: str | None) -> dict[str, Any]:

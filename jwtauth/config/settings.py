@@ -71,12 +71,14 @@ class Settings:
 
     @property
     def token_horizon(self) -> int:
-        """Return how long after issue an access token may still be presented: lifetime + leeway.
+        """Return how long after issue an access token may still be presented: the longest
+        access-token lifetime (the default or any client's) + leeway.
 
         A key that stopped signing stays published this long, and a revoked family's tombstone
         lives this long, so neither outlives nor undercuts the tokens it vouches for.
         """
-        return self.access_token_ttl + CLOCK_LEEWAY
+        lifetimes = [c.access_token_lifetime for c in self.clients if c.access_token_lifetime]
+        return max([self.access_token_ttl, *lifetimes]) + CLOCK_LEEWAY
 
     @property
     def audience(self) -> str:
