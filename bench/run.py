@@ -10,7 +10,9 @@ stopped, every Redis key it wrote is deleted):
 3. `jwtauth serve --workers 2` with Redis (a unique JWTAUTH_REDIS_PREFIX) and an ES256 key:
    client_credentials, password, refresh_token (each family rotated by one connection at a
    time), authorization_code (codes issued into Redis beforehand, each redeemed once),
-   introspection, JWKS and metadata; the workers' RSS before and after 100k tokens;
+   introspection, client_credentials with a DPoP proof per request (proofs signed beforehand,
+   each sent once) in rounds alternating with plain client_credentials and reported as its
+   ratio to plain, JWKS and metadata; the workers' RSS before and after 100k tokens;
 4. the same server with an RS256 key, then an EdDSA key: client_credentials;
 5. Redis memory per refresh family.
 
@@ -53,6 +55,7 @@ if str(ROOT) not in sys.path:  # `python bench/run.py` as well as `python -m ben
     sys.path.insert(0, str(ROOT))
 
 from bench import assertions, memory  # noqa: E402
+from bench.dpop import write_proofs  # noqa: E402
 from bench.serving import (  # noqa: E402
     CLK_TCK,
     HOST,
@@ -161,6 +164,11 @@ def rounds(
     if ratios:
         each = " ".join(f"{x:.2f}" for x in ratios)
         print(f"  {name}: {statistics.median(ratios):.2f}x the stack ceiling (rounds: {each})", flush=True)
+    return combine(name, parts, ratios)
+
+
+def combine(name: str, parts: list[Result], ratios: list[float]) -> Result:
+    """Return one scenario's result from its rounds: mean req/s, worst p99, summed requests."""
     n = sum(p.requests for p in parts)
     return Result(
         name=name,
@@ -528,6 +536,8 @@ def run_es256(
         results["introspection"] = ceilings.mark(
             measure("introspection", server, "/api/v1/introspect", args, env)
         )
+    if wanted("dpop"):
+        report["dpop"] = dpop_beside_plain(server, args, work, results, ceilings)
     for key, name, path in (
         ("jwks", "JWKS GET", "/jwks"),
         ("metadata", "metadata GET", "/.well-known/oauth-authorization-server"),
@@ -538,6 +548,46 @@ def run_es256(
                 return measure(n, server, p, a, fixed())
 
             results[key] = rounds(name, once, ceilings, args)
+
+
+DPOP_NAME, PLAIN_BESIDE = "client_credentials ES256 + DPoP", "client_credentials ES256 (beside DPoP)"
+
+
+def dpop_beside_plain(
+    server: Server, args: argparse.Namespace, work: Path, results: dict[str, Result], ceilings: Ceilings
+) -> list[float]:
+    """Measure DPoP-bound client_credentials in rounds alternating with plain ones (P D P D P D P).
+
+    Each DPoP round is divided by the mean of the plain rounds on either side of it (the box's
+    speed drifts, as with the stack ceiling); returns those ratios. Every DPoP request carries a
+    proof of its own, signed beforehand (bench/dpop.py) and checked by the server: signature,
+    claims, and the jti's one-time marker in Redis.
+    """
+    plain_env = fixed("POST", "grant_type=client_credentials", auth=True)
+    metadata = requests.get(server.base + "/.well-known/oauth-authorization-server", timeout=10).json()
+    short = _short(args, args.round_seconds)
+
+    def proofs(rps: float, seconds: float, tag: str) -> dict[str, str]:
+        # Sized from the plain rate just measured: DPoP is slower, so the file never runs dry.
+        count = max(int(rps * seconds * 1.3), 2000)
+        path = write_proofs(metadata["token_endpoint"], count, work / f"dpop-{tag}.txt")
+        return {**plain_env, "BENCH_MODE": "dpop", "BENCH_FILE": str(path)}
+
+    wrk(server.base + TOKENS, args.warmup, args, plain_env)
+    plain = [measure(PLAIN_BESIDE, server, TOKENS, short, plain_env)]
+    if args.warmup > 0:
+        wrk(server.base + TOKENS, args.warmup, args, proofs(plain[0].rps, args.warmup, "warmup"))
+    dpop: list[Result] = []
+    for k in range(args.rounds):
+        env = proofs(plain[-1].rps, args.round_seconds, str(k))
+        dpop.append(measure(DPOP_NAME, server, TOKENS, short, env))
+        plain.append(measure(PLAIN_BESIDE, server, TOKENS, short, plain_env))
+    ratios = [d.rps / ((plain[k].rps + plain[k + 1].rps) / 2) for k, d in enumerate(dpop)]
+    each = " ".join(f"{x:.2f}" for x in ratios)
+    print(f"  DPoP: {statistics.median(ratios):.2f}x plain client_credentials (rounds: {each})", flush=True)
+    results[PLAIN_BESIDE] = ceilings.mark(combine(PLAIN_BESIDE, plain, []))
+    results[DPOP_NAME] = ceilings.mark(combine(DPOP_NAME, dpop, []))
+    return ratios
 
 
 # --- baselines ------------------------------------------------------------------------------------
@@ -656,8 +706,8 @@ def main() -> int:
         "--only",
         nargs="*",
         help="ES256 scenarios to run: client_credentials client_credentials_jwt password refresh_token "
-        "authorization_code "
-        "device_poll introspection jwks metadata, and `ceiling` for the stack ceiling before and after them "
+        "authorization_code device_poll introspection dpop jwks metadata, and `ceiling` for the stack "
+        "ceiling before and after them "
         "(default: all, plus RS256/EdDSA, baselines and memory)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results.md")
@@ -717,6 +767,7 @@ def main() -> int:
 
 # --- the report -----------------------------------------------------------------------------------
 
+DPOP_TARGET = 0.5  # DPoP-bound client_credentials against plain, measured side by side
 TARGETS = {  # scenario -> (minimum ratio to the stack ceiling, what the issue asks)
     "client_credentials ES256": 1.3,
     "password": 0.8,
@@ -766,7 +817,7 @@ def render(report: dict[str, Any]) -> str:
     for r in results.values():
         lines.append(_row(r, ratio(r, ceilings), highest))
     lines += ["", "## Targets", ""]
-    lines += _targets(results, ceilings)
+    lines += _targets(results, ceilings, report)
     lines += [
         "",
         "What bounds the grants that use Redis: a round trip to Redis over loopback TCP costs "
@@ -834,7 +885,7 @@ def _spread(ceilings: Ceilings) -> str:
     return f"{min(rates):.0f}-{max(rates):.0f} req/s, median {statistics.median(rates):.0f}"
 
 
-def _targets(results: dict[str, Result], ceilings: Ceilings) -> list[str]:
+def _targets(results: dict[str, Result], ceilings: Ceilings, report: dict[str, Any]) -> list[str]:
     lines = []
     for name, minimum in TARGETS.items():
         r = results.get(name)
@@ -846,6 +897,16 @@ def _targets(results: dict[str, Result], ceilings: Ceilings) -> list[str]:
         lines.append(
             f"- {r.name} ≥ {minimum}x the stack ceiling: {relative:.2f}x (median of its rounds{worst}; "
             f"{r.rps / ceilings.highest():.2f}x the run's highest ceiling) — {verdict}"
+        )
+    if ratios := report.get("dpop"):
+        dpop, plain = results[DPOP_NAME], results[PLAIN_BESIDE]
+        verdict = "met" if statistics.median(ratios) >= DPOP_TARGET else "NOT met"
+        lines.append(
+            f"- client_credentials with a DPoP proof ≥ {DPOP_TARGET}x plain client_credentials, measured "
+            f"in rounds alternating with it: {statistics.median(ratios):.2f}x (median; rounds "
+            f"{' '.join(f'{x:.2f}' for x in ratios)}; {dpop.rps:.0f} vs {plain.rps:.0f} req/s; "
+            f"server CPU {dpop.server_cpu_ms:.3f} vs {plain.server_cpu_ms:.3f} ms, Redis CPU "
+            f"{dpop.redis_cpu_ms:.3f} ms per request) — {verdict}"
         )
     slow = [r.name for r in results.values() if r.p99_ms > 20]
     lines.append(f"- p99 ≤ 20 ms at 16 connections: {'met' if not slow else 'NOT met: ' + ', '.join(slow)}")

@@ -9,6 +9,9 @@
 --                                         request() once before the run to check the script,
 --                                         and the token that call takes is never sent.
 --   BENCH_MODE=code, BENCH_FILE           redeem authorization codes, each once
+--   BENCH_MODE=dpop, BENCH_FILE           the fixed request (client_credentials) with a DPoP
+--                                         header, each proof in the file sent once (when the
+--                                         file runs dry, wrk sends a broken request: an error)
 --   BENCH_MODE=device, BENCH_FILE         poll device codes (RFC 8628), each once, none approved:
 --                                         every answer should be 400 authorization_pending, so
 --                                         done() counts the answers that are anything else
@@ -85,6 +88,21 @@ if mode == "refresh" then
 elseif mode == "code" then
   function request()
     return wrk.format(nil, nil, nil, "grant_type=authorization_code&code=" .. take())
+  end
+elseif mode == "dpop" then
+  -- Each request is formatted in init(), before wrk starts its clock: the proof makes it ~10x
+  -- longer than a plain one, and wrk shares the cores with the server it measures.
+  local format_share = load_share
+  load_share = function()
+    format_share()
+    for i = head, tail do
+      wrk.headers["DPoP"] = pool[i]
+      pool[i] = wrk.format()
+    end
+  end
+
+  function request()
+    return take()
   end
 elseif mode == "assertion" then
   local grant = "grant_type=client_credentials&client_assertion_type="

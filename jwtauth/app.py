@@ -26,6 +26,7 @@ from jwtauth.grants.authorization_code import AuthorizationCodeGrant
 from jwtauth.grants.base import Grant
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
 from jwtauth.grants.device_code import DeviceCodeGrant
+from jwtauth.grants.front_channel import FrontChannel
 from jwtauth.grants.password import PasswordGrant
 from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
@@ -40,12 +41,18 @@ from jwtauth.observability import (
     Observer,
     WorkerMetrics,
 )
+from jwtauth.oidc.backchannel import BackChannel
+from jwtauth.oidc.hint import IdTokenHints
 from jwtauth.oidc.idtoken import IdTokens
+from jwtauth.oidc.logout import SessionEnder
+from jwtauth.oidc.session import SessionCodec
+from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.oidc.userinfo import UserInfo
 from jwtauth.resources import paths
 from jwtauth.resources.audit import Audit
 from jwtauth.resources.authorize import AuthorizeResource
 from jwtauth.resources.client_address import ClientAddress
+from jwtauth.resources.cors import CORS
 from jwtauth.resources.device import DeviceResource
 from jwtauth.resources.device_authorization import DeviceAuthorizationResource
 from jwtauth.resources.discovery import JWKSResource, MetadataResource, metadata
@@ -57,6 +64,7 @@ from jwtauth.resources.errors import (
 )
 from jwtauth.resources.health import HealthResource, ReadyResource, StoreHealthResource
 from jwtauth.resources.introspect import IntrospectResource
+from jwtauth.resources.logout import LogoutResource
 from jwtauth.resources.metrics import MetricsResource
 from jwtauth.resources.par import PushedAuthorizationResource
 from jwtauth.resources.revoke import RevokeResource
@@ -69,6 +77,7 @@ from jwtauth.store.device import DeviceStore
 from jwtauth.store.documents import DocumentCache
 from jwtauth.store.dpop import proof_markers
 from jwtauth.store.par import PushedRequests
+from jwtauth.store.sessions import SessionMarks
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
 from jwtauth.web.pages import Pages
@@ -76,12 +85,14 @@ from jwtauth.web.pages import Pages
 
 @dataclass(frozen=True)
 class _Stores:
-    """The Redis-backed state of one app: codes, refresh families, sign-in counters, device requests."""
+    """The Redis-backed state of one app: codes, families, counters, sessions, device and pushed requests."""
 
     codes: CodeStore
     refresh: RefreshStore
     limiter: FailureLimiter
+    sessions: SessionMarks
     devices: DeviceStore
+    pushed: PushedRequests
 
 
 def _stores(settings: Settings, store: Any) -> _Stores:
@@ -96,7 +107,9 @@ def _stores(settings: Settings, store: Any) -> _Stores:
         limiter=FailureLimiter(
             store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
         ),
+        sessions=SessionMarks(store, prefix=prefix, session_ttl=settings.session_ttl),
         devices=DeviceStore(store, prefix=prefix, redeemed_ttl=revoked_ttl),
+        pushed=PushedRequests(store, prefix=prefix),
     )
 
 
@@ -110,6 +123,7 @@ def _falcon_app(
         middleware=(
             Observer(metrics, _endpoint_labels(), access_log),
             ClientAddress(parse_networks(settings.trusted_proxies)),
+            CORS(settings.clients),
             audit,  # after the observer: its lines carry the request id the observer made
             *more,
         ),
@@ -139,7 +153,10 @@ def _grants(
     codes, refresh = state.codes, state.refresh
     handlers: tuple[Grant, ...] = (
         ClientCredentialsGrant(settings, tokens),
-        AuthorizationCodeGrant(settings, tokens, codes, refresh, clock, events=events, id_tokens=id_tokens),
+        AuthorizationCodeGrant(
+            settings, tokens, codes, refresh, clock,
+            events=events, id_tokens=id_tokens, sessions=state.sessions,
+        ),
         PasswordGrant(settings, tokens, login, refresh, clock),
         RefreshTokenGrant(
             settings, tokens, refresh, clock, events=events, id_tokens=id_tokens, subjects=users
@@ -160,6 +177,40 @@ def _token_dpop(
         markers=proof_markers(store, prefix=settings.redis_prefix),
         clock=clock,
     )
+
+
+def _browser_sessions(settings: Settings, keyring: KeyRing, state: _Stores) -> BrowserSessions:
+    """Return the SSO sessions: cookies signed with keys derived from the key ring's, Redis marks."""
+    codec = SessionCodec(keyring.signer, keyring.published)
+    hints = IdTokenHints(settings.issuer, keyring)
+    return BrowserSessions(codec, state.sessions, hints, settings.session_ttl)
+
+
+def _add_browser_pages(
+    app: falcon.App[Any, Any],
+    settings: Settings,
+    keyring: KeyRing,
+    state: _Stores,
+    parts: tuple[ClientRegistry, Login, FrontChannel],
+    metrics: Metrics,
+    clock: Callable[[], float],
+) -> None:
+    """Route the pages a browser visits: /authorize (sign-in, consent, SSO) and /logout."""
+    clients, login, front = parts
+    pages = Pages(settings.templates_dir)
+    sessions = _browser_sessions(settings, keyring, state)
+    authorize = AuthorizeResource(
+        settings=settings, clients=clients, login=login, front=front, pages=pages, sessions=sessions,
+        pushed=state.pushed, clock=clock,
+    )  # fmt: skip
+    app.add_route(paths.AUTHORIZE, authorize)
+    backchannel = BackChannel(settings.issuer, keyring, metrics)
+    ender = SessionEnder(state.sessions, state.refresh, clients, backchannel)
+    logout = LogoutResource(
+        issuer=settings.issuer, clients=clients, hints=sessions.hints, sessions=sessions, ender=ender,
+        pages=pages, clock=clock,
+    )  # fmt: skip
+    app.add_route(paths.LOGOUT, logout)
 
 
 def _add_documents(
@@ -214,15 +265,10 @@ def create_app(
     watch = _reload(settings, reload_settings, clients, users, audit)
     app = _falcon_app(settings, metrics, access_log, audit, *watch)
     app.add_route(paths.TOKEN, TokenResource(clients, grants, _token_dpop(settings, keyring, store, clock)))
-    pages = Pages(settings.templates_dir)
-    pushed = PushedRequests(store, prefix=settings.redis_prefix)
     par_dpop = _token_dpop(settings, keyring, store, clock, path=paths.PAR)
-    app.add_route(paths.PAR, PushedAuthorizationResource(settings, clients, pushed, par_dpop, clock))
-    authorize = AuthorizeResource(
-        settings=settings, clients=clients, login=login, codes=state.codes, tokens=tokens, pages=pages,
-        pushed=pushed, clock=clock,
-    )
-    app.add_route(paths.AUTHORIZE, authorize)
+    app.add_route(paths.PAR, PushedAuthorizationResource(settings, clients, state.pushed, par_dpop, clock))
+    front = FrontChannel(settings, state.codes, tokens, id_tokens)
+    _add_browser_pages(app, settings, keyring, state, (clients, login, front), metrics, clock)
     app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=events))
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users)))
@@ -320,7 +366,8 @@ def _endpoint_labels() -> dict[str, str]:
     """Map every route to the endpoint label of its metrics and access-log lines."""
     labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
     labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
-    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.READY_STORE: "readyz", paths.PAR: "par"}
+    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.READY_STORE: "readyz"}
+    labels |= {paths.PAR: "par", paths.LOGOUT: "logout"}
     labels |= {paths.DEVICE_AUTHORIZATION: "device_authorization", paths.DEVICE: "device"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels

@@ -238,3 +238,21 @@ class RequestUriNotSupported(OAuthError):
     """OpenID Connect Core §3.1.2.6: request_uri is not supported."""
 
     error = "request_uri_not_supported"
+
+
+class LoginRequired(OAuthError):
+    """OpenID Connect Core §3.1.2.6: prompt=none, and the user must sign in first."""
+
+    error = "login_required"
+
+
+class ConsentRequired(OAuthError):
+    """OpenID Connect Core §3.1.2.6: prompt=none, and the user has not consented yet."""
+
+    error = "consent_required"
+
+
+class InteractionRequired(OAuthError):
+    """OpenID Connect Core §3.1.2.6: prompt=none, and the user would have to act."""
+
+    error = "interaction_required"

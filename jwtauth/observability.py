@@ -156,6 +156,14 @@ class Metrics:
                 "metrics would not be shared between workers"
             )
         self.registry = CollectorRegistry(auto_describe=False)
+        self._register_request_metrics(Counter, Histogram)
+        self._register_flow_metrics(Counter)
+        # Label lookups cost microseconds; the children of a label set are found once.
+        self._children: dict[tuple[str, str, int], Any] = {}
+        self._labelled: dict[tuple[Counter, str], Any] = {}
+
+    def _register_request_metrics(self, Counter: Any, Histogram: Any) -> None:
+        """Create the per-request metrics: latency by endpoint, tokens, refresh and client failures."""
         reg = self.registry
         # One histogram per endpoint, grant and status: its _count is the request counter.
         self._latency = Histogram(
@@ -182,6 +190,10 @@ class Metrics:
         self._rate_limited = Counter(
             "jwtauth_rate_limited", "Requests refused by the brute-force limiter", ["endpoint"], registry=reg
         )
+
+    def _register_flow_metrics(self, Counter: Any) -> None:
+        """Create the metrics of keys, flows and the store."""
+        reg = self.registry
         self._key_rotations = Counter(
             "jwtauth_key_rotations",
             "Signer changes seen by the key ring (each worker counts the change it sees)",
@@ -196,9 +208,12 @@ class Metrics:
         self._store_errors = Counter(
             "jwtauth_store_errors", "Requests failed by a store error", ["endpoint"], registry=reg
         )
-        # Label lookups cost microseconds; the children of a label set are found once.
-        self._children: dict[tuple[str, str, int], Any] = {}
-        self._labelled: dict[tuple[Counter, str], Any] = {}
+        self._backchannel = Counter(
+            "jwtauth_backchannel_logout",
+            "Back-channel logout deliveries, by outcome (delivered, retried, failed)",
+            ["outcome"],
+            registry=reg,
+        )
 
     # --- per request (Observer) -----------------------------------------------------------
 
@@ -249,6 +264,10 @@ class Metrics:
     def key_rotated(self) -> None:
         """Count one signer change."""
         self._key_rotations.inc()
+
+    def backchannel(self, outcome: str) -> None:
+        """Count one back-channel logout outcome (OpenID Connect Back-Channel Logout)."""
+        self._inc(self._backchannel, outcome)
 
     def device_flow(self, outcome: str) -> None:
         """Count one device-request step."""

@@ -66,6 +66,7 @@ class Tour:
     # Resource servers the tour started (examples/), each shown on the port the README uses.
     shown_ports: dict[int, int] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    browser: dict[str, str] = field(default_factory=dict)  # the OpenID Connect session cookie
 
     @property
     def base(self) -> str:
@@ -172,8 +173,11 @@ def emulate_curl(tour: Tour, command: str) -> str:
     return "\r\n".join(head) + "\r\n\r\n" + answer.text
 
 
-def sign_in(tour: Tour, query: dict[str, str]) -> str:
-    """Be the person in the browser: open the authorize page, sign in, allow; return Location."""
+def sign_in(tour: Tour, query: dict[str, str], cookies: dict[str, str] | None = None) -> str:
+    """Be the person in the browser: open the authorize page, sign in, allow; return Location.
+
+    `cookies` receives the browser's cookies afterwards (the OpenID Connect session).
+    """
     with requests.Session() as browser:
         page = browser.get(f"{tour.base}/authorize/?{urlencode(query)}", timeout=10)
         page.raise_for_status()
@@ -187,6 +191,8 @@ def sign_in(tour: Tour, query: dict[str, str]) -> str:
         fields.update(username=USER, password=PASSWORD, decision="allow")
         target = urljoin(page.url, html.unescape(action.group(1)))
         answer = browser.post(target, data=fields, allow_redirects=False, timeout=10)
+        if cookies is not None:
+            cookies.update(browser.cookies.get_dict())
     if answer.status_code != 303:
         raise SystemExit(f"sign-in answered {answer.status_code}: {answer.text[:200]}")
     return answer.headers["Location"]
@@ -235,8 +241,10 @@ def step_curl(tour: Tour, name: str, command: str, remember: dict[str, str] | No
     return tour.blocks[name]
 
 
-def step_authorize(tour: Tour, name: str, query: dict[str, str]) -> str:
-    location = sign_in(tour, query)
+def step_authorize(
+    tour: Tour, name: str, query: dict[str, str], cookies: dict[str, str] | None = None
+) -> str:
+    location = sign_in(tour, query, cookies)
     parts = urlsplit(location)
     params = dict(parse_qsl(parts.fragment or parts.query))
     if "code" in params:
@@ -247,6 +255,23 @@ def step_authorize(tour: Tour, name: str, query: dict[str, str]) -> str:
         f"  (sign in as {USER} / {PASSWORD}, click Allow)\n\n"
         f"HTTP/1.1 303 See Other\nLocation: {location}"
     )
+    tour.blocks[name] = code_block("text", tour.shown(text))
+    return tour.blocks[name]
+
+
+def step_browser(tour: Tour, name: str, path: str, query: dict[str, str], note: str) -> str:
+    """Open a URL in the browser that signed in before (its session cookie); show the answer."""
+    answer = requests.get(
+        f"{tour.base}{path}?{urlencode(query)}", cookies=tour.browser, allow_redirects=False, timeout=10
+    )
+    if answer.status_code != 303:
+        raise SystemExit(f"{path} answered {answer.status_code}: {answer.text[:200]}")
+    params = dict(parse_qsl(urlsplit(answer.headers["Location"]).query))
+    if "code" in params:
+        tour.values["CODE"] = params["code"]
+    shown = urlencode({k: "$ID_TOKEN" if k == "id_token_hint" else v for k, v in query.items()}, safe=":/$")
+    location = answer.headers["Location"]
+    text = f"GET http://{SHOWN}{path}?{shown}\n  ({note})\n\nHTTP/1.1 303 See Other\nLocation: {location}"
     tour.blocks[name] = code_block("text", tour.shown(text))
     return tour.blocks[name]
 
@@ -360,6 +385,34 @@ def step_challenge(tour: Tour, name: str) -> str:
     return tour.blocks[name]
 
 
+RS_DPOP_EXAMPLE = """\
+import requests
+from requests_oauth2client import DPoPKey, OAuth2Client
+
+client = OAuth2Client(token_endpoint="http://127.0.0.1:8000/api/v1/tokens", client_id="testclient",
+                      client_secret="testpassword", testing=True)
+token = client.client_credentials(scope="read", dpop_key=DPoPKey.generate(alg="ES256"))
+hello = requests.get("http://127.0.0.1:8001/hello", auth=token)  # DPoP <token> + a fresh proof
+print(hello.status_code, hello.json())
+as_bearer = {"Authorization": f"Bearer {token.access_token}"}  # what a thief would send
+refused = requests.get("http://127.0.0.1:8001/hello", headers=as_bearer)
+print(refused.status_code, refused.headers["WWW-Authenticate"].split(", ")[:3])
+"""
+
+
+def step_rs_dpop(tour: Tour, name: str) -> str:
+    """Call examples/resource_server.py with a DPoP-bound token, then with it as a bearer token."""
+    (real,) = [port for port, shown in tour.shown_ports.items() if shown == RESOURCE_PORT]
+    program = RS_DPOP_EXAMPLE.replace("127.0.0.1:8000", f"127.0.0.1:{tour.port}")
+    program = program.replace(f"127.0.0.1:{RESOURCE_PORT}", f"127.0.0.1:{real}")
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    out = code_block("text", tour.shown(done.stdout.strip()))
+    tour.blocks[name] = code_block("python", RS_DPOP_EXAMPLE) + "\n\n" + out
+    return tour.blocks[name]
+
+
 BASIC = "curl -u testclient:testpassword"
 TOKENS = f"{SHOWN}/api/v1/tokens/"
 LOGIN = "grant_type=password&username=testuser@example.com&password=testpassword"
@@ -375,6 +428,20 @@ PUSHED = "response_type=code&redirect_uri=https://www.example.com&scope=read&sta
 PAR = f"{BASIC} {SHOWN}/api/v1/par -d '{PUSHED}'"  # RFC 9126
 DEVICE_REQUEST = f"{BASIC} {SHOWN}/api/v1/device_authorization -d 'scope=read'"
 DEVICE_CODES = {"DEVICE_CODE": "device_code", "USER_CODE": "user_code"}
+OIDC_QUERY = {**AUTHORIZE_QUERY, "scope": "openid profile email", "nonce": "n-0S6_WzA2Mj"}
+OIDC_EXCHANGE = f'{BASIC} {TOKENS} -d "grant_type=authorization_code&code=$CODE"'
+OIDC_TOKENS = {"OIDC_TOKEN": "access_token", "ID_TOKEN": "id_token"}
+USERINFO = f'curl -H "Authorization: Bearer $OIDC_TOKEN" {SHOWN}/api/v1/userinfo'
+LOGGED_OUT = "https://www.example.com/logged-out"
+SSO_QUERY = {**OIDC_QUERY, "prompt": "none"}
+SSO_NOTE = "the same browser: its session cookie stands in for the password"
+LOGOUT_NOTE = "the session ends, with its refresh tokens; back-channel clients are told"
+
+
+def step_logout(tour: Tour, name: str) -> str:
+    """Log out of the tour's OpenID Connect sign-in (RP-initiated, with the id_token as hint)."""
+    query = {"id_token_hint": tour.values["ID_TOKEN"], "post_logout_redirect_uri": LOGGED_OUT, "state": "bye"}
+    return step_browser(tour, name, "/logout", query, LOGOUT_NOTE)
 DEVICE_POLL = (
     f'{BASIC} {TOKENS} -d "grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=$DEVICE_CODE"'
 )
@@ -402,6 +469,11 @@ def steps() -> list[tuple[str, Callable[[Tour, str], str]]]:
         ("device-authorization", curl(DEVICE_REQUEST, DEVICE_CODES)),
         ("device-approve", approve_device),
         ("device-poll", curl(DEVICE_POLL)),
+        ("oidc-authorize", lambda tour, name: step_authorize(tour, name, OIDC_QUERY, tour.browser)),
+        ("oidc-code-exchange", curl(OIDC_EXCHANGE, OIDC_TOKENS)),
+        ("oidc-userinfo", curl(USERINFO)),
+        ("oidc-sso", lambda tour, name: step_browser(tour, name, "/authorize/", SSO_QUERY, SSO_NOTE)),
+        ("oidc-logout", step_logout),
         ("jwks", curl(f"curl {SHOWN}/jwks")),
         ("verify", step_verify),
         ("dpop", step_dpop),
@@ -413,6 +485,7 @@ def steps() -> list[tuple[str, Callable[[Tour, str], str]]]:
         ("rs-token", curl(f"{BASIC} {TOKENS} -d 'grant_type=client_credentials&scope=read'",
                           {"API_TOKEN": "access_token"})),
         ("rs-hello", curl(f'curl -H "Authorization: Bearer $API_TOKEN" localhost:{RESOURCE_PORT}/hello')),
+        ("rs-dpop", step_rs_dpop),
     ]  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from jwtauth.cli.config_edit import append_table, toml_string
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import load_settings
 from jwtauth.keys import KeyRing
+from tests.dpopkit import DPoPKey
 from tests.helpers import FIXTURES, basic
 from tests.support import Server
 from tests.support import run_cli as jwtauth_cli
@@ -168,6 +169,28 @@ def test_clients_add_prints_the_secret_once_and_stores_its_hash(
         "/api/v1/tokens", body="grant_type=client_credentials", headers=basic("reports", secret)
     )
     assert result.status_code == 200 and result.json["scope"] == "read"
+
+
+def test_clients_add_require_dpop(
+    capsys: pytest.CaptureFixture[str], settings_file: Path, keys_dir: Path, store: Any
+) -> None:
+    argv = ["clients", "add", "bound", "--require-dpop", "--scope", "read", "--config", str(settings_file)]
+    status, out, err = run_main(capsys, *argv)
+    assert status == 0, err
+    assert "require_dpop = true" in settings_file.read_text()
+    settings = load_settings(settings_file, env={})
+    client = next(c for c in settings.clients if c.client_id == "bound")
+    assert client.require_dpop and not settings.clients[0].require_dpop
+    # The server built from the edited file refuses it a bearer token and binds its tokens.
+    app = testing.TestClient(create_app(settings, KeyRing(keys_dir, retire_after=960), store))
+    headers = basic("bound", printed_secret(out))
+    refused = app.simulate_post("/api/v1/tokens", body="grant_type=client_credentials", headers=headers)
+    assert refused.status_code == 400 and refused.json["error"] == "invalid_request"
+    proof = DPoPKey().proof(htu=settings.issuer + "/api/v1/tokens")
+    bound = app.simulate_post(
+        "/api/v1/tokens", body="grant_type=client_credentials", headers={**headers, "DPoP": proof}
+    )
+    assert bound.status_code == 200 and bound.json["token_type"] == "DPoP"
 
 
 def test_clients_add_refuses_a_duplicate(capsys: pytest.CaptureFixture[str], settings_file: Path) -> None:
@@ -367,3 +390,22 @@ def test_users_add_refuses_a_bad_claim_before_asking(
     status, _, err = run_main(capsys, *args, stdin="")
     assert status == 2 and message in err and "empty password" not in err
     assert settings_file.read_bytes() == before
+
+
+def test_clients_add_first_party(capsys: pytest.CaptureFixture[str], settings_file: Path) -> None:
+    uri = "https://mine.example.com/cb"
+    argv = ["clients", "add", "mine", "--grant", "authorization_code", "--redirect-uri", uri, "--first-party"]
+    status, _, _ = run_main(capsys, *argv, "--config", str(settings_file))
+    assert status == 0 and load_settings(settings_file, env={}).clients[-1].first_party
+
+
+def test_clients_add_logout_flags(capsys: pytest.CaptureFixture[str], settings_file: Path) -> None:
+    argv = ["clients", "add", "rp", "--grant", "authorization_code", "--redirect-uri", "https://rp.example.com/cb"]
+    argv += ["--post-logout-redirect-uri", "https://rp.example.com/bye"]
+    argv += ["--backchannel-logout-uri", "https://rp.example.com/bc", "--config", str(settings_file)]
+    argv += ["--allowed-origin", "https://rp.example.com"]
+    status, _, _ = run_main(capsys, *argv)
+    client = load_settings(settings_file, env={}).clients[-1]
+    assert status == 0 and client.post_logout_redirect_uris == ("https://rp.example.com/bye",)
+    assert client.backchannel_logout_uri == "https://rp.example.com/bc"
+    assert client.allowed_origins == ("https://rp.example.com",)

@@ -405,3 +405,41 @@ def test_check_config_without_a_file_is_refused() -> None:
     result = run_cli("check-config")
     assert result.returncode == 2
     assert "needs a file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sessions_lifetime_and_first_party_clients(tmp_path: Path) -> None:
+    client = CLIENT.replace('id = "app"', 'id = "app"\nfirst_party = true')
+    settings = load_settings(write(tmp_path, "[sessions]\nlifetime = 3600\n" + client), env={})
+    assert settings.session_ttl == 3600 and settings.clients[0].first_party
+    assert load_settings(None, env={}).session_ttl == 10 * 3600
+    assert "lifetime" in error_of(write(tmp_path, "[sessions]\nlifetime = 0\n" + CLIENT))
+
+
+def test_logout_metadata_is_checked_like_redirect_uris(tmp_path: Path) -> None:
+    fields = (
+        'post_logout_redirect_uris = ["https://app.example.com/bye"]\n'
+        'backchannel_logout_uri = "https://app.example.com/bc"\nbackchannel_logout_session_required = true'
+    )
+    client = load_settings(write(tmp_path, CLIENT + fields), env={}).clients[0]
+    assert client.post_logout_redirect_uris == ("https://app.example.com/bye",)
+    assert client.backchannel_logout_uri == "https://app.example.com/bc"
+    assert client.backchannel_logout_session_required
+    assert load_settings(FIXTURES, env={}).clients[0].post_logout_redirect_uris == (
+        "https://www.example.com/logged-out",
+    )
+    for bad in (
+        'post_logout_redirect_uris = ["https://app.example.com/bye#x"]',
+        'post_logout_redirect_uris = ["http://app.example.com/bye"]',
+        'backchannel_logout_uri = "com.example.app:/bc"',
+    ):
+        assert bad.split(" ")[0] in error_of(write(tmp_path, CLIENT + bad))
+
+
+def test_allowed_origins_are_origins(tmp_path: Path) -> None:
+    good = CLIENT + 'allowed_origins = ["https://app.example.com", "http://127.0.0.1:5173"]'
+    assert load_settings(write(tmp_path, good), env={}).clients[0].allowed_origins == (
+        "https://app.example.com",
+        "http://127.0.0.1:5173",
+    )
+    for bad in ("https://app.example.com/", "https://app.example.com/path", "http://app.example.com", "*"):
+        assert "allowed_origins" in error_of(write(tmp_path, CLIENT + f'allowed_origins = ["{bad}"]'))

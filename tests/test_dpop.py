@@ -118,3 +118,36 @@ def test_redis_cache_is_one_set_nx_with_a_ttl(store: Any) -> None:
     assert 0 < store.pttl(f"rs:{{{key}}}") <= 1500
     with pytest.raises(ValueError):
         RedisReplayCache(store, prefix="{x}")
+
+
+@pytest.mark.parametrize(
+    ("key", "alg"),
+    [(None, "ES256"), (ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
+     (rsa.generate_private_key(65537, 2048), "PS256")],
+)
+def test_signature_must_cover_the_segments_as_sent(key: Any, alg: str) -> None:
+    client = DPoPKey(key, alg)
+    head, body, signature = client.proof(iat=NOW).split(".")
+    other_body = client.proof(iat=NOW).split(".")[1]  # another jti, same key
+    short = signature[: len(signature) // 2]
+    for bad in (short, "", "AAAA"):
+        with pytest.raises(InvalidProof, match=r"signature does not verify|malformed"):
+            check(f"{head}.{body}.{bad}")
+    with pytest.raises(InvalidProof, match="signature does not verify"):
+        check(f"{head}.{other_body}.{signature}")
+    assert check(f"{head}.{body}.{signature}").jkt == client.jkt  # a cached key, a good proof
+    assert check(client.proof(iat=NOW)).jkt == client.jkt
+
+
+def test_a_cached_key_never_outlives_its_checks() -> None:
+    # A jwk that makes no key is refused every time (refusals are not cached) ...
+    bad = DPoPKey()
+    bad.jwk = {**bad.jwk, "x": bad.jwk["y"]}  # not a point on the curve
+    for _ in range(2):
+        with pytest.raises(InvalidProof, match="not a valid key"):
+            check(bad.proof(iat=NOW))
+    # ... and a private member is refused before any cache lookup, even for a key seen before.
+    client = DPoPKey()
+    check(client.proof(iat=NOW))
+    with pytest.raises(InvalidProof, match="public key"):
+        check(client.proof(iat=NOW, header={"jwk": {**client.jwk, "d": "AAAA"}}))

@@ -18,6 +18,7 @@ import pytest
 from falcon import testing
 
 from examples import resource_server
+from tests.dpopkit import DPoPKey
 from tests.helpers import ISSUER, basic
 from tests.support import need
 
@@ -75,6 +76,52 @@ def test_resource_server_publishes_its_metadata(api: testing.TestClient) -> None
     assert f'resource_metadata="{API}/.well-known/oauth-protected-resource"' in challenge
 
 
+def dpop_token(auth: testing.TestClient, key: DPoPKey) -> str:
+    form = f"grant_type=client_credentials&scope=read&resource={API}"
+    result = auth.simulate_post("/api/v1/tokens", body=form, headers={**basic(), "DPoP": key.proof()})
+    assert result.status_code == 200 and result.json["token_type"] == "DPoP", result.text
+    token: str = result.json["access_token"]
+    return token
+
+
+def dpop_get(api: testing.TestClient, key: DPoPKey, token: str) -> testing.Result:
+    # falcon's TestClient calls http://falconframework.org: the URL the proof must name.
+    proof = key.proof(htm="GET", htu="http://falconframework.org/hello", token=token)
+    return api.simulate_get("/hello", headers={"Authorization": f"DPoP {token}", "DPoP": proof})
+
+
+def test_resource_server_takes_dpop_and_bearer_by_default(
+    client: testing.TestClient, api: testing.TestClient
+) -> None:
+    key = DPoPKey()
+    token = dpop_token(client, key)
+    result = dpop_get(api, key, token)
+    assert result.status_code == 200, result.text
+    expected = {"sub": "testclient", "client_id": "testclient", "scope": "read", "dpop_jkt": key.jkt}
+    assert result.json == expected
+    assert api.simulate_get("/hello", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    metadata = api.simulate_get("/.well-known/oauth-protected-resource").json
+    assert metadata["dpop_bound_access_tokens_required"] is False
+    assert "ES256" in metadata["dpop_signing_alg_values_supported"]
+    assert api.simulate_get("/hello").headers["WWW-Authenticate"].startswith('DPoP algs="')
+
+
+@pytest.mark.parametrize(
+    ("flag", "bearer", "dpop", "required"),
+    [("--require-dpop", 401, 200, True), ("--no-dpop", 200, 401, None)],
+)
+def test_resource_server_flags(
+    client: testing.TestClient, flag: str, bearer: int, dpop: int, required: bool | None
+) -> None:
+    options = resource_server.dpop_options(flag == "--require-dpop", flag == "--no-dpop", None)
+    api = testing.TestClient(resource_server.build_app(ISSUER, API, fetch=routed_fetch(client), dpop=options))
+    key, plain = DPoPKey(), client_credentials(client, API)
+    assert api.simulate_get("/hello", headers={"Authorization": f"Bearer {plain}"}).status_code == bearer
+    assert dpop_get(api, key, dpop_token(client, key)).status_code == dpop
+    metadata = api.simulate_get("/.well-known/oauth-protected-resource").json
+    assert metadata.get("dpop_bound_access_tokens_required") is required
+
+
 def _asgi_get(app: Any, path: str, headers: Mapping[str, str]) -> tuple[int, dict[bytes, bytes], bytes]:
     scope = {
         "type": "http",
@@ -110,3 +157,14 @@ def test_mcp_server_publishes_its_metadata_and_refuses_other_tokens(client: test
     assert b'resource_metadata="http://127.0.0.1:8002/.well-known/oauth-protected-resource/mcp"' in (
         headers[b"www-authenticate"]
     )
+
+
+def test_resource_server_public_url_is_what_proofs_name(client: testing.TestClient) -> None:
+    options = resource_server.dpop_options(require=False, off=False, public_url="https://api.example.com/")
+    api = testing.TestClient(resource_server.build_app(ISSUER, API, fetch=routed_fetch(client), dpop=options))
+    key = DPoPKey()
+    token = dpop_token(client, key)
+    assert dpop_get(api, key, token).status_code == 401  # names the URL the proxy received
+    proof = key.proof(htm="GET", htu="https://api.example.com/hello", token=token)
+    result = api.simulate_get("/hello", headers={"Authorization": f"DPoP {token}", "DPoP": proof})
+    assert result.status_code == 200, result.text

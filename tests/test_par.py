@@ -87,7 +87,7 @@ def test_deny_spends_the_request_too(http: testing.TestClient) -> None:
 @pytest.mark.parametrize(
     ("changes", "error"),
     [
-        ({"response_type": "token id_token"}, "unsupported_response_type"),
+        ({"response_type": "code magic"}, "unsupported_response_type"),
         ({"redirect_uri": "https://evil.example/cb"}, "invalid_request"),
         ({"scope": "admin"}, "invalid_scope"),
         ({"code_challenge": "short", "code_challenge_method": "S256"}, "invalid_request"),

@@ -58,8 +58,14 @@ def test_the_tour_runs_against_a_real_server() -> None:
     device = blocks["device-authorization"]
     assert '"interval": 5' in device and "/device?user_code=" in device
     assert "Your device is connected" in blocks["device-approve"]
+    assert '"id_token": "eyJ' in blocks["oidc-code-exchange"]
+    assert '"sub": "5f0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e5f"' in blocks["oidc-userinfo"]
+    assert "prompt=none" in blocks["oidc-sso"] and "?code=" in blocks["oidc-sso"]
+    assert "Location: https://www.example.com/logged-out?state=bye" in blocks["oidc-logout"]
     assert '"scope": "read", "refresh_token"' in blocks["device-poll"]
     assert "401 Unauthorized" in blocks["rs-challenge"] and "resource_metadata=" in blocks["rs-challenge"]
     assert '"authorization_servers": ["http://127.0.0.1:8000"]' in blocks["rs-metadata"]
     assert '{"sub": "testclient", "client_id": "testclient", "scope": "read"}' in blocks["rs-hello"]
+    assert "200 {'sub': 'testclient'" in blocks["rs-dpop"] and "'dpop_jkt': " in blocks["rs-dpop"]
+    assert "401 ['Bearer realm=" in blocks["rs-dpop"] and 'error="invalid_token"' in blocks["rs-dpop"]
     assert ":8000" in out and "Traceback" not in out

@@ -1,4 +1,4 @@
-"""jwtauth.verify.middleware: RFC 9728 metadata and bearer tokens for Falcon, WSGI and ASGI apps."""
+"""jwtauth.verify.middleware: RFC 9728 metadata, bearer and DPoP tokens for Falcon, WSGI and ASGI apps."""
 
 from __future__ import annotations
 
@@ -12,9 +12,17 @@ import falcon
 import falcon.testing
 import pytest
 
-from jwtauth.verify import BearerASGI, BearerWSGI, ProtectedResource, ProtectedResourceMiddleware
+from jwtauth.verify import (
+    BearerASGI,
+    BearerWSGI,
+    DPoPOptions,
+    NonceSource,
+    ProtectedResource,
+    ProtectedResourceMiddleware,
+)
 from jwtauth.verify.middleware import CLAIMS_KEY
-from tests.test_verify import AUDIENCE, ISSUER, Key, World, claims, make_key, make_world, mint
+from tests.dpopkit import DPoPKey
+from tests.test_verify import AUDIENCE, ISSUER, NOW, Key, World, claims, make_key, make_world, mint
 
 META = ProtectedResource.of(AUDIENCE, ISSUER, ["read"])
 METADATA_URL = "https://api.example.com/.well-known/oauth-protected-resource"
@@ -200,3 +208,137 @@ def test_the_verify_package_never_imports_the_server() -> None:
                 names = [node.module]
             for name in names:
                 assert not name.startswith("jwtauth") or name.startswith("jwtauth.verify"), (module, name)
+
+
+# --- DPoP (RFC 9449 §7) beside or instead of Bearer ---------------------------------------------------
+
+HELLO = AUDIENCE + "/hello"
+
+
+def challenges(www_authenticate: str) -> dict[str, dict[str, str]]:
+    """Split a WWW-Authenticate value into {scheme: params} (our params never hold ', DPoP ')."""
+    found = {}
+    for part in re.split(r", (?=(?:DPoP|Bearer) )", www_authenticate):
+        scheme, _, rest = part.partition(" ")
+        found[scheme] = dict(_PARAM.findall(rest))
+    return found
+
+
+def bound_token(es: Key, client: DPoPKey, **more: Any) -> str:
+    return mint(es, claims(cnf={"jkt": client.jkt}, **more))
+
+
+def dpop_headers(client: DPoPKey, token: str, url: str = HELLO, **claims: Any) -> dict[str, str]:
+    proof = client.proof(htm="GET", htu=url, iat=NOW, token=token, **claims)
+    return {"Authorization": f"DPoP {token}", "DPoP": proof}
+
+
+def dpop_api(world: World, **options: Any) -> falcon.testing.TestClient:
+    dpop = DPoPOptions(base_url=AUDIENCE, clock=world.clock, **options)
+    middleware = ProtectedResourceMiddleware(world.verifier, META, required_scopes=["read"], dpop=dpop)
+    app = falcon.App(middleware=[middleware])
+    app.add_route("/hello", Hello())
+    return falcon.testing.TestClient(app)
+
+
+def test_without_dpop_the_metadata_says_nothing_of_it(api: falcon.testing.TestClient) -> None:
+    document = api.simulate_get("/.well-known/oauth-protected-resource").json
+    assert "dpop_signing_alg_values_supported" not in document
+    assert "dpop_bound_access_tokens_required" not in document
+
+
+@pytest.mark.parametrize("allow_bearer", [True, False])
+def test_dpop_metadata_and_bare_challenges(world: World, allow_bearer: bool) -> None:
+    api = dpop_api(world, allow_bearer=allow_bearer)
+    document = api.simulate_get("/.well-known/oauth-protected-resource").json
+    assert document["dpop_signing_alg_values_supported"] == ["ES256", "EdDSA", "PS256", "RS256"]
+    assert document["dpop_bound_access_tokens_required"] is (not allow_bearer)
+    refused = api.simulate_get("/hello")
+    assert refused.status_code == 401
+    offered = challenges(refused.headers["WWW-Authenticate"])
+    assert set(offered) == ({"DPoP", "Bearer"} if allow_bearer else {"DPoP"})
+    assert offered["DPoP"]["algs"] == "ES256 EdDSA PS256 RS256"
+    assert all(p["resource_metadata"] == METADATA_URL and "error" not in p for p in offered.values())
+
+
+def test_dpop_bound_token_passes_once_and_never_as_bearer(world: World, es: Key) -> None:
+    api, client = dpop_api(world), DPoPKey()
+    token = bound_token(es, client)
+    headers = dpop_headers(client, token)
+    assert api.simulate_get("/hello", headers=headers).json == {"sub": "user-1"}
+    replayed = challenges(api.simulate_get("/hello", headers=headers).headers["WWW-Authenticate"])
+    assert replayed["DPoP"]["error"] == "invalid_dpop_proof" and "error" not in replayed["Bearer"]
+    # RFC 9449 §7.2: a bound token sent as Bearer is a downgrade, refused on the Bearer challenge.
+    downgrade = api.simulate_get("/hello", headers={"Authorization": f"Bearer {token}"})
+    assert downgrade.status_code == 401
+    offered = challenges(downgrade.headers["WWW-Authenticate"])
+    assert offered["Bearer"]["error"] == "invalid_token"
+    assert offered["Bearer"]["resource_metadata"] == METADATA_URL
+    # A plain bearer token still passes where Bearer is allowed.
+    assert api.simulate_get("/hello", headers={"Authorization": f"Bearer {mint(es)}"}).status_code == 200
+
+
+def test_dpop_required_refuses_every_bearer_token(world: World, es: Key) -> None:
+    api, client = dpop_api(world, allow_bearer=False), DPoPKey()
+    refused = api.simulate_get("/hello", headers={"Authorization": f"Bearer {mint(es)}"})
+    assert refused.status_code == 401 and set(challenges(refused.headers["WWW-Authenticate"])) == {"DPoP"}
+    token = bound_token(es, client)
+    assert api.simulate_get("/hello", headers=dpop_headers(client, token)).status_code == 200
+
+
+def test_dpop_checks_the_proof_against_the_request(world: World, es: Key) -> None:
+    api, client = dpop_api(world), DPoPKey()
+    token = bound_token(es, client)
+    other_token = mint(es, claims(cnf={"jkt": client.jkt}, jti="2"))
+    for headers, error in (
+        (dpop_headers(client, token, url=AUDIENCE + "/other"), "invalid_dpop_proof"),  # another URL
+        (dpop_headers(DPoPKey(), token), "invalid_token"),  # signed by a key the token is not bound to
+        (dpop_headers(client, other_token) | {"Authorization": f"DPoP {token}"}, "invalid_dpop_proof"),
+        ({"Authorization": f"DPoP {token}"}, "invalid_dpop_proof"),  # no proof
+    ):
+        result = api.simulate_get("/hello", headers=headers)
+        assert result.status_code == 401
+        assert challenges(result.headers["WWW-Authenticate"])["DPoP"]["error"] == error
+    assert api.simulate_get("/hello", headers=dpop_headers(client, token)).status_code == 200  # none spent
+
+
+def test_dpop_insufficient_scope_names_the_scope_on_the_dpop_challenge(world: World, es: Key) -> None:
+    api, client = dpop_api(world), DPoPKey()
+    token = bound_token(es, client, scope="write")
+    result = api.simulate_get("/hello", headers=dpop_headers(client, token))
+    assert result.status_code == 403
+    offered = challenges(result.headers["WWW-Authenticate"])
+    assert offered["DPoP"]["error"] == "insufficient_scope" and offered["DPoP"]["scope"] == "read"
+    assert "scope" not in offered["Bearer"]
+
+
+def test_wsgi_wrapper_with_dpop_and_nonces(world: World, es: Key) -> None:
+    nonces = NonceSource(lambda: [b"rs secret"], clock=world.clock)
+    dpop = DPoPOptions(allow_bearer=False, nonces=nonces, clock=world.clock)
+    app = BearerWSGI(_inner_wsgi, world.verifier, META, required_scopes=["read"], dpop=dpop)
+    status, _, body = _wsgi_call(app, "/.well-known/oauth-protected-resource")
+    assert json.loads(body)["dpop_bound_access_tokens_required"] is True
+    client = DPoPKey()
+    token = bound_token(es, client)
+    url = "http://falconframework.org/hello"  # create_environ's host: the URL as this server sees it
+    status, headers, _ = _wsgi_call(app, "/hello", dpop_headers(client, token, url=url))
+    assert status.startswith("401") and headers["DPoP-Nonce"]
+    assert challenges(headers["WWW-Authenticate"])["DPoP"]["error"] == "use_dpop_nonce"
+    nonce = headers["DPoP-Nonce"]
+    status, _, body = _wsgi_call(app, "/hello", dpop_headers(client, token, url=url, nonce=nonce))
+    assert status == "200 OK" and json.loads(body) == {"sub": "user-1"}
+
+
+def test_asgi_wrapper_with_dpop(world: World, es: Key) -> None:
+    app = BearerASGI(_inner_asgi, world.verifier, META, dpop=DPoPOptions(clock=world.clock))
+    client = DPoPKey()
+    token = bound_token(es, client)
+    start, body = _asgi_call(app, "/mcp", dpop_headers(client, token, url=AUDIENCE + "/mcp"))
+    assert start["status"] == 200 and json.loads(body["body"]) == {"sub": "user-1"}
+    start, _ = _asgi_call(app, "/mcp", {"Authorization": f"Bearer {token}"})
+    assert start["status"] == 401
+    # Two DPoP headers are joined with a comma, which no single proof contains: refused.
+    twice = dpop_headers(client, token, url=AUDIENCE + "/mcp")
+    scope_headers = {**twice, "dpop": twice["DPoP"]}
+    start, _ = _asgi_call(app, "/mcp", scope_headers)
+    assert start["status"] == 401

@@ -49,6 +49,8 @@ def cmd_clients_add(args: argparse.Namespace) -> None:
         ("scopes", args.scope),
         ("audiences", args.audience),
         ("redirect_uris", args.redirect_uri),
+        ("post_logout_redirect_uris", args.post_logout_redirect_uri),
+        ("allowed_origins", args.allowed_origin),
     ):
         if value:
             fields[key] = value
@@ -59,6 +61,12 @@ def cmd_clients_add(args: argparse.Namespace) -> None:
         )
     if args.require_pkce:
         fields["require_pkce"] = True
+    if args.first_party:
+        fields["first_party"] = True
+    if args.backchannel_logout_uri:
+        fields["backchannel_logout_uri"] = args.backchannel_logout_uri
+    if args.require_dpop:  # RFC 9449 §5.2: its tokens must be DPoP-bound
+        fields["require_dpop"] = True
 
     def refuse(current: Settings) -> str | None:
         if any(c.client_id == args.client_id for c in current.clients):
@@ -189,8 +197,18 @@ def _add_clients_commands(sub: Any, config_help: str) -> None:
         action="append",
         help="a redirect URI, matched exactly (http://127.0.0.1/… and http://[::1]/…: any port); repeatable",
     )
+    _add_client_policy_flags(a)
+    a.set_defaults(func=cmd_clients_add)
+    account_edits.add_client_actions(cs, config_help)  # remove, rotate-secret
+
+
+def _add_client_policy_flags(a: Any) -> None:
+    """Add the flags of how a client authenticates and what it must do: PKCE, keys, PAR, DPoP, logout."""
     a.add_argument("--public", action="store_true", help="no secret (native or browser app): PKCE required")
     a.add_argument("--require-pkce", action="store_true", help="require PKCE of this confidential client")
+    a.add_argument(
+        "--require-dpop", action="store_true", help="DPoP-bound tokens only (RFC 9449): never a bearer token"
+    )
     a.add_argument(
         "--jwks-file",
         metavar="FILE",
@@ -206,8 +224,22 @@ def _add_clients_commands(sub: Any, config_help: str) -> None:
         choices=PROFILES,
         help="fapi2: the FAPI 2.0 Security Profile (PAR, PKCE, private_key_jwt, DPoP, 60 s codes)",
     )
-    a.set_defaults(func=cmd_clients_add)
-    account_edits.add_client_actions(cs, config_help)  # remove, rotate-secret
+    a.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        help="an exact URI to return to after logout (RP-Initiated Logout); repeat for several",
+    )
+    a.add_argument(
+        "--backchannel-logout-uri", help="where logout tokens are POSTed (OpenID Connect Back-Channel Logout)"
+    )
+    a.add_argument(
+        "--allowed-origin", action="append", help="a browser origin that may call the token endpoint (CORS)"
+    )
+    a.add_argument(
+        "--first-party",
+        action="store_true",
+        help="the operator's own app: signed-in users are not asked to consent (OpenID Connect SSO)",
+    )
 
 
 def _add_users_commands(sub: Any, config_help: str) -> None:

@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from jwtauth import __version__
@@ -145,6 +146,7 @@ def cmd_revoke(args: argparse.Namespace) -> None:
     """End every refresh family of a user and/or a client ("log out everywhere")."""
     from jwtauth.store import RefreshStore
     from jwtauth.store.connection import STORE_ERRORS, StoreURLError, connect
+    from jwtauth.store.sessions import SessionMarks
 
     if args.subject is None and args.client is None:
         raise OperatorError("say whose grants to end: --subject USER, --client ID, or both")
@@ -162,10 +164,17 @@ def cmd_revoke(args: argparse.Namespace) -> None:
     refresh = RefreshStore(store, prefix=settings.redis_prefix, revoked_ttl=settings.token_horizon)
     try:
         count = refresh.revoke_all(subject=args.subject, client_id=args.client)
+        if args.subject is not None and args.client is None:
+            # OpenID Connect: "log out everywhere" ends the user's browser sessions (SSO) too.
+            SessionMarks(store, prefix=settings.redis_prefix, session_ttl=settings.session_ttl).end_all(
+                args.subject, now=time.time()
+            )
     except STORE_ERRORS as exc:  # includes the cluster client's errors outside RedisError
         raise OperatorError(f"the store is unreachable ({type(exc).__name__}); nothing was revoked") from None
     families = "family" if count == 1 else "families"
     print(f"revoked {count} refresh-token {families} of {_whose(args, settings)}")
+    if args.subject is not None and args.client is None:
+        print(f"ended every browser session of {args.subject}: the next sign-in asks for the password")
     if count:
         print(
             "their refresh tokens fail from now on and introspection reports their access tokens "

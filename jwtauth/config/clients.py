@@ -42,6 +42,8 @@ class Client:
     require_pkce: bool
     # RFC 9449 §5.2 (the dpop_bound_access_tokens client metadata): every token request needs a proof.
     require_dpop: bool = False
+    # OpenID Connect: the operator's own app; a signed-in user is never asked to consent.
+    first_party: bool = False
     # RFC 8252 §8.3: `localhost` redirect URIs match on any port only for clients that opt in.
     allow_localhost: bool = False
     # RFC 7523 §2.2 private_key_jwt: the client's public keys, inline (canonical JSON) or by URL.
@@ -50,6 +52,12 @@ class Client:
     # RFC 9126 §6 (require_pushed_authorization_requests): /authorize takes only a request_uri.
     require_par: bool = False
     profile: str | None = None  # "fapi2": the FAPI 2.0 Security Profile (config/client_auth.py)
+    # OpenID Connect RP-Initiated Logout §3.1 and Back-Channel Logout §2.2 client metadata.
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
+    # Browser origins that may call the token, userinfo and revocation endpoints (CORS).
+    allowed_origins: tuple[str, ...] = ()
     # During a secret rotation (`jwtauth clients rotate-secret`) the old secret also passes,
     # until this time (seconds since the epoch).
     previous_secret_hash: str | None = None
@@ -133,9 +141,11 @@ def _check_scopes(reader: TableReader, key: str, scopes: tuple[str, ...]) -> tup
     return scopes
 
 
+LOGOUT_KEYS = ("post_logout_redirect_uris", "backchannel_logout_uri", "backchannel_logout_session_required")
 _CLIENT_KEYS = (
     "id", "name", "secret_hash", "public", "redirect_uris", "grant_types", "scopes", "default_scope",
-    "audiences", "require_pkce", "require_dpop", "allow_localhost",
+    "audiences", "require_pkce", "require_dpop", "first_party", "allow_localhost", *LOGOUT_KEYS,
+    "allowed_origins",
 )  # fmt: skip
 
 
@@ -190,6 +200,7 @@ def parse_client(reader: TableReader) -> Client:
         # FAPI 2.0 §5.3.2.2: PKCE S256, PAR and sender-constrained (DPoP) tokens for every request.
         require_pkce=reader.get("require_pkce", bool, False) or public or fapi2,
         require_dpop=reader.get("require_dpop", bool, False) or fapi2,
+        first_party=reader.get("first_party", bool, False),
         allow_localhost=reader.get("allow_localhost", bool, False),
         jwks=auth.jwks,
         jwks_uri=auth.jwks_uri,
@@ -197,6 +208,7 @@ def parse_client(reader: TableReader) -> Client:
         profile=auth.profile,
         **_previous_secret(reader, secret_hash),
         **_token_options(reader),
+        **_browser_fields(reader),
     )
 
 
@@ -253,6 +265,37 @@ def _previous_secret(reader: TableReader, secret_hash: str | None) -> dict[str, 
         problem = "must be a date and time with an offset, e.g. 2027-01-31T12:00:00Z"
         raise reader.error(PREVIOUS_SECRET[1], problem)
     return {"previous_secret_hash": old, "previous_secret_not_after": until.timestamp()}
+
+
+
+
+ORIGINS = "allowed_origins"
+
+
+def _check_origin(reader: TableReader, key: str, origin: str) -> str:
+    """Check a CORS origin: scheme, host and port only (RFC 6454 §6.2), https or loopback http."""
+    check_redirect_uri(reader, key, origin)
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or parts.path or parts.query or origin.endswith(("?", "/")):
+        raise reader.error(key, f"{origin!r} must be an origin like https://app.example.com (no path)")
+    return origin
+
+
+def _browser_fields(reader: TableReader) -> dict[str, Any]:
+    """Return the client's logout and CORS metadata, each URI checked like a redirect URI."""
+    uris = tuple(check_redirect_uri(reader, LOGOUT_KEYS[0], u) for u in reader.strings(LOGOUT_KEYS[0]))
+    backchannel = reader.optional(LOGOUT_KEYS[1], str)
+    if backchannel is not None:
+        check_redirect_uri(reader, LOGOUT_KEYS[1], backchannel)
+        if urlsplit(backchannel).scheme not in ("http", "https"):
+            # Back-Channel Logout §2.2: the server POSTs to it, so it is an http(s) URL.
+            raise reader.error(LOGOUT_KEYS[1], f"{backchannel!r} must be an https URL")
+    return {
+        "post_logout_redirect_uris": uris,
+        "backchannel_logout_uri": backchannel,
+        "backchannel_logout_session_required": reader.get(LOGOUT_KEYS[2], bool, False),
+        ORIGINS: tuple(_check_origin(reader, ORIGINS, o) for o in reader.strings(ORIGINS)),
+    }
 
 
 def parse_user(reader: TableReader) -> User:

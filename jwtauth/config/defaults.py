@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "dpop.proof_window": 60,  # how old a DPoP proof's iat may be; its jti is remembered this long
     "dpop.require_nonce": False,  # RFC 9449 §8: every proof must carry a server nonce
     "dpop.nonce_lifetime": 300,  # nonces rotate this often (each stays valid one slot either side)
+    "sessions.lifetime": 10 * 3600,  # a browser session (SSO) lasts this long after sign-in
     "client_id_metadata.enabled": False,
     "client_id_metadata.allowed_hosts": (),
     "client_id_metadata.scopes": (),

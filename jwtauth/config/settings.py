@@ -61,6 +61,7 @@ class Settings:
     dpop_proof_window: int = DEFAULTS["dpop.proof_window"]
     dpop_require_nonce: bool = DEFAULTS["dpop.require_nonce"]
     dpop_nonce_lifetime: int = DEFAULTS["dpop.nonce_lifetime"]
+    session_ttl: int = DEFAULTS["sessions.lifetime"]
     client_id_metadata: ClientMetadataSettings = field(default_factory=ClientMetadataSettings)
     metrics_port: int | None = DEFAULTS["metrics.port"]
     accept_token_endpoint_audience: bool = DEFAULTS["client_auth.accept_token_endpoint_audience"]
@@ -205,10 +206,11 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
     """Validate a parsed TOML document plus environment overrides into Settings."""
     data, origins = overlay(data, env)  # JWTAUTH_<TABLE>_<KEY> wins over the file
     root = TableReader(source, "", data, origins)
-    tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop", "client_id_metadata")
+    tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop", "client_id_metadata", "sessions")
     root.unknown_keys({*_table_keys(""), *tables, *_MORE_TABLES, "clients", "users"})
-    life, keys, limits, redis, pages, dpop, documents = (root.table_at(k) for k in tables)
-    for name, table in zip(tables, (life, keys, limits, redis, pages, dpop, documents), strict=True):
+    life, keys, limits, redis, pages, dpop, documents, sessions = (root.table_at(k) for k in tables)
+    readers = (life, keys, limits, redis, pages, dpop, documents, sessions)
+    for name, table in zip(tables, readers, strict=True):
         table.unknown_keys(_table_keys(name))
     client_auth, par, metrics = (_table(root, name) for name in _MORE_TABLES)
     issuer = _issuer(root, env)
@@ -238,6 +240,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         dpop_proof_window=dpop.positive("proof_window", maximum=600),
         dpop_require_nonce=dpop.get("require_nonce", bool),
         dpop_nonce_lifetime=dpop.positive("nonce_lifetime", maximum=86400),
+        session_ttl=sessions.positive("lifetime", maximum=30 * 86400),
         client_id_metadata=parse_client_metadata(documents, issuer),
         accept_token_endpoint_audience=client_auth.get("accept_token_endpoint_audience", bool),
         jwks_insecure_loopback=_dev_only(client_auth, "allow_insecure_loopback", issuer),

@@ -32,6 +32,8 @@ from jwtauth.oauth.scopes import requested_audience
 from jwtauth.observability import NO_EVENTS, Events
 from jwtauth.oidc.idtoken import IdTokens
 from jwtauth.store import CodeRecord, CodeStore, IssuedRefresh, RefreshStore, TakeStatus
+from jwtauth.store.redisclient import ScriptCall
+from jwtauth.store.sessions import SessionMarks
 from jwtauth.tokens.factory import TokenFactory
 
 MAX_CODE = 256
@@ -51,10 +53,11 @@ class AuthorizationCodeGrant:
         clock: Callable[[], float] = time.time,
         events: Events = NO_EVENTS,
         id_tokens: IdTokens | None = None,
+        sessions: SessionMarks | None = None,
     ) -> None:
         self.settings, self.tokens, self.clock = settings, tokens, clock
         self.codes, self.refresh, self.events = codes, refresh, events
-        self.id_tokens = id_tokens
+        self.id_tokens, self.sessions = id_tokens, sessions
 
     def handle(self, request: TokenRequest) -> dict[str, Any]:
         """Return the token response for a code issued to this client."""
@@ -93,6 +96,7 @@ class AuthorizationCodeGrant:
                 nonce=record.nonce,
                 access_token=body["access_token"],
                 amr=record.amr,
+                sid=record.sid,
             )
             if id_token is not None:
                 body["id_token"] = id_token
@@ -123,7 +127,9 @@ class AuthorizationCodeGrant:
             return None
         # The family is bound to the code's used marker in the round trip that creates it (a
         # replay from then on revokes it), so the exchange makes three trips, not four.
-        family = self.refresh.create(spec, then=lambda family_id: [self.codes.binding(code, family_id)])
+        family = self.refresh.create(
+            spec, then=lambda family_id: self._bindings(code, record, grant[0], family_id)
+        )
         if not (family.after and int(family.after[0])):
             # A second redemption arrived between take and bind and could not revoke a family it
             # did not know yet (RFC 6749 §4.1.2), so this request revokes it. This request still
@@ -131,6 +137,17 @@ class AuthorizationCodeGrant:
             # of a replay that comes after the bind.
             self.refresh.revoke(family.family_id, now=now)
         return family
+
+    def _bindings(
+        self, code: str, record: CodeRecord, scope: tuple[str, ...], family_id: str
+    ) -> list[ScriptCall]:
+        """Return the calls that tie a new family to its code and, for logout, to its session."""
+        calls = [self.codes.binding(code, family_id)]
+        # RP-Initiated Logout: ending the session revokes its families, except those granted
+        # offline_access (Core §11: they are meant to outlive the browser session).
+        if self.sessions is not None and record.sid is not None and "offline_access" not in scope:
+            calls.append(self.sessions.linking(record.subject, record.sid, family_id))
+        return calls
 
     def _take(self, code: str, client: Client, now: float) -> CodeRecord:
         result = self.codes.take(code, client_id=client.client_id, now=now)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from jwtauth.accounts.client_documents import DocumentRefused
@@ -26,11 +26,14 @@ from jwtauth.errors import (
 )
 from jwtauth.oauth import pkce, redirects
 from jwtauth.oauth.scopes import requested_audience, requested_scope
+from jwtauth.oidc import responses
+from jwtauth.oidc.prompt import Interaction, interaction
 
 # The parameters an authorization request carries from the page to its POST; anything else is
 # ignored (RFC 6749 §3.1: unrecognized parameters MUST be ignored).
 PARAMS = (
     "response_type",
+    "response_mode",  # OAuth 2.0 Multiple Response Types §2.1, Form Post Response Mode
     "client_id",
     "redirect_uri",
     "scope",
@@ -40,11 +43,13 @@ PARAMS = (
     "resource",
     "dpop_jkt",
     "nonce",  # OpenID Connect Core §3.1.2.1, echoed in the id_token
+    "prompt",  # Core §3.1.2.1: sign-in and consent behaviour (jwtauth.oidc.prompt)
+    "max_age",
+    "login_hint",
+    "id_token_hint",
 )
 _JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_NONCE = 512
-# response_type -> the grant a client must be configured for to use it.
-RESPONSE_TYPES = {"code": "authorization_code", "token": "implicit"}
 
 
 class UntrustedRedirect(Exception):
@@ -59,7 +64,12 @@ class Target:
     redirect_uri: str
     sent_redirect_uri: str | None
     state: str | None
-    fragment: bool
+    mode: str  # query, fragment or form_post (jwtauth.oidc.responses)
+
+    @property
+    def fragment(self) -> bool:
+        """Tell whether responses travel in the redirect URI's fragment."""
+        return self.mode == responses.FRAGMENT
 
 
 @dataclass(frozen=True)
@@ -67,13 +77,15 @@ class AuthorizationRequest:
     """A fully validated authorization request."""
 
     target: Target
-    response_type: str
+    response_type: str  # as sent; `words` is what it means
     scope: tuple[str, ...]
     audience: str
     code_challenge: str | None
     params: dict[str, str]
     dpop_jkt: str | None = None
     nonce: str | None = None
+    interaction: Interaction = field(default_factory=Interaction)
+    words: frozenset[str] = frozenset({responses.CODE})
 
 
 def identify(clients: ClientRegistry, params: Mapping[str, str]) -> Target:
@@ -95,9 +107,9 @@ def identify(clients: ClientRegistry, params: Mapping[str, str]) -> Target:
         uri = sent
     else:
         raise UntrustedRedirect("The application asked to send you to an address it has not registered.")
-    # RFC 6749 §4.2.2.1: implicit responses, errors included, travel in the fragment.
-    fragment = params.get("response_type") == "token"
-    return Target(client, uri, sent, params.get("state"), fragment)
+    # RFC 6749 §4.2.2.1: implicit responses, errors included, travel in the fragment; a
+    # response_mode may choose another way (Multiple Response Types §2.1, Form Post).
+    return Target(client, uri, sent, params.get("state"), responses.mode_of(params))
 
 
 def validate(target: Target, params: Mapping[str, str], settings: Settings) -> AuthorizationRequest:
@@ -106,11 +118,12 @@ def validate(target: Target, params: Mapping[str, str], settings: Settings) -> A
     response_type = params.get("response_type")
     if response_type is None:
         raise InvalidRequest("response_type is required")
-    grant = RESPONSE_TYPES.get(response_type)
-    if grant is None:
-        raise UnsupportedResponseType("response_type must be code or token")
-    if grant not in client.grant_types:
+    words = responses.response_words(response_type)
+    if words is None:
+        raise UnsupportedResponseType("response_type must be one of: " + ", ".join(responses.names()))
+    if not responses.RESPONSE_TYPES[words] <= client.grant_types:
         raise UnauthorizedClient(f"this client may not use response_type={response_type}")
+    responses.check_mode(params)
     if "request" in params:  # OpenID Connect Core §6: request objects are not supported
         raise RequestNotSupported("request objects are not supported; send plain parameters")
     if "request_uri" in params:
@@ -120,8 +133,10 @@ def validate(target: Target, params: Mapping[str, str], settings: Settings) -> A
     nonce = params.get("nonce")
     if nonce is not None and not 0 < len(nonce) <= MAX_NONCE:
         raise InvalidRequest(f"nonce must be 1-{MAX_NONCE} characters")
+    if responses.ID_TOKEN in words:
+        _check_id_token_request(scope, nonce)
     challenge = None
-    if response_type == "code":
+    if responses.CODE in words:
         challenge = pkce.checked_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
         if challenge is None and client.require_pkce:
             # RFC 9700 §2.1.1: public clients (and those configured so) MUST use PKCE.
@@ -130,11 +145,22 @@ def validate(target: Target, params: Mapping[str, str], settings: Settings) -> A
     # RFC 9449 §10: a base64url SHA-256 JWK thumbprint; the token request proves the key.
     if jkt is not None and not _JKT.fullmatch(jkt):
         raise InvalidRequest("dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 §10)")
+    asked = interaction(params)
     kept = {name: params[name] for name in PARAMS if name in params}
     openid = "openid" in scope
     return AuthorizationRequest(
-        target, response_type, scope, audience, challenge, kept, jkt, nonce=nonce if openid else None
-    )
+        target, response_type, scope, audience, challenge, kept, jkt, nonce=nonce if openid else None,
+        interaction=asked, words=words,
+    )  # fmt: skip
+
+
+def _check_id_token_request(scope: Sequence[str], nonce: str | None) -> None:
+    """Apply Core §3.2.2.1 / §3.3.2.11 to a response that returns an id_token from here."""
+    if "openid" not in scope:
+        raise InvalidRequest("response_type id_token needs the openid scope")
+    if nonce is None:
+        # The nonce is what binds an id_token from the front channel to the client's session.
+        raise InvalidRequest("nonce is required when the id_token comes from the authorization endpoint")
 
 
 def location(target: Target, params: Sequence[tuple[str, str]]) -> str:
@@ -159,9 +185,14 @@ def response_params(target: Target, issuer: str, values: Sequence[tuple[str, str
     return out
 
 
-def error_location(target: Target, issuer: str, error: OAuthError) -> str:
-    """Return the redirect carrying an error (RFC 6749 §4.1.2.1, §4.2.2.1)."""
+def error_params(target: Target, issuer: str, error: OAuthError) -> list[tuple[str, str]]:
+    """Return the response parameters of an error (RFC 6749 §4.1.2.1, §4.2.2.1)."""
     values = [("error", error.error)]
     if error.description:
         values.append(("error_description", error.description))
-    return location(target, response_params(target, issuer, values))
+    return response_params(target, issuer, values)
+
+
+def error_location(target: Target, issuer: str, error: OAuthError) -> str:
+    """Return the redirect carrying an error (RFC 6749 §4.1.2.1, §4.2.2.1)."""
+    return location(target, error_params(target, issuer, error))

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from jwtauth.config.settings import Settings
-from jwtauth.oidc import claims
+from jwtauth.oidc import claims, responses
+from jwtauth.oidc.prompt import PROMPTS
 from jwtauth.resources import paths
 
 # Core §3.1.2.1: what a relying party may always ask for, whatever the clients registered.
@@ -22,8 +23,9 @@ def oidc_metadata(settings: Settings, scopes: list[str]) -> dict[str, Any]:
     offered = sorted({*scopes, "openid"})
     return {
         "userinfo_endpoint": issuer + paths.USERINFO,
+        "end_session_endpoint": issuer + paths.LOGOUT,  # RP-Initiated Logout §2.1
         "scopes_supported": offered,
-        "response_modes_supported": ["query", "fragment"],
+        "response_modes_supported": list(responses.MODES),  # and the Form Post Response Mode
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [settings.signing_algorithm],
         "userinfo_signing_alg_values_supported": [],  # userinfo answers plain JSON (Core §5.3.2)
@@ -35,4 +37,8 @@ def oidc_metadata(settings: Settings, scopes: list[str]) -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "frontchannel_logout_supported": False,
+        # Back-Channel Logout §2.1: logout tokens carry sid (and sub) for every session.
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "prompt_values_supported": list(PROMPTS),  # Core §3.1.2.1, with a browser session (SSO)
     }

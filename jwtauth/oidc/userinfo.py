@@ -42,6 +42,10 @@ class UserInfo:
 
     def claims(self, token: str) -> dict[str, Any]:
         """Return the userinfo response for `token`, or raise InvalidToken / InsufficientScope."""
+        return self.answer(token)[1]
+
+    def answer(self, token: str) -> tuple[str, dict[str, Any]]:
+        """Return the token's client and the userinfo response (see `claims`)."""
         found = self.reader.access_token(token)
         if found is None:
             raise InvalidToken("the access token is invalid, expired or revoked")
@@ -53,4 +57,4 @@ class UserInfo:
         user = self.users.get(str(found.response["sub"]))
         if user is None:
             raise InvalidToken("the user of this access token no longer exists")
-        return {"sub": user.subject, **released(user.claims, scope)}
+        return found.client_id, {"sub": user.subject, **released(user.claims, scope)}

@@ -16,42 +16,44 @@ import falcon
 
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.login import Login
-from jwtauth.config.client_auth import FAPI2_CODE_TTL
 from jwtauth.config.clients import User
 from jwtauth.config.settings import Settings
 from jwtauth.errors import AccessDenied, InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
-from jwtauth.oauth import pkce
+from jwtauth.grants.front_channel import FrontChannel
 from jwtauth.oauth.authorization import (
     PARAMS,
     AuthorizationRequest,
     Target,
     UntrustedRedirect,
-    error_location,
+    error_params,
     identify,
     location,
     response_params,
     validate,
 )
 from jwtauth.oauth.par import REQUEST_URI, must_push, with_request_uri
+from jwtauth.oidc import session as browser_session
+from jwtauth.oidc.prompt import Step
+from jwtauth.oidc.responses import FORM_POST
+from jwtauth.oidc.session import Session
+from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.resources import paths
 from jwtauth.resources.forms import parse_params, read_form
-from jwtauth.store import CodeRecord, CodeStore
 from jwtauth.store.connection import STORE_ERRORS, unavailable
 from jwtauth.store.par import REQUEST_URI_PREFIX, PushedRequests
-from jwtauth.tokens.factory import TokenFactory
 from jwtauth.web import csrf
 from jwtauth.web.pages import SECURITY_HEADERS, Pages, describe_scope, form_target
 
 log = logging.getLogger("jwtauth")
 
 CSRF_FIELD = "csrf_token"
+# The consent page (no password) names the session it was shown for; the CSRF MAC binds it,
+# as it binds a pushed request's request_uri (RFC 9126 §4).
+SESSION_FIELD = "sid"
+BOUND = (*PARAMS, SESSION_FIELD, REQUEST_URI)
+GONE = "This sign-in link has expired or was already used. Go back to the application and start again."
 # One message for an unknown user and a wrong password: no hint which one it was.
 BAD_LOGIN = "The email or password is not correct."
-# The fields of a fragment response (RFC 6749 §4.2.2); never a refresh token.
-IMPLICIT_FIELDS = ("access_token", "token_type", "expires_in", "expires_at", "scope")
-# The CSRF token binds every parameter, and a pushed request's request_uri (RFC 9126 §4).
-BOUND = (*PARAMS, REQUEST_URI)
-GONE = "This sign-in link has expired or was already used. Go back to the application and start again."
 
 
 def _display_host(uri: str) -> str:
@@ -66,11 +68,11 @@ def _wait_words(seconds: int) -> str:
     return f"{seconds} seconds" if seconds < 60 else f"{minutes} minute{'s' if minutes > 1 else ''}"
 
 
-def _hidden(params: Mapping[str, str]) -> list[tuple[str, str]]:
+def _hidden(fields: Mapping[str, str]) -> list[tuple[str, str]]:
     """Return the form's hidden fields: a pushed request travels by its request_uri alone."""
-    if REQUEST_URI in params:
-        return [("client_id", params["client_id"]), (REQUEST_URI, params[REQUEST_URI])]
-    return list(params.items())
+    if REQUEST_URI in fields:
+        return [(name, fields[name]) for name in ("client_id", REQUEST_URI, SESSION_FIELD) if name in fields]
+    return list(fields.items())
 
 
 class AuthorizeResource:
@@ -82,22 +84,23 @@ class AuthorizeResource:
         settings: Settings,
         clients: ClientRegistry,
         login: Login,
-        codes: CodeStore,
-        tokens: TokenFactory,
+        front: FrontChannel,
         pages: Pages,
+        sessions: BrowserSessions,
         pushed: PushedRequests,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.settings, self.clients, self.login, self.pushed = settings, clients, login, pushed
-        self.codes, self.tokens = codes, tokens
+        self.settings, self.clients, self.login, self.sessions = settings, clients, login, sessions
+        self.front, self.pushed = front, pushed
         self.pages, self.clock = pages, clock
         self.issuer = settings.issuer
         self.action = urlsplit(settings.issuer).path + paths.AUTHORIZE
         self.secure = settings.issuer.startswith("https://")
         self.cookie = csrf.cookie_name(self.secure)
+        self.session_cookie = browser_session.cookie_name(self.secure)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Validate the request from the query and show the login + consent form."""
+        """Validate the request from the query, then answer at once or show the page it needs."""
         try:
             params, uri = self._resolve(parse_params(req.query_string))
             target = identify(self.clients, params)
@@ -105,12 +108,7 @@ class AuthorizeResource:
         except (OAuthError, UntrustedRedirect) as exc:
             self._refuse(resp, exc)
             return
-        try:
-            request = self._validate(target, params, uri)
-        except OAuthError as exc:
-            self._redirect(resp, error_location(target, self.issuer, exc))
-            return
-        self._login_page(req, resp, request)
+        self._guarded(req, resp, target, lambda: self._show(req, resp, self._validate(target, params, uri)))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Validate the posted request again, then apply the user's decision."""
@@ -122,16 +120,9 @@ class AuthorizeResource:
         except (OAuthError, UntrustedRedirect) as exc:
             self._refuse(resp, exc)
             return
-        try:
-            self._decide(req, resp, self._validate(target, params, uri), form)
-        except OAuthError as exc:
-            self._redirect(resp, error_location(target, self.issuer, exc))
-        except STORE_ERRORS as exc:
-            if not unavailable(exc):
-                raise  # a bug, not an outage: app.py logs it as a 500
-            # RFC 6749 §4.1.2.1: the client learns to retry; the user is not left on a 500.
-            log.error("store unavailable during POST %s: %s", req.path, type(exc).__name__)
-            self._redirect(resp, error_location(target, self.issuer, TemporarilyUnavailable()))
+        self._guarded(
+            req, resp, target, lambda: self._decide(req, resp, self._validate(target, params, uri), form)
+        )
 
     def _resolve(self, params: dict[str, str]) -> tuple[dict[str, str], str | None]:
         """Return the request's parameters and request_uri: the pushed ones if it names some.
@@ -163,6 +154,34 @@ class AuthorizeResource:
         if uri is not None and self.pushed.take(uri, client_id=client_id, now=now) is None:
             raise InvalidRequest("this authorization request was already used or has expired")
 
+    def _guarded(
+        self, req: falcon.Request, resp: falcon.Response, target: Target, run: Callable[[], None]
+    ) -> None:
+        """Run one step; its OAuth errors and store outages go back to the client's redirect URI."""
+        try:
+            run()
+        except OAuthError as exc:
+            self._respond(resp, target, error_params(target, self.issuer, exc))
+        except STORE_ERRORS as exc:
+            if not unavailable(exc):
+                raise  # a bug, not an outage: app.py logs it as a 500
+            # RFC 6749 §4.1.2.1: the client learns to retry; the user is not left on a 500.
+            log.error("store unavailable during %s %s: %s", req.method, req.path, type(exc).__name__)
+            self._respond(resp, target, error_params(target, self.issuer, TemporarilyUnavailable()))
+
+    def _show(self, req: falcon.Request, resp: falcon.Response, request: AuthorizationRequest) -> None:
+        """With a session, answer at once or ask for consent only; otherwise ask to sign in."""
+        now = self.clock()
+        session = self.sessions.current(req.cookies.get(self.session_cookie), now=now)
+        step = self.sessions.step(request, session, now=now)  # prompt=none's errors raise here
+        if step is Step.GRANT and session is not None:
+            self._answer(resp, request, session, now)
+        elif step is Step.CONSENT and session is not None:
+            self._login_page(req, resp, request, session=session)
+        else:
+            hinted = request.interaction.login_hint or (session.username if session else None)
+            self._login_page(req, resp, request, username=hinted)
+
     def _decide(
         self,
         req: falcon.Request,
@@ -170,11 +189,10 @@ class AuthorizeResource:
         request: AuthorizationRequest,
         form: Mapping[str, str],
     ) -> None:
-        """Check the CSRF token, then deny, or sign the user in and grant."""
+        """Check the CSRF token, then deny, or grant with the password or the live session."""
         now = self.clock()
-        if not csrf.check(
-            req.cookies.get(self.cookie), form.get(CSRF_FIELD), request.params, BOUND, now=now
-        ):
+        bound = {**request.params, **({SESSION_FIELD: form[SESSION_FIELD]} if SESSION_FIELD in form else {})}
+        if not csrf.check(req.cookies.get(self.cookie), form.get(CSRF_FIELD), bound, BOUND, now=now):
             message = "This page expired or was changed. Please check the details and sign in again."
             self._login_page(req, resp, request, status=400, message=message, username=form.get("username"))
             return
@@ -184,10 +202,52 @@ class AuthorizeResource:
             raise AccessDenied("the user denied the request")  # RFC 6749 §4.1.2.1
         if decision != "allow":
             raise InvalidRequest("decision must be allow or deny")
-        user = self._authenticate(req, resp, request, form, now)
-        if user is not None:
-            self._consume(request, now)
-            self._redirect(resp, self._grant(request, user, now))
+        if SESSION_FIELD in form and "password" not in form:
+            session = self._consenting(req, request, form[SESSION_FIELD], now)
+            if session is None:
+                message = "Your session has ended. Please sign in again."
+                self._login_page(req, resp, request, status=400, message=message)
+                return
+        else:
+            user = self._authenticate(req, resp, request, form, now)
+            if user is None:
+                return
+            session = self.sessions.signed_in(user, now=now)
+        self._answer(resp, request, session, now)
+
+    def _consenting(
+        self, req: falcon.Request, request: AuthorizationRequest, sid: str, now: float
+    ) -> Session | None:
+        """Return the session a consent-only page was shown for, if it still may stand in for the password."""
+        session = self.sessions.current(req.cookies.get(self.session_cookie), now=now)
+        if session is None or session.sid != sid:
+            return None  # signed out, or another user signed in meanwhile
+        if self.sessions.step(request, session, now=now) is Step.LOGIN:
+            return None  # max_age passed while the page was open
+        return session
+
+    def _answer(
+        self, resp: falcon.Response, request: AuthorizationRequest, session: Session, now: float
+    ) -> None:
+        """Issue the response, remember the consent in the session cookie, and redirect."""
+        self._consume(request, now)  # a pushed request answers once, by consent or by SSO
+        client = request.target.client
+        session = session.with_client(client.client_id)  # its logout tells this client (back-channel)
+        if not client.first_party:
+            session = session.with_consent(client.client_id, request.audience, request.scope)
+        value = self.sessions.cookie(session)
+        if value is not None:
+            resp.set_cookie(
+                self.session_cookie,
+                value,
+                max_age=max(int(session.expires - now), 1),
+                path="/",
+                secure=self.secure,
+                http_only=True,
+                same_site="Lax",
+            )
+        values = self.front.issue(request, session, now)
+        self._respond(resp, request.target, response_params(request.target, self.issuer, values))
 
     def _authenticate(
         self,
@@ -216,38 +276,6 @@ class AuthorizeResource:
             return None
         return user
 
-    def _grant(self, request: AuthorizationRequest, user: User, now: float) -> str:
-        """Issue the code or the implicit token and return the redirect Location."""
-        target, client = request.target, request.target.client
-        if request.response_type == "code":
-            record = CodeRecord(
-                client_id=client.client_id,
-                redirect_uri=target.sent_redirect_uri,  # RFC 6749 §4.1.3 compares with what was sent
-                scope=" ".join(request.scope),
-                subject=user.username,
-                code_challenge=request.code_challenge,
-                code_challenge_method=pkce.S256 if request.code_challenge else None,
-                auth_time=now,
-                audience=(request.audience,),
-                dpop_jkt=request.dpop_jkt if request.response_type == "code" else None,
-                nonce=request.nonce,
-                amr=("pwd",),  # RFC 8176 §2: a password
-            )
-            ttl = self.settings.code_ttl
-            if client.fapi2:  # FAPI 2.0 Security Profile §5.3.2.1: at most 60 seconds
-                ttl = min(ttl, FAPI2_CODE_TTL)
-            code = self.codes.issue(record, ttl=ttl, now=now)
-            return location(target, response_params(target, self.issuer, [("code", code)]))
-        body = self.tokens.issue(
-            client=client,
-            subject=user.username,
-            scope=request.scope,
-            audience=request.audience,
-            auth_time=int(now),
-        )
-        values = [(name, str(body[name])) for name in IMPLICIT_FIELDS]
-        return location(target, response_params(target, self.issuer, values))
-
     def _login_page(
         self,
         req: falcon.Request,
@@ -257,10 +285,15 @@ class AuthorizeResource:
         status: int = 200,
         message: str | None = None,
         username: str | None = None,
+        session: Session | None = None,
     ) -> None:
-        """Render the form with a fresh CSRF token bound to this request and this browser."""
+        """Render the form with a fresh CSRF token bound to this request, this browser, this session.
+
+        With `session` it is the consent page: no password fields, the session id bound instead.
+        """
         secret = csrf.browser_secret(req.cookies.get(self.cookie))
-        token = csrf.issue(secret, request.params, BOUND, now=self.clock())
+        bound = {**request.params, **({SESSION_FIELD: session.sid} if session else {})}
+        token = csrf.issue(secret, bound, BOUND, now=self.clock())
         resp.set_cookie(
             self.cookie,
             secret,
@@ -284,8 +317,9 @@ class AuthorizeResource:
             audience=_display_host(request.audience),
             return_to=_display_host(target.redirect_uri),
             action=self.action,
-            hidden=[*_hidden(request.params), (CSRF_FIELD, token)],
+            hidden=[*_hidden(bound), (CSRF_FIELD, token)],
             username=username or "",
+            signed_in_as=session.username if session else None,
             message=message,
         )
 
@@ -303,6 +337,13 @@ class AuthorizeResource:
             message=message,
             error=error,
         )
+
+    def _respond(self, resp: falcon.Response, target: Target, params: list[tuple[str, str]]) -> None:
+        """Send the response to the client: a form the browser posts (form_post) or a redirect."""
+        if target.mode == FORM_POST:
+            self.pages.form_post(resp, target.redirect_uri, params)  # Form Post Response Mode §2
+        else:
+            self._redirect(resp, location(target, params))
 
     def _redirect(self, resp: falcon.Response, url: str) -> None:
         """Answer 303 See Other: the browser follows with a GET, never re-posting the password."""

@@ -11,6 +11,7 @@ from jwtauth.accounts.assertions import SIGNING_ALGORITHMS
 from jwtauth.config.settings import Settings
 from jwtauth.grants.base import Grant
 from jwtauth.keys import KeyRing
+from jwtauth.oidc import responses
 from jwtauth.oidc.discovery import oidc_metadata
 from jwtauth.resources import paths
 from jwtauth.verify.dpop import DPOP_ALGORITHMS
@@ -79,7 +80,7 @@ def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
         "introspection_endpoint": issuer + paths.INTROSPECT,  # RFC 7662; confidential clients only
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": scopes,
-        "response_types_supported": ["code", "token"],
+        "response_types_supported": responses.names(),  # OpenID Connect Core §3.2, §3.3 too
         "code_challenge_methods_supported": ["S256"],  # RFC 7636; never plain (RFC 9700 §2.1.1)
         "authorization_response_iss_parameter_supported": True,  # RFC 9207
         "device_authorization_endpoint": issuer + paths.DEVICE_AUTHORIZATION,  # RFC 8628 §4

@@ -8,6 +8,7 @@ REVOKE = "/api/v1/revoke"
 INTROSPECT = "/api/v1/introspect"
 USERINFO = "/api/v1/userinfo"  # OpenID Connect Core §5.3
 PAR = "/api/v1/par"  # RFC 9126 pushed authorization requests
+LOGOUT = "/logout"  # OpenID Connect RP-Initiated Logout: the end_session_endpoint
 JWKS = ("/jwks", "/.well-known/jwks.json")
 # RFC 8414 metadata, also served where OpenID Connect Discovery looks for it.
 METADATA = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")

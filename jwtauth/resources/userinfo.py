@@ -21,11 +21,16 @@ class UserInfoResource:
         if "access_token" in parse_params(req.query_string):
             raise BearerError("send the access token in the Authorization header, not in the URL")
         token = bearer_token(req.get_header("Authorization"), None)
-        send_json(resp, self.userinfo.claims(token))
+        self._answer(req, resp, token)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         if "access_token" in parse_params(req.query_string):
             raise BearerError("send the access token in the Authorization header, not in the URL")
         form = read_form(req) if req.content_length else {}
         token = bearer_token(req.get_header("Authorization"), form)
-        send_json(resp, self.userinfo.claims(token))
+        self._answer(req, resp, token)
+
+    def _answer(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        client_id, claims = self.userinfo.answer(token)
+        req.context.client_id = client_id  # CORS answers for the token's client's origins
+        send_json(resp, claims)

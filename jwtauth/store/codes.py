@@ -88,6 +88,7 @@ class CodeRecord:
     dpop_jkt: str | None = None  # RFC 9449 §10: the key the token request must prove
     nonce: str | None = None  # OpenID Connect Core §3.1.2.1: into the id_token of the exchange
     amr: tuple[str, ...] = ()  # how the user authenticated (RFC 8176)
+    sid: str | None = None  # the browser session (Back-Channel Logout §2.1)
 
 
 @dataclass(frozen=True)

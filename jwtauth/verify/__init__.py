@@ -22,6 +22,8 @@ then the token must carry an ``aud`` claim (RFC 9068 §2.2).
 DPoP (RFC 9449): ``DPoPAuth`` guards Falcon resources with sender-constrained tokens
 (``Authorization: DPoP`` plus a ``DPoP`` proof) and refuses a bound token sent as Bearer;
 ``Verifier.verify`` itself refuses a bound token unless given the checked proof's key.
+``ProtectedResourceMiddleware``, ``BearerWSGI`` and ``BearerASGI`` take ``dpop=DPoPOptions(...)``
+to run the same checks for a whole app and advertise them in the RFC 9728 metadata.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from jwtauth.verify.resource import ProtectedResource
 from jwtauth.verify.verifier import Verifier, token_scopes
 
 if TYPE_CHECKING:
-    from jwtauth.verify.dpopauth import DPoPAuth
+    from jwtauth.verify.dpopauth import DPoPAuth, DPoPOptions
     from jwtauth.verify.hooks import BearerAuth, RequireBearer
     from jwtauth.verify.middleware import BearerASGI, BearerWSGI, ProtectedResourceMiddleware
 
@@ -50,6 +52,7 @@ _FALCON_ADAPTERS = {
     "BearerAuth": "hooks",
     "RequireBearer": "hooks",
     "DPoPAuth": "dpopauth",
+    "DPoPOptions": "dpopauth",
     "BearerASGI": "middleware",
     "BearerWSGI": "middleware",
     "ProtectedResourceMiddleware": "middleware",
@@ -70,6 +73,7 @@ __all__ = [
     "BearerWSGI",
     "Clock",
     "DPoPAuth",
+    "DPoPOptions",
     "Fetch",
     "InvalidProof",
     "InvalidToken",

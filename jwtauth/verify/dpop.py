@@ -10,6 +10,7 @@ is one the server issued (`jwtauth.verify.nonce`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import get_default_algorithms
 from jwt.utils import base64url_encode
 
 from jwtauth.verify.jwk import _KEY_SHAPES, _PRIVATE_MEMBERS, ALLOWED_ALGORITHMS
@@ -52,7 +54,11 @@ _THUMBPRINT_MEMBERS: Final = {
     "RSA": ("e", "kty", "n"),
     "OKP": ("crv", "kty", "x"),
 }
-_JWS: Final = jwt.PyJWS(options={"enforce_minimum_key_length": True})
+# PyJWT's algorithms check the signature (raw ECDSA signatures, PSS parameters, EdDSA); the JWS
+# around it is taken apart here, once, since _checked_header vetted every segment already.
+_ALGORITHMS: Final = get_default_algorithms()
+# A client signs every request with the same key: keep parsed, validated keys (bounded).
+_KEY_CACHE_SIZE: Final = 1024
 
 
 class InvalidProof(Exception):
@@ -110,14 +116,12 @@ def check_proof(
     `access_token` (a resource server), `ath` must be that token's hash (RFC 9449 §4.3 step 11).
     """
     header = _checked_header(proof, algorithms)
-    key = _proof_key(header["jwk"], header["alg"])
-    try:
-        decoded = _JWS.decode_complete(proof, key=key, algorithms=[header["alg"]])
-    except jwt.InvalidSignatureError:
-        raise InvalidProof("DPoP proof signature does not verify") from None
-    except (jwt.PyJWTError, ValueError, TypeError):
-        raise InvalidProof("malformed DPoP proof") from None
-    claims = _object(decoded["payload"])
+    key, jkt = _proof_key(header["jwk"], header["alg"])
+    head, body, signature = proof.split(".")
+    # RFC 7515 §5.2: the signature covers the header and payload segments exactly as sent.
+    if not _ALGORITHMS[header["alg"]].verify(f"{head}.{body}".encode("ascii"), key, _b64decode(signature)):
+        raise InvalidProof("DPoP proof signature does not verify")
+    claims = _object(_b64decode(body))
     jti, nonce = _string(claims, "jti"), claims.get("nonce")
     # RFC 9449 §4.3 steps 8-9: the proof names this very request.
     if _string(claims, "htm") != htm:
@@ -139,7 +143,7 @@ def check_proof(
         ath = claims.get("ath")
         if not isinstance(ath, str) or not hmac.compare_digest(ath, access_token_hash(access_token)):
             raise InvalidProof("DPoP proof is not for this access token")
-    return Proof(jwk_thumbprint(header["jwk"]), jti, float(iat), nonce)
+    return Proof(jkt, jti, float(iat), nonce)
 
 
 def _checked_header(proof: str, algorithms: Collection[str]) -> dict[str, Any]:
@@ -162,23 +166,32 @@ def _checked_header(proof: str, algorithms: Collection[str]) -> dict[str, Any]:
     return header
 
 
-def _proof_key(jwk: dict[str, Any], alg: str) -> jwt.PyJWK:
-    """Return the proof's public key, refusing private material and keys unfit for `alg`."""
+def _proof_key(jwk: dict[str, Any], alg: str) -> tuple[Any, str]:
+    """Return the proof's public key and its thumbprint; refuse private material, unfit keys."""
     # RFC 9449 §4.3 step 7: the header's jwk MUST NOT contain a private key.
     if _PRIVATE_MEMBERS & jwk.keys():
         raise InvalidProof("DPoP proof jwk must be a public key")
     kty, crv = _KEY_SHAPES[alg]
     if jwk.get("kty") != kty or (crv is not None and jwk.get("crv") != crv):
         raise InvalidProof("DPoP proof jwk does not fit its algorithm")
-    if not all(isinstance(jwk.get(m), str) for m in _THUMBPRINT_MEMBERS[kty]):
+    members = _THUMBPRINT_MEMBERS[kty]
+    if not all(isinstance(jwk.get(m), str) for m in members):
         raise InvalidProof("DPoP proof jwk is incomplete")
+    # Only the members that make the key (RFC 7638 §3.2) build it; the others change nothing.
+    return _public_key(alg, tuple((m, jwk[m]) for m in members))
+
+
+@functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
+def _public_key(alg: str, members: tuple[tuple[str, str], ...]) -> tuple[Any, str]:
+    """Return the validated key a JWK's key members make, and its thumbprint (cached; refusals not)."""
+    jwk = dict(members)
     try:
-        key = jwt.PyJWK(jwk, algorithm=alg)
+        key = jwt.PyJWK(jwk, algorithm=alg).key
     except (jwt.PyJWTError, ValueError, TypeError):
         raise InvalidProof("DPoP proof jwk is not a valid key") from None
-    if isinstance(key.key, rsa.RSAPublicKey) and not 2048 <= key.key.key_size <= _MAX_RSA_BITS:
+    if isinstance(key, rsa.RSAPublicKey) and not 2048 <= key.key_size <= _MAX_RSA_BITS:
         raise InvalidProof("DPoP proof RSA key must have 2048 to 4096 bits")
-    return key
+    return key, jwk_thumbprint(jwk)
 
 
 def _same_uri(claimed: str, expected: str) -> bool:

@@ -6,6 +6,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import falcon
@@ -16,7 +17,7 @@ from jwtauth.verify.nonce import NonceSource
 from jwtauth.verify.replay import MemoryReplayCache, ReplayCache, replay_key
 from jwtauth.verify.verifier import Verifier, token_scopes
 
-__all__ = ["DPoPAuth"]
+__all__ = ["DPoPAuth", "DPoPOptions"]
 
 # RFC 9449 §7.1 and RFC 6750 §2.1: the token68 after the scheme name.
 _CREDENTIALS: Final = re.compile(r"([A-Za-z]+) +([A-Za-z0-9\-._~+/]+=*)")
@@ -49,10 +50,16 @@ class DPoPAuth:
         leeway: float = 5.0,
         realm: str = "jwtauth",
         clock: Callable[[], float] = time.time,
+        resource_metadata: str | None = None,
     ) -> None:
-        """Configure the verifier, scopes, external URL, replay cache, nonces and time limits."""
+        """Configure the verifier, scopes, external URL, replay cache, nonces and time limits.
+
+        ``resource_metadata``: the RFC 9728 metadata URL every challenge names (§5.1).
+        """
         if not realm or _UNQUOTABLE.search(realm):
             raise ValueError("realm must be printable ASCII without quotes or backslashes")
+        if resource_metadata is not None and _UNQUOTABLE.search(resource_metadata):
+            raise ValueError("resource_metadata must be a URL of printable ASCII without quotes")
         if window <= 0 or leeway < 0:
             raise ValueError("need window > 0 and leeway >= 0")
         self._verifier, self._required = verifier, frozenset(required_scopes)
@@ -60,6 +67,7 @@ class DPoPAuth:
         self._allow_bearer, self._nonces, self._realm = allow_bearer, nonces, realm
         self._replay = replay if replay is not None else MemoryReplayCache()
         self._window, self._leeway, self._clock = window, leeway, clock
+        self._metadata = f', resource_metadata="{resource_metadata}"' if resource_metadata else ""
 
     def __call__(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
@@ -96,10 +104,11 @@ class DPoPAuth:
             raise falcon.HTTPUnauthorized(description=exc.reason, challenges=challenges) from None
         if not self._required <= token_scopes(claims):  # RFC 6750 §3.1
             scope = " ".join(sorted(self._required))
-            challenge = self._challenges("insufficient_scope", "insufficient scope", scheme=scheme)
+            challenge = self._challenges(
+                "insufficient_scope", "insufficient scope", scheme=scheme, scope=scope
+            )
             raise falcon.HTTPForbidden(
-                description="insufficient scope",
-                headers={"WWW-Authenticate": ", ".join(challenge) + f', scope="{scope}"'},
+                description="insufficient scope", headers={"WWW-Authenticate": ", ".join(challenge)}
             )
         return claims
 
@@ -129,13 +138,55 @@ class DPoPAuth:
             window=self._window, leeway=self._leeway, access_token=token,
         )
 
-    def _challenges(self, error: str = "", description: str = "", *, scheme: str = "dpop") -> list[str]:
-        """Return the DPoP challenge (RFC 9449 §7.1) and, where allowed, the Bearer one."""
-        dpop = f'DPoP algs="{" ".join(sorted(DPOP_ALGORITHMS))}"'
-        bearer = f'Bearer realm="{self._realm}"'
+    def _challenges(
+        self, error: str = "", description: str = "", *, scheme: str = "dpop", scope: str = ""
+    ) -> list[str]:
+        """Return the DPoP challenge (RFC 9449 §7.1) and, where allowed, the Bearer one.
+
+        The error goes on the challenge of the scheme the client used; every challenge names
+        the metadata URL, whichever scheme the client understands (RFC 9728 §5.1).
+        """
+        dpop = f'DPoP algs="{" ".join(sorted(DPOP_ALGORITHMS))}"{self._metadata}'
+        bearer = f'Bearer realm="{self._realm}"{self._metadata}'
         params = ""
         if error:
             params = f', error="{error}", error_description="{_UNQUOTABLE.sub("?", description)}"'
+        params += f', scope="{scope}"' if scope else ""
         if scheme == "bearer":
             return [bearer + params, dpop]
         return [dpop + params, *([bearer] if self._allow_bearer else [])]
+
+
+@dataclass(frozen=True)
+class DPoPOptions:
+    """How a protected resource accepts DPoP (RFC 9449 §7): ``DPoPAuth``'s settings, for middleware.
+
+    ``allow_bearer=False`` refuses bearer tokens altogether; the RFC 9728 metadata then says
+    ``dpop_bound_access_tokens_required``. The other fields are ``DPoPAuth``'s arguments.
+    """
+
+    allow_bearer: bool = True
+    base_url: str | None = None
+    replay: ReplayCache | None = None
+    nonces: NonceSource | None = None
+    window: float = 60.0
+    leeway: float = 5.0
+    clock: Callable[[], float] = time.time
+
+    def auth(
+        self, verifier: Verifier, *, required_scopes: Iterable[str], realm: str, resource_metadata: str
+    ) -> DPoPAuth:
+        """Return the ``DPoPAuth`` that enforces these options: one set of rules for every door."""
+        return DPoPAuth(
+            verifier, required_scopes=required_scopes, base_url=self.base_url,
+            allow_bearer=self.allow_bearer, replay=self.replay, nonces=self.nonces,
+            window=self.window, leeway=self.leeway, realm=realm, clock=self.clock,
+            resource_metadata=resource_metadata,
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        """Return the RFC 9728 §2 members that describe this DPoP support."""
+        return {
+            "dpop_signing_alg_values_supported": sorted(DPOP_ALGORITHMS),
+            "dpop_bound_access_tokens_required": not self.allow_bearer,
+        }

@@ -3,9 +3,12 @@
 All three serve ``ProtectedResource.path`` (``/.well-known/oauth-protected-resource[/path]``)
 without a token, require a valid bearer token everywhere else (except ``exempt_paths``), and
 name the metadata URL in every challenge (RFC 9728 §5.1), so a client that meets a 401 finds
-the authorization server on its own. The checks themselves are ``BearerAuth``'s: the WSGI and
-ASGI wrappers hand it a ``falcon.Request`` built from the environ or scope, so every framework
-gets one implementation of the rules. Claims land on ``req.context.claims`` (Falcon),
+the authorization server on its own. With ``dpop=DPoPOptions(...)`` they accept DPoP-bound
+tokens (RFC 9449 §7) beside bearer tokens, or instead of them (``allow_bearer=False``), and the
+metadata says so (``dpop_signing_alg_values_supported``, ``dpop_bound_access_tokens_required``).
+The checks themselves are ``BearerAuth``'s or ``DPoPAuth``'s: the WSGI and ASGI wrappers hand
+them a ``falcon.Request`` built from the environ or scope, so every framework gets one
+implementation of the rules. Claims land on ``req.context.claims`` (Falcon),
 ``environ["jwtauth.claims"]`` (WSGI) or ``scope["jwtauth.claims"]`` (ASGI).
 """
 
@@ -18,6 +21,7 @@ from typing import Any, Final
 
 import falcon
 
+from jwtauth.verify.dpopauth import DPoPAuth, DPoPOptions
 from jwtauth.verify.hooks import BearerAuth
 from jwtauth.verify.resource import ProtectedResource
 from jwtauth.verify.verifier import Verifier
@@ -39,7 +43,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class _Guard:
-    """What the three front doors share: the metadata, the exempt paths and one BearerAuth."""
+    """What the three front doors share: the metadata, the exempt paths and one BearerAuth or DPoPAuth."""
 
     def __init__(
         self,
@@ -48,13 +52,21 @@ class _Guard:
         required_scopes: Iterable[str],
         realm: str,
         exempt_paths: Collection[str],
+        dpop: DPoPOptions | None = None,
     ) -> None:
         self.resource = resource
-        self.body = resource.body()
         self.exempt = frozenset(exempt_paths)
-        self.auth = BearerAuth(
-            verifier, required_scopes=required_scopes, realm=realm, resource_metadata=resource.url
-        )
+        self.auth: BearerAuth | DPoPAuth
+        if dpop is None:
+            self.body = resource.body()
+            self.auth = BearerAuth(
+                verifier, required_scopes=required_scopes, realm=realm, resource_metadata=resource.url
+            )
+        else:  # the document describes what the guard enforces: both come from one DPoPOptions
+            self.body = resource.body(**dpop.metadata())
+            self.auth = dpop.auth(
+                verifier, required_scopes=required_scopes, realm=realm, resource_metadata=resource.url
+            )
 
     def route(self, path: str) -> str:
         """Return 'metadata', 'open' or 'guarded' for a request path."""
@@ -84,7 +96,7 @@ class _Guard:
 
 
 class ProtectedResourceMiddleware:
-    """Falcon middleware: serve the RFC 9728 metadata, require a bearer token on every other path."""
+    """Falcon middleware: serve the RFC 9728 metadata, require a token on every other path."""
 
     def __init__(
         self,
@@ -94,9 +106,10 @@ class ProtectedResourceMiddleware:
         required_scopes: Iterable[str] = (),
         realm: str = "jwtauth",
         exempt_paths: Collection[str] = (),
+        dpop: DPoPOptions | None = None,
     ) -> None:
-        """Configure the verifier, the metadata, the scopes every request needs and open paths."""
-        self._guard = _Guard(verifier, resource, required_scopes, realm, exempt_paths)
+        """Configure the verifier, the metadata, the scopes every request needs, open paths and DPoP."""
+        self._guard = _Guard(verifier, resource, required_scopes, realm, exempt_paths, dpop)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Answer the metadata path; authenticate everything else before routing."""
@@ -117,7 +130,7 @@ def _http_status(code: int) -> str:
 
 
 class BearerWSGI:
-    """Wrap any WSGI app: RFC 9728 metadata, then bearer tokens required (claims in the environ)."""
+    """Wrap any WSGI app: RFC 9728 metadata, then bearer (or DPoP) tokens required (claims in the environ)."""
 
     def __init__(
         self,
@@ -128,10 +141,11 @@ class BearerWSGI:
         required_scopes: Iterable[str] = (),
         realm: str = "jwtauth",
         exempt_paths: Collection[str] = (),
+        dpop: DPoPOptions | None = None,
     ) -> None:
         """Wrap ``app``; the other arguments are ``ProtectedResourceMiddleware``'s."""
         self._app = app
-        self._guard = _Guard(verifier, resource, required_scopes, realm, exempt_paths)
+        self._guard = _Guard(verifier, resource, required_scopes, realm, exempt_paths, dpop)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Answer or refuse the request, or pass it on with its claims."""
@@ -179,7 +193,7 @@ def _environ(scope: Scope) -> Environ:
 
 
 class BearerASGI:
-    """Wrap any ASGI app (Starlette, FastAPI, the MCP SDK): RFC 9728 metadata, then bearer tokens.
+    """Wrap any ASGI app (Starlette, FastAPI, the MCP SDK): RFC 9728 metadata, then bearer (or DPoP) tokens.
 
     Verification may fetch the issuer's keys, so it runs in a worker thread.
     """
@@ -193,10 +207,11 @@ class BearerASGI:
         required_scopes: Iterable[str] = (),
         realm: str = "jwtauth",
         exempt_paths: Collection[str] = (),
+        dpop: DPoPOptions | None = None,
     ) -> None:
         """Wrap ``app``; the other arguments are ``ProtectedResourceMiddleware``'s."""
         self._app = app
-        self._guard = _Guard(verifier, resource, required_scopes, realm, exempt_paths)
+        self._guard = _Guard(verifier, resource, required_scopes, realm, exempt_paths, dpop)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer or refuse the request, or pass it on with its claims."""

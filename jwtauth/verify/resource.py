@@ -92,6 +92,6 @@ class ProtectedResource:
             doc["resource_name"] = self.resource_name
         return {**doc, **self.extra}
 
-    def body(self) -> bytes:
-        """Return the document as the JSON bytes served."""
-        return json.dumps(self.document()).encode()
+    def body(self, **more: Any) -> bytes:
+        """Return the document, with ``more`` members (e.g. DPoP's), as the JSON bytes served."""
+        return json.dumps({**self.document(), **more}).encode()

@@ -31,6 +31,9 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
 }
+# The Form Post Response Mode page's one script, allowed by its hash (CSP3 §8.3 hash-source).
+AUTO_SUBMIT = "document.forms[0].submit();"
+AUTO_SUBMIT_SOURCE = f"'sha256-{base64.b64encode(hashlib.sha256(AUTO_SUBMIT.encode()).digest()).decode()}'"
 # Plain words for well-known scopes; any other scope is shown by name.
 SCOPE_WORDS = {
     "read": "Read your data",
@@ -93,13 +96,14 @@ class Pages:
         digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
         self.style_source = f"'sha256-{digest}'"
 
-    def policy(self, form_targets: Iterable[str] = ()) -> str:
-        """Return the Content-Security-Policy: no script at all, only our stylesheet."""
+    def policy(self, form_targets: Iterable[str] = (), scripts: Iterable[str] = ()) -> str:
+        """Return the Content-Security-Policy: only our stylesheet, and only the scripts named."""
         # Chromium also applies form-action to the redirect that answers a form submission, so
         # the client's redirect URI must be listed next to 'self' or the 303 would be blocked.
         actions = " ".join(form_targets) or "'none'"
+        script = f"script-src {' '.join(scripts)}; " if scripts else ""
         return (
-            f"default-src 'none'; style-src {self.style_source}; form-action {actions}; "
+            f"default-src 'none'; {script}style-src {self.style_source}; form-action {actions}; "
             "frame-ancestors 'none'; base-uri 'none'"
         )
 
@@ -118,3 +122,15 @@ class Pages:
         resp.set_headers(SECURITY_HEADERS)
         resp.set_header("Content-Security-Policy", self.policy(form_targets))
         resp.text = self.templates.get_template(template).render(stylesheet=self.stylesheet, **context)
+
+    def form_post(self, resp: falcon.Response, action: str, fields: Iterable[tuple[str, str]]) -> None:
+        """Render the Form Post Response Mode page: a form the browser submits at once (§2).
+
+        The only script is AUTO_SUBMIT, allowed by its hash; without script a button submits it.
+        """
+        target = form_target(action)
+        script = Markup(AUTO_SUBMIT)  # noqa: S704  # our constant, whose hash the CSP names
+        targets = [target] if target else []
+        context: dict[str, Any] = {"action": action, "fields": fields, "auto_submit": script}
+        self.render(resp, "form_post.html", form_targets=targets, **context)
+        resp.set_header("Content-Security-Policy", self.policy(targets, [AUTO_SUBMIT_SOURCE]))

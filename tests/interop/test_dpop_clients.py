@@ -1,7 +1,8 @@
 """DPoP with unmodified third-party clients: requests-oauth2client (PyPI) and oauth4webapi (npm).
 
-Each gets a DPoP-bound client_credentials token from a real `jwtauth serve` and presents it to a
-resource server guarded by jwtauth.verify.DPoPAuth (a Falcon app on a thread, on loopback).
+Each gets a DPoP-bound client_credentials token from a real `jwtauth serve` and presents it to
+examples/resource_server.py (its app on a thread, on loopback), guarded by jwtauth.verify's RFC 9728
+middleware: once as the example starts by default (DPoP and Bearer), once DPoP-only with nonces.
 """
 
 from __future__ import annotations
@@ -20,18 +21,14 @@ import pytest
 import requests
 from requests_oauth2client import DPoPKey, DPoPToken, OAuth2Client
 
-from jwtauth.verify import DPoPAuth, NonceSource, Verifier
+from examples import resource_server
+from jwtauth.verify import DPoPOptions, NonceSource
 from tests.support import need
 
 pytestmark = pytest.mark.e2e
 
 NODE = Path(__file__).parent / "node"
 API = "https://api.example.com"  # the demo fixtures' default audience
-
-
-class Hello:
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"sub": req.context.claims["sub"], "jkt": req.context.dpop.jkt}
 
 
 class _Quiet(WSGIRequestHandler):
@@ -50,21 +47,15 @@ def _serve(app: falcon.App[Any, Any]) -> Iterator[str]:
         httpd.server_close()
 
 
-@pytest.fixture(scope="module", params=["plain", "nonce"])
+@pytest.fixture(scope="module", params=["default", "required with nonces"])
 def resource(request: pytest.FixtureRequest, base: str) -> Iterator[str]:
-    """Yield the URL of GET /hello on a resource server verifying with jwtauth.verify (DPoP only)."""
-    nonces = NonceSource(lambda: [b"test resource server"]) if request.param == "nonce" else None
-    verifier = Verifier(issuer=base, audience=API)
-    app = falcon.App()
-    app.add_route("/hello", Hello())
-
-    class Guard:
-        def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-            req.context.claims = auth.authenticate(req)
-
-    app.add_middleware(Guard())
-    for url in _serve(app):  # the URL is known once the server listens; Guard reads `auth` then
-        auth = DPoPAuth(verifier, base_url=url, nonces=nonces, allow_bearer=False)
+    """Yield the URL of GET /hello on examples/resource_server.py, verifying with jwtauth.verify."""
+    if request.param == "default":  # what `examples/resource_server.py` runs without flags
+        dpop = resource_server.dpop_options(require=False, off=False, public_url=None)
+    else:
+        dpop = DPoPOptions(allow_bearer=False, nonces=NonceSource(lambda: [b"test resource server"]))
+    app = resource_server.build_app(base, API, "read", dpop=dpop)
+    for url in _serve(app):
         yield url + "/hello"
 
 
@@ -81,10 +72,13 @@ def test_requests_oauth2client(metadata: dict[str, Any], resource: str) -> None:
     if first.status_code == 401 and "DPoP-Nonce" in first.headers:
         first = requests.get(resource, auth=token, timeout=5)  # the library kept the nonce
     assert first.status_code == 200, first.text
-    assert first.json()["jkt"] == key.private_key.public_jwk().thumbprint()
-    # The same token as a bearer token is a downgrade the resource server refuses.
+    assert first.json()["dpop_jkt"] == key.private_key.public_jwk().thumbprint()
+    assert first.json()["sub"] == "testclient"
+    # The same token as a bearer token is a downgrade the resource server refuses (RFC 9449 §7.2).
     bearer = requests.get(resource, headers={"Authorization": f"Bearer {token.access_token}"}, timeout=5)
     assert bearer.status_code == 401
+    assert 'DPoP algs="' in bearer.headers["WWW-Authenticate"]
+    assert "resource_metadata=" in bearer.headers["WWW-Authenticate"]
 
 
 def test_oauth4webapi(base: str, resource: str) -> None:
@@ -98,4 +92,4 @@ def test_oauth4webapi(base: str, resource: str) -> None:
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert out["token_type"] == "dpop" and out["status"] == 200, out
-    assert out["body"]["sub"] == "testclient"
+    assert out["body"]["sub"] == "testclient" and out["body"]["dpop_jkt"]

@@ -183,8 +183,8 @@ def test_duplicated_parameters_are_an_error_page(http: testing.TestClient, query
     ("query", "error"),
     [
         ({"response_type": "nonsense"}, "unsupported_response_type"),
-        ({"response_type": "code token"}, "unsupported_response_type"),
-        ({"response_type": "code id_token"}, "unsupported_response_type"),
+        ({"response_type": "code none"}, "unsupported_response_type"),
+        ({"response_type": "code code"}, "unsupported_response_type"),
         ({"response_type": "CODE"}, "unsupported_response_type"),
         ({"scope": "admin"}, "invalid_scope"),
         ({"scope": "read  write"}, "invalid_scope"),
@@ -403,10 +403,8 @@ def test_tampered_parameters_are_refused(
 
 
 def test_unknown_extra_parameters_are_ignored_not_trusted(http: testing.TestClient) -> None:
-    page = open_page(http, {**README, "response_mode": "fragment", "prompt": "none"})
-    result = submit(
-        http, page, changes={"response_mode": "form_post", "redirect_uri2": "https://evil.example"}
-    )
+    page = open_page(http, {**README, "display": "page", "ui_locales": "fr"})
+    result = submit(http, page, changes={"display": "popup", "redirect_uri2": "https://evil.example"})
     assert result.status_code == 303
     assert result.headers["Location"].startswith("https://www.example.com/?code=")
 
@@ -458,11 +456,26 @@ def test_a_locked_account_looks_like_a_locked_address(make_app: Any) -> None:
 # --- where the code and the token travel ---------------------------------------------------------------
 
 
-def test_the_code_travels_in_the_query_only_with_303(http: testing.TestClient) -> None:
-    result = submit(http, open_page(http, {**README, "response_mode": "fragment"}))
+def test_the_code_travels_in_the_query_by_default_with_303(http: testing.TestClient) -> None:
+    result = submit(http, open_page(http, README))
     assert result.status_code == 303  # never 307/308, which would re-post the password
     parts = urlsplit(result.headers["Location"])
     assert "code=" in parts.query and parts.fragment == ""
+
+
+def test_a_token_never_travels_in_the_query_whatever_response_mode_says(http: testing.TestClient) -> None:
+    # Multiple Response Types §2.1: query MUST NOT carry tokens; the error goes the safe way.
+    for response_type in ("token", "id_token token", "code id_token"):
+        query = {
+            **README,
+            "response_type": response_type,
+            "response_mode": "query",
+            "scope": "openid",
+            "nonce": "n",
+        }
+        result = http.simulate_get("/authorize", params=query)
+        parts = urlsplit(result.headers["Location"])
+        assert parts.query == "" and dict(parse_qsl(parts.fragment))["error"] == "invalid_request"
 
 
 def test_the_implicit_token_travels_in_the_fragment_only(http: testing.TestClient) -> None:
@@ -470,7 +483,6 @@ def test_the_implicit_token_travels_in_the_fragment_only(http: testing.TestClien
         "response_type": "token",
         "client_id": MULTI[0],
         "redirect_uri": MULTI_URIS[0],
-        "response_mode": "query",
     }
     result = submit(http, open_page(http, query))
     assert result.status_code == 303

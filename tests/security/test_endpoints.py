@@ -289,9 +289,12 @@ def test_every_advertised_auth_method_works_and_no_other(
 def test_advertised_response_types_and_pkce_methods_are_exact(
     http: testing.TestClient, meta: dict[str, Any]
 ) -> None:
-    assert meta["response_types_supported"] == ["code", "token"]
+    assert meta["response_types_supported"] == [
+        "code", "token", "id_token", "code token", "code id_token", "id_token token", "code id_token token"
+    ]  # fmt: skip
+    assert meta["response_modes_supported"] == ["query", "fragment", "form_post"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
-    for response_type in ("code token", "id_token", "none"):
+    for response_type in ("code  code", "code none", "none"):
         result = http.simulate_get(
             "/authorize", params={"response_type": response_type, "client_id": "testclient"}
         )

@@ -1,0 +1,78 @@
+"""Keep what must be revocable about browser sessions: ended sessions and per-user "not before".
+
+A session itself lives in its signed cookie (jwtauth.oidc.session); Redis only learns of it when
+it ends. Key layout (both keys of one user share the hash tag `{ses:<sha256(username)>}`, so
+one MGET checks a session in one round trip, Cluster included):
+
+    {prefix}{ses:<sha256(username)>}:end:<sha256(sid)>   "1": this session was logged out
+    {prefix}{ses:<sha256(username)>}:nb                  epoch seconds: sessions that signed in
+                                                         before it are over ("log out everywhere")
+    {prefix}{ses:<sha256(username)>}:fam:<sha256(sid)>   set: refresh families started in this
+                                                         session, which its logout revokes
+
+Each marker lives exactly as long as the sessions it can end: the session lifetime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, ms, tagged_key, text
+
+# KEYS: the session's family set. ARGV: family id, ttl ms.
+_LINK = """
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class SessionMarks:
+    """Mark browser sessions ended, one at a time or every session of a user."""
+
+    def __init__(self, client: RedisClient, *, prefix: str = "jwtauth:", session_ttl: float) -> None:
+        self._redis = client
+        self._prefix = checked_prefix(prefix)
+        self._ttl = session_ttl
+        self._link = client.register_script(_LINK)
+
+    def live(self, username: str, sid: str, auth_time: float) -> bool:
+        """Tell whether a session neither ended nor signed in before the user's "not before"."""
+        base = self._user(username)
+        ended, not_before = self._redis.mget([f"{base}:end:{_digest(sid)}", f"{base}:nb"])
+        if ended is not None:
+            return False
+        return not_before is None or auth_time >= float(text(not_before))
+
+    def end(self, username: str, sid: str) -> None:
+        """Mark one session ended (a copied cookie dies with the one the user logged out)."""
+        key = f"{self._user(username)}:end:{_digest(sid)}"
+        self._redis.set(key, b"1", px=ms(self._ttl))
+
+    def end_all(self, username: str, *, now: float) -> None:
+        """End every session of `username` that signed in up to `now` ("log out everywhere")."""
+        # auth_time is whole seconds: every session of this second ends, the next second's live.
+        self._redis.set(f"{self._user(username)}:nb", str(int(now) + 1).encode(), px=ms(self._ttl))
+
+    def linking(self, username: str, sid: str, family_id: str) -> ScriptCall:
+        """Return the call that records a refresh family as this session's, for another's trip.
+
+        The code grant runs it in RefreshStore.create's round trip, so a family is never
+        started without its logout knowing of it (unless the trip itself failed).
+        """
+        return (self._link, [self._families(username, sid)], [family_id, str(ms(self._ttl))])
+
+    def families(self, username: str, sid: str) -> list[str]:
+        """Return the refresh families started in this session."""
+        return sorted(text(member) for member in self._redis.smembers(self._families(username, sid)))
+
+    def _families(self, username: str, sid: str) -> str:
+        return f"{self._user(username)}:fam:{_digest(sid)}"
+
+    def _user(self, username: str) -> str:
+        # Hashed: the key name is visible to anyone who can SCAN; the username need not be.
+        return tagged_key(self._prefix, "ses", hashlib.sha256(username.encode()).hexdigest())
+
+
+def _digest(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
