@@ -13,10 +13,11 @@ import falcon
 from jwtauth.accounts.assertions import AssertionChecker
 from jwtauth.accounts.client_documents import ClientDocuments
 from jwtauth.accounts.client_keys import ClientKeys, jwks_fetcher
+from jwtauth.accounts.client_limits import ClientAuthGate
 from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.document_fetch import DocumentFetcher
 from jwtauth.accounts.hashing import SecretChecker
-from jwtauth.accounts.login import Login
+from jwtauth.accounts.login import Limits, Login
 from jwtauth.accounts.reload import AccountsReload
 from jwtauth.accounts.user_codes import GLOBAL_FACTOR, UserCodeGate
 from jwtauth.accounts.users import UserDirectory
@@ -62,6 +63,7 @@ from jwtauth.resources.errors import (
     render_store_error,
     render_unexpected,
 )
+from jwtauth.resources.header_limit import HeaderLimit
 from jwtauth.resources.health import HealthResource, ReadyResource, StoreHealthResource
 from jwtauth.resources.introspect import IntrospectResource
 from jwtauth.resources.logout import LogoutResource
@@ -124,6 +126,7 @@ def _falcon_app(
             Observer(metrics, _endpoint_labels(), access_log),
             ClientAddress(parse_networks(settings.trusted_proxies)),
             CORS(settings.clients),
+            HeaderLimit(),
             audit,  # after the observer: its lines carry the request id the observer made
             *more,
         ),
@@ -252,11 +255,19 @@ def create_app(
     events = EventSinks(metrics, audit)
     keyring.on_signer_change(metrics.key_rotated)
     keyring.on_signer_change(audit.key_rotated)
-    assertions = _assertions(settings, store, clock)
-    clients = ClientRegistry(settings.clients, checker, _documents(settings, store, clock), assertions, clock)
     state = _stores(settings, store)
+    gate = ClientAuthGate(state.limiter, settings.client_auth_failures, clock)
+    clients = ClientRegistry(
+        settings.clients,
+        checker,
+        _documents(settings, store, clock),
+        _assertions(settings, store, clock),
+        gate=gate,
+        clock=clock,
+    )
     users = UserDirectory(settings.users, checker)
-    login = Login(users, state.limiter)
+    limits = Limits(settings.max_failures, settings.client_max_failures, settings.known_device_ttl)
+    login = Login(users, state.limiter, limits)
     tokens = TokenFactory(settings, keyring, clock)
     id_tokens = IdTokens(settings, keyring, users, clock)
     grants = _grants(settings, tokens, state, login, id_tokens, clock, events, users)

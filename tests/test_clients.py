@@ -237,6 +237,7 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> testing.TestClient:
     settings = parse_settings(
         {
             "issuer": ISSUER,
+            "allow_http_issuer": True,  # the suite's http://testserver (issue 18)
             "clients": [
                 {"id": "testclient", "secret_hash": hash_secret("testpassword", log_n=LOW)},
                 {"id": ODD_ID, "secret_hash": hash_secret(ODD_SECRET, log_n=LOW)},

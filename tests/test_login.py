@@ -70,10 +70,11 @@ def test_first_sign_in_takes_the_full_path(
     trips.count, scrypt_calls.calls = 0, 0
     tokens_of(login(http, username="alice", password="alice-pw"))
     assert scrypt_calls.calls == 1  # not proven yet: scrypt ran
-    # The attempt is counted against user and address before scrypt (two atomic steps, one per
-    # hash tag), then the family (one pipeline), then the user's count is reset and the
-    # address gets its attempt back. Only a process's first sign-in of a user pays this.
-    assert trips.count == 5
+    # Is the device known (issue 18)? Then the attempt is counted against user and address before
+    # scrypt (two atomic steps, one per hash tag), then the family (one pipeline), then the
+    # user's count is reset, the address gets its attempt back and the device is remembered.
+    # Only a process's first sign-in of a user pays this.
+    assert trips.count == 7
 
 
 def test_proven_sign_in_is_one_round_trip(
@@ -107,10 +108,11 @@ def test_proven_sign_in_resets_a_user_counter_on_record(
 def test_locked_out_proven_password_is_refused_and_creates_no_family(
     http: testing.TestClient, store: Any, clock: Clock, scrypt_calls: ScryptCounter, remote_addr: str
 ) -> None:
-    # The user counter (other address) or the address counter (same address) locks.
+    # The user counter (other address) or the device's counter (same, known, address) locks.
     tokens_of(login(http, username="alice", password="alice-pw"))
     for _ in range(3):
-        assert_error(login(http, username="alice", password="wrong"), 400, "invalid_grant")
+        failed = login(http, username="alice", password="wrong", remote_addr=remote_addr)
+        assert_error(failed, 400, "invalid_grant")
     before, scrypt_calls.calls = families(store), 0
     locked = login(http, username="alice", password="alice-pw", remote_addr=remote_addr)
     assert_error(locked, 429, "slow_down")
@@ -131,7 +133,8 @@ def test_locked_out_wrong_password_costs_no_scrypt(
     scrypt_calls.calls, trips.count = 0, 0
     assert_error(login(http, username="alice", password="wrong-again"), 429, "slow_down")
     assert scrypt_calls.calls == 0
-    assert trips.count == 1  # today's path: the counters only, nothing counted while locked
+    # Is the device known, then the counters; nothing counted while locked.
+    assert trips.count == 2
 
 
 def test_concurrent_wrong_guesses_cannot_outrun_the_lock(
@@ -141,13 +144,13 @@ def test_concurrent_wrong_guesses_cannot_outrun_the_lock(
     from concurrent.futures import ThreadPoolExecutor
 
     from jwtauth.accounts.hashing import SecretChecker
-    from jwtauth.accounts.login import Login
+    from jwtauth.accounts.login import Limits, Login
     from jwtauth.accounts.users import UserDirectory
     from jwtauth.errors import SlowDown
     from jwtauth.store import FailureLimiter
 
     limiter = FailureLimiter(store, max_failures=5, window_seconds=300)
-    login = Login(UserDirectory(settings.users, SecretChecker()), limiter)
+    login = Login(UserDirectory(settings.users, SecretChecker()), limiter, Limits(5, 100, 3600))
 
     def guess(i: int) -> str:
         try:

@@ -42,7 +42,8 @@ WINDOW = 300
 def http(settings: Settings, keyring: KeyRing, store: Any, clock: Clock) -> testing.TestClient:
     """An app with max_failures=3 and two quick-to-check users, alice and bob."""
     users = (cheap_user("alice", "alice-pw"), cheap_user("bob", "bob-pw"))
-    return make_app(settings, keyring, store, users=users, clock=clock, max_failures=3, failure_window=WINDOW)
+    limits = {"max_failures": 3, "client_max_failures": 3, "failure_window": WINDOW}
+    return make_app(settings, keyring, store, users=users, clock=clock, **limits)
 
 
 def test_old_readme_curl_returns_an_access_and_a_refresh_token(client: testing.TestClient) -> None:
@@ -183,7 +184,8 @@ def test_counters_use_the_names_the_authorize_page_shares(
 ) -> None:
     limiter = FailureLimiter(store, prefix=settings.redis_prefix, max_failures=3, window_seconds=WINDOW)
     login(http, username="alice", password="guess", remote_addr="192.0.2.9")
-    for key in ("user:alice", "addr:192.0.2.9"):  # exactly these names, one failure each
+    # The user's counter is the page's; the address is the client's backend: (client, address).
+    for key in ("user:alice", "client-addr:testclient|192.0.2.9"):  # exactly these, one failure each
         assert limiter.acquire([key], now=clock.now) is None
         assert limiter.acquire([key], now=clock.now) is None
         assert limiter.acquire([key], now=clock.now) is not None, key

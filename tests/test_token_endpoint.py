@@ -242,6 +242,7 @@ def limited(module_keys: Path) -> testing.TestClient:
     settings = parse_settings(
         {
             "issuer": ISSUER,
+            "allow_http_issuer": True,  # the suite's http://testserver (issue 18)
             "clients": [
                 {
                     "id": "web",

@@ -10,6 +10,7 @@ from urllib.parse import unquote_plus
 
 from jwtauth.accounts.assertions import ASSERTION_TYPE, AssertionChecker, claimed_client, refused
 from jwtauth.accounts.client_documents import ClientDocuments, DocumentRefused
+from jwtauth.accounts.client_limits import ClientAuthGate
 from jwtauth.accounts.hashing import SecretChecker, typical_parameters
 from jwtauth.config.clients import Client
 from jwtauth.errors import InvalidClient, InvalidRequest
@@ -52,11 +53,13 @@ class ClientRegistry:
         checker: SecretChecker,
         documents: ClientDocuments | None = None,
         assertions: AssertionChecker | None = None,
+        gate: ClientAuthGate | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._checker, self._clock = checker, clock
         self._documents = documents
         self._assertions = assertions
+        self._gate = gate  # counts attempts that would cost scrypt (issue 18)
         self.replace(clients)
 
     def replace(self, clients: Iterable[Client]) -> None:
@@ -90,8 +93,13 @@ class ClientRegistry:
             return self._documents.client(client_id)
         return client
 
-    def authenticate(self, authorization: str | None, params: Mapping[str, str]) -> Client:
-        """Return the client these credentials prove, or raise InvalidClient/InvalidRequest."""
+    def authenticate(
+        self, authorization: str | None, params: Mapping[str, str], client_addr: str | None = None
+    ) -> Client:
+        """Return the client these credentials prove, or raise InvalidClient/InvalidRequest.
+
+        `client_addr`: where the request came from, for the failed-authentication counters.
+        """
         body_id, body_secret = params.get("client_id"), params.get("client_secret")
         if "client_assertion" in params or "client_assertion_type" in params:
             if authorization or body_secret is not None:
@@ -105,7 +113,7 @@ class ClientRegistry:
             client_id, secret = _basic_credentials(authorization)
             if body_id is not None and body_id != client_id:
                 raise InvalidRequest("client_id in the body differs from the Basic credentials")
-            return self._check_secret(client_id, secret)
+            return self._check_secret(client_id, secret, client_addr)
         if authorization:
             raise InvalidClient("unsupported authentication scheme; use Basic")
         if body_id is None:
@@ -115,7 +123,7 @@ class ClientRegistry:
             if client is not None and client.public:
                 return client  # §2.1: a public client only identifies itself
             raise InvalidClient("client authentication failed")
-        return self._check_secret(body_id, body_secret)
+        return self._check_secret(body_id, body_secret, client_addr)
 
     def _check_assertion(self, params: Mapping[str, str]) -> Client:
         """Return the client a private_key_jwt assertion proves (RFC 7523 §2.2, RFC 7521 §4.2)."""
@@ -131,18 +139,24 @@ class ClientRegistry:
             raise refused("unknown client, or one without registered keys")
         return self._assertions.check(client, assertion)
 
-    def _check_secret(self, client_id: str, secret: str) -> Client:
+    def _check_secret(self, client_id: str, secret: str, client_addr: str | None) -> Client:
         if len(client_id) > MAX_CREDENTIAL or len(secret) > MAX_CREDENTIAL:
             raise InvalidClient("client authentication failed")
         table, like = self._state
         client = table.get(client_id)
         stored = client.secret_hash if client is not None else None
+        # Attempts that would cost scrypt are counted first and refused past the limit, before
+        # any hashing; unknown ids cost what the typical known one does, so they are gated alike.
+        costly = self._gate is not None and not self._checker.cheap(stored, secret, like=like)
+        counted = self._gate.enter(client_id, client_addr) if costly and self._gate else []
         # One path for unknown clients, public clients and wrong secrets: same answer, same
         # time (the checker hashes against a dummy when there is no stored hash).
         ok = self._checker.check(stored, secret, like=like)  # always run: unknown ids cost the same
-        if client is not None and (ok or self._previous_secret(client, secret)):
-            return client
-        raise InvalidClient("client authentication failed")
+        if client is None or not (ok or self._previous_secret(client, secret)):
+            raise InvalidClient("client authentication failed")
+        if counted and self._gate:
+            self._gate.succeeded(counted)
+        return client
 
     def _previous_secret(self, client: Client, secret: str) -> bool:
         """Return whether `secret` is the client's old one, still inside its rotation window."""

@@ -8,6 +8,12 @@ remembers HMAC-SHA256(process_key, secret) for that hash: later requests cost on
 one constant-time compare (microseconds). The process key is random per process and never
 leaves memory, so the memo is useless to anyone who steals the config or reads a core dump
 less than the whole process.
+
+A slow KDF protects low-entropy secrets only. Secrets `jwtauth clients add` generates carry 256
+bits, which no amount of hashing speed lets anyone guess, so they are stored as a fast keyed
+hash, `hmac-sha256$<salt>$<hmac>` (issue 18): checking one costs microseconds, which takes the
+scrypt cost an unauthenticated request can buy away. Passwords must stay scrypt (config refuses
+the fast form for users), and so should any client secret a human chose.
 """
 
 from __future__ import annotations
@@ -22,20 +28,31 @@ from collections.abc import Iterable
 from jwt.utils import base64url_decode, base64url_encode
 
 _PREFIX = "scrypt"
+_FAST = "hmac-sha256"
+FAST_COST = (0, 0, 0)  # the (log_n, r, p) `typical_parameters` reports for a fast hash
 # RFC 7914 parameters: ln=15 (N=32768), r=8, p=1 ≈ 32 MiB and ~50 ms on one core today.
 DEFAULT_LOG_N = 15
 _R = 8
 _P = 1
 _DKLEN = 32
-_MAXMEM = 128 * 1024 * 1024
+# What one check may use: ln=18, r=8 (256 MiB). ln=17, r=8 is OWASP's minimum for passwords.
+MAX_MEMORY = 256 * 1024 * 1024
 
 
 class HashFormatError(ValueError):
     """A stored hash is not of the form hash_secret() produces."""
 
 
+def memory(log_n: int, r: int, p: int) -> int:
+    """Return the bytes scrypt needs for these parameters (RFC 7914 §5: V, plus B and X)."""
+    return 128 * r * ((1 << log_n) + p + 2)
+
+
 def _derive(secret: bytes, salt: bytes, log_n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(secret, salt=salt, n=1 << log_n, r=r, p=p, maxmem=_MAXMEM, dklen=_DKLEN)
+    # The cap is sized from the parameters (issue 18): a fixed 128 MiB failed ln=17, r=8 on
+    # every check, a 500 for a hash the configuration had accepted.
+    maxmem = memory(log_n, r, p) + 1024 * 1024
+    return hashlib.scrypt(secret, salt=salt, n=1 << log_n, r=r, p=p, maxmem=maxmem, dklen=_DKLEN)
 
 
 def hash_secret(
@@ -46,6 +63,37 @@ def hash_secret(
     digest = _derive(secret.encode("utf-8"), salt, log_n, r, p)
     encoded = (base64url_encode(part).decode("ascii") for part in (salt, digest))
     return f"{_PREFIX}$ln={log_n},r={r},p={p}$" + "$".join(encoded)
+
+
+def fast_hash(secret: str, *, salt: bytes | None = None) -> str:
+    """Hash a generated high-entropy secret: `hmac-sha256$<salt>$<hmac>` (never for passwords)."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hmac.new(salt, secret.encode("utf-8"), hashlib.sha256).digest()
+    return f"{_FAST}$" + "$".join(base64url_encode(part).decode("ascii") for part in (salt, digest))
+
+
+def is_fast(stored: str) -> bool:
+    """Return whether `stored` is a fast keyed hash (see `fast_hash`)."""
+    return stored.startswith(_FAST + "$")
+
+
+def _parse_fast(stored: str) -> tuple[bytes, bytes]:
+    parts = stored.split("$")
+    try:
+        salt, digest = base64url_decode(parts[1]), base64url_decode(parts[2])
+    except (IndexError, ValueError) as exc:
+        raise HashFormatError("expected hmac-sha256$salt$hash") from exc
+    if len(parts) != 3 or len(salt) < 8 or len(digest) != _DKLEN:
+        raise HashFormatError("expected hmac-sha256$salt$hash (salt of 8+ bytes, hash of 32)")
+    return salt, digest
+
+
+def check_format(stored: str) -> None:
+    """Raise HashFormatError unless `stored` is a hash this module checks (scrypt or fast)."""
+    if is_fast(stored):
+        _parse_fast(stored)
+    else:
+        parse_hash(stored)
 
 
 def parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
@@ -61,6 +109,10 @@ def parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
         raise HashFormatError("unreadable scrypt parameters, salt or hash") from exc
     if not (10 <= log_n <= 20 and 1 <= r <= 32 and 1 <= p <= 16):
         raise HashFormatError("scrypt parameters out of range (ln 10..20, r 1..32, p 1..16)")
+    if memory(log_n, r, p) > MAX_MEMORY:
+        # Checked where the config is read, so `jwtauth check-config` refuses what would fail.
+        needed = memory(log_n, r, p) // (1024 * 1024)
+        raise HashFormatError(f"scrypt ln={log_n}, r={r} needs {needed} MiB per check; at most 256 MiB")
     if len(salt) < 8 or len(digest) != _DKLEN:
         raise HashFormatError("salt shorter than 8 bytes or hash not 32 bytes")
     return log_n, r, p, salt, digest
@@ -68,7 +120,7 @@ def parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
 
 def typical_parameters(hashes: Iterable[str]) -> tuple[int, int, int]:
     """Return the (log_n, r, p) most of `hashes` use (the costlier on a tie); the default if none."""
-    counts = Counter(parse_hash(h)[:3] for h in hashes)
+    counts = Counter(FAST_COST if is_fast(h) else parse_hash(h)[:3] for h in hashes)
     if not counts:
         return DEFAULT_LOG_N, _R, _P
     # Cost grows with N * r * p; a tie goes to the costlier, so an unknown name is never cheaper.
@@ -90,8 +142,11 @@ class SecretChecker:
         self._lock = threading.Lock()
         self._dummy_log_n = dummy_log_n
         self._dummies: dict[tuple[int, int, int], str] = {}
+        self._fast_dummy = fast_hash(secrets.token_urlsafe(32))
 
     def _dummy_hash(self, like: tuple[int, int, int] | None) -> str:
+        if like == FAST_COST:
+            return self._fast_dummy
         if self._dummy_log_n is not None:
             like = (self._dummy_log_n, _R, _P)
         log_n, r, p = like or (DEFAULT_LOG_N, _R, _P)
@@ -114,6 +169,15 @@ class SecretChecker:
         raw = presented.encode("utf-8", "surrogatepass")
         return known is not None and hmac.compare_digest(known, self._mac(raw))
 
+    def cheap(self, stored: str | None, presented: str, *, like: tuple[int, int, int] | None = None) -> bool:
+        """Return whether `check` would cost no scrypt: a fast hash (or dummy), or a proven secret.
+
+        Unknown accounts answer like the typical known one (`like`), so this reveals nothing.
+        """
+        if stored is None:
+            return like == FAST_COST
+        return is_fast(stored) or self.proven(stored, presented)
+
     def check(self, stored: str | None, presented: str, *, like: tuple[int, int, int] | None = None) -> bool:
         """Return whether `presented` matches `stored`; None means "no such account".
 
@@ -124,7 +188,12 @@ class SecretChecker:
             proven = self._proven.get(stored)
             if proven is not None and hmac.compare_digest(proven, self._mac(raw)):
                 return True
-        log_n, r, p, salt, digest = parse_hash(stored if stored is not None else self._dummy_hash(like))
+        target = stored if stored is not None else self._dummy_hash(like)
+        if is_fast(target):
+            salt, digest = _parse_fast(target)
+            mac = hmac.new(salt, raw, hashlib.sha256).digest()
+            return hmac.compare_digest(mac, digest) and stored is not None
+        log_n, r, p, salt, digest = parse_hash(target)
         ok = hmac.compare_digest(_derive(raw, salt, log_n, r, p), digest) and stored is not None
         if ok and stored is not None:
             with self._lock:

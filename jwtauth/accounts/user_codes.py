@@ -17,6 +17,7 @@ from typing import TypeVar
 from jwtauth.errors import SlowDown
 from jwtauth.oauth.device import normalized
 from jwtauth.store import FailureLimiter
+from jwtauth.store.limits import network_of
 
 T = TypeVar("T")
 GLOBAL_FACTOR = 100  # the whole server may see this many times one address's wrong entries
@@ -26,7 +27,7 @@ LOCKED = "too many wrong codes were entered; retry after the delay"
 
 def address_key(client_addr: str) -> str:
     """Return the counter of one address's code entries (apart from its sign-in counter)."""
-    return f"device:addr:{client_addr}"
+    return f"device:addr:{network_of(client_addr)}"  # an IPv6 client owns its /64 (issue 18)
 
 
 class UserCodeGate:

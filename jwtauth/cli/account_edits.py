@@ -5,7 +5,8 @@ Each command changes one table through config_edit.edit_document (tomlkit), so t
 comments and layout stay; the new file is validated before it atomically replaces the old
 one, and running servers pick the change up within a second (accounts/reload.py). A new
 client secret is printed once on standard output; a password is read from a prompt or
-standard input; the file only ever receives scrypt hashes.
+standard input; the file only ever receives hashes (a keyed fast hash for a generated secret,
+scrypt for a password).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jwtauth.accounts.hashing import hash_secret
+from jwtauth.accounts.hashing import fast_hash, hash_secret
 from jwtauth.cli.config_edit import edit_document, find_table
 from jwtauth.cli.console import OperatorError, read_secret, settings_file
 from jwtauth.config.clients import PREVIOUS_SECRET
@@ -68,7 +69,7 @@ def cmd_clients_rotate_secret(args: argparse.Namespace) -> None:
         if "secret_hash" not in table:
             return f"client {args.client_id!r} is public: it has no secret to rotate"
         old = table["secret_hash"]
-        table["secret_hash"] = hash_secret(secret)
+        table["secret_hash"] = fast_hash(secret)  # 256 random bits: a fast keyed hash suffices
         for key in PREVIOUS_SECRET:
             table.pop(key, None)  # a rotation ends the one before it
         if args.overlap:

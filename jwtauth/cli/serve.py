@@ -25,6 +25,7 @@ from typing import Any
 
 from jwtauth.cli import logs
 from jwtauth.observability import MULTIPROC_ENV
+from jwtauth.resources.header_limit import MAX_HEADER_BYTES
 
 log = logging.getLogger("jwtauth")
 
@@ -134,6 +135,7 @@ def run(
     """
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
 
     threads = os.environ.get("JWTAUTH_THREADS", str(BLOCKING_THREADS))
     if not threads.isdigit() or not 1 <= int(threads) <= 64:
@@ -155,6 +157,9 @@ def run(
             # stdout carries only the JSON access and audit lines.
             log_dictconfig=logs.granian_config(*logs.choose(os.environ)),
             log_access=False,  # jwtauth writes its own JSON access line (observability.py)
+            # The request head may not outgrow the app's own cap (issue 18): granian buffers no
+            # more than this (its minimum, 8 KiB, plus the cap) and refuses a larger head.
+            http1_settings=HTTP1Settings(max_buffer_size=MAX_HEADER_BYTES + 8192),
             # granian's own metrics, on loopback only: the management listener re-serves them.
             metrics_enabled=granian_metrics is not None,
             metrics_address="127.0.0.1",

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from jwtauth.accounts.hashing import HashFormatError, parse_hash
+from jwtauth.accounts.hashing import HashFormatError, check_format, is_fast
 from jwtauth.config.client_auth import AUTH_KEYS, FAPI2, parse_client_auth
 from jwtauth.config.reader import TableReader
 from jwtauth.oauth.device import GRANT_TYPE as DEVICE_GRANT
@@ -100,9 +100,13 @@ class User:
         return self.sub or self.username
 
 
-def _check_hash(reader: TableReader, key: str, value: str) -> str:
+def _check_hash(reader: TableReader, key: str, value: str, *, fast_allowed: bool = False) -> str:
+    """Refuse a hash the checker cannot read; a fast one only where `fast_allowed` (generated secrets)."""
+    if is_fast(value) and not fast_allowed:
+        # A password is chosen by a human: only a slow KDF protects it (issue 18).
+        raise reader.error(key, "a fast hmac-sha256 hash is for generated client secrets; use scrypt")
     try:
-        parse_hash(value)
+        check_format(value)
     except HashFormatError as exc:
         raise reader.error(key, f"{exc}; make one with `jwtauth hash-secret`") from None
     return value
@@ -119,6 +123,10 @@ def check_redirect_uri(reader: TableReader, key: str, uri: str) -> str:
         raise reader.error(key, f"{uri!r} is not an absolute URI") from None
     if not parts.scheme or (not parts.netloc and parts.scheme in ("http", "https")):
         raise reader.error(key, f"{uri!r} is not an absolute URI")
+    try:
+        parts.port  # noqa: B018  # RFC 3986 §3.2.3: raises past 65535, which the page would 500 on
+    except ValueError:
+        raise reader.error(key, f"{uri!r} has a port outside 0..65535") from None
     if parts.fragment or "#" in uri:
         raise reader.error(key, f"{uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
     if parts.scheme in ("http", "https") and "@" in parts.netloc:
@@ -161,7 +169,7 @@ def _credentials(reader: TableReader) -> tuple[bool, str | None]:
             "secret_hash", "is required for a confidential client (or jwks/jwks_uri, or public = true)"
         )
     if secret_hash is not None:
-        _check_hash(reader, "secret_hash", secret_hash)
+        _check_hash(reader, "secret_hash", secret_hash, fast_allowed=True)
     return public, secret_hash
 
 

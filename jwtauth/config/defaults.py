@@ -9,6 +9,7 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     "issuer": "",
     "default_audience": "",
+    "allow_http_issuer": False,  # development only: an http:// issuer that is not loopback
     "lifetimes.access_token": 900,
     "lifetimes.authorization_code": 60,
     "lifetimes.refresh_idle": 14 * 86400,  # never above refresh_absolute
@@ -22,6 +23,12 @@ DEFAULTS: dict[str, Any] = {
     "redis.prefix": "jwtauth:",
     "limits.max_failures": 5,
     "limits.window": 300,
+    # The password grant's address is the client's backend: (client, address) gets this budget.
+    "limits.client_max_failures": 100,
+    # A device that signed in as a user passes that user's lock for this long (issue 18).
+    "limits.known_device_ttl": 30 * 86400,
+    # Failed client authentications that cost scrypt, per address and per client id (issue 18).
+    "limits.client_auth_failures": 10,
     "limits.trusted_proxies": (),
     "pages.templates": None,
     "dpop.proof_window": 60,  # how old a DPoP proof's iat may be; its jti is remembered this long

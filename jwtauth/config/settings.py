@@ -42,6 +42,7 @@ class Settings:
     clients: tuple[Client, ...] = ()
     users: tuple[User, ...] = ()
     default_audience: str = DEFAULTS["default_audience"]
+    allow_http_issuer: bool = DEFAULTS["allow_http_issuer"]
     access_token_ttl: int = DEFAULTS["lifetimes.access_token"]
     code_ttl: int = DEFAULTS["lifetimes.authorization_code"]
     refresh_idle_ttl: int = DEFAULTS["lifetimes.refresh_idle"]
@@ -56,6 +57,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = DEFAULTS["limits.trusted_proxies"]
     max_failures: int = DEFAULTS["limits.max_failures"]
     failure_window: int = DEFAULTS["limits.window"]
+    client_max_failures: int = DEFAULTS["limits.client_max_failures"]
+    known_device_ttl: int = DEFAULTS["limits.known_device_ttl"]
+    client_auth_failures: int = DEFAULTS["limits.client_auth_failures"]
     # The operator's page overrides (branding), checked before the packaged templates.
     templates_dir: Path | None = None
     dpop_proof_window: int = DEFAULTS["dpop.proof_window"]
@@ -136,10 +140,33 @@ def _issuer(root: TableReader, env: Mapping[str, str]) -> str:
             valid = False
         if not valid:
             problem = f"{issuer!r} must be an http(s) URL without query or fragment"
+        elif parts.scheme == "http" and not (_loopback(parts.hostname) or _allows_http(root)):
+            # Under http:// the CSRF cookie cannot be __Host-: any sibling host could plant one
+            # (cookie tossing, issue 18). Loopback is for demos; anything else is development only.
+            valid = False
+            problem = f"{issuer!r}: http:// is for loopback only (set allow_http_issuer = true to develop)"
+        if not valid:
             if env.get("JWTAUTH_ISSUER"):  # the file is not to blame: name the variable
                 raise ConfigError(f"JWTAUTH_ISSUER: {problem}")
             raise root.error("issuer", problem)
     return issuer.rstrip("/")
+
+
+def _allows_http(root: TableReader) -> bool:
+    allowed: bool = root.get("allow_http_issuer", bool)
+    return allowed
+
+
+def _loopback(host: str | None) -> bool:
+    """Tell whether an issuer's host names this machine (`localhost` or a loopback address)."""
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _key_timing(keys: TableReader) -> tuple[str, int, int]:
@@ -187,6 +214,13 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
     users = tuple(parse_user(table) for table in _array(root, data, "users"))
     _unique(root, "clients", "id", [c.client_id for c in clients])
     _unique(root, "users", "username", [u.username for u in users])
+    # A token's sub is a username (or the sub of an id_token), or a client id for the client
+    # itself: one name for both would make a token's subject ambiguous (issue 18).
+    names = {u.username for u in users} | {u.subject for u in users}
+    for i, client in enumerate(clients):
+        if client.client_id in names:
+            problem = f"{client.client_id!r} is also a user's name or sub"
+            raise ConfigError(f"{root.source}: clients[{i}].id: {problem}")
     # OpenID Connect Core §2: a subject identifier names one user, never two.
     _unique(root, "users", "sub", [u.subject for u in users])
     return clients, users
@@ -222,6 +256,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         clients=clients,
         users=users,
         default_audience=root.get("default_audience", str),
+        allow_http_issuer=root.get("allow_http_issuer", bool),
         access_token_ttl=life.positive("access_token", maximum=86400),
         code_ttl=life.positive("authorization_code", maximum=600),
         refresh_idle_ttl=idle,
@@ -236,6 +271,9 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         trusted_proxies=_check_networks(limits, "trusted_proxies", limits.strings("trusted_proxies")),
         max_failures=limits.positive("max_failures", maximum=1000),
         failure_window=limits.positive("window", maximum=86400),
+        client_max_failures=limits.positive("client_max_failures", maximum=100_000),
+        known_device_ttl=limits.positive("known_device_ttl", maximum=400 * 86400),
+        client_auth_failures=limits.positive("client_auth_failures", maximum=100_000),
         templates_dir=_templates_dir(pages, source, env),
         dpop_proof_window=dpop.positive("proof_window", maximum=600),
         dpop_require_nonce=dpop.get("require_nonce", bool),
@@ -282,4 +320,13 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str] | 
 
 def with_issuer(settings: Settings, issuer: str) -> Settings:
     """Return settings whose issuer is `issuer` unless one was configured."""
-    return settings if settings.issuer else replace(settings, issuer=issuer.rstrip("/"))
+    if settings.issuer:
+        return settings
+    parts = urlsplit(issuer)
+    if parts.scheme == "http" and not (_loopback(parts.hostname) or settings.allow_http_issuer):
+        # The same rule as a configured issuer (cookie tossing, issue 18).
+        raise ConfigError(
+            f"the issuer would be {issuer}: http:// is for loopback only; "
+            "set JWTAUTH_ISSUER=https://… (or allow_http_issuer = true to develop)"
+        )
+    return replace(settings, issuer=issuer.rstrip("/"))

@@ -15,6 +15,9 @@ redirect_uri, resource) is checked against the record CodeStore.peek reads BEFOR
 take, so a thief holding a public client's code but not its verifier cannot destroy it, and a
 client's own mistake leaves its code usable for the rest of its short life. A record never
 changes once issued, so the checks hold for what the take consumes; they run again on it anyway.
+A second redemption revokes what the first issued only when it proves it comes from the client
+(the verifier matches, or a confidential client authenticated): a thief of a public client's
+used code gets `invalid_grant` and revokes nothing.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ class AuthorizationCodeGrant:
         if seen is not None:
             # refuse before the code is consumed
             self._checked_audience(client, seen, params, request.dpop_jkt)
-        record = self._take(code, client, now)
+        record = self._take(code, client, now, verifier)
         audience = self._checked_audience(client, record, params, request.dpop_jkt)
         scope = tuple(record.scope.split())
         family = self._start_family(client, code, record, (scope, audience), now, request.dpop_jkt)
@@ -111,6 +114,10 @@ class AuthorizationCodeGrant:
             # RFC 9449 §10: the code is bound to the key named by dpop_jkt at /authorize.
             raise InvalidGrant("the authorization code is bound to another DPoP key")
         _check_pkce(client, record, params.get("code_verifier"))
+        # Redis holds the grant, the configuration the client: a record wider than what the
+        # client may have now is refused, whatever wrote it (issue 18, defence in depth).
+        if not set(record.scope.split()) <= client.scopes:
+            raise InvalidGrant("the authorization code's scope is not allowed for this client")
         return _audience(client, self.settings, record, params.get("resource"))
 
     def _start_family(
@@ -149,8 +156,15 @@ class AuthorizationCodeGrant:
             calls.append(self.sessions.linking(record.subject, record.sid, family_id))
         return calls
 
-    def _take(self, code: str, client: Client, now: float) -> CodeRecord:
-        result = self.codes.take(code, client_id=client.client_id, now=now)
+    def _take(self, code: str, client: Client, now: float, verifier: str | None) -> CodeRecord:
+        # Reuse revokes only when the presenter proves it is the client (issue 18): a public
+        # client by the verifier, a confidential one by authenticating (it got here).
+        proof = pkce.s256(verifier) if verifier is not None else None
+        result = self.codes.take(
+            code, client_id=client.client_id, now=now, proof=proof, authenticated=not client.public
+        )
+        if result.status is TakeStatus.UNPROVEN_REUSE:
+            raise InvalidGrant("the authorization code is invalid or expired")
         if result.status is TakeStatus.ALREADY_USED:
             # RFC 6749 §4.1.2: a code used twice MUST be denied and SHOULD revoke what it issued.
             self.events.reuse_detected("authorization_code")
@@ -197,4 +211,6 @@ def _audience(client: Client, settings: Settings, record: CodeRecord, resource: 
     audience = record.audience[0] if record.audience else requested_audience(client, settings, None)
     if resource is not None and resource != audience:
         raise InvalidTarget("resource differs from the one of the authorization request")
+    if len(record.audience) > 1 or audience not in (client.audiences or (settings.audience,)):
+        raise InvalidGrant("the authorization code's audience is not allowed for this client")
     return audience

@@ -61,9 +61,10 @@ class PasswordGrant:
         spec = family_spec(
             self.settings, client, subject=username, scope=scope, audience=audience, auth_time=now, now=now
         )
-        signed_in = self._proven_sign_in(username, password, request.remote_addr, spec, now)
+        sign_in = (client.client_id, username, password, request.remote_addr, spec, now)
+        signed_in = self._proven_sign_in(*sign_in)
         if signed_in is None:
-            signed_in = self._full_sign_in(username, password, request.remote_addr, spec, now)
+            signed_in = self._full_sign_in(*sign_in)
         user, family = signed_in
         return self.tokens.issue(
             client=client,
@@ -77,27 +78,30 @@ class PasswordGrant:
         )
 
     def _proven_sign_in(
-        self, username: str, password: str, remote_addr: str, spec: FamilySpec | None, now: float
+        self, client_id: str, username: str, password: str, addr: str, spec: FamilySpec | None, now: float
     ) -> tuple[User, IssuedRefresh | None] | None:
         """Sign in a password this process already proved: lock check and family in one trip.
 
         The family exists only if nothing is locked. None when this path does not apply (first
-        sign-in, wrong password, a client that may not refresh, Cluster): take the full path.
+        sign-in, wrong password, a client that may not refresh, Cluster, a locked counter that a
+        known device may pass): take the full path.
         """
-        proven = self.login.proven(username, password, remote_addr, now=now)
+        proven = self.login.proven(username, password, addr, now=now, client_id=client_id)
         if proven is None or spec is None:
             return None
         outcome = self.refresh.create_guarded(spec, proven.guard)
         if outcome is None:
             return None
         family, verdict = outcome
-        return self.login.finish(proven, verdict), family
+        user = self.login.finish(proven, verdict)
+        return None if user is None else (user, family)
 
     def _full_sign_in(
-        self, username: str, password: str, remote_addr: str, spec: FamilySpec | None, now: float
+        self, client_id: str, username: str, password: str, addr: str, spec: FamilySpec | None, now: float
     ) -> tuple[User, IssuedRefresh | None]:
         """Sign in under the counters (counted first, then scrypt); then start the family."""
-        user = self.login.attempt(username, password, remote_addr, now=now)
+        # The address is the client's backend: counted per (client, address), see accounts.login.
+        user = self.login.attempt(username, password, addr, now=now, client_id=client_id)
         if user is None:
             # One answer for an unknown user and a wrong password (RFC 6749 §5.2).
             raise InvalidGrant(BAD_CREDENTIALS)

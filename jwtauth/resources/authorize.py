@@ -192,7 +192,10 @@ class AuthorizeResource:
         """Check the CSRF token, then deny, or grant with the password or the live session."""
         now = self.clock()
         bound = {**request.params, **({SESSION_FIELD: form[SESSION_FIELD]} if SESSION_FIELD in form else {})}
-        if not csrf.check(req.cookies.get(self.cookie), form.get(CSRF_FIELD), bound, BOUND, now=now):
+        # A POST from another origin is refused like a bad token (cookie tossing, issue 18).
+        same = csrf.same_origin(req.get_header("Origin"), self.issuer)
+        cookie = req.cookies.get(self.cookie)
+        if not same or not csrf.check(cookie, form.get(CSRF_FIELD), bound, BOUND, now=now):
             message = "This page expired or was changed. Please check the details and sign in again."
             self._login_page(req, resp, request, status=400, message=message, username=form.get("username"))
             return
@@ -213,6 +216,12 @@ class AuthorizeResource:
             if user is None:
                 return
             session = self.sessions.signed_in(user, now=now)
+        # The CSRF token names this submission: it is spent once (issue 18), so a replayed POST
+        # gets the page again, not a second code or token.
+        if not self.front.codes.claim(form.get(CSRF_FIELD) or "", ttl=csrf.TTL):
+            message = "This page was already submitted. Please check the details and sign in again."
+            self._login_page(req, resp, request, status=400, message=message)
+            return
         self._answer(resp, request, session, now)
 
     def _consenting(

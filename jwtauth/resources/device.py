@@ -62,6 +62,7 @@ class DeviceResource:
         self.clients, self.login, self.gate, self.devices = clients, login, gate, devices
         self.pages, self.clock, self.events = pages, clock, events
         self.action = urlsplit(issuer).path + paths.DEVICE
+        self.issuer = issuer
         self.secure = issuer.startswith("https://")
         self.cookie = csrf.cookie_name(self.secure)
 
@@ -117,7 +118,10 @@ class DeviceResource:
         """Check CSRF and the code again, then deny, or sign the user in and approve."""
         now = self.clock()
         bound = {name: form[name] for name in BOUND if name in form}
-        if not csrf.check(req.cookies.get(self.cookie), form.get(CSRF_FIELD), bound, BOUND, now=now):
+        # A POST from another origin is refused like a bad token (cookie tossing, issue 18).
+        same = csrf.same_origin(req.get_header("Origin"), self.issuer)
+        cookie = req.cookies.get(self.cookie)
+        if not same or not csrf.check(cookie, form.get(CSRF_FIELD), bound, BOUND, now=now):
             self._enter_page(
                 req,
                 resp,

@@ -40,7 +40,7 @@ class DeviceAuthorizationResource:
         params = read_form(req)
         # RFC 8628 §3.1: a confidential client authenticates as at the token endpoint (RFC 6749
         # §3.2.1); a public client sends its client_id.
-        client = self.clients.authenticate(req.get_header("Authorization"), params)
+        client = self.clients.authenticate(req.get_header("Authorization"), params, req.context.client_addr)
         if device.GRANT_TYPE not in client.grant_types:
             raise UnauthorizedClient("this client may not use the device authorization grant")
         # Fixed here for the life of the request: neither approval nor the poll can change them.

@@ -40,7 +40,7 @@ class PushedAuthorizationResource:
         reject_query(req)
         params = read_form(req)
         # RFC 9126 §2.1: client authentication as at the token endpoint.
-        client = self.clients.authenticate(req.get_header("Authorization"), params)
+        client = self.clients.authenticate(req.get_header("Authorization"), params, req.context.client_addr)
         request = pushable(self.clients, client, params, self.settings)
         proof = req.get_header("DPoP")
         if proof is not None:

@@ -52,7 +52,7 @@ class RevokeResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         reject_query(req)
         params = read_form(req)
-        client = self.clients.authenticate(req.get_header("Authorization"), params)
+        client = self.clients.authenticate(req.get_header("Authorization"), params, req.context.client_addr)
         req.context.client_id = client.client_id  # CORS, and the access and audit lines' `client_id`
         token = params.get("token")
         if token is None:

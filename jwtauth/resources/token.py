@@ -32,7 +32,7 @@ class TokenResource:
         if grant is None:
             raise UnsupportedGrantType("this grant_type is not supported")
         req.context.grant = grant_type  # the metrics and access-log label: a registered name only
-        client = self.clients.authenticate(req.get_header("Authorization"), params)
+        client = self.clients.authenticate(req.get_header("Authorization"), params, req.context.client_addr)
         req.context.client_id = client.client_id  # CORS, and the access and audit lines' `client_id`
         if grant_type not in client.grant_types:
             raise UnauthorizedClient("this client may not use this grant_type")

@@ -2,8 +2,9 @@
 
 Key layout (both keys of one code share the hash tag `{c:<sha256(code)>}`):
 
-    {prefix}{c:<sha256(code)>}        hash: client, exp, ttl, data (the CodeRecord as JSON)
-    {prefix}{c:<sha256(code)>}:used   hash: client, family (bound later), replayed
+    {prefix}{c:<sha256(code)>}        hash: client, exp, ttl, data (the CodeRecord as JSON), chal
+    {prefix}{c:<sha256(code)>}:used   hash: client, chal, family (bound later), replayed
+    {prefix}{s:<sha256(submission)>}  string: a consent submission already used (issue 18)
 
 Only the SHA-256 of a code is stored: a code is 256 random bits, so the digest cannot be
 turned back into a code, and a dump of Redis redeems nothing.
@@ -24,22 +25,33 @@ from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, m
 
 _CODE = re.compile(r"[A-Za-z0-9_-]{43}")
 
-# KEYS: code. ARGV: ttl_ms, client, exp, ttl, data.
-_ISSUE = """
-redis.call('HSET', KEYS[1], 'client', ARGV[2], 'exp', ARGV[3], 'ttl', ARGV[4], 'data', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
+# KEYS[k]: code. ARGV[a..a+5]: ttl_ms, client, exp, ttl, data, PKCE challenge ('' if none).
+_ISSUE_LUA = """
+local function issue_code(k, a)
+  redis.call('HSET', KEYS[k], 'client', ARGV[a + 1], 'exp', ARGV[a + 2], 'ttl', ARGV[a + 3],
+             'data', ARGV[a + 4], 'chal', ARGV[a + 5])
+  redis.call('PEXPIRE', KEYS[k], ARGV[a])
+end
 """
+_ISSUE = _ISSUE_LUA + "issue_code(1, 1)\n"
 
 # Take a code atomically: of any number of concurrent redemptions exactly one sees the record.
-# KEYS: code, used marker. ARGV: client_id, now, access-token lifetime in seconds.
+# A second redemption counts as a replay (and revokes) only from a presenter that proves it is
+# the client: authenticated (ARGV[5] = '1'), or the S256 of its verifier equals the challenge
+# (issue 18: a thief of a public client's code must not log the user out). Digests of 256-bit
+# verifiers are compared with ==: timing reveals nothing usable about a preimage.
+# KEYS: code, used marker. ARGV: client_id, now, access-token lifetime in seconds, S256 of the
+# presented verifier ('' if none), '1' if the client authenticated.
 _TAKE = """
-local m = redis.call('HMGET', KEYS[2], 'client', 'family')
+local m = redis.call('HMGET', KEYS[2], 'client', 'family', 'chal')
 if m[1] then
   if m[1] ~= ARGV[1] then return {'wrong_client'} end
+  local proven = ARGV[5] == '1' or (m[3] ~= false and m[3] ~= '' and m[3] == ARGV[4])
+  if not proven then return {'unproven_reuse'} end
   redis.call('HSET', KEYS[2], 'replayed', '1')
   return {'already_used', m[2] or ''}
 end
-local c = redis.call('HMGET', KEYS[1], 'client', 'exp', 'ttl', 'data')
+local c = redis.call('HMGET', KEYS[1], 'client', 'exp', 'ttl', 'data', 'chal')
 if not c[1] then return {'unknown'} end
 if tonumber(ARGV[2]) >= tonumber(c[2]) then
   redis.call('DEL', KEYS[1])
@@ -48,7 +60,7 @@ end
 if c[1] ~= ARGV[1] then return {'wrong_client'} end
 local ms = math.max(math.ceil((tonumber(c[3]) + tonumber(ARGV[3])) * 1000), 1)
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[2], 'client', ARGV[1])
+redis.call('HSET', KEYS[2], 'client', ARGV[1], 'chal', c[5] or '')
 redis.call('PEXPIRE', KEYS[2], string.format('%d', ms))
 return {'ok', c[4]}
 """
@@ -69,6 +81,7 @@ class TakeStatus(enum.Enum):
 
     OK = "ok"
     ALREADY_USED = "already_used"
+    UNPROVEN_REUSE = "unproven_reuse"  # used, but the presenter did not prove it is the client
     WRONG_CLIENT = "wrong_client"
     UNKNOWN = "unknown"
 
@@ -117,13 +130,24 @@ class CodeStore:
 
     def issue(self, record: CodeRecord, *, ttl: float, now: float) -> str:
         """Store `record` under a new code valid for `ttl` seconds and return the code."""
+        code, args = self._new(record, ttl, now)
+        self._issue(keys=[self._key(code)], args=args)
+        return code
+
+    def claim(self, submission: str, *, ttl: float) -> bool:
+        """Mark a consent `submission` used for `ttl` seconds; False if it already was (issue 18)."""
+        return bool(self._redis.set(self._submission_key(submission), b"1", nx=True, px=ms(ttl)))
+
+    def _new(self, record: CodeRecord, ttl: float, now: float) -> tuple[str, list[str]]:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
         code = secrets.token_urlsafe(32)
         data = json.dumps(dataclasses.asdict(record), separators=(",", ":"))
-        args = [str(ms(ttl)), record.client_id, repr(now + ttl), repr(float(ttl)), data]
-        self._issue(keys=[self._key(code)], args=args)
-        return code
+        challenge = record.code_challenge or ""
+        return code, [str(ms(ttl)), record.client_id, repr(now + ttl), repr(float(ttl)), data, challenge]
+
+    def _submission_key(self, submission: str) -> str:
+        return tagged_key(self._prefix, "s", hashlib.sha256(submission.encode()).hexdigest())
 
     def peek(self, code: str, *, client_id: str, now: float) -> CodeRecord | None:
         """Return the record of a live, unused code issued to `client_id`, without consuming it.
@@ -142,18 +166,25 @@ class CodeStore:
             return None
         return _decode(text(data))
 
-    def take(self, code: str, *, client_id: str, now: float) -> TakeResult:
+    def take(
+        self, code: str, *, client_id: str, now: float, proof: str | None = None, authenticated: bool = True
+    ) -> TakeResult:
         """Redeem `code` for `client_id`: OK once, ALREADY_USED afterwards.
 
         RFC 6749 §4.1.3: the code must have been issued to the authenticated client. A code
         presented by another client is refused but NOT burned, so a client that learns a
         victim's code cannot destroy it; it cannot redeem it either. Checks that could fail for
         the request (PKCE, redirect_uri) belong before the take, on the record `peek` returns.
+
+        A used code is ALREADY_USED (a replay: revoke) only if the presenter proves it is the
+        client: `authenticated` (a confidential client), or `proof`, the S256 of the presented
+        verifier, equals the code's challenge; otherwise UNPROVEN_REUSE, and nothing changes.
         """
         if not _CODE.fullmatch(code):
             return TakeResult(TakeStatus.UNKNOWN)
         key = self._key(code)
-        reply = self._take(keys=[key, f"{key}:used"], args=[client_id, repr(now), repr(self._access_ttl)])
+        args = [client_id, repr(now), repr(self._access_ttl), proof or "", "1" if authenticated else "0"]
+        reply = self._take(keys=[key, f"{key}:used"], args=args)
         status = TakeStatus(text(reply[0]))
         if status is TakeStatus.OK:
             return TakeResult(status, record=_decode(text(reply[1])))

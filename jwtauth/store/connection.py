@@ -67,6 +67,10 @@ _UNAVAILABLE_REPLIES = ("BUSY ", "MISCONF ", "NOREPLICAS ", "UNBLOCKED ")
 _NO_CLUSTER_NODE = "Redis Cluster cannot be connected"
 
 
+# A Sentinel URL's TLS options, as redis-py names them (the CA to trust, the client certificate).
+_TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+
+
 class StoreURLError(ValueError):
     """The store URL is not one of the supported forms."""
 
@@ -146,8 +150,34 @@ def _standalone(url: str) -> StoreRedis:
     return StoreRedis(connection_pool=pool)
 
 
+def _tls_options(parts: SplitResult, tls: bool) -> dict[str, Any]:
+    """Return the TLS options of a Sentinel URL's query (CA, client certificate), hostname checked.
+
+    Every TLS connection checks the server's hostname (redis-py ≥ 6 does by default; said here
+    so no floor or default can undo it).
+    """
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"db", *_TLS_OPTIONS})
+    if unknown:
+        raise StoreURLError(f"unknown option {unknown[0]!r} (known: db, {', '.join(_TLS_OPTIONS)})")
+    options: dict[str, Any] = {}
+    for name in _TLS_OPTIONS:
+        values = query.get(name)
+        if values is not None and (len(values) != 1 or not values[0]):
+            raise StoreURLError(f"{name} must be given once, with a file path")
+        if values is not None:
+            options[name] = values[0]
+    if options and not tls:
+        raise StoreURLError("TLS options need a rediss+sentinel:// URL")
+    return {**options, "ssl_check_hostname": True} if tls else options
+
+
 def _sentinel(parts: SplitResult) -> Any:
-    """Connect to the primary that Sentinel names for the URL's service."""
+    """Connect to the primary that Sentinel names for the URL's service.
+
+    The Sentinels get what the primary gets: the URL's username and password, and TLS with its
+    options under rediss+sentinel:// (issue 18: lookups went out in plaintext, unauthenticated).
+    """
     service = parts.path.strip("/").split("/")[0]
     if not service:
         raise StoreURLError("a Sentinel URL names the service: redis+sentinel://h:26379/mymaster")
@@ -155,6 +185,8 @@ def _sentinel(parts: SplitResult) -> Any:
         db = int(parse_qs(parts.query).get("db", ["0"])[0])
     except ValueError:
         raise StoreURLError("db must be a number: ?db=0") from None
+    tls = parts.scheme.startswith("rediss")
+    options = _tls_options(parts, tls)
     username, password = _credentials(parts)
     sentinel = NewestSentinel(  # type: ignore[no-untyped-call]
         _hosts(parts.netloc, 26379),
@@ -165,11 +197,16 @@ def _sentinel(parts: SplitResult) -> Any:
             "socket_connect_timeout": 0.25,
             "socket_timeout": 0.5,
             "retry": Retry(NoBackoff(), 0),
+            "username": username,
+            "password": password,
+            "ssl": tls,
+            **options,
         },
         password=password,
         username=username,
         db=db,
-        ssl=parts.scheme.startswith("rediss"),
+        ssl=tls,
+        **options,
         retry=_one_retry(),
         **TIMEOUTS,
     )

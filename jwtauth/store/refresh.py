@@ -128,7 +128,8 @@ class RefreshStore:
         if not isinstance(self._client, redis.Redis):
             return None
         new = _draw(spec)
-        keys = [self._subject_key(spec.subject), self._family_key(new.issued.family_id), *guard.keys]
+        family_key = self._family_key(new.issued.family_id)
+        keys = [self._subject_key(spec.subject), family_key, guard.mark, *guard.keys]
         reply = self._guarded_create(keys=keys, args=[*guard.args, *new.index_args, *new.create_args])
         verdict = guard.verdict(reply)
         return (None if verdict[0] is not None else new.issued), verdict

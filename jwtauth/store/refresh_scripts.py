@@ -40,17 +40,19 @@ INDEX = _INDEX_LUA + "index_family(KEYS[1], 1)\n"
 # Start a family only while no failure counter is locked: the password grant's usual sign-in
 # (a password this process already proved) in one round trip, atomically, so a locked-out
 # user's right password creates nothing and is refused like a wrong one (RFC 6749 §4.3.2).
-# KEYS: subject index, family, then the guard's counters.
-# ARGV: 1-3 the guard's (now, max failures, window), 4-6 INDEX's, 7.. CREATE's.
+# A sign-in that passes also marks its device known (issue 18), in the same round trip.
+# KEYS: subject index, family, device mark, then the guard's counters.
+# ARGV: 1-4 the guard's (now, max failures, window, mark ttl), 5-7 INDEX's, 8.. CREATE's.
 GUARDED_CREATE = (
     GUARD_LUA
     + _INDEX_LUA
     + _CREATE_LUA
     + """
-local g = failure_guard(3, 1)
+local g = failure_guard(4, 1)
 if g[1] > 0 then return g end
-index_family(KEYS[1], 4)
-create_family(KEYS[2], 7)
+remember_device(3, 1)
+index_family(KEYS[1], 5)
+create_family(KEYS[2], 8)
 return g
 """
 )

@@ -33,12 +33,16 @@ class NewestSentinel(Sentinel):
     def discover_master(self, service_name: str) -> tuple[str, int]:
         """Return the primary named by the Sentinel with the newest configuration."""
         newest: tuple[int, tuple[str, int]] | None = None
+        refused = False
         for sentinel in self.sentinels:
             try:
                 pipe = sentinel.pipeline(transaction=False)
                 pipe.sentinel_master(service_name)
                 pipe.sentinel_get_master_addr_by_name(service_name)
                 state, address = pipe.execute()
+            except redis.AuthenticationError:
+                refused = True  # said in the error below: "no master" would send operators astray
+                continue
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
                 continue  # down, or it does not monitor this service: ask the next one
             if not isinstance(state, dict) or not address or not state["is_master"]:
@@ -49,7 +53,8 @@ class NewestSentinel(Sentinel):
             if newest is None or state["config-epoch"] > newest[0]:
                 newest = (state["config-epoch"], named)
         if newest is None:
-            raise MasterNotFoundError(f"No master found for {service_name!r}")
+            why = ": a Sentinel refused authentication (check the URL's username and password)"
+            raise MasterNotFoundError(f"No master found for {service_name!r}" + (why if refused else ""))
         return newest[1]
 
 

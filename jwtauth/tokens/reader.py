@@ -21,6 +21,7 @@ from jwtauth.keys import KeyRing
 from jwtauth.store import FamilyRecord, RefreshStore
 from jwtauth.store.refresh_format import REFRESH_TOKEN
 from jwtauth.tokens.claims import ACCESS_TOKEN_TYP
+from jwtauth.verify.strictjson import decode_segment, parse_object
 
 ACCESS = "access_token"
 REFRESH = "refresh_token"
@@ -68,6 +69,13 @@ class TokenReader:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings, self.keyring, self.refresh, self.clock = settings, keyring, refresh, clock
+        # Who a token may be about (issue 18): a configured user, or a client for itself.
+        self._users = frozenset(u.username for u in settings.users)
+        self._clients = frozenset(c.client_id for c in settings.clients)
+
+    def _subject_known(self, subject: str, client_id: str) -> bool:
+        """Tell whether `subject` still exists: a removed user's tokens are inactive at once."""
+        return subject in self._users or (subject == client_id and client_id in self._clients)
 
     def read(self, token: str, hint: str | None = None) -> ActiveToken | None:
         """Return the active token, or None for anything inactive, expired, forged or unknown."""
@@ -90,6 +98,8 @@ class TokenReader:
         # revocation), the family's access tokens are reported inactive.
         if fid is not None and (not isinstance(fid, str) or self.refresh.is_revoked(fid)):
             return None
+        if not self._subject_known(claims["sub"], claims["client_id"]):
+            return None
         # RFC 7662 §2.2: token_type is the type of RFC 6749 §5.1 ("Bearer").
         response = {"active": True, **{name: claims[name] for name in _CLAIM_TYPES}, "token_type": "Bearer"}
         if isinstance(claims.get("cnf"), dict):
@@ -102,8 +112,10 @@ class TokenReader:
         if len(token) > MAX_TOKEN or _COMPACT_JWS.fullmatch(token) is None:
             return None
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+            # The verifier's strict parser (issue 18): one base64url spelling, no duplicate
+            # members, and a deeply nested header is a ValueError, never an uncaught error.
+            header = parse_object(decode_segment(token.split(".", 1)[0]))
+        except ValueError:
             return None
         kid, alg = header.get("kid"), header.get("alg")
         # RFC 9068 §4, RFC 8725 §3.11: only tokens typed as access tokens (we always set it).
@@ -139,7 +151,7 @@ class TokenReader:
         if not looks_like_refresh(token):
             return None
         record = self.refresh.lookup(token, now=self.clock())
-        if record is None:
+        if record is None or not self._subject_known(record.subject, record.client_id):
             return None
         return ActiveToken(REFRESH, record.client_id, record.family_id, self._refresh_response(record))
 

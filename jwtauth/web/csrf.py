@@ -18,6 +18,13 @@ token with no shared secret and no state. A per-process secret fails as soon as 
 the POST land on different workers; a Redis nonce per page view would let anonymous page views
 write to Redis. The form is also a login form: it is useless without the password anyway, so
 the token's job is to stop login CSRF and forged decisions, which this does.
+
+Cookie tossing (issue 18): without `__Host-` (an http issuer) a sibling host can plant a cookie
+it knows and fetch a token for it. So a POST must also come from our own origin, as the browser
+says in `Origin` (a header no page can set; the page's `Referrer-Policy: same-origin` makes the
+browser send it rather than "null"). A request without `Origin` (non-browser clients, browsers
+too old to send it) relies on the token alone. http issuers other than loopback need the
+development setting `allow_http_issuer`.
 """
 
 from __future__ import annotations
@@ -28,12 +35,28 @@ import json
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
 
 from jwt.utils import base64url_encode
 
 TTL = 600  # seconds to fill in the form: long enough to find a password, short enough to expire
 _SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
 _TOKEN = re.compile(r"([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
+
+
+def origin_of(url: str) -> str:
+    """Return the RFC 6454 origin of `url` as browsers serialize it (default port dropped)."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host
+    port = parts.port
+    default = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+def same_origin(origin: str | None, issuer: str) -> bool:
+    """Return whether a POST's `Origin` header is the issuer's origin, or absent (RFC 6454 §7)."""
+    return origin is None or origin.strip() == origin_of(issuer)
 
 
 def cookie_name(secure: bool) -> str:

@@ -120,6 +120,10 @@ class Pages:
         resp.status = status
         resp.content_type = HTML
         resp.set_headers(SECURITY_HEADERS)
+        if form_targets:
+            # A page's own form must carry its Origin (under no-referrer browsers send "null"),
+            # so the POST can prove it came from this origin (issue 18); others get no Referer.
+            resp.set_header("Referrer-Policy", "same-origin")
         resp.set_header("Content-Security-Policy", self.policy(form_targets))
         resp.text = self.templates.get_template(template).render(stylesheet=self.stylesheet, **context)
 

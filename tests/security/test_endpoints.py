@@ -139,9 +139,13 @@ def test_revocation_requires_client_authentication(
     http: testing.TestClient, state: Any, auth: tuple[str, str] | None
 ) -> None:
     _, refresh = tokens_of(login(http))
-    before = state()
+
+    def stored() -> dict[bytes, Any]:  # all but the failure counters (issue 18), which count this
+        return {key: value for key, value in state().items() if b"{l:" not in key}
+
+    before = stored()
     assert_clean_error(call(http, REVOKE, {"token": refresh}, auth=auth), 401, "invalid_client")
-    assert state() == before and active(http, refresh)
+    assert stored() == before and active(http, refresh)
 
 
 @pytest.mark.parametrize("which", ["access", "refresh"])

@@ -98,7 +98,9 @@ def test_one_user_locks_after_the_limit_even_with_the_right_password(http: testi
     assert tokens_of(login(http, VICTIM, VICTIM_PASSWORD, remote_addr="10.0.1.1"))
 
 
-def test_one_address_locks_after_guessing_across_many_users(http: testing.TestClient) -> None:
+def test_one_address_locks_after_guessing_across_many_users(make_app: Any) -> None:
+    # The password grant's address counter is per (client, address), with its own limit.
+    http = make_app(client_max_failures=5)
     for i in range(5):
         assert (
             login(http, f"user{i}@example.com", "guess", remote_addr="10.9.9.9").status_code == 400
@@ -107,7 +109,8 @@ def test_one_address_locks_after_guessing_across_many_users(http: testing.TestCl
     assert login(http, VICTIM, VICTIM_PASSWORD, remote_addr="10.9.9.8").status_code == 200
 
 
-def test_a_spoofed_x_forwarded_for_does_not_escape_the_address_limit(http: testing.TestClient) -> None:
+def test_a_spoofed_x_forwarded_for_does_not_escape_the_address_limit(make_app: Any) -> None:
+    http = make_app(client_max_failures=5)
     for i in range(5):
         result = call(
             http,
@@ -140,8 +143,9 @@ def test_the_lock_lifts_when_the_window_ends(
     assert login(http, USER, PASSWORD, remote_addr="10.0.0.9").status_code == 200
 
 
-def test_owning_an_account_does_not_reset_the_address_counter(http: testing.TestClient) -> None:
+def test_owning_an_account_does_not_reset_the_address_counter(make_app: Any) -> None:
     """The attacker logs into their own account between guesses at others: still counted."""
+    http = make_app(client_max_failures=5)
     for i in range(4):
         assert (
             login(http, f"victim{i}@example.com", "guess", remote_addr="10.5.5.5").status_code == 400

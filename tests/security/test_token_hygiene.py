@@ -280,13 +280,16 @@ def test_a_body_longer_than_its_content_length_is_cut_at_the_length(http: testin
 @pytest.mark.parametrize("size", [8 * 1024, 64 * 1024])
 def test_huge_authorization_headers_are_invalid_client_fast(http: testing.TestClient, size: int) -> None:
     result = call(http, TOKENS, CC, auth=None, headers={"Authorization": "Basic " + "A" * size})
-    assert_clean_error(result, 401, "invalid_client")
+    # Past the header cap (16 KiB, issue 18 item 4): 431 before anything reads the header.
+    assert_clean_error(result, 401 if size < 16384 else 431)
 
 
-def test_many_headers_do_not_matter(http: testing.TestClient) -> None:
-    headers = {f"X-Junk-{i}": "x" * 100 for i in range(200)}
+def test_many_headers_do_not_matter_below_the_cap(http: testing.TestClient) -> None:
+    headers = {f"X-Junk-{i}": "x" * 100 for i in range(100)}
     result = call(http, TOKENS, CC, headers=headers)
     assert result.status_code == 200, result.text
+    headers = {f"X-Junk-{i}": "x" * 100 for i in range(200)}
+    assert_clean_error(call(http, TOKENS, CC, headers=headers), 431, "invalid_request")
 
 
 def test_huge_parameter_values_are_refused_without_500(http: testing.TestClient) -> None:

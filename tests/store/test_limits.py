@@ -31,6 +31,9 @@ def counter(backend: Any) -> dict[bytes, bytes]:
     return dict(backend.client.hgetall(key))
 
 
+DEV = ("dev", 60)  # the known-device mark a guarded sign-in sets
+
+
 def spec(now: float) -> FamilySpec:
     return FamilySpec(
         client_id="c", subject="alice", scope="read", audience=("https://api.example.com",),
@@ -42,7 +45,7 @@ def test_the_window_opens_at_the_first_attempt_and_locks_after_max(backend: Any)
     limiter = make_limiter(backend)
     for now in (NOW, NOW + 1, NOW + 10):
         assert limiter.acquire([USER], now=now) is None
-    assert counter(backend) == {b"n": b"3", b"start": repr(NOW).encode()}
+    assert counter(backend) == {b"n": b"3", b"start": repr(NOW).encode(), b"max": b"3"}
     # Locked until the window that opened at NOW closes, whatever the attempt carries.
     assert limiter.acquire([USER], now=NOW + 10) == WINDOW - 10
     assert limiter.acquire([USER], now=NOW + 100.5) == 200  # rounded up
@@ -75,7 +78,7 @@ def test_after_the_window_a_new_one_opens_with_a_count_of_one(backend: Any) -> N
         limiter.acquire([USER], now=NOW + step)
     later = NOW + WINDOW + 1
     assert limiter.acquire([USER], now=later) is None
-    assert counter(backend) == {b"n": b"1", b"start": repr(later).encode()}
+    assert counter(backend) == {b"n": b"1", b"start": repr(later).encode(), b"max": b"3"}
     assert limiter.acquire([USER], now=later + 1) is None
     assert limiter.acquire([USER], now=later + 2) is None
     assert limiter.acquire([USER], now=later + 2) == WINDOW - 2  # the new window opened at `later`
@@ -183,7 +186,7 @@ def test_the_guard_locks_exactly_when_acquire_refuses(backend: Any) -> None:
     for step, now in enumerate(steps):
         keys = [USER] if step % 2 else [USER, ADDRESS]
         # The production probe: the password grant's guarded family creation.
-        created = refresh.create_guarded(spec(now), limiter.guard([USER, ADDRESS], now=now))
+        created = refresh.create_guarded(spec(now), limiter.guard([USER, ADDRESS], now=now, remember=DEV))
         assert created is not None
         issued, verdict = created
         assert (issued is None) == (verdict[0] is not None)
@@ -202,7 +205,7 @@ def test_a_guarded_family_is_created_only_while_nothing_is_locked(backend: Any) 
     limiter = make_limiter(backend)
     refresh = RefreshStore(backend.client, prefix=backend.prefix)
     limiter.acquire([USER], now=NOW)
-    created = refresh.create_guarded(spec(NOW), limiter.guard([USER, ADDRESS], now=NOW))
+    created = refresh.create_guarded(spec(NOW), limiter.guard([USER, ADDRESS], now=NOW, remember=DEV))
     assert created is not None
     issued, verdict = created
     assert issued is not None and verdict == (None, (True, False))
@@ -210,6 +213,6 @@ def test_a_guarded_family_is_created_only_while_nothing_is_locked(backend: Any) 
     for _ in range(2):
         limiter.acquire([ADDRESS, USER], now=NOW)
     before = backend.key_names()
-    refused = refresh.create_guarded(spec(NOW + 1), limiter.guard([USER, ADDRESS], now=NOW + 1))
+    refused = refresh.create_guarded(spec(NOW + 1), limiter.guard([USER, ADDRESS], now=NOW + 1, remember=DEV))
     assert refused == (None, (WINDOW - 1, (True, True)))
     assert backend.key_names() == before  # a locked sign-in writes nothing

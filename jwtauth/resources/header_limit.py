@@ -1,0 +1,29 @@
+"""Refuse requests whose header section is larger than any legitimate client sends (issue 18).
+
+Header bytes cost memory and parsing an attacker chooses; a 64 KB `Cookie` must not be served.
+`jwtauth serve` caps the request head in granian (its HTTP/1 read buffer, see cli/serve.py);
+this middleware applies the same cap to the headers the WSGI server hands over, so the limit
+holds behind any server, with 431 Request Header Fields Too Large (RFC 6585 §5).
+"""
+
+from __future__ import annotations
+
+import falcon
+
+# Browsers and proxies commonly allow 8-16 KiB per head (nginx's large_client_header_buffers:
+# 4 x 8k); 16 KiB leaves room for big cookies and a DPoP proof (at most 4 KiB) beside a token.
+MAX_HEADER_BYTES = 16384
+
+
+class HeaderLimit:
+    """Falcon middleware: 431 for a header section above `MAX_HEADER_BYTES` (names, values, separators)."""
+
+    def __init__(self, limit: int = MAX_HEADER_BYTES) -> None:
+        self.limit = limit
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        size = sum(len(name) + len(value) + 4 for name, value in req.headers.items())
+        if size > self.limit:
+            raise falcon.HTTPRequestHeaderFieldsTooLarge(
+                title="request header fields too large", description="the request headers are too large"
+            )
