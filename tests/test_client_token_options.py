@@ -9,10 +9,10 @@ import pytest
 
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import CLOCK_LEEWAY, Settings, parse_settings
-from tests.helpers import ISSUER, MakeApp, basic, claims_of, client_like
+from tests.helpers import MakeApp, basic, claims_of, client_like
 
-CLIENT = f"""
-issuer = "{ISSUER}"
+CLIENT = """
+issuer = "https://auth.example.com"
 [[clients]]
 id = "reports"
 secret_hash = "scrypt$ln=10,r=8,p=1$f47Wn4iRWs5go498j_TpwQ$wrDwRrHlILVUJQqHeDsnUB1LvzVqXy5rh8PhutaduvY"

@@ -22,7 +22,6 @@ from jwtauth.keys import KeyRing
 from tests.helpers import (
     CHEAP,
     FIXTURES,
-    ISSUER,
     TOKENS,
     USER,
     cheap_hash,
@@ -57,7 +56,7 @@ def served(tmp_path: Path, keyring: KeyRing, monkeypatch: pytest.MonkeyPatch) ->
     lines: list[str] = []
 
     def load() -> Any:
-        return load_settings(path, env={"JWTAUTH_ISSUER": ISSUER})
+        return load_settings(path, env={"JWTAUTH_ISSUER": "http://127.0.0.1:8000"})
 
     checker = SecretChecker(dummy_log_n=CHEAP)
     app = create_app(load(), keyring, _store(), checker=checker, audit_log=lines.append, reload_settings=load)
