@@ -15,6 +15,7 @@ from jwtauth.oauth.device import GRANT_TYPE as DEVICE_GRANT
 from jwtauth.oauth.device import SHORT_NAME as DEVICE_SHORT
 from jwtauth.oauth.device import grant_name
 from jwtauth.oidc.claims import STANDARD_CLAIMS, parse_user_claims, valid_subject
+from jwtauth.oidc.pairwise import PAIRWISE, SUBJECT_TYPES, sector_identifier
 from jwtauth.verify.fetch import is_loopback
 
 GRANT_TYPES = (
@@ -58,6 +59,8 @@ class Client:
     backchannel_logout_session_required: bool = False
     # Browser origins that may call the token, userinfo and revocation endpoints (CORS).
     allowed_origins: tuple[str, ...] = ()
+    # OpenID Connect Core §8: "public" (one sub for every client) or "pairwise" (oidc/pairwise.py).
+    subject_type: str = "public"
     # During a secret rotation (`jwtauth clients rotate-secret`) the old secret also passes,
     # until this time (seconds since the epoch).
     previous_secret_hash: str | None = None
@@ -153,7 +156,7 @@ LOGOUT_KEYS = ("post_logout_redirect_uris", "backchannel_logout_uri", "backchann
 _CLIENT_KEYS = (
     "id", "name", "secret_hash", "public", "redirect_uris", "grant_types", "scopes", "default_scope",
     "audiences", "require_pkce", "require_dpop", "first_party", "allow_localhost", *LOGOUT_KEYS,
-    "allowed_origins",
+    "allowed_origins", "subject_type",
 )  # fmt: skip
 
 
@@ -217,6 +220,7 @@ def parse_client(reader: TableReader) -> Client:
         **_previous_secret(reader, secret_hash),
         **_token_options(reader),
         **_browser_fields(reader),
+        subject_type=_subject_type(reader, uris),
     )
 
 
@@ -273,6 +277,20 @@ def _previous_secret(reader: TableReader, secret_hash: str | None) -> dict[str, 
         problem = "must be a date and time with an offset, e.g. 2027-01-31T12:00:00Z"
         raise reader.error(PREVIOUS_SECRET[1], problem)
     return {"previous_secret_hash": old, "previous_secret_not_after": until.timestamp()}
+
+
+def _subject_type(reader: TableReader, uris: tuple[str, ...]) -> str:
+    """Return the client's subject type; pairwise needs one redirect host (Core §8.1)."""
+    kind = reader.get("subject_type", str, "public")
+    if kind not in SUBJECT_TYPES:
+        raise reader.error("subject_type", f"{kind!r} is not one of {', '.join(SUBJECT_TYPES)}")
+    if kind == PAIRWISE and sector_identifier(uris) is None:
+        raise reader.error(
+            "subject_type",
+            "pairwise needs redirect_uris that all share one host: it is the sector identifier "
+            "(OpenID Connect Core §8.1)",
+        )
+    return kind
 
 
 
