@@ -30,16 +30,21 @@ NODE_DIR = Path(__file__).parent / "node"
 CLIENT_ID, SECRET = "testclient", "testpassword"
 
 
-def approve_in_browser(page: Page, url: str, typed: str | None = None) -> None:
-    """Open the verification page, confirm the code, sign in as the demo user and allow."""
+def approve_in_browser(page: Page, url: str, typed: str | None = None, *, signed_in: bool = False) -> None:
+    """Open the verification page, confirm the code, sign in as the demo user (or reuse the
+    browser session a first sign-in started) and allow."""
     response = page.goto(url)
     assert response is not None and response.status == 200
     if typed is not None:
         page.get_by_label("Code").fill(typed)
     page.get_by_role("button", name="Continue").click()
     assert page.get_by_text("Never enter a code that someone sent you").is_visible()
-    page.get_by_label("Email or username").fill(USER)
-    page.get_by_label("Password").fill(PASSWORD)
+    if signed_in:
+        assert page.get_by_text(f"Signed in as {USER}").is_visible()
+        assert page.get_by_label("Password").count() == 0
+    else:
+        page.get_by_label("Email or username").fill(USER)
+        page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Allow").click()
     page.get_by_role("heading", name="Your device is connected").wait_for()
 
@@ -81,7 +86,10 @@ def test_openid_client_and_requests_oauth2client_approved_in_chromium(
         from_python = oauth2.authorize_device(scope="read write")
         assert from_python.verification_uri == metadata["issuer"] + "/device"
         approve_in_browser(page, from_node["verification_uri_complete"])
-        approve_in_browser(page, from_python.verification_uri, typed=from_python.user_code.lower())
+        # Same browser: the first approval's sign-in started a session, so no password this time.
+        approve_in_browser(
+            page, from_python.verification_uri, typed=from_python.user_code.lower(), signed_in=True
+        )
         job = DeviceAuthorizationPollingJob(oauth2, from_python)
         token = None
         for _ in range(5):  # the job sleeps the interval before each poll

@@ -135,8 +135,14 @@ def test_logout_with_a_hint_ends_the_session_its_families_and_redirects_with_sta
     assert claims["sid"] == id_claims["sid"] and claims["sub"] == id_claims["sub"]
     assert claims["events"] == {EVENT: {}} and "nonce" not in claims and claims["jti"]
     assert len(receiver.bodies) == 1  # testclient registered no back-channel URI
+    # The sender counts the delivery after the receiver has answered it, on its own thread.
+    delivered = 'jwtauth_backchannel_logout_total{outcome="delivered"} 1.0'
+    deadline = time.monotonic() + 5
     page = metrics.render()[0].decode()  # what the management listener's /metrics serves
-    assert 'jwtauth_backchannel_logout_total{outcome="delivered"} 1.0' in page
+    while delivered not in page and time.monotonic() < deadline:
+        time.sleep(0.02)
+        page = metrics.render()[0].decode()
+    assert delivered in page
 
 
 def test_logout_without_a_hint_asks_to_confirm(http: testing.TestClient) -> None:
