@@ -57,6 +57,7 @@ from jwtauth.resources.introspect import IntrospectResource
 from jwtauth.resources.logout import LogoutResource
 from jwtauth.resources.metrics import MetricsResource
 from jwtauth.resources.par import PushedAuthorizationResource
+from jwtauth.resources.revocations import RevocationsResource
 from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import TokenResource
 from jwtauth.resources.userinfo import UserInfoResource
@@ -67,6 +68,7 @@ from jwtauth.store.device import DeviceStore
 from jwtauth.store.documents import DocumentCache
 from jwtauth.store.dpop import proof_markers
 from jwtauth.store.par import PushedRequests
+from jwtauth.store.revocations import RevocationIndex
 from jwtauth.store.sessions import SessionMarks
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
@@ -83,16 +85,19 @@ class _Stores:
     sessions: SessionMarks
     devices: DeviceStore
     pushed: PushedRequests
+    revocations: RevocationIndex
 
 
 def _stores(settings: Settings, store: Any) -> _Stores:
     prefix = settings.redis_prefix
     # Tombstones of revoked families outlive every access token the family issued.
     revoked_ttl = settings.token_horizon
+    published = RevocationIndex(store, issuer=settings.issuer, prefix=prefix, horizon=revoked_ttl)
     return _Stores(
         codes=CodeStore(store, prefix=prefix, access_token_ttl=revoked_ttl),
         refresh=RefreshStore(
-            store, prefix=prefix, grace_seconds=settings.refresh_grace_seconds, revoked_ttl=revoked_ttl
+            store, prefix=prefix, grace_seconds=settings.refresh_grace_seconds, revoked_ttl=revoked_ttl,
+            revocations=published,
         ),
         limiter=FailureLimiter(
             store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
@@ -100,6 +105,7 @@ def _stores(settings: Settings, store: Any) -> _Stores:
         sessions=SessionMarks(store, prefix=prefix, session_ttl=settings.session_ttl),
         devices=DeviceStore(store, prefix=prefix, redeemed_ttl=revoked_ttl),
         pushed=PushedRequests(store, prefix=prefix),
+        revocations=published,
     )
 
 
@@ -256,6 +262,10 @@ def create_app(
     _add_documents(app, settings, keyring, grants, store)
     _add_device_routes(app, settings, store, clients, login, state.limiter, state.devices, clock, metrics)
     app.add_route(paths.METRICS, MetricsResource(metrics))
+    app.add_route(paths.REVOCATIONS, RevocationsResource(
+        issuer=settings.issuer, keyring=keyring, index=state.revocations,
+        max_age=settings.revocations_max_age, clock=clock,
+    ))  # fmt: skip
     return app
 
 
@@ -318,5 +328,6 @@ def _endpoint_labels() -> dict[str, str]:
     labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
     labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.PAR: "par", paths.LOGOUT: "logout"}
     labels |= {paths.DEVICE_AUTHORIZATION: "device_authorization", paths.DEVICE: "device"}
+    labels |= {paths.REVOCATIONS: "revocations"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels
