@@ -9,7 +9,8 @@ stopped, every Redis key it wrote is deleted):
 2. the signing ceiling: tokens/s one process signs with jwtauth's own key and claims, no HTTP;
 3. `jwtauth serve --workers 2` with Redis (a unique JWTAUTH_REDIS_PREFIX) and an ES256 key:
    client_credentials, password, refresh_token (each family rotated by one connection at a
-   time), authorization_code (codes issued into Redis beforehand, each redeemed once),
+   time), authorization_code (codes issued into Redis beforehand, each redeemed once), the
+   same with `openid` (authorization_code + id_token: a second signature, the session link),
    introspection, client_credentials with a DPoP proof per request (proofs signed beforehand,
    each sent once) in rounds alternating with plain client_credentials and reported as its
    ratio to plain, JWKS and metadata; the workers' RSS before and after 100k tokens;
@@ -396,20 +397,27 @@ def refresh_tokens(server: Server, count: int, path: Path) -> Path:
     return path
 
 
-def issue_codes(store: Any, prefix: str, count: int, path: Path) -> Path:
-    """Issue `count` authorization codes straight into Redis, as the authorize page would."""
+def issue_codes(store: Any, prefix: str, count: int, path: Path, *, oidc: bool = False) -> Path:
+    """Issue `count` authorization codes straight into Redis, as the authorize page would.
+
+    `oidc`: codes of an OpenID Connect sign-in in a browser session (scope `openid`, a nonce,
+    a sid), so the exchange also signs an id_token and links the family to the session.
+    """
     from jwtauth.store import CodeRecord, CodeStore
 
     codes = CodeStore(store, prefix=prefix, access_token_ttl=960)
     record = CodeRecord(
         client_id="testclient",
         redirect_uri=None,
-        scope="read write",
+        scope="openid read write" if oidc else "read write",
         subject=USER,
         code_challenge=None,
         code_challenge_method=None,
         auth_time=time.time(),
         audience=("https://api.example.com",),
+        nonce="n-0S6_WzA2Mj" if oidc else None,
+        amr=("pwd",) if oidc else (),
+        sid=uuid.uuid4().hex if oidc else None,
     )
     now = time.time()
     path.write_text("".join(codes.issue(record, ttl=600, now=now) + "\n" for _ in range(count)))
@@ -531,6 +539,13 @@ def run_es256(
         results["authorization_code"] = ceilings.mark(
             stateful("authorization_code", server, args, "code", codes, expected)
         )
+    if wanted("authorization_code_oidc"):
+        # Beside the plain exchange: the same code flow with `openid`, so two signatures (the
+        # access token and the id_token) and the family's link to the browser session.
+        oidc_codes = lambda n, tag: issue_codes(store, prefix, n, work / f"oidc-codes-{tag}.txt", oidc=True)  # noqa: E731
+        warm_stateful(server, args, "code", oidc_codes, expected)
+        name = "authorization_code + id_token"
+        results[name] = ceilings.mark(stateful(name, server, args, "code", oidc_codes, expected))
     if wanted("device_poll"):
         results["device_poll"] = ceilings.mark(device_polls(server, args, store, prefix, work, expected))
     if wanted("introspection"):
@@ -713,9 +728,9 @@ def main() -> int:
         "--only",
         nargs="*",
         help="ES256 scenarios to run: client_credentials client_credentials_jwt password refresh_token "
-        "authorization_code device_poll introspection client_auth_flood dpop jwks metadata, and "
-        "`ceiling` for the stack ceiling before and after them (default: all, plus RS256/EdDSA, "
-        "baselines and memory)",
+        "authorization_code authorization_code_oidc device_poll introspection client_auth_flood dpop "
+        "jwks metadata, and `ceiling` for the stack ceiling before and after them (default: all, "
+        "plus RS256/EdDSA, baselines and memory)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results.md")
     args = parser.parse_args()

@@ -35,6 +35,7 @@ from jwtauth.oidc.backchannel import BackChannel
 from jwtauth.oidc.hint import IdTokenHints
 from jwtauth.oidc.idtoken import IdTokens
 from jwtauth.oidc.logout import SessionEnder
+from jwtauth.oidc.pairwise import subjects_of
 from jwtauth.oidc.session import SessionCodec
 from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.oidc.userinfo import UserInfo
@@ -92,7 +93,10 @@ def _stores(settings: Settings, store: Any) -> _Stores:
     prefix = settings.redis_prefix
     # Tombstones of revoked families outlive every access token the family issued.
     revoked_ttl = settings.token_horizon
-    published = RevocationIndex(store, issuer=settings.issuer, prefix=prefix, horizon=revoked_ttl)
+    published = RevocationIndex(
+        store, issuer=settings.issuer, prefix=prefix, horizon=revoked_ttl,
+        aliases=subjects_of(settings).access_subjects,
+    )  # fmt: skip
     return _Stores(
         codes=CodeStore(store, prefix=prefix, access_token_ttl=revoked_ttl),
         refresh=RefreshStore(
@@ -172,7 +176,7 @@ def _token_dpop(
 def _browser_sessions(settings: Settings, keyring: KeyRing, state: _Stores) -> BrowserSessions:
     """Return the SSO sessions: cookies signed with keys derived from the key ring's, Redis marks."""
     codec = SessionCodec(keyring.signer, keyring.published)
-    hints = IdTokenHints(settings.issuer, keyring)
+    hints = IdTokenHints(settings.issuer, keyring, subjects_of(settings))
     return BrowserSessions(codec, state.sessions, hints, settings.session_ttl)
 
 
@@ -194,7 +198,7 @@ def _add_browser_pages(
         pushed=state.pushed, clock=clock,
     )  # fmt: skip
     app.add_route(paths.AUTHORIZE, authorize)
-    backchannel = BackChannel(settings.issuer, keyring, metrics)
+    backchannel = BackChannel(settings.issuer, keyring, metrics, subjects=subjects_of(settings))
     ender = SessionEnder(state.sessions, state.refresh, clients, backchannel)
     logout = LogoutResource(
         issuer=settings.issuer, clients=clients, hints=sessions.hints, sessions=sessions, ender=ender,
@@ -245,8 +249,9 @@ def create_app(
     users = UserDirectory(settings.users, checker)
     limits = Limits(settings.max_failures, settings.client_max_failures, settings.known_device_ttl)
     login = Login(users, state.limiter, limits)
-    tokens = TokenFactory(settings, keyring, clock)
-    id_tokens = IdTokens(settings, keyring, users, clock)
+    subjects = subjects_of(settings)  # OpenID Connect Core §8: public or pairwise, per client
+    tokens = TokenFactory(settings, keyring, clock, subjects=subjects)
+    id_tokens = IdTokens(settings, keyring, users, clock, subjects)
     grants = _grants(settings, tokens, state, login, id_tokens, clock, metrics)
     reader = TokenReader(settings, keyring, state.refresh, clock)
 
@@ -258,7 +263,7 @@ def create_app(
     _add_browser_pages(app, settings, keyring, state, (clients, login, front), metrics, clock)
     app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=metrics))
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
-    app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users)))
+    app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users, subjects)))
     _add_documents(app, settings, keyring, grants, store)
     _add_device_routes(app, settings, store, clients, login, state.limiter, state.devices, clock, metrics)
     app.add_route(paths.METRICS, MetricsResource(metrics))

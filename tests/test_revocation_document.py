@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jwt
 import pytest
 from falcon import testing
 
+from jwtauth.config.settings import Settings
+from jwtauth.oidc.pairwise import subjects_of
 from jwtauth.resources import paths
 from jwtauth.resources.revocations import document_claims
 from jwtauth.store.revocations import RevocationIndex, Snapshot
 from jwtauth.verify import InvalidToken
 from jwtauth.verify.revocations import REVOCATIONS_TYP, subject_digest
-from tests.helpers import ISSUER, Clock, MakeApp, login, refresh, revoke, tokens_of
+from tests.helpers import (
+    ISSUER,
+    Clock,
+    MakeApp,
+    claims_of,
+    client_like,
+    login,
+    refresh,
+    revoke,
+    tokens_of,
+    with_clients,
+)
 from tests.revocationkit import subscribed
 
 MAX_AGE = 30  # the default keys.revocations_max_age
@@ -99,7 +113,7 @@ def _snapshot(families: int, subjects: int) -> Snapshot:
     snap = Snapshot()
     for n in range(families):
         snap.families[f"fam-{n}"] = 1000.0 + n
-        snap.family_subjects[f"fam-{n}"] = f"sub-of-fam-{n}"
+        snap.family_subjects[f"fam-{n}"] = (f"sub-of-fam-{n}",)
     for n in range(subjects):
         snap.subjects[f"sub-{n}"] = 2000.0 + n
     return snap
@@ -123,3 +137,27 @@ def test_subjects_past_the_cap_fold_into_one_global_not_before() -> None:
 
 def test_the_subject_digest_binds_the_issuer() -> None:
     assert subject_digest(ISSUER, "alice") != subject_digest("https://other.example", "alice")
+
+
+def test_log_out_everywhere_reaches_a_pairwise_clients_tokens(
+    make_app: MakeApp, store: Any, settings: Settings, clock: Clock
+) -> None:
+    pairwise = client_like(
+        settings,
+        "pa",
+        secret="pasecret",
+        redirect_uris=("https://a.example.com/cb",),
+        subject_type="pairwise",
+    )
+    chosen = dataclasses.replace(with_clients(settings, pairwise), pairwise_salt="0123456789abcdef" * 2)
+    http = make_app(settings=chosen)
+    verifier, _ = subscribed(http, clock)
+    access, _ = tokens_of(login(http, auth=("pa", "pasecret")))
+    assert claims_of(access)["sub"] != "testuser@example.com"  # the client's own pairwise sub
+    index = RevocationIndex(
+        store, issuer=ISSUER, prefix=chosen.redis_prefix, horizon=chosen.token_horizon,
+        aliases=subjects_of(chosen).access_subjects,
+    )  # fmt: skip
+    index.record_subject("testuser@example.com", not_before=int(clock.now) + 1, now=clock.now)
+    with pytest.raises(InvalidToken, match="revoked"):
+        verifier.verify(access)

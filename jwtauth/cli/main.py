@@ -75,6 +75,7 @@ def cmd_hash_secret(args: argparse.Namespace) -> None:
 
 def cmd_revoke(args: argparse.Namespace) -> None:
     """End every refresh family of a user and/or a client ("log out everywhere")."""
+    from jwtauth.oidc.pairwise import subjects_of
     from jwtauth.store import RefreshStore
     from jwtauth.store.connection import STORE_ERRORS, StoreURLError, connect
     from jwtauth.store.revocations import RevocationIndex
@@ -95,8 +96,9 @@ def cmd_revoke(args: argparse.Namespace) -> None:
     # The tombstone lifetime create_app uses: as long as any access token of the family lives.
     # Published too, so offline verifiers that subscribe refuse the access tokens (SECURITY.md).
     published = RevocationIndex(
-        store, issuer=settings.issuer, prefix=settings.redis_prefix, horizon=settings.token_horizon
-    )
+        store, issuer=settings.issuer, prefix=settings.redis_prefix, horizon=settings.token_horizon,
+        aliases=subjects_of(settings).access_subjects,
+    )  # fmt: skip
     refresh = RefreshStore(
         store, prefix=settings.redis_prefix, revoked_ttl=settings.token_horizon, revocations=published
     )

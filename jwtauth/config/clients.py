@@ -13,6 +13,7 @@ from jwtauth.oauth.device import GRANT_TYPE as DEVICE_GRANT
 from jwtauth.oauth.device import SHORT_NAME as DEVICE_SHORT
 from jwtauth.oauth.device import grant_name
 from jwtauth.oidc.claims import STANDARD_CLAIMS, parse_user_claims, valid_subject
+from jwtauth.oidc.pairwise import PAIRWISE, SUBJECT_TYPES, sector_identifier
 from jwtauth.verify.fetch import is_loopback
 
 GRANT_TYPES = (
@@ -56,6 +57,8 @@ class Client:
     backchannel_logout_session_required: bool = False
     # Browser origins that may call the token, userinfo and revocation endpoints (CORS).
     allowed_origins: tuple[str, ...] = ()
+    # OpenID Connect Core §8: "public" (one sub for every client) or "pairwise" (oidc/pairwise.py).
+    subject_type: str = "public"
 
     @property
     def uses_keys(self) -> bool:
@@ -143,7 +146,7 @@ LOGOUT_KEYS = ("post_logout_redirect_uris", "backchannel_logout_uri", "backchann
 _CLIENT_KEYS = (
     "id", "name", "secret_hash", "public", "redirect_uris", "grant_types", "scopes", "default_scope",
     "audiences", "require_pkce", "require_dpop", "first_party", "allow_localhost", *LOGOUT_KEYS,
-    "allowed_origins",
+    "allowed_origins", "subject_type",
 )  # fmt: skip
 
 
@@ -205,7 +208,22 @@ def parse_client(reader: TableReader) -> Client:
         require_par=auth.require_par or fapi2,
         profile=auth.profile,
         **_browser_fields(reader),
+        subject_type=_subject_type(reader, uris),
     )
+
+
+def _subject_type(reader: TableReader, uris: tuple[str, ...]) -> str:
+    """Return the client's subject type; pairwise needs one redirect host (Core §8.1)."""
+    kind = reader.get("subject_type", str, "public")
+    if kind not in SUBJECT_TYPES:
+        raise reader.error("subject_type", f"{kind!r} is not one of {', '.join(SUBJECT_TYPES)}")
+    if kind == PAIRWISE and sector_identifier(uris) is None:
+        raise reader.error(
+            "subject_type",
+            "pairwise needs redirect_uris that all share one host: it is the sector identifier "
+            "(OpenID Connect Core §8.1)",
+        )
+    return kind
 
 
 

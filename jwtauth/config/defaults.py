@@ -47,4 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "client_auth.allow_insecure_loopback": False,
     "par.require": False,  # RFC 9126 §5 require_pushed_authorization_requests, for every client
     "par.lifetime": 60,  # seconds a pushed request stays usable (RFC 9126 §2.2 expires_in)
+    # OpenID Connect Core §8.1: the secret of pairwise subjects; required once a client is
+    # pairwise, and never changed afterwards (every pairwise sub would change with it).
+    "oidc.pairwise_salt": None,
 }

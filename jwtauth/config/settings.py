@@ -16,6 +16,7 @@ from jwtauth.config.clients import Client, User, parse_client, parse_user
 from jwtauth.config.defaults import DEFAULTS
 from jwtauth.config.reader import ConfigError, TableReader
 from jwtauth.keys import ALGORITHMS
+from jwtauth.oidc.pairwise import PAIRWISE
 
 CLOCK_LEEWAY = 60  # seconds of clock skew and delivery delay allowed around a token's lifetime
 
@@ -71,6 +72,7 @@ class Settings:
     jwks_insecure_loopback: bool = DEFAULTS["client_auth.allow_insecure_loopback"]
     par_required: bool = DEFAULTS["par.require"]
     par_lifetime: int = DEFAULTS["par.lifetime"]
+    pairwise_salt: str | None = field(default=DEFAULTS["oidc.pairwise_salt"], repr=False)
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -218,7 +220,8 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
     return clients, users
 
 
-_MORE_TABLES = ("client_auth", "par")
+_MORE_TABLES = ("client_auth", "par", "oidc")
+MIN_SALT = 32  # characters of [oidc] pairwise_salt: at least 128 bits from `openssl rand -hex 16`
 
 
 def _table(root: TableReader, name: str) -> TableReader:
@@ -237,7 +240,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
     readers = (life, keys, limits, redis, pages, dpop, documents, sessions)
     for name, table in zip(tables, readers, strict=True):
         table.unknown_keys(_table_keys(name))
-    client_auth, par = (_table(root, name) for name in _MORE_TABLES)
+    client_auth, par, oidc = (_table(root, name) for name in _MORE_TABLES)
     issuer = _issuer(root, env)
     algorithm, max_age, publish_ahead = _key_timing(keys)
     clients, users = _accounts(root, data)
@@ -276,8 +279,22 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         jwks_insecure_loopback=_dev_only(client_auth, "allow_insecure_loopback", issuer),
         par_required=par.get("require", bool),
         par_lifetime=par.positive("lifetime", maximum=600),
+        pairwise_salt=_pairwise_salt(oidc, clients),
         source=source,
     )
+
+
+def _pairwise_salt(oidc: TableReader, clients: tuple[Client, ...]) -> str | None:
+    """Return `[oidc] pairwise_salt`, required once a client is pairwise (Core §8.1)."""
+    salt = oidc.optional("pairwise_salt", str)
+    if salt is not None and len(salt) < MIN_SALT:
+        raise oidc.error("pairwise_salt", f"must be at least {MIN_SALT} characters (openssl rand -hex 32)")
+    pairwise = [c.client_id for c in clients if c.subject_type == PAIRWISE]
+    if pairwise and salt is None:
+        raise oidc.error(
+            "pairwise_salt", f"is required: client {pairwise[0]!r} has subject_type = \"pairwise\""
+        )
+    return salt
 
 
 def _dev_only(table: TableReader, key: str, issuer: str) -> bool:

@@ -128,7 +128,7 @@ class AuthorizationCodeGrant:
         spec = family_spec(
             self.settings, client,
             subject=record.subject, scope=grant[0], audience=grant[1], auth_time=record.auth_time,
-            now=now, jkt=jkt,
+            now=now, jkt=jkt, sid=record.sid,
         )  # fmt: skip
         if spec is None:
             return None

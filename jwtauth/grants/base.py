@@ -42,6 +42,7 @@ def family_spec(
     auth_time: float,
     now: float,
     jkt: str | None = None,
+    sid: str | None = None,
 ) -> FamilySpec | None:
     """Describe the refresh-token family of a user's grant, or None if the client may not refresh.
 
@@ -49,6 +50,7 @@ def family_spec(
     short-lived (RFC 6749 §1.5: refresh tokens are issued at the server's discretion).
     `jkt`: the request's DPoP key, which binds a public client's family (RFC 9449 §5); a
     confidential client's refresh tokens are bound to its credentials instead.
+    `sid`: the browser session of the grant, which id_tokens issued on refresh name again.
     """
     if "refresh_token" not in client.grant_types:
         return None
@@ -62,4 +64,5 @@ def family_spec(
         absolute_ttl=settings.refresh_absolute_ttl,
         idle_ttl=settings.refresh_idle_ttl,
         jkt=jkt if client.public else None,
+        sid=sid,
     )

@@ -28,6 +28,7 @@ class ClientCredentialsGrant:
         return self.tokens.issue(
             client=client,
             subject=client.client_id,
+            for_user=False,
             scope=requested_scope(client, request.params.get("scope")),
             audience=requested_audience(client, self.settings, request.params.get("resource")),
             jkt=request.dpop_jkt,

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from jwtauth.config.clients import Client
 from jwtauth.keys import KeyRing
+from jwtauth.oidc.pairwise import Subjects
 from jwtauth.tokens.claims import mint
 
 log = logging.getLogger("jwtauth")
@@ -91,7 +92,9 @@ class BackChannel:
         executor: Executor | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        subjects: Subjects | None = None,
     ) -> None:
+        self.subjects = subjects or Subjects((), (), None)
         self.issuer, self.keyring, self.outcomes = issuer, keyring, outcomes
         self.deliver, self.delays, self.clock, self.sleep = deliver, tuple(delays), clock, sleep
         self.executor = executor or ThreadPoolExecutor(2, thread_name_prefix="jwtauth-backchannel")
@@ -108,7 +111,8 @@ class BackChannel:
                 log.error("back-channel logout to %s: no signing key", client.client_id)
                 continue
             claims = logout_claims(
-                issuer=self.issuer, client_id=client.client_id, sub=sub, sid=sid,
+                issuer=self.issuer, client_id=client.client_id, sid=sid,
+                sub=self.subjects.of(client.client_id, sub),  # Core §8: the sub it knows
                 now=int(self.clock()), jti=secrets.token_urlsafe(16),
             )  # fmt: skip
             token = mint(claims, key, typ=LOGOUT_TYP)

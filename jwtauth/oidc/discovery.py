@@ -26,7 +26,8 @@ def oidc_metadata(settings: Settings, scopes: list[str]) -> dict[str, Any]:
         "end_session_endpoint": issuer + paths.LOGOUT,  # RP-Initiated Logout §2.1
         "scopes_supported": offered,
         "response_modes_supported": list(responses.MODES),  # and the Form Post Response Mode
-        "subject_types_supported": ["public"],
+        # Core §8: pairwise subjects once the server has their salt ([oidc] pairwise_salt).
+        "subject_types_supported": ["public", "pairwise"] if settings.pairwise_salt else ["public"],
         "id_token_signing_alg_values_supported": [settings.signing_algorithm],
         "userinfo_signing_alg_values_supported": [],  # userinfo answers plain JSON (Core §5.3.2)
         "claims_supported": claims.supported(offered),

@@ -15,6 +15,7 @@ import jwt
 
 from jwtauth.keys import KeyRing
 from jwtauth.oidc.idtoken import ID_TOKEN_TYP
+from jwtauth.oidc.pairwise import Subjects
 
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
@@ -31,8 +32,9 @@ class Hint:
 class IdTokenHints:
     """Check id_token_hints against our keys and issuer."""
 
-    def __init__(self, issuer: str, keyring: KeyRing) -> None:
+    def __init__(self, issuer: str, keyring: KeyRing, subjects: Subjects | None = None) -> None:
         self.issuer, self.keyring = issuer, keyring
+        self.subjects = subjects or Subjects((), (), None)
 
     def read(self, token: str) -> Hint | None:
         """Return the hint of an id_token we signed (expired or not), else None (never raises)."""
@@ -56,7 +58,13 @@ class IdTokenHints:
             )
         except (jwt.PyJWTError, ValueError, TypeError):
             return None
-        return _hint(claims)
+        hint = _hint(claims)
+        if hint is None:
+            return None
+        # Core §8.1: a pairwise client's id_token names the user by its pairwise sub; the hint
+        # speaks of the user's public sub, as sessions do ("" matches no session: no such user).
+        public = self.subjects.public(hint.audience[0], hint.sub)
+        return Hint(public or "", hint.audience, hint.sid)
 
 
 def _hint(claims: dict[str, Any]) -> Hint | None:

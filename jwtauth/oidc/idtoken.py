@@ -20,6 +20,7 @@ from jwtauth.config.settings import Settings
 from jwtauth.errors import InvalidGrant, TemporarilyUnavailable
 from jwtauth.keys import KeyRing
 from jwtauth.oidc.claims import released
+from jwtauth.oidc.pairwise import Subjects
 from jwtauth.tokens.claims import mint
 
 ID_TOKEN_TYP = "JWT"  # noqa: S105  # a media type, not a secret
@@ -83,8 +84,10 @@ class IdTokens:
         keyring: KeyRing,
         users: UserDirectory,
         clock: Callable[[], float] = time.time,
+        subjects: Subjects | None = None,
     ) -> None:
         self.settings, self.keyring, self.users, self.clock = settings, keyring, users, clock
+        self.subjects = subjects or Subjects((), (), None)
 
     def issue(
         self,
@@ -113,7 +116,7 @@ class IdTokens:
         extra = released(user.claims, scope) if access_token is None and code is None else None
         claims = id_token_claims(
             issuer=self.settings.issuer,
-            subject=user.subject,
+            subject=self.subjects.of(client_id, user.subject),  # Core §8: public or pairwise
             client_id=client_id,
             now=int(self.clock()),
             ttl=self.settings.access_token_ttl,

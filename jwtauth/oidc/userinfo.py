@@ -14,6 +14,7 @@ from jwtauth.accounts.users import UserDirectory
 from jwtauth.errors import BearerError, InsufficientScope, InvalidToken, MissingToken
 from jwtauth.oidc.claims import released
 from jwtauth.oidc.idtoken import OPENID
+from jwtauth.oidc.pairwise import Subjects
 from jwtauth.tokens.reader import TokenReader
 
 
@@ -37,8 +38,9 @@ def bearer_token(authorization: str | None, form: Mapping[str, str] | None) -> s
 class UserInfo:
     """Answer userinfo requests: `sub` and the claims the token's scope releases."""
 
-    def __init__(self, reader: TokenReader, users: UserDirectory) -> None:
+    def __init__(self, reader: TokenReader, users: UserDirectory, subjects: Subjects | None = None) -> None:
         self.reader, self.users = reader, users
+        self.subjects = subjects
 
     def claims(self, token: str) -> dict[str, Any]:
         """Return the userinfo response for `token`, or raise InvalidToken / InsufficientScope."""
@@ -52,9 +54,13 @@ class UserInfo:
         scope = str(found.response["scope"]).split()
         if OPENID not in scope:
             raise InsufficientScope("the access token was not granted the openid scope")
-        # Access tokens name the user by username (RFC 9068 §2.2); userinfo answers the stable
-        # OpenID subject, the same `sub` as the id_token (Core §5.3.2).
-        user = self.users.get(str(found.response["sub"]))
+        # Access tokens name the user by username (RFC 9068 §2.2), a pairwise client's by its
+        # pairwise sub; userinfo answers the OpenID subject the client's id_token carries, public
+        # or pairwise (Core §5.3.2, §8).
+        sub, client_id = str(found.response["sub"]), found.client_id
+        subjects = self.subjects
+        user = self.users.get(sub) if subjects is None else subjects.user_of_access(client_id, sub)
         if user is None:
             raise InvalidToken("the user of this access token no longer exists")
-        return found.client_id, {"sub": user.subject, **released(user.claims, scope)}
+        seen = user.subject if subjects is None else subjects.of(client_id, user.subject)
+        return client_id, {"sub": seen, **released(user.claims, scope)}

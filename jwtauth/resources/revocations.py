@@ -81,9 +81,9 @@ def document_claims(issuer: str, snapshot: Snapshot, *, now: float, max_age: int
     families = sorted(snapshot.families.items(), key=lambda item: (-item[1], item[0]))
     subjects = dict(snapshot.subjects)
     for family_id, revoked_at in families[cap:]:
-        digest = snapshot.family_subjects.get(family_id, "")
         # An access token of the family was issued at or before revoked_at; iat is whole seconds.
-        subjects[digest] = max(subjects.get(digest, 0.0), math.floor(revoked_at) + 1.0)
+        for digest in snapshot.family_subjects.get(family_id, ()):
+            subjects[digest] = max(subjects.get(digest, 0.0), math.floor(revoked_at) + 1.0)
     ordered = sorted(subjects.items(), key=lambda item: (-item[1], item[0]))
     claims: dict[str, Any] = {
         "iss": issuer,

@@ -7,7 +7,8 @@ digests of secrets plus a per-rotation nonce, so nothing it stores is usable as 
 Key layout (every key of one family shares the hash tag `{f:<family_id>}`):
 
     {prefix}{f:<id>}           hash: client, subject, scope, audience, auth_time, created,
-                               abs_exp, idle_exp, gen, cur, prev, nonce, rotated_at
+                               abs_exp, idle_exp, gen, cur, prev, nonce, rotated_at,
+                               and when set at creation jkt (DPoP key), sid (browser session)
     {prefix}{f:<id>}:used      list: digests of rotated-out secrets, newest first, capped
     {prefix}{f:<id>}:revoked   string: tombstone left by revocation or reuse detection
     {prefix}{s:<sha256(sub)>}  sorted set: family ids of one subject, scored by absolute expiry
@@ -181,7 +182,7 @@ class RefreshStore:
             # RFC 9700 §4.14.2 allows a short grace period for a lost response: hand back the
             # successor already issued (derived again, identical), never a second live one.
             family = record_from_rotation(family_id, client_id, reply)
-            again = _replayed(secret, family_id, family.generation, text(reply[9]), text(reply[10]))
+            again = _replayed(secret, family_id, family.generation, text(reply[10]), text(reply[11]))
             return Rotation(status, family_id, fmt.token(family_id, again), family)
         if status is RotationStatus.REUSE and self._published is not None:
             self._published.record_family(family_id, text(reply[1]), now=now)
@@ -310,6 +311,8 @@ def _draw(spec: FamilySpec) -> _NewFamily:
     }
     if spec.jkt is not None:
         fields["jkt"] = spec.jkt
+    if spec.sid is not None:
+        fields["sid"] = spec.sid
     create_args: list[str] = [str(ms(idle_exp - spec.now))]
     for name, value in fields.items():
         create_args += [name, value]

@@ -35,6 +35,9 @@ class FamilySpec:
     absolute_ttl: float
     idle_ttl: float
     jkt: str | None = None  # the DPoP key a public client's family is bound to (RFC 9449 §5)
+    # The browser session the grant was made in: an id_token issued on refresh names it again
+    # (OpenID Connect Core §12.2, Back-Channel Logout §2.1).
+    sid: str | None = None
 
     def __post_init__(self) -> None:
         if self.absolute_ttl <= 0 or self.idle_ttl <= 0:
@@ -57,6 +60,7 @@ class FamilyRecord:
     absolute_expiry: float
     idle_expiry: float
     generation: int
+    sid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ def record_from_hash(family_id: str, fields: dict[Any, Any]) -> FamilyRecord:
         absolute_expiry=float(field("abs_exp")),
         idle_expiry=float(field("idle_exp")),
         generation=int(field("gen")),
+        sid=text(fields[b"sid"]) if b"sid" in fields else None,
     )
 
 
@@ -113,4 +118,5 @@ def record_from_rotation(family_id: str, client_id: str, reply: Sequence[Any]) -
         absolute_expiry=float(text(reply[8])),
         idle_expiry=float(text(reply[2])),
         generation=int(text(reply[1])),
+        sid=None if reply[9] is None else text(reply[9]),  # families from before sid: none
     )

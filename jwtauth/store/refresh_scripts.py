@@ -65,11 +65,12 @@ return g
 #       6 candidate successor digest, 7 nonce, 8 used_history - 1, 9 tombstone ttl ms,
 #       10 tombstone value, 11 the thumbprint of the request's DPoP key ('' without a proof)
 # Reply for ok and replay: status, gen, idle_exp, subject, scope, audience, auth_time, created,
-# abs_exp, then for replay only the stored nonce and current digest. For reuse: status, subject.
+# abs_exp, sid (nil when the family has none), then for replay only the stored nonce and
+# current digest. For reuse: status, subject.
 ROTATE = """
 local f = redis.call('HMGET', KEYS[1], 'client', 'cur', 'prev', 'gen', 'abs_exp', 'idle_exp',
                      'rotated_at', 'nonce', 'subject', 'scope', 'audience', 'auth_time',
-                     'created', 'jkt')
+                     'created', 'jkt', 'sid')
 if not f[1] then return {'unknown'} end
 local now = tonumber(ARGV[3])
 local abs_exp = tonumber(f[5])
@@ -97,12 +98,12 @@ if kind == 'cur' then
   redis.call('LTRIM', KEYS[2], '0', ARGV[8])
   redis.call('PEXPIRE', KEYS[1], ms)
   redis.call('PEXPIRE', KEYS[2], ms)
-  return {'ok', gen, idle_s, f[9], f[10], f[11], f[12], f[13], f[5]}
+  return {'ok', gen, idle_s, f[9], f[10], f[11], f[12], f[13], f[5], f[15]}
 end
 -- The same call sent again (redis-py's retry after a reply lost with its connection) carries
 -- this rotation's own nonce: a replay whatever the grace period, never reuse.
 if kind == 'prev' and (f[8] == ARGV[7] or now - tonumber(f[7]) < tonumber(ARGV[4])) then
-  return {'replay', f[4], f[6], f[9], f[10], f[11], f[12], f[13], f[5], f[8], f[2]}
+  return {'replay', f[4], f[6], f[9], f[10], f[11], f[12], f[13], f[5], f[15], f[8], f[2]}
 end
 -- RFC 9700 §4.14.2: a rotated-out secret seen again means a token leaked; attacker and
 -- victim cannot be told apart, so the whole family dies, the newest token included.

@@ -18,6 +18,7 @@ so neither Redis nor the public document holds a username in clear.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from jwtauth.store.redisclient import RedisClient, checked_prefix, ms, tagged_key, text
@@ -31,14 +32,24 @@ class Snapshot:
     """The revocations still within the horizon: families, per-subject and global not-before."""
 
     families: dict[str, float] = field(default_factory=dict)  # family id -> revoked at
-    family_subjects: dict[str, str] = field(default_factory=dict)  # family id -> subject digest
+    # family id -> the digests of every `sub` its user's access tokens may carry (pairwise clients)
+    family_subjects: dict[str, tuple[str, ...]] = field(default_factory=dict)
     subjects: dict[str, float] = field(default_factory=dict)  # subject digest -> not before
 
 
 class RevocationIndex:
     """Record revocations and read back those an unexpired access token could still meet."""
 
-    def __init__(self, client: RedisClient, *, issuer: str, prefix: str = "jwtauth:", horizon: float) -> None:
+    def __init__(
+        self,
+        client: RedisClient,
+        *,
+        issuer: str,
+        prefix: str = "jwtauth:",
+        horizon: float,
+        aliases: Callable[[str], Iterable[str]] | None = None,
+    ) -> None:
+        """`aliases(username)`: every `sub` its access tokens may carry (OIDC pairwise clients)."""
         if horizon <= 0:
             raise ValueError("horizon must be positive")
         self._redis = client
@@ -46,14 +57,15 @@ class RevocationIndex:
         self._prefix = checked_prefix(prefix)
         self._horizon = float(horizon)
         self._bucket = max(self._horizon / _BUCKETS_PER_HORIZON, 1.0)
+        self._aliases = aliases
 
     def record_family(self, family_id: str, subject: str, *, now: float) -> None:
         """Remember that a family was revoked at `now` (its access tokens die with it)."""
-        self._add(f"f:{family_id}:{subject_digest(self._issuer, subject)}", now, now)
+        self._add({f"f:{family_id}:{','.join(self._digests(subject))}": now}, now)
 
     def record_subject(self, subject: str, *, not_before: float, now: float) -> None:
         """Remember that `subject`'s access tokens issued before `not_before` are revoked."""
-        self._add(f"s:{subject_digest(self._issuer, subject)}", not_before, now)
+        self._add({f"s:{digest}": not_before for digest in self._digests(subject)}, now)
 
     def snapshot(self, *, now: float) -> Snapshot:
         """Return every revocation recorded within one horizon before `now`."""
@@ -68,14 +80,18 @@ class RevocationIndex:
                 _add_entry(snapshot, text(member), float(score))
         return snapshot
 
-    def _add(self, member: str, score: float, now: float) -> None:
+    def _digests(self, subject: str) -> list[str]:
+        names = {subject, *(self._aliases(subject) if self._aliases is not None else ())}
+        return sorted(subject_digest(self._issuer, name) for name in names)
+
+    def _add(self, members: dict[str, float], now: float) -> None:
         bucket = self._bucket_of(now)
         # Alive until the last entry of its bucket is one horizon old.
         ttl = (bucket + 1) * self._bucket + self._horizon - now
         pipe = self._redis.pipeline(transaction=False)
         key = self._key(bucket)
         # GT: a later "not before" for the same subject wins; ZADD GT adds absent members too.
-        pipe.zadd(key, {member: score}, gt=True)
+        pipe.zadd(key, members, gt=True)
         pipe.pexpire(key, ms(ttl))
         pipe.execute()
 
@@ -90,8 +106,8 @@ def _add_entry(snapshot: Snapshot, member: str, score: float) -> None:
     """Fold one stored entry into a snapshot (the latest time wins for repeated entries)."""
     kind, _, rest = member.partition(":")
     if kind == "f":
-        family_id, _, digest = rest.partition(":")
+        family_id, _, digests = rest.partition(":")
         snapshot.families[family_id] = max(score, snapshot.families.get(family_id, score))
-        snapshot.family_subjects[family_id] = digest
+        snapshot.family_subjects[family_id] = tuple(digests.split(","))
     elif kind == "s":
         snapshot.subjects[rest] = max(score, snapshot.subjects.get(rest, score))

@@ -14,6 +14,7 @@ from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
 from jwtauth.errors import TemporarilyUnavailable
 from jwtauth.keys import KeyRing
+from jwtauth.oidc.pairwise import Subjects
 from jwtauth.tokens.claims import access_claims, mint, token_response
 
 
@@ -26,8 +27,10 @@ class TokenFactory:
         keyring: KeyRing,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: secrets.token_urlsafe(16),
+        subjects: Subjects | None = None,
     ) -> None:
         self.settings, self.keyring, self.clock, self.new_id = settings, keyring, clock, new_id
+        self.subjects = subjects
 
     def issue(
         self,
@@ -40,14 +43,23 @@ class TokenFactory:
         family_id: str | None = None,
         auth_time: int | None = None,
         jkt: str | None = None,
+        for_user: bool = True,
     ) -> dict[str, Any]:
-        """Sign an access token (bound to the DPoP key `jkt` if given) and return the §5.1 body."""
+        """Sign an access token (bound to the DPoP key `jkt` if given) and return the §5.1 body.
+
+        `subject`: a username, which a pairwise client's token names by its pairwise `sub`
+        (Core §8.1, the same as its id_token's), unless `for_user` is False (the client itself).
+        """
         key = self.keyring.signer()
         if key is None:
             raise TemporarilyUnavailable("no signing key is available", retry_after=5)
         claims = access_claims(
             issuer=self.settings.issuer,
-            subject=subject,
+            subject=(
+                self.subjects.access_subject(client.client_id, subject)
+                if for_user and self.subjects is not None
+                else subject
+            ),
             client_id=client.client_id,
             audience=audience,
             scope=scope,

@@ -18,6 +18,7 @@ import jwt
 
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
+from jwtauth.oidc.pairwise import subjects_of
 from jwtauth.store import FamilyRecord, RefreshStore
 from jwtauth.store.refresh_format import REFRESH_TOKEN
 from jwtauth.tokens.claims import ACCESS_TOKEN_TYP
@@ -72,10 +73,18 @@ class TokenReader:
         # Who a token may be about (issue 18): a configured user, or a client for itself.
         self._users = frozenset(u.username for u in settings.users)
         self._clients = frozenset(c.client_id for c in settings.clients)
+        # A pairwise client's access tokens name the user by its pairwise sub (Core §8.1).
+        self._subjects = subjects_of(settings)
 
     def _subject_known(self, subject: str, client_id: str) -> bool:
         """Tell whether `subject` still exists: a removed user's tokens are inactive at once."""
         return subject in self._users or (subject == client_id and client_id in self._clients)
+
+    def _access_subject_known(self, subject: str, client_id: str) -> bool:
+        """Tell whether an access token's `sub` (a username, or pairwise) names someone who exists."""
+        if subject == client_id and client_id in self._clients:
+            return True
+        return self._subjects.user_of_access(client_id, subject) is not None
 
     def read(self, token: str, hint: str | None = None) -> ActiveToken | None:
         """Return the active token, or None for anything inactive, expired, forged or unknown."""
@@ -98,7 +107,7 @@ class TokenReader:
         # revocation), the family's access tokens are reported inactive.
         if fid is not None and (not isinstance(fid, str) or self.refresh.is_revoked(fid)):
             return None
-        if not self._subject_known(claims["sub"], claims["client_id"]):
+        if not self._access_subject_known(claims["sub"], claims["client_id"]):
             return None
         # RFC 7662 §2.2: token_type is the type of RFC 6749 §5.1 ("Bearer").
         response = {"active": True, **{name: claims[name] for name in _CLAIM_TYPES}, "token_type": "Bearer"}

@@ -71,6 +71,19 @@ def test_sso_across_two_clients_asks_consent_once_and_never_the_password(http: t
     assert answer(again)["code"]
 
 
+def test_an_id_token_issued_on_refresh_names_the_same_session(http: testing.TestClient) -> None:
+    # Core §12.2 and Back-Channel Logout §2.1: the refreshed id_token carries the login's sid.
+    browser = Browser(http)
+    body = exchange(http, answer(browser.sign_in(OPENID_QUERY))["code"])
+    original = verified_id_token(http, body["id_token"])
+    for _ in range(2):  # from the first refresh token, then from its successor
+        result = token(http, {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]})
+        assert result.status_code == 200, result.text
+        body = result.json
+        refreshed = verified_id_token(http, body["id_token"])
+        assert refreshed["sid"] == original["sid"] and refreshed["auth_time"] == original["auth_time"]
+
+
 def test_a_first_party_client_goes_straight_back(http: testing.TestClient) -> None:
     browser = Browser(http)
     answer(browser.sign_in(OPENID_QUERY))

@@ -487,3 +487,27 @@ def test_a_family_spec_refuses_nonsense(changes: dict[str, Any], error: type[Exc
     )  # fmt: skip
     with pytest.raises(error):
         FamilySpec(**{**fields, **changes})
+
+
+def test_a_family_remembers_its_session_through_rotation_and_replay(backend: Any) -> None:
+    # OpenID Connect Core §12.2: an id_token issued on refresh names the login's session again.
+    store = make_store(backend)
+    spec = FamilySpec(
+        client_id=OWNER, subject="alice", scope="openid", audience=(), auth_time=NOW, now=NOW,
+        absolute_ttl=ABSOLUTE, idle_ttl=IDLE, sid="session-1",
+    )  # fmt: skip
+    issued = store.create(spec)
+    assert family_state(backend, issued.family_id)[0][b"sid"] == b"session-1"
+    first = rotate(store, issued.token, now=NOW + 10)
+    again = rotate(store, issued.token, now=NOW + 11)  # replay within the grace period
+    assert again.status is RotationStatus.REPLAY and again.token == first.token
+    assert first.family is not None and first.family.sid == "session-1"
+    assert first.family == again.family == store.lookup(successor(first), now=NOW + 12)
+    # A family without a session (password grant, or created before sid existed) has none.
+    plain = new_family(store, subject="bob")
+    assert b"sid" not in family_state(backend, plain.family_id)[0]
+    rotated = rotate(store, plain.token, now=NOW + 10)
+    assert rotated.family is not None and rotated.family.sid is None
+    replayed = rotate(store, plain.token, now=NOW + 11)
+    assert replayed.status is RotationStatus.REPLAY and replayed.token == rotated.token
+    assert replayed.family is not None and replayed.family.sid is None

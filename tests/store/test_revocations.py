@@ -23,7 +23,7 @@ def test_families_and_subjects_read_back_until_a_horizon_passes(backend: Any) ->
     revocations.record_subject("carol", not_before=NOW + 501, now=NOW + 500)
     seen = revocations.snapshot(now=NOW + 600)
     assert seen.families == {"fam-old": NOW, "fam-new": NOW + 500}
-    assert seen.family_subjects["fam-new"] == subject_digest(ISSUER, "bob")
+    assert seen.family_subjects["fam-new"] == (subject_digest(ISSUER, "bob"),)
     assert seen.subjects == {subject_digest(ISSUER, "carol"): NOW + 501}
     later = revocations.snapshot(now=NOW + HORIZON + 1)  # fam-old's tokens are all expired
     assert set(later.families) == {"fam-new"}
