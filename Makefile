@@ -7,19 +7,20 @@ PORT ?= 8000
 CONFIG ?= jwtauth/fixtures/test_credentials.toml
 ALG ?=
 
-.PHONY: run test test-fast keygen lint typecheck bench install dev system-deps node-deps clean
+.PHONY: run test test-fast keygen lint typecheck bench install dev system-deps node-deps clean dist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# Runtime dependencies at the tested versions (deploy/constraints.txt), as the container has them.
+$(VENV)/.installed: pyproject.toml deploy/constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c deploy/constraints.txt -e .
 	touch $@
 
 # The examples extra too: the tests run examples/mcp_server.py on the official MCP SDK.
 $(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[dev,examples]'
+	$(BIN)/pip install --quiet -c deploy/constraints.txt -e '.[dev,examples]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -55,6 +56,13 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 	  cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "note: npm is missing; the Node interop tests will skip (and fail under CI)"; fi
 node-deps: system-deps $(NODE_DIR)/node_modules/.installed
+
+## make dist: build jwtauth-server (sdist + wheel) and jwtauth-verify (wheel) into dist/, then twine check
+dist: dev
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	$(BIN)/python scripts/build_verify.py dist
+	$(BIN)/twine check --strict dist/*
 
 ## make test: install dev dependencies and run the whole suite
 test: dev system-deps node-deps

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import falcon
@@ -17,6 +18,7 @@ from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.document_fetch import DocumentFetcher
 from jwtauth.accounts.hashing import SecretChecker
 from jwtauth.accounts.login import Limits, Login
+from jwtauth.accounts.reload import AccountsReload
 from jwtauth.accounts.user_codes import GLOBAL_FACTOR, UserCodeGate
 from jwtauth.accounts.users import UserDirectory
 from jwtauth.config.settings import Settings, parse_networks
@@ -30,7 +32,16 @@ from jwtauth.grants.password import PasswordGrant
 from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
 from jwtauth.oauth.dpop import TokenEndpointDPoP, key_nonces
-from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog, Metrics, Observer
+from jwtauth.observability import (
+    AUTHORIZE,
+    TOKEN,
+    AccessLog,
+    Events,
+    EventSinks,
+    Metrics,
+    Observer,
+    WorkerMetrics,
+)
 from jwtauth.oidc.backchannel import BackChannel
 from jwtauth.oidc.hint import IdTokenHints
 from jwtauth.oidc.idtoken import IdTokens
@@ -40,6 +51,7 @@ from jwtauth.oidc.session import SessionCodec
 from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.oidc.userinfo import UserInfo
 from jwtauth.resources import paths
+from jwtauth.resources.audit import Audit
 from jwtauth.resources.authorize import AuthorizeResource
 from jwtauth.resources.client_address import ClientAddress
 from jwtauth.resources.cors import CORS
@@ -53,7 +65,7 @@ from jwtauth.resources.errors import (
     render_unexpected,
 )
 from jwtauth.resources.header_limit import HeaderLimit
-from jwtauth.resources.health import HealthResource, ReadyResource
+from jwtauth.resources.health import HealthResource, ReadyResource, StoreHealthResource
 from jwtauth.resources.introspect import IntrospectResource
 from jwtauth.resources.logout import LogoutResource
 from jwtauth.resources.metrics import MetricsResource
@@ -113,7 +125,9 @@ def _stores(settings: Settings, store: Any) -> _Stores:
     )
 
 
-def _falcon_app(settings: Settings, metrics: Metrics, access_log: AccessLog | None) -> falcon.App[Any, Any]:
+def _falcon_app(
+    settings: Settings, metrics: Metrics, access_log: AccessLog | None, audit: Audit, *more: Any
+) -> falcon.App[Any, Any]:
     """Return an empty app with the middleware, the request options and every error handler."""
     app = falcon.App(
         media_type=falcon.MEDIA_JSON,
@@ -123,6 +137,8 @@ def _falcon_app(settings: Settings, metrics: Metrics, access_log: AccessLog | No
             ClientAddress(parse_networks(settings.trusted_proxies)),
             CORS(settings.clients),
             HeaderLimit(),
+            audit,  # after the observer: its lines carry the request id the observer made
+            *more,
         ),
     )
     app.req_options.strip_url_path_trailing_slash = True
@@ -143,7 +159,8 @@ def _grants(
     login: Login,
     id_tokens: IdTokens,
     clock: Callable[[], float],
-    metrics: Metrics,
+    events: Events,
+    users: UserDirectory,
 ) -> dict[str, Grant]:
     """Return the token endpoint's registry: grant_type -> handler (RFC 6749 §4)."""
     codes, refresh = state.codes, state.refresh
@@ -151,11 +168,13 @@ def _grants(
         ClientCredentialsGrant(settings, tokens),
         AuthorizationCodeGrant(
             settings, tokens, codes, refresh, clock,
-            events=metrics, id_tokens=id_tokens, sessions=state.sessions,
+            events=events, id_tokens=id_tokens, sessions=state.sessions,
         ),
         PasswordGrant(settings, tokens, login, refresh, clock),
-        RefreshTokenGrant(settings, tokens, refresh, clock, events=metrics, id_tokens=id_tokens),
-        DeviceCodeGrant(settings, tokens, state.devices, refresh, clock, events=metrics, id_tokens=id_tokens),
+        RefreshTokenGrant(
+            settings, tokens, refresh, clock, events=events, id_tokens=id_tokens, subjects=users
+        ),
+        DeviceCodeGrant(settings, tokens, state.devices, refresh, clock, events=events, id_tokens=id_tokens),
     )
     return {g.grant_type: g for g in handlers}
 
@@ -217,6 +236,7 @@ def _add_documents(
         app.add_route(path, resource)
     app.add_route(paths.HEALTH, HealthResource())
     app.add_route(paths.READY, ReadyResource(keyring, lambda: ping(store)))
+    app.add_route(paths.READY_STORE, StoreHealthResource(lambda: ping(store)))
 
 
 def create_app(
@@ -228,15 +248,23 @@ def create_app(
     checker: SecretChecker | None = None,
     metrics: Metrics | None = None,
     access_log: AccessLog | None = None,
+    audit_log: AccessLog | None = None,
+    reload_settings: Callable[[], Settings] | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the WSGI app from validated settings, a key ring and a redis-py client.
 
     `metrics`: this worker's metrics (a fresh in-memory set if omitted); `access_log`: where
-    the one JSON line per request goes (nowhere if omitted; `jwtauth serve` sends it to stdout).
+    the one JSON line per request goes (nowhere if omitted; `jwtauth serve` sends it to stdout);
+    `audit_log`: where the audit events go (resources/audit.py; `jwtauth serve`: stdout too);
+    `reload_settings`: loads the settings file again, to swap in its clients and users when
+    the file changes (accounts/reload.py; nothing is watched without it).
     """
     checker = checker or SecretChecker()
     metrics = metrics or Metrics()
+    audit = Audit(audit_log, clock)
+    events = EventSinks(metrics, audit)
     keyring.on_signer_change(metrics.key_rotated)
+    keyring.on_signer_change(audit.key_rotated)
     state = _stores(settings, store)
     gate = ClientAuthGate(state.limiter, settings.client_auth_failures, clock)
     clients = ClientRegistry(
@@ -245,6 +273,7 @@ def create_app(
         _documents(settings, store, clock),
         _assertions(settings, store, clock),
         gate=gate,
+        clock=clock,
     )
     users = UserDirectory(settings.users, checker)
     limits = Limits(settings.max_failures, settings.client_max_failures, settings.known_device_ttl)
@@ -252,25 +281,44 @@ def create_app(
     subjects = subjects_of(settings)  # OpenID Connect Core §8: public or pairwise, per client
     tokens = TokenFactory(settings, keyring, clock, subjects=subjects)
     id_tokens = IdTokens(settings, keyring, users, clock, subjects)
-    grants = _grants(settings, tokens, state, login, id_tokens, clock, metrics)
+    grants = _grants(settings, tokens, state, login, id_tokens, clock, events, users)
     reader = TokenReader(settings, keyring, state.refresh, clock)
 
-    app = _falcon_app(settings, metrics, access_log)
+    watch = _reload(settings, reload_settings, clients, users, audit)
+    app = _falcon_app(settings, metrics, access_log, audit, *watch)
     app.add_route(paths.TOKEN, TokenResource(clients, grants, _token_dpop(settings, keyring, store, clock)))
     par_dpop = _token_dpop(settings, keyring, store, clock, path=paths.PAR)
     app.add_route(paths.PAR, PushedAuthorizationResource(settings, clients, state.pushed, par_dpop, clock))
     front = FrontChannel(settings, state.codes, tokens, id_tokens)
     _add_browser_pages(app, settings, keyring, state, (clients, login, front), metrics, clock)
-    app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=metrics))
+    app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=events))
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users, subjects)))
     _add_documents(app, settings, keyring, grants, store)
-    _add_device_routes(app, settings, store, clients, login, state.limiter, state.devices, clock, metrics)
-    app.add_route(paths.METRICS, MetricsResource(metrics))
+    _add_device_routes(app, settings, store, clients, login, state.limiter, state.devices, clock, events)
     app.add_route(paths.REVOCATIONS, RevocationsResource(
         issuer=settings.issuer, keyring=keyring, index=state.revocations,
         max_age=settings.revocations_max_age, clock=clock,
     ))  # fmt: skip
+    return app
+
+
+def create_management_app(
+    keyring: KeyRing, store: Any, metrics: Metrics | WorkerMetrics, server_metrics: str | None = None
+) -> falcon.App[Any, Any]:
+    """Build the management listener's app: /metrics and the health checks, never the public API.
+
+    `jwtauth serve --metrics-port` serves it on its own port (as Keycloak and Hydra do), so
+    /metrics is never reachable through the public listener. `server_metrics`: a loopback URL
+    of the HTTP server's own Prometheus text (granian's), appended to every scrape.
+    """
+    app = falcon.App(media_type=falcon.MEDIA_JSON)
+    app.add_error_handler(Exception, render_unexpected)
+    app.add_error_handler(falcon.HTTPError, render_http_error)
+    app.add_route(paths.METRICS, MetricsResource(metrics, lambda: ping(store), server_metrics))
+    app.add_route(paths.HEALTH, HealthResource())
+    app.add_route(paths.READY, ReadyResource(keyring, lambda: ping(store)))
+    app.add_route(paths.READY_STORE, StoreHealthResource(lambda: ping(store)))
     return app
 
 
@@ -283,7 +331,7 @@ def _add_device_routes(
     limiter: FailureLimiter,
     devices: DeviceStore,
     clock: Callable[[], float],
-    metrics: Metrics,
+    events: Events,
 ) -> None:
     """Route the device flow's two endpoints (RFC 8628 §3.1, §3.3)."""
     overall = FailureLimiter(
@@ -295,13 +343,26 @@ def _add_device_routes(
     gate = UserCodeGate(limiter, overall)
     app.add_route(
         paths.DEVICE_AUTHORIZATION,
-        DeviceAuthorizationResource(settings, clients, devices, clock, events=metrics),
+        DeviceAuthorizationResource(settings, clients, devices, clock, events=events),
     )
     page = DeviceResource(
         issuer=settings.issuer, clients=clients, login=login, gate=gate, devices=devices,
-        pages=Pages(settings.templates_dir), clock=clock, events=metrics,
+        pages=Pages(settings.templates_dir), clock=clock, events=events,
     )  # fmt: skip
     app.add_route(paths.DEVICE, page)
+
+
+def _reload(
+    settings: Settings,
+    load: Callable[[], Settings] | None,
+    clients: ClientRegistry,
+    users: UserDirectory,
+    audit: Audit,
+) -> tuple[AccountsReload, ...]:
+    """Return the middleware that swaps in changed clients and users, if a file is to be watched."""
+    if load is None or not Path(settings.source).is_file():
+        return ()
+    return (AccountsReload(settings, load, clients, users, audit=audit.write),)
 
 
 def _documents(settings: Settings, store: Any, clock: Callable[[], float]) -> ClientDocuments | None:
@@ -331,7 +392,8 @@ def _endpoint_labels() -> dict[str, str]:
     """Map every route to the endpoint label of its metrics and access-log lines."""
     labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
     labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
-    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.PAR: "par", paths.LOGOUT: "logout"}
+    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.READY_STORE: "readyz"}
+    labels |= {paths.PAR: "par", paths.LOGOUT: "logout"}
     labels |= {paths.DEVICE_AUTHORIZATION: "device_authorization", paths.DEVICE: "device"}
     labels |= {paths.REVOCATIONS: "revocations"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")

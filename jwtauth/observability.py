@@ -14,7 +14,8 @@ Three pieces, wired by create_app:
 What the access log never holds: a token, secret, password, code, or anything from the query
 string or body. It logs the method, the path of a matched route (unmatched paths are
 client-chosen text, so only "unmatched" is logged), the status, the OAuth error code, the
-duration, the request id, the client address and the endpoint/grant labels.
+duration, the request id, the client address, the client_id once a resource has identified
+a registered client, and the endpoint/grant labels.
 
 prometheus_client is imported only when a `Metrics` is built: it picks its storage (in memory
 or mmapped files) once, at import, from PROMETHEUS_MULTIPROC_DIR, which `jwtauth serve` sets
@@ -56,7 +57,7 @@ AccessLog = Callable[[str], None]
 # a registered route, a label, a grant name; the client address and the error are JSON-escaped.
 _LINE = (
     '{"ts":%.3f,"request_id":"%s","method":"%s","path":"%s","status":%d,"ms":%.3f,'
-    '"client":%s,"endpoint":"%s","grant":"%s","error":%s}'
+    '"client":%s,"client_id":%s,"endpoint":"%s","grant":"%s","error":%s}'
 )
 
 
@@ -99,6 +100,38 @@ class NoEvents:
 
 
 NO_EVENTS: Events = NoEvents()
+
+
+class EventSinks:
+    """Events told to several sinks (the metrics and the audit log), in order."""
+
+    def __init__(self, *sinks: Events) -> None:
+        self.sinks = sinks
+
+    def refresh_rotated(self) -> None:
+        """Tell every sink."""
+        for sink in self.sinks:
+            sink.refresh_rotated()
+
+    def reuse_detected(self, kind: str) -> None:
+        """Tell every sink."""
+        for sink in self.sinks:
+            sink.reuse_detected(kind)
+
+    def revoked(self) -> None:
+        """Tell every sink."""
+        for sink in self.sinks:
+            sink.revoked()
+
+    def key_rotated(self) -> None:
+        """Tell every sink."""
+        for sink in self.sinks:
+            sink.key_rotated()
+
+    def device_flow(self, outcome: str) -> None:
+        """Tell every sink."""
+        for sink in self.sinks:
+            sink.device_flow(outcome)
 
 
 class Metrics:
@@ -244,13 +277,29 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """Return the text exposition of every worker's metrics and its content type."""
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-        from prometheus_client.multiprocess import MultiProcessCollector
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         if not self.multiprocess_dir:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return WorkerMetrics(self.multiprocess_dir).render()
+
+
+class WorkerMetrics:
+    """The metrics the workers wrote to `folder`, merged: what a process that counts nothing serves.
+
+    The management listener uses it: a `Metrics` of its own would add a file of zeros.
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def render(self) -> tuple[bytes, str]:
+        """Return the text exposition of every worker's metrics and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
         merged = CollectorRegistry(auto_describe=False)
-        MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        MultiProcessCollector(merged, path=self.folder)  # type: ignore[no-untyped-call]
         return generate_latest(merged), CONTENT_TYPE_LATEST
 
 
@@ -259,6 +308,11 @@ def _json_text(value: str | None) -> str:
     if value is not None and _PLAIN_ADDRESS.fullmatch(value):
         return f'"{value}"'
     return json.dumps(value)
+
+
+def _client_id(value: str | None) -> str:
+    """Return the identified client's id as JSON (a registered id or a checked document URL)."""
+    return "null" if value is None else json.dumps(value)
 
 
 def stdout_log(fd: int = 1) -> AccessLog:
@@ -343,6 +397,7 @@ class Observer:
                     status,
                     seconds * 1000,
                     _json_text(getattr(ctx, "client_addr", None) or req.remote_addr),
+                    _client_id(getattr(ctx, "client_id", None)),
                     endpoint,
                     grant,
                     "null" if error is None else json.dumps(error),

@@ -38,6 +38,7 @@ _FIXTURE_MARKS = {
     "page": ("browser",),
     "redis_farm": ("redis", "process"),
     "local_server": ("process",),
+    "receiver": ("process",),  # tests/oidc/test_logout.py: a real back-channel logout listener
 }
 
 

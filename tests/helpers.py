@@ -166,6 +166,7 @@ def build_app(
     users: tuple[User, ...] = (),
     clock: Callable[[], float] | None = None,
     checker: SecretChecker | None = None,
+    metrics: Any = None,
     **changes: Any,
 ) -> testing.TestClient:
     """Return a TestClient on an app with clients and users added (see with_clients) and settings changes.
@@ -174,6 +175,8 @@ def build_app(
     """
     chosen = dataclasses.replace(with_users(with_clients(settings, *clients), *users), **changes)
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    if metrics is not None:  # read it with metrics.render(): /metrics is on the management app
+        extra["metrics"] = metrics
     checker = checker or SecretChecker(dummy_log_n=CHEAP)
     return testing.TestClient(create_app(chosen, keyring, store, checker=checker, **extra))
 

@@ -57,6 +57,7 @@ def running_server(
     env: dict[str, str] | None = None,
     log_dir: Path,
     wait_for: str = "/readyz",
+    args: tuple[str, ...] = (),
 ) -> Iterator[Server]:
     """Start `jwtauth serve` on a free port, wait until ready, stop it gracefully afterwards.
 
@@ -78,6 +79,7 @@ def running_server(
                 str(port),
                 "--workers",
                 str(workers),
+                *args,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

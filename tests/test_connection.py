@@ -208,7 +208,7 @@ def test_real_redis() -> None:
 
 
 def test_ping_is_false_when_no_cluster_node_answers() -> None:
-    # RedisClusterException is not a RedisError: /readyz must still say 503, not 500.
+    # RedisClusterException is not a RedisError: /readyz/store must still say 503, not 500.
     class NoNode:
         def ping(self) -> bool:
             raise RedisClusterException("Redis Cluster cannot be connected. Please provide at least one")
@@ -300,3 +300,16 @@ def test_sentinel_clients_recheck_the_primary_and_reconnect_through_sentinel() -
     # a timeout: a request waits at most one socket timeout.
     retry: Any = getattr(plain.connection_pool.make_connection(), "retry")  # noqa: B009  # untyped
     assert retry.get_retries() == 1
+
+
+def test_the_embedded_store_sweeps_expired_keys_on_its_own() -> None:
+    # A long-running `make run` stays flat in memory: keys nobody touches again still go.
+    client = embedded(sweep_every=0.05)
+    for i in range(2000):
+        client.set(f"jwtauth:code:{i}", "x", px=800)
+    keys = client.connection_pool.connection_kwargs["server"].dbs[0]._dict
+    assert len(keys) > 1000
+    deadline = time.monotonic() + 5
+    while keys and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(keys) == 0  # swept without a single read of those keys

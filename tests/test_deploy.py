@@ -52,11 +52,23 @@ def test_manifest_has_the_expected_objects(documents: dict[str, dict[str, Any]])
 def test_probes_hit_the_health_endpoints_on_the_served_port(container: dict[str, Any]) -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    (port,) = container["ports"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["port"] == port["name"]
+        assert container[probe]["httpGet"]["port"] == "http"
     args = parser().parse_args(container["args"])  # the real CLI accepts the arguments
-    assert args.command == "serve" and args.port == port["containerPort"] and args.host == ALL_INTERFACES
+    assert args.command == "serve" and args.port == ports["http"] and args.host == ALL_INTERFACES
+
+
+def test_metrics_are_scraped_from_the_management_port_only(
+    documents: dict[str, dict[str, Any]], container: dict[str, Any]
+) -> None:
+    args = parser().parse_args(container["args"])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert args.metrics_port == ports["management"] != ports["http"]
+    annotations = documents["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(args.metrics_port)
+    # The Service (what the load balancer reaches) routes the public port only.
+    assert [p["targetPort"] for p in documents["Service"]["spec"]["ports"]] == ["http"]
 
 
 def test_keys_come_from_a_secret_mounted_at_the_keys_dir(
@@ -108,7 +120,7 @@ def test_dockerfile_copies_what_exists_and_runs_serve() -> None:
     command = json.loads(found["CMD"])
     args = parser().parse_args(command)
     assert args.command == "serve" and args.host == ALL_INTERFACES
-    assert found["EXPOSE"] == str(args.port)
+    assert found["EXPOSE"].split() == [str(args.port), str(args.metrics_port)]
     assert found["USER"].split(":")[0] not in ("0", "root")
     env = dict(shlex.split(item)[0].split("=", 1) for item in shlex.split(found["ENV"]))
     assert env["JWTAUTH_KEYS_DIR"] == "/etc/jwtauth/keys"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -12,11 +13,13 @@ from falcon import testing
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from jwtauth.app import create_app
+from jwtauth.accounts.hashing import SecretChecker
+from jwtauth.app import create_app, create_management_app
 from jwtauth.cli import main as cli
 from jwtauth.config.settings import Settings, load_settings
 from jwtauth.keys import KeyRing
 from jwtauth.oauth.device import GRANT_TYPE
+from jwtauth.observability import Metrics
 from tests.deviceflow import (
     CONSOLE,
     DEVICE_AUTHORIZATION,
@@ -206,8 +209,13 @@ def test_metadata_lists_the_endpoint_and_the_grant(http: testing.TestClient) -> 
 
 
 def test_metrics_count_requests_approvals_denials_expiries_and_slow_downs(
-    http: testing.TestClient, clock: Clock
+    settings: Settings, keyring: KeyRing, store: Any, clock: Clock
 ) -> None:
+    metrics = Metrics()  # /metrics is served by the management app (jwtauth serve --metrics-port)
+    chosen = with_clients(settings, *device_clients(settings))
+    checker = SecretChecker(dummy_log_n=10)
+    app = create_app(chosen, keyring, store, clock=clock, metrics=metrics, checker=checker)
+    http = testing.TestClient(app)
     first, second, third = started(http), started(http), started(http)
     approve(http, first["user_code"])
     approve(http, second["user_code"], decision="deny")
@@ -215,7 +223,7 @@ def test_metrics_count_requests_approvals_denials_expiries_and_slow_downs(
     poll(http, third["device_code"])
     clock.now += 600
     poll(http, third["device_code"])
-    text = http.simulate_get("/metrics").text
+    text = testing.TestClient(create_management_app(keyring, store, metrics)).simulate_get("/metrics").text
     for outcome, count in (
         ("requested", 3),
         ("approved", 1),

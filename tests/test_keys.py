@@ -418,7 +418,7 @@ def test_no_key_means_not_ready(tmp_path: Path, settings: Settings) -> None:
     ring = KeyRing(tmp_path / "empty", retire_after=RETIRE)
     client = testing.TestClient(create_app(settings, ring, fakeredis.FakeRedis()))
     ready = client.simulate_get("/readyz")
-    assert ready.status_code == 503 and ready.json["checks"]["signing_key"] is False
+    assert ready.status_code == 503 and ready.json["checks"]["signing_key"] == "missing"
     assert client.simulate_get("/jwks").json == {"keys": []}
 
 

@@ -16,7 +16,7 @@ import requests
 from falcon import testing
 
 from jwtauth.accounts.hashing import SecretChecker
-from jwtauth.app import create_app
+from jwtauth.app import create_app, create_management_app
 from jwtauth.cli import keyfolder
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
@@ -35,9 +35,10 @@ from tests.helpers import (
     refresh,
     tokens_of,
 )
-from tests.support import REDIS_URL
+from tests.support import REDIS_URL, free_port
 
-LOG_FIELDS = {"ts", "request_id", "method", "path", "status", "ms", "client", "endpoint", "grant", "error"}
+LOG_FIELDS = {"ts", "request_id", "method", "path", "status", "ms", "client", "client_id"}
+LOG_FIELDS |= {"endpoint", "grant", "error"}
 CODE_QUERY = {**README_QUERY, "redirect_uri": "https://www.example.com"}
 
 
@@ -48,13 +49,14 @@ class Observed:
     http: testing.TestClient
     lines: list[str]
     server: fakeredis.FakeServer
+    management: testing.TestClient
 
     def log(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.lines]
 
     def metric(self, name: str, **labels: str) -> float:
         """Return one sample of /metrics (0 when absent)."""
-        return sample(self.http.simulate_get("/metrics").text, name, **labels)
+        return sample(self.management.simulate_get("/metrics").text, name, **labels)
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -72,15 +74,17 @@ def sample(text: str, name: str, **labels: str) -> float:
 def observed(settings: Settings, keyring: KeyRing, **changes: Any) -> Observed:
     lines: list[str] = []
     server = fakeredis.FakeServer()
+    metrics = Metrics()
     app = create_app(
         dataclasses.replace(settings, **changes),
         keyring,
         fakeredis.FakeRedis(server=server),
         checker=SecretChecker(dummy_log_n=10),
-        metrics=Metrics(),
+        metrics=metrics,
         access_log=lines.append,
     )
-    return Observed(testing.TestClient(app), lines, server)
+    management = create_management_app(keyring, fakeredis.FakeRedis(server=server), metrics)
+    return Observed(testing.TestClient(app), lines, server, testing.TestClient(management))
 
 
 @pytest.fixture
@@ -143,7 +147,9 @@ def test_one_json_line_per_request_with_its_labels(obs: Observed) -> None:
         "127.0.0.1",
     )
     assert ok["ms"] > 0 and abs(ok["ts"] - time.time()) < 60
+    assert ok["client_id"] == "testclient"  # the authenticated client
     assert (refused["status"], refused["error"], refused["path"]) == (401, "invalid_client", TOKENS)
+    assert refused["client_id"] is None and metadata["client_id"] is None  # never a claimed one
     assert (metadata["endpoint"], metadata["grant"], metadata["status"]) == ("metadata", "-", 200)
 
 
@@ -216,7 +222,7 @@ def test_metrics_move_after_a_token_request(obs: Observed) -> None:
             obs.http.simulate_post(TOKENS, body="grant_type=client_credentials", headers=basic()).status_code
             == 200
         )
-    page = obs.http.simulate_get("/metrics")
+    page = obs.management.simulate_get("/metrics")
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/plain")
     assert page.headers["Cache-Control"] == "no-store"
     assert sample(page.text, "jwtauth_tokens_issued_total", grant="client_credentials") == 3
@@ -267,7 +273,7 @@ def test_store_errors_are_counted(obs: Observed) -> None:
     obs.server.connected = False  # every command now fails with a ConnectionError
     assert login(obs.http).status_code == 503
     assert obs.metric("jwtauth_store_errors_total", endpoint="token") == 1
-    assert obs.log()[-2]["error"] == "temporarily_unavailable"  # the last line is the /metrics GET
+    assert obs.log()[-1]["error"] == "temporarily_unavailable"  # /metrics is another listener
 
 
 def test_a_signer_change_is_counted(settings: Settings, tmp_path: Path) -> None:
@@ -304,7 +310,9 @@ def test_metrics_add_up_across_two_workers(
     metrics_tmp.mkdir()
     env = {"JWTAUTH_REDIS_URL": REDIS_URL, "JWTAUTH_REDIS_PREFIX": prefix, "TMPDIR": str(metrics_tmp)}
     requests_sent = 40
-    with serve(workers=2, env=env) as server:
+    management = free_port()
+    with serve(workers=2, env=env, args=("--metrics-port", str(management))) as server:
+        assert requests.get(server.base + "/metrics", timeout=5).status_code == 404  # not public
         (folder,) = metrics_tmp.iterdir()  # the run's multiprocess folder
         token = server.base + TOKENS
         for _ in range(requests_sent):  # a new connection each: the kernel spreads them
@@ -323,12 +331,14 @@ def test_metrics_add_up_across_two_workers(
         per_worker = [issued_in(path) for path in folder.glob("counter_*.db")]
         assert len(per_worker) == 2 and all(per_worker), per_worker  # both workers issued tokens
         for _ in range(6):  # whichever worker answers, it reports both
-            page = requests.get(server.base + "/metrics", timeout=5).text
+            page = requests.get(f"http://127.0.0.1:{management}/metrics", timeout=5).text
             assert sample(page, "jwtauth_tokens_issued_total", grant="client_credentials") == requests_sent
             assert sample(page, "jwtauth_refresh_rotations_total") == 1
+            assert sample(page, "jwtauth_store_up") == 1
+            assert "# TYPE granian_blocking_queue gauge" in page  # granian's own, passed through
     assert not metrics_tmp.exists() or not any(metrics_tmp.iterdir())  # removed at exit
     lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
-    tokens = [line for line in lines if line["endpoint"] == "token"]
+    tokens = [line for line in lines if line.get("endpoint") == "token"]  # access lines, not audit
     assert len(tokens) == requests_sent + 2 and len({line["request_id"] for line in tokens}) == len(tokens)
     output = server.output()
     assert logged_in.json()["refresh_token"] not in output and "testpassword" not in output

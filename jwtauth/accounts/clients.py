@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import unquote_plus
 
 from jwtauth.accounts.assertions import ASSERTION_TYPE, AssertionChecker, claimed_client, refused
@@ -53,14 +54,24 @@ class ClientRegistry:
         documents: ClientDocuments | None = None,
         assertions: AssertionChecker | None = None,
         gate: ClientAuthGate | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._clients = {c.client_id: c for c in clients}
-        self._checker = checker
+        self._checker, self._clock = checker, clock
         self._documents = documents
         self._assertions = assertions
         self._gate = gate  # counts attempts that would cost scrypt (issue 18)
+        self.replace(clients)
+
+    def replace(self, clients: Iterable[Client]) -> None:
+        """Swap in a new set of configured clients (a settings reload); requests see one or the other."""
+        table = {c.client_id: c for c in clients}
         # An unknown client costs what a wrong secret for a typical known client costs.
-        self._like = typical_parameters(c.secret_hash for c in self._clients.values() if c.secret_hash)
+        like = typical_parameters(c.secret_hash for c in table.values() if c.secret_hash)
+        self._state = (table, like)  # one assignment: a request never sees half of each
+
+    def configured(self) -> tuple[Client, ...]:
+        """Return the configured clients (not the ones metadata documents describe)."""
+        return tuple(self._state[0].values())
 
     def get(self, client_id: str | None) -> Client | None:
         """Return the client with this id, or None."""
@@ -77,7 +88,7 @@ class ClientRegistry:
         """
         if not client_id:
             return None
-        client = self._clients.get(client_id)
+        client = self._state[0].get(client_id)
         if client is None and self._documents is not None and self._documents.handles(client_id):
             return self._documents.client(client_id)
         return client
@@ -123,7 +134,7 @@ class ClientRegistry:
         body_id = params.get("client_id")
         if body_id is not None and body_id != client_id:
             raise refused("client_id differs from the assertion's sub")  # RFC 7521 §4.2
-        client = self._clients.get(client_id)  # keys are registered: never a metadata document
+        client = self._state[0].get(client_id)  # keys are registered: never a metadata document
         if client is None or not client.uses_keys or self._assertions is None:
             raise refused("unknown client, or one without registered keys")
         return self._assertions.check(client, assertion)
@@ -131,16 +142,25 @@ class ClientRegistry:
     def _check_secret(self, client_id: str, secret: str, client_addr: str | None) -> Client:
         if len(client_id) > MAX_CREDENTIAL or len(secret) > MAX_CREDENTIAL:
             raise InvalidClient("client authentication failed")
-        client = self._clients.get(client_id)
+        table, like = self._state
+        client = table.get(client_id)
         stored = client.secret_hash if client is not None else None
         # Attempts that would cost scrypt are counted first and refused past the limit, before
         # any hashing; unknown ids cost what the typical known one does, so they are gated alike.
-        costly = self._gate is not None and not self._checker.cheap(stored, secret, like=self._like)
+        costly = self._gate is not None and not self._checker.cheap(stored, secret, like=like)
         counted = self._gate.enter(client_id, client_addr) if costly and self._gate else []
         # One path for unknown clients, public clients and wrong secrets: same answer, same
         # time (the checker hashes against a dummy when there is no stored hash).
-        if not self._checker.check(stored, secret, like=self._like) or client is None:
+        ok = self._checker.check(stored, secret, like=like)  # always run: unknown ids cost the same
+        if client is None or not (ok or self._previous_secret(client, secret)):
             raise InvalidClient("client authentication failed")
         if counted and self._gate:
             self._gate.succeeded(counted)
         return client
+
+    def _previous_secret(self, client: Client, secret: str) -> bool:
+        """Return whether `secret` is the client's old one, still inside its rotation window."""
+        until = client.previous_secret_not_after
+        if client.previous_secret_hash is None or until is None or self._clock() >= until:
+            return False
+        return self._checker.check(client.previous_secret_hash, secret)

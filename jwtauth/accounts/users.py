@@ -15,19 +15,32 @@ class UserDirectory:
     """Authenticate resource owners configured in the settings file."""
 
     def __init__(self, users: Iterable[User], checker: SecretChecker) -> None:
-        self._users = {u.username: u for u in users}
         self._checker = checker
+        self.replace(users)
+
+    def replace(self, users: Iterable[User]) -> None:
+        """Swap in a new set of users (a settings reload); requests see one or the other."""
+        table = {u.username: u for u in users}
         # An unknown user costs what a wrong password for a typical known user costs.
-        self._like = typical_parameters(u.password_hash for u in self._users.values())
+        self._state = (table, typical_parameters(u.password_hash for u in table.values()))
+
+    def configured(self) -> tuple[User, ...]:
+        """Return every configured user."""
+        return tuple(self._state[0].values())
+
+    def __contains__(self, username: object) -> bool:
+        """Return whether a user of this name is configured (a refresh family's subject still exists)."""
+        return username in self._state[0]
 
     def get(self, username: str) -> User | None:
         """Return the configured user named `username`, or None."""
-        return self._users.get(username)
+        return self._state[0].get(username)
 
     def authenticate(self, username: str, password: str) -> User | None:
         """Return the user if the password is right; unknown users cost the same as wrong ones."""
-        user = self._users.get(username)
-        ok = self._checker.check(user.password_hash if user else None, password, like=self._like)
+        table, like = self._state
+        user = table.get(username)
+        ok = self._checker.check(user.password_hash if user else None, password, like=like)
         return user if ok and user is not None else None
 
     def proven(self, username: str, password: str) -> User | None:
@@ -36,7 +49,7 @@ class UserDirectory:
         None means "not known to be right" (unknown user, wrong or not yet proven password):
         the caller takes the full path, `authenticate`, under the brute-force limits.
         """
-        user = self._users.get(username)
+        user = self._state[0].get(username)
         if user is None or not self._checker.proven(user.password_hash, password):
             return None
         return user

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jwtauth.accounts.hashing import fast_hash, hash_secret
+from jwtauth.cli import account_edits
 from jwtauth.cli.config_edit import append_table
 from jwtauth.cli.console import OperatorError, read_secret, settings_file
 from jwtauth.config.client_auth import PROFILES
@@ -74,7 +75,7 @@ def cmd_clients_add(args: argparse.Namespace) -> None:
 
     comment = f"added by `jwtauth clients add` on {datetime.now(UTC):%Y-%m-%d}"
     append_table(path, "clients", fields, refuse=refuse, comment=comment)
-    print(f"added client {args.client_id!r} to {path}; restart jwtauth serve to load it", file=sys.stderr)
+    print(f"added client {args.client_id!r} to {path}; servers pick it up within a second", file=sys.stderr)
     print(f"client_id: {args.client_id}")
     if secret is not None:
         print(f"client_secret: {secret}")
@@ -132,7 +133,7 @@ def cmd_users_add(args: argparse.Namespace) -> None:
     sub = str(uuid.uuid4())
     fields = {"username": args.username, "sub": sub, "password_hash": hash_secret(password), **claims}
     append_table(path, "users", fields, refuse=refuse)
-    print(f"added user {args.username!r} (sub {sub}) to {path}; restart jwtauth serve to load it")
+    print(f"added user {args.username!r} (sub {sub}) to {path}; running servers pick it up within a second")
 
 
 def _claims(options: list[str]) -> dict[str, Any]:
@@ -170,7 +171,7 @@ def _add_clients_commands(sub: Any, config_help: str) -> None:
         "confidential client gets a generated 256-bit secret: it is printed once (client_secret: "
         "on standard output) and only its hash is stored (HMAC-SHA256: 256 random bits need no "
         "slow KDF). The file is validated before it is replaced atomically; an existing client id "
-        "is refused. Restart `jwtauth serve` to load the client.",
+        "is refused. Running servers load the client within a second.",
         epilog="example: jwtauth clients add reports --scope read --audience https://api.example.com",
     )
     a.add_argument("client_id", metavar="CLIENT_ID")
@@ -198,6 +199,7 @@ def _add_clients_commands(sub: Any, config_help: str) -> None:
     )
     _add_client_policy_flags(a)
     a.set_defaults(func=cmd_clients_add)
+    account_edits.add_client_actions(cs, config_help)  # remove, rotate-secret
 
 
 def _add_client_policy_flags(a: Any) -> None:
@@ -265,3 +267,4 @@ def _add_users_commands(sub: Any, config_help: str) -> None:
         "address.locality, ...); repeat for several",
     )
     ua.set_defaults(func=cmd_users_add)
+    account_edits.add_user_actions(us, config_help)  # passwd, remove

@@ -1,10 +1,12 @@
-"""Append a [[clients]] or [[users]] table to a settings file without disturbing the rest of it.
+"""Edit the settings file without disturbing the rest of it: append a table, or change one in place.
 
-The new table is added as text at the end of the file, so every comment, blank line and key
-order the operator wrote survives. The result is validated with parse_settings (the very check
-`jwtauth serve` applies at start) before it replaces the file, atomically: a temporary file in
-the same folder, fsynced, then renamed over the original with the original's permissions. A
-lock on the folder makes two concurrent edits run one after the other, so neither is lost.
+`append_table` adds the new table as text at the end of the file, so every comment, blank line
+and key order the operator wrote survives; `edit_document` changes or removes a table through
+tomlkit, which writes back what it does not touch as it was. The result is validated with
+parse_settings (the very check `jwtauth serve` applies at start) before it replaces the file,
+atomically: a temporary file in the same folder, fsynced, then renamed over the original with
+the original's permissions. A lock on the folder makes two concurrent edits run one after the
+other, so neither is lost.
 """
 
 from __future__ import annotations
@@ -113,3 +115,40 @@ def append_table(
         settings = _parse(new_text, source)
         write_atomically(path, new_text.encode(), mode=_mode(path))
     return settings
+
+
+def edit_document(path: Path, change: Callable[[Any, Settings], str | None]) -> Settings:
+    """Change the settings file in place, keeping every comment and the layout, and return the result.
+
+    `change(document, current settings)` edits a tomlkit document (a style-preserving TOML
+    parser: what it does not touch is written back byte for byte) and returns why it must not,
+    or None; it runs under the folder lock on the file as it is now. Nothing is written unless
+    the whole new file passes parse_settings; the file is replaced atomically.
+    """
+    import tomlkit
+
+    source = str(path)
+    with folder_lock(path.parent):
+        if not path.is_file():
+            raise ConfigError(f"{source}: file not found")
+        text = _read(path)
+        current = _parse(text, source)  # a broken file is reported as it is, never edited further
+        document = tomlkit.parse(text)
+        problem = change(document, current)
+        if problem is not None:
+            raise ConfigError(f"{source}: {problem}")
+        new_text = tomlkit.dumps(document)
+        settings = _parse(new_text, source)
+        write_atomically(path, new_text.encode(), mode=_mode(path))
+    return settings
+
+
+def find_table(document: Any, array: str, key: str, value: str) -> tuple[Any, int] | None:
+    """Return (the array of tables, the index) of the `[[array]]` table whose `key` is `value`."""
+    tables = document.get(array)
+    if tables is None:
+        return None
+    for index, table in enumerate(tables):
+        if table.get(key) == value:
+            return tables, index
+    return None

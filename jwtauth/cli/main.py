@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
-import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+from jwtauth import __version__
 from jwtauth.accounts.hashing import hash_secret
-from jwtauth.cli import accounts, remote
+from jwtauth.cli import accounts, logs, remote
 from jwtauth.cli import keys as keys_commands
 from jwtauth.cli.console import OperatorError, read_secret
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import Settings, load_settings, with_issuer
 from jwtauth.keys import KeyRing
+
+log = logging.getLogger("jwtauth")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -28,10 +31,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from jwtauth.observability import stdout_log
     from jwtauth.store.connection import StoreURLError, connect
 
-    host_for_url = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
-    if ":" in host_for_url:
-        host_for_url = f"[{host_for_url}]"  # RFC 3986 §3.2.2: an IPv6 literal in a URL is bracketed
-    settings = with_issuer(_settings(args), f"http://{host_for_url}:{args.port}")
+    _listen_from_env(args, os.environ)
+    settings = _served_issuer(_settings(args), args.host, args.port)
     workers = args.workers or ((os.cpu_count() or 1) if settings.redis_url else 1)
     if not settings.redis_url and workers > 1:
         raise OperatorError(
@@ -45,20 +46,88 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
     try:
         # Validate the URL in the master, before forking. Nothing connects yet: a store that is
-        # down at start must not stop client_credentials and JWKS, which never need it.
-        connect(settings.redis_url)
+        # down at start must not stop client_credentials and JWKS, which never need it. (The
+        # embedded store is made in the worker only: it runs a sweeping thread.)
+        if settings.redis_url:
+            connect(settings.redis_url)
     except StoreURLError as exc:
         raise OperatorError(f"JWTAUTH_REDIS_URL: {exc}") from None
 
     def factory() -> object:
         # In each worker, after the fork: its own key ring, store pool and metrics.
         ring = KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
-        return create_app(settings, ring, connect(settings.redis_url), access_log=stdout_log())
+        out = stdout_log()  # access and audit lines, one write(2) each
+        store = connect(settings.redis_url)
+        def reload() -> Settings:  # the file again, as served (the issuer chosen at start)
+            return with_issuer(_settings(args), settings.issuer)
+
+        return create_app(settings, ring, store, access_log=out, audit_log=out, reload_settings=reload)
+
+    metrics_port = args.metrics_port or settings.metrics_port
+    if metrics_port == args.port:
+        raise OperatorError(f"--metrics-port {metrics_port} is the public port: pick another")
 
     try:
-        run(factory, host=args.host, port=args.port, workers=workers)
+        run(
+            factory,
+            host=args.host,
+            port=args.port,
+            workers=workers,
+            management=_management_factory(settings),
+            metrics_port=metrics_port,
+        )
     except ServeError as exc:
         raise OperatorError(str(exc)) from None
+
+
+def _listen_from_env(args: argparse.Namespace, env: Mapping[str, str]) -> None:
+    """Fill --host, --port and --workers left out from JWTAUTH_HOST, _PORT, _WORKERS, else defaults."""
+    args.host = args.host or env.get("JWTAUTH_HOST") or "127.0.0.1"
+    for name, low, high, default in (("port", 1, 65535, 8000), ("workers", 0, 1024, 0)):
+        if getattr(args, name) is not None:
+            continue
+        text = env.get(f"JWTAUTH_{name.upper()}") or str(default)
+        if not text.isdigit() or not low <= int(text) <= high:
+            problem = f"must be a number from {low} to {high}, not {text[:20]!r}"
+            raise OperatorError(f"JWTAUTH_{name.upper()}: {problem}")
+        setattr(args, name, int(text))
+
+
+def _served_issuer(settings: Settings, host: str, port: int) -> Settings:
+    """Return settings whose issuer, unless configured, is the served address (loopback for 0.0.0.0)."""
+    wildcard = host in ("0.0.0.0", "::", "")  # noqa: S104
+    host_for_url = "127.0.0.1" if wildcard else host
+    if ":" in host_for_url:
+        host_for_url = f"[{host_for_url}]"  # RFC 3986 §3.2.2: an IPv6 literal in a URL is bracketed
+    if not settings.issuer and not _loopback(host):
+        # Tokens would name an issuer no client outside this machine can reach or verify.
+        log.warning(
+            "serving on %s with the issuer defaulting to http://%s:%d: set JWTAUTH_ISSUER to the public URL",
+            host or "every address", host_for_url, port,
+        )  # fmt: skip
+    return with_issuer(settings, f"http://{host_for_url}:{port}")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _management_factory(settings: Settings) -> Callable[[str | None], object]:
+    """Return the builder of the management listener's app (in its own process, after the fork)."""
+
+    def factory(granian_metrics: str | None) -> object:
+        from jwtauth.app import create_management_app
+        from jwtauth.observability import MULTIPROC_ENV, WorkerMetrics
+        from jwtauth.store.connection import connect
+
+        ring = KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
+        metrics = WorkerMetrics(os.environ[MULTIPROC_ENV])  # set by jwtauth serve before the fork
+        return create_management_app(ring, connect(settings.redis_url), metrics, granian_metrics)
+
+    return factory
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:
@@ -147,20 +216,35 @@ def _worker_count(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    """Parse a TCP port number."""
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number from 1 to 65535")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser."""
     p = argparse.ArgumentParser(prog="jwtauth", description="OAuth 2.0 server issuing JWT access tokens")
+    p.add_argument("--version", action="version", version=f"jwtauth {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_help = "TOML settings file (default: $JWTAUTH_CONFIG)"
 
     s = sub.add_parser("serve", help="serve the HTTP API", description="Serve the HTTP API.")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--host", default=None, help="address to listen on (default: $JWTAUTH_HOST or 127.0.0.1)")
+    s.add_argument("--port", type=_port, default=None, help="port (default: $JWTAUTH_PORT or 8000)")
     s.add_argument(
         "--workers",
         type=_worker_count,
-        default=0,
-        help="worker processes (default: one per core with Redis, 1 embedded)",
+        default=None,
+        help="worker processes (default: $JWTAUTH_WORKERS, else one per core with Redis, 1 embedded)",
+    )
+    s.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        help="serve /metrics and the health checks on this port only (default: [metrics] port; none)",
     )
     s.add_argument("--config", help=config_help)
     s.set_defaults(func=cmd_serve)
@@ -199,12 +283,17 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; report operator errors as one line and exit 2."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        log_format, level = logs.choose(os.environ)
+    except logs.LogSettingError as exc:
+        logs.operator_error(str(exc), "text")
+        return 2
+    logs.configure(log_format, level)
     args = parser().parse_args(argv)
     try:
         status = args.func(args)  # None, or an exit status (decode: 1 = does not verify)
     except (ConfigError, OperatorError) as exc:
-        print(f"jwtauth: {exc}", file=sys.stderr)
+        logs.operator_error(str(exc), log_format)
         return 2
     except KeyboardInterrupt:
         return 130

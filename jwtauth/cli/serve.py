@@ -17,11 +17,13 @@ import logging
 import multiprocessing
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from jwtauth.cli import logs
 from jwtauth.observability import MULTIPROC_ENV
 from jwtauth.resources.header_limit import MAX_HEADER_BYTES
 
@@ -40,21 +42,38 @@ BLOCKING_THREADS = 2
 KILL_TIMEOUT = 20
 
 
-# granian's own lines go to stderr in the format of jwtauth's; stdout carries only the JSON
-# access lines, one per request.
-GRANIAN_LOGGING: dict[str, Any] = {
-    "formatters": {
-        "generic": {"()": "logging.Formatter", "fmt": "%(asctime)s %(levelname)s granian: %(message)s"}
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr"}
-    },
-    "loggers": {"_granian": {"handlers": ["console"], "level": "INFO", "propagate": False}},
-}
 
 
 class ServeError(Exception):
     """The server could not start; the message is one line for the operator."""
+
+
+def _loopback_port() -> int:
+    """Return a loopback TCP port that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _management(
+    factory: Callable[[str | None], Any] | None, host: str, port: int | None, granian_port: int | None
+) -> Iterator[None]:
+    """Serve the management app on `port` while the body runs (nothing without a port)."""
+    if factory is None or port is None:
+        yield
+        return
+    from jwtauth.cli import management
+
+    try:
+        server = management.bind(host, port)
+    except OSError as exc:
+        raise ServeError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+    log.info("serving /metrics and health on http://%s:%d", host, port)
+    upstream = f"http://127.0.0.1:{granian_port}/metrics" if granian_port else None
+    with management.serving(server, lambda: factory(upstream)):
+        yield
 
 
 FOLDER_PREFIX = "jwtauth-metrics-"
@@ -99,8 +118,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run(factory: Callable[[], Any], *, host: str, port: int, workers: int) -> None:
-    """Serve the app built by `factory` until SIGTERM/SIGINT (in-flight requests finish)."""
+def run(
+    factory: Callable[[], Any],
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    management: Callable[[str | None], Any] | None = None,
+    metrics_port: int | None = None,
+) -> None:
+    """Serve the app built by `factory` until SIGTERM/SIGINT (in-flight requests finish).
+
+    With `metrics_port`, the app built by `management` (/metrics, health) is served there; it
+    is handed the loopback URL of granian's own metrics (connections, the blocking-thread
+    queue), which its /metrics appends to jwtauth's.
+    """
     from granian import Granian
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings
@@ -108,7 +140,8 @@ def run(factory: Callable[[], Any], *, host: str, port: int, workers: int) -> No
     threads = os.environ.get("JWTAUTH_THREADS", str(BLOCKING_THREADS))
     if not threads.isdigit() or not 1 <= int(threads) <= 64:
         raise ServeError(f"JWTAUTH_THREADS must be a number from 1 to 64, not {threads[:20]!r}")
-    with metrics_folder():
+    granian_metrics = _loopback_port() if management and metrics_port else None
+    with metrics_folder(), _management(management, host, metrics_port, granian_metrics):
         server = Granian(
             "jwtauth",  # a label only: the loader below builds the app
             address=host,
@@ -120,11 +153,18 @@ def run(factory: Callable[[], Any], *, host: str, port: int, workers: int) -> No
             workers_kill_timeout=KILL_TIMEOUT,
             # A crashed worker is replaced; granian still exits on a crash loop (< 5.5 s apart).
             respawn_failed_workers=True,
-            log_dictconfig=GRANIAN_LOGGING,
+            # granian's own lines go to stderr in jwtauth's format (text or JSON, cli/logs.py);
+            # stdout carries only the JSON access and audit lines.
+            log_dictconfig=logs.granian_config(*logs.choose(os.environ)),
             log_access=False,  # jwtauth writes its own JSON access line (observability.py)
             # The request head may not outgrow the app's own cap (issue 18): granian buffers no
             # more than this (its minimum, 8 KiB, plus the cap) and refuses a larger head.
             http1_settings=HTTP1Settings(max_buffer_size=MAX_HEADER_BYTES + 8192),
+            # granian's own metrics, on loopback only: the management listener re-serves them.
+            metrics_enabled=granian_metrics is not None,
+            metrics_address="127.0.0.1",
+            metrics_port=granian_metrics or 9090,
+            metrics_scrape_interval=5,
         )
         log.info("serving on http://%s:%d with %d worker(s)", host, port, workers)
         # Workers are forked, so the loader below may be a closure over the parsed settings.

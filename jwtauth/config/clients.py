@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,6 +61,14 @@ class Client:
     allowed_origins: tuple[str, ...] = ()
     # OpenID Connect Core §8: "public" (one sub for every client) or "pairwise" (oidc/pairwise.py).
     subject_type: str = "public"
+    # During a secret rotation (`jwtauth clients rotate-secret`) the old secret also passes,
+    # until this time (seconds since the epoch).
+    previous_secret_hash: str | None = None
+    previous_secret_not_after: float | None = None
+    # Per-client token options: its access tokens' lifetime (else [lifetimes] access_token) and
+    # static claims every access token of this client carries (never a registered one).
+    access_token_lifetime: int | None = None
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def uses_keys(self) -> bool:
@@ -167,7 +177,7 @@ def _credentials(reader: TableReader) -> tuple[bool, str | None]:
 
 
 def parse_client(reader: TableReader) -> Client:
-    reader.unknown_keys({*_CLIENT_KEYS, *AUTH_KEYS})
+    reader.unknown_keys({*_CLIENT_KEYS, *AUTH_KEYS, *PREVIOUS_SECRET, *TOKEN_OPTIONS})
     client_id = reader.get("id", str, required=True)
     if not client_id or len(client_id) > 128 or not client_id.isprintable() or ":" in client_id:
         raise reader.error("id", "must be 1-128 printable characters without ':'")
@@ -207,9 +217,66 @@ def parse_client(reader: TableReader) -> Client:
         jwks_uri=auth.jwks_uri,
         require_par=auth.require_par or fapi2,
         profile=auth.profile,
+        **_previous_secret(reader, secret_hash),
+        **_token_options(reader),
         **_browser_fields(reader),
         subject_type=_subject_type(reader, uris),
     )
+
+
+PREVIOUS_SECRET = ("previous_secret_hash", "previous_secret_not_after")
+TOKEN_OPTIONS = ("access_token_lifetime", "claims")
+# Claims the server sets (RFC 9068 §2.2, RFC 7519 §4.1, RFC 9449 §6, OpenID Connect Core §2):
+# a static claim may never replace one, nor the ones a verifier keys decisions on.
+RESERVED_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr", "amr",
+     "fid", "cnf", "azp", "nonce", "at_hash", "c_hash", "sid", "typ", "groups", "roles", "entitlements"}
+)  # fmt: skip
+MAX_CLAIMS_BYTES = 1024  # every token of the client carries them: keep tokens small
+
+
+def _token_options(reader: TableReader) -> dict[str, Any]:
+    """Return the client's access-token lifetime and static claims, if it sets them."""
+    out: dict[str, Any] = {}
+    if "access_token_lifetime" in reader.table:
+        out["access_token_lifetime"] = reader.positive("access_token_lifetime", maximum=86400)
+    claims = reader.table.get("claims")
+    if claims is None:
+        return out
+    if not isinstance(claims, dict):
+        raise reader.error("claims", "must be a table of claim names and values")
+    reserved = sorted(RESERVED_CLAIMS & set(claims))
+    if reserved:
+        raise reader.error("claims", f"{reserved[0]!r} is set by the server and cannot be configured")
+    try:
+        size = len(json.dumps(claims, separators=(",", ":"), default=_no_json).encode())
+    except TypeError as exc:
+        raise reader.error("claims", str(exc)) from None
+    if size > MAX_CLAIMS_BYTES:
+        raise reader.error("claims", f"take {size} bytes as JSON; at most {MAX_CLAIMS_BYTES}")
+    out["claims"] = dict(claims)
+    return out
+
+
+def _no_json(value: object) -> object:
+    raise TypeError(f"{value!r} is not a JSON value (use strings, numbers, booleans, arrays, tables)")
+
+
+def _previous_secret(reader: TableReader, secret_hash: str | None) -> dict[str, Any]:
+    """Return the rotation's old secret hash and its end (a TOML datetime with an offset), or nothing."""
+    old, until = (reader.table.get(key) for key in PREVIOUS_SECRET)
+    if old is None and until is None:
+        return {}
+    if old is None or until is None:
+        present, missing = PREVIOUS_SECRET if old is not None else PREVIOUS_SECRET[::-1]
+        raise reader.error(present, f"needs {missing} too")
+    if secret_hash is None:
+        raise reader.error(PREVIOUS_SECRET[0], "a public client has no secret to rotate")
+    _check_hash(reader, PREVIOUS_SECRET[0], reader.get(PREVIOUS_SECRET[0], str))
+    if not isinstance(until, datetime) or until.tzinfo is None:
+        problem = "must be a date and time with an offset, e.g. 2027-01-31T12:00:00Z"
+        raise reader.error(PREVIOUS_SECRET[1], problem)
+    return {"previous_secret_hash": old, "previous_secret_not_after": until.timestamp()}
 
 
 def _subject_type(reader: TableReader, uris: tuple[str, ...]) -> str:

@@ -50,4 +50,5 @@ DEFAULTS: dict[str, Any] = {
     # OpenID Connect Core §8.1: the secret of pairwise subjects; required once a client is
     # pairwise, and never changed afterwards (every pairwise sub would change with it).
     "oidc.pairwise_salt": None,
+    "metrics.port": None,  # the management listener's port (/metrics, health); none = not served
 }

@@ -17,11 +17,17 @@ class ConfigError(Exception):
 class TableReader:
     """Typed access to one TOML table that reports errors as `file: dotted.key: problem`."""
 
-    def __init__(self, source: str, path: str, table: Mapping[str, Any]) -> None:
+    def __init__(
+        self, source: str, path: str, table: Mapping[str, Any], origins: Mapping[str, str] | None = None
+    ) -> None:
         self.source, self.path, self.table = source, path, table
+        # dotted key -> the environment variable its value came from (config/environment.py)
+        self.origins: Mapping[str, str] = origins or {}
 
     def error(self, key: str, problem: str) -> ConfigError:
         where = f"{self.path}.{key}" if self.path else key
+        if where in self.origins:  # the file is not to blame: name the variable
+            return ConfigError(f"{self.origins[where]}: {problem}")
         return ConfigError(f"{self.source}: {where}: {problem}")
 
     def default(self, key: str) -> Any:
@@ -64,4 +70,4 @@ class TableReader:
         value = self.table.get(key, {})
         if not isinstance(value, dict):
             raise self.error(key, "must be a table")
-        return TableReader(self.source, f"{self.path}.{key}" if self.path else key, value)
+        return TableReader(self.source, f"{self.path}.{key}" if self.path else key, value, self.origins)

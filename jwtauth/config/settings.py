@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from jwtauth.config.client_metadata import ClientMetadataSettings, parse_client_metadata
 from jwtauth.config.clients import Client, User, parse_client, parse_user
 from jwtauth.config.defaults import DEFAULTS
+from jwtauth.config.environment import overlay
 from jwtauth.config.reader import ConfigError, TableReader
 from jwtauth.keys import ALGORITHMS
 from jwtauth.oidc.pairwise import PAIRWISE
@@ -68,6 +69,7 @@ class Settings:
     dpop_nonce_lifetime: int = DEFAULTS["dpop.nonce_lifetime"]
     session_ttl: int = DEFAULTS["sessions.lifetime"]
     client_id_metadata: ClientMetadataSettings = field(default_factory=ClientMetadataSettings)
+    metrics_port: int | None = DEFAULTS["metrics.port"]
     accept_token_endpoint_audience: bool = DEFAULTS["client_auth.accept_token_endpoint_audience"]
     jwks_insecure_loopback: bool = DEFAULTS["client_auth.allow_insecure_loopback"]
     par_required: bool = DEFAULTS["par.require"]
@@ -77,12 +79,14 @@ class Settings:
 
     @property
     def token_horizon(self) -> int:
-        """Return how long after issue an access token may still be presented: lifetime + leeway.
+        """Return how long after issue an access token may still be presented: the longest
+        access-token lifetime (the default or any client's) + leeway.
 
         A key that stopped signing stays published this long, and a revoked family's tombstone
         lives this long, so neither outlives nor undercuts the tokens it vouches for.
         """
-        return self.access_token_ttl + CLOCK_LEEWAY
+        lifetimes = [c.access_token_lifetime for c in self.clients if c.access_token_lifetime]
+        return max([self.access_token_ttl, *lifetimes]) + CLOCK_LEEWAY
 
     @property
     def audience(self) -> str:
@@ -194,6 +198,11 @@ def _refresh_lifetimes(life: TableReader) -> tuple[int, int, float]:
     return idle, absolute, float(grace)
 
 
+def _port(table: TableReader, key: str) -> int | None:
+    """Return an optional TCP port (1-65535)."""
+    return table.positive(key, maximum=65535) if key in table.table else None
+
+
 def _array(root: TableReader, data: Mapping[str, Any], name: str) -> list[TableReader]:
     """Return a reader for each table of an array of tables (`[[clients]]`)."""
     tables = data.get(name, [])
@@ -220,7 +229,7 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
     return clients, users
 
 
-_MORE_TABLES = ("client_auth", "par", "oidc")
+_MORE_TABLES = ("client_auth", "par", "oidc", "metrics")
 MIN_SALT = 32  # characters of [oidc] pairwise_salt: at least 128 bits from `openssl rand -hex 16`
 
 
@@ -233,14 +242,15 @@ def _table(root: TableReader, name: str) -> TableReader:
 
 def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     """Validate a parsed TOML document plus environment overrides into Settings."""
-    root = TableReader(source, "", data)
+    data, origins = overlay(data, env)  # JWTAUTH_<TABLE>_<KEY> wins over the file
+    root = TableReader(source, "", data, origins)
     tables = ("lifetimes", "keys", "limits", "redis", "pages", "dpop", "client_id_metadata", "sessions")
     root.unknown_keys({*_table_keys(""), *tables, *_MORE_TABLES, "clients", "users"})
     life, keys, limits, redis, pages, dpop, documents, sessions = (root.table_at(k) for k in tables)
     readers = (life, keys, limits, redis, pages, dpop, documents, sessions)
     for name, table in zip(tables, readers, strict=True):
         table.unknown_keys(_table_keys(name))
-    client_auth, par, oidc = (_table(root, name) for name in _MORE_TABLES)
+    client_auth, par, oidc, metrics = (_table(root, name) for name in _MORE_TABLES)
     issuer = _issuer(root, env)
     algorithm, max_age, publish_ahead = _key_timing(keys)
     clients, users = _accounts(root, data)
@@ -280,6 +290,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         par_required=par.get("require", bool),
         par_lifetime=par.positive("lifetime", maximum=600),
         pairwise_salt=_pairwise_salt(oidc, clients),
+        metrics_port=_port(metrics, "port"),
         source=source,
     )
 

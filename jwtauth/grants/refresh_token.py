@@ -17,7 +17,7 @@ refused narrowing never burns the token the client holds.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 from jwtauth.config.clients import Client
@@ -48,10 +48,13 @@ class RefreshTokenGrant:
         clock: Callable[[], float] = time.time,
         events: Events = NO_EVENTS,
         id_tokens: IdTokens | None = None,
+        subjects: Container[str] | None = None,
     ) -> None:
         self.settings, self.tokens, self.refresh, self.clock = settings, tokens, refresh, clock
         self.events, self.id_tokens = events, id_tokens
-        self.subjects = frozenset(user.username for user in settings.users)
+        # The usernames that exist now: the live user directory, so a reload that removes a user
+        # ends their families too; the settings' users when built alone.
+        self.subjects = subjects if subjects is not None else frozenset(u.username for u in settings.users)
 
     def handle(self, request: TokenRequest) -> dict[str, Any]:
         """Return the token response for the current refresh token of one of this client's families."""

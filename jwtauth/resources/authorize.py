@@ -104,6 +104,7 @@ class AuthorizeResource:
         try:
             params, uri = self._resolve(parse_params(req.query_string))
             target = identify(self.clients, params)
+            req.context.client_id = target.client.client_id  # a registered client: the log lines name it
         except (OAuthError, UntrustedRedirect) as exc:
             self._refuse(resp, exc)
             return
@@ -115,6 +116,7 @@ class AuthorizeResource:
             form = read_form(req)
             params, uri = self._resolve(form)
             target = identify(self.clients, params)
+            req.context.client_id = target.client.client_id
         except (OAuthError, UntrustedRedirect) as exc:
             self._refuse(resp, exc)
             return

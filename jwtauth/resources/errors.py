@@ -38,7 +38,10 @@ def render_store_error(req: falcon.Request, resp: falcon.Response, ex: Exception
 
 def render_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
     """Log the bug with its traceback; the client sees server_error and nothing internal."""
-    log.exception("unexpected error in %s %s", req.method, req.path)
+    request_id = getattr(req.context, "request_id", None)
+    # The request id ties the traceback (one JSON field under JWTAUTH_LOG_FORMAT=json) to the access line.
+    log.exception("unexpected error in %s %s (request %s)", req.method, req.path, request_id,
+                  extra={"request_id": request_id})  # fmt: skip
     render_oauth_error(req, resp, ServerError("internal error"), params)
 
 

@@ -29,6 +29,7 @@ class IntrospectResource:
         reject_query(req)
         params = read_form(req)
         client = self.clients.authenticate(req.get_header("Authorization"), params, req.context.client_addr)
+        req.context.client_id = client.client_id  # the access and audit lines' `client_id`
         if client.public:
             # RFC 7662 §2.1, §4: the endpoint MUST require authorization, against token
             # scanning; a public client's id is no credential, so it cannot introspect.

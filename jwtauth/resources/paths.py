@@ -14,7 +14,8 @@ JWKS = ("/jwks", "/.well-known/jwks.json")
 METADATA = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
 HEALTH = "/healthz"
 READY = "/readyz"
-METRICS = "/metrics"
+READY_STORE = "/readyz/store"  # the store's own check, for alerts (not a probe)
+METRICS = "/metrics"  # on the management listener only (--metrics-port)
 DEVICE_AUTHORIZATION = "/api/v1/device_authorization"  # RFC 8628 §3.1
 DEVICE = "/device"  # RFC 8628 §3.3: the verification page
 # jwtauth extension: the signed revocation document offline verifiers subscribe to.

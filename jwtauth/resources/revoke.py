@@ -53,7 +53,7 @@ class RevokeResource:
         reject_query(req)
         params = read_form(req)
         client = self.clients.authenticate(req.get_header("Authorization"), params, req.context.client_addr)
-        req.context.client_id = client.client_id  # CORS answers for this client's origins
+        req.context.client_id = client.client_id  # CORS, and the access and audit lines' `client_id`
         token = params.get("token")
         if token is None:
             raise InvalidRequest("token is required")

@@ -33,7 +33,7 @@ class TokenResource:
             raise UnsupportedGrantType("this grant_type is not supported")
         req.context.grant = grant_type  # the metrics and access-log label: a registered name only
         client = self.clients.authenticate(req.get_header("Authorization"), params, req.context.client_addr)
-        req.context.client_id = client.client_id  # CORS answers for this client's origins
+        req.context.client_id = client.client_id  # CORS, and the access and audit lines' `client_id`
         if grant_type not in client.grant_types:
             raise UnauthorizedClient("this client may not use this grant_type")
         # RFC 9449 §5: the proof binds the tokens; client_credentials needs no Redis, so its
@@ -42,6 +42,7 @@ class TokenResource:
             req.get_header("DPoP"), client=client, stateless=grant_type == "client_credentials"
         )
         body = grant.handle(TokenRequest(client, params, req.context.client_addr, dpop_jkt=jkt))
+        req.context.access_token = body.get("access_token")  # the audit line keeps its ids only
         nonce = self.dpop.nonce_header()
         send_json(resp, body, headers={"DPoP-Nonce": nonce} if nonce else None)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from typing import Any
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
@@ -84,11 +87,28 @@ def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
     return out
 
 
-def embedded() -> Any:
-    """Return the in-process store: the same Redis code on a fakeredis server with Lua."""
+SWEEP_SECONDS = 10.0  # how often the embedded store drops its expired keys
+
+
+def embedded(sweep_every: float = SWEEP_SECONDS) -> Any:
+    """Return the in-process store: the same Redis code on a fakeredis server with Lua.
+
+    fakeredis drops an expired key only when something touches it, and a code or a sign-in
+    counter nobody asks for again would stay in memory for good: a daemon thread asks for
+    DBSIZE every `sweep_every` seconds, which sweeps every due key (as Redis's own active expiry
+    does), so a long-running `make run` stays flat in memory.
+    """
     import fakeredis
 
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+    def sweep() -> None:
+        while True:
+            time.sleep(sweep_every)
+            with contextlib.suppress(Exception):  # a sweep must never end the thread
+                client.dbsize()
+
+    threading.Thread(target=sweep, daemon=True, name="jwtauth-embedded-sweep").start()
     return client
 
 

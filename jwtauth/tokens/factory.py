@@ -64,10 +64,12 @@ class TokenFactory:
             audience=audience,
             scope=scope,
             now=int(self.clock()),
-            ttl=self.settings.access_token_ttl,
+            ttl=client.access_token_lifetime or self.settings.access_token_ttl,
             jti=self.new_id(),
             family_id=family_id,
             auth_time=auth_time,
             jkt=jkt,
         )
+        if client.claims:  # static claims, checked at load never to name a registered one
+            claims = {**client.claims, **claims}
         return token_response(mint(claims, key), claims, refresh_token)

@@ -1,7 +1,8 @@
 """Verify jwtauth access tokens offline, for resource servers.
 
-A resource server needs only this package, PyJWT, cryptography and (for the
-middleware) Falcon: no server configuration, no Redis.
+A resource server needs only this package, PyJWT and cryptography, plus Falcon for the
+framework adapters (BearerAuth, DPoPAuth, the WSGI/ASGI wrappers), which are imported on first
+use: no server configuration, no Redis.
 
     verifier = Verifier(issuer="https://auth.example.com", audience="https://api.example.com")
     claims = verifier.verify(token)          # or raises InvalidToken
@@ -31,18 +32,43 @@ tokens within its max-age; without a current document it refuses every token (fa
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from jwtauth.verify.dpop import InvalidProof, Proof, UseNonce, check_proof
-from jwtauth.verify.dpopauth import DPoPAuth, DPoPOptions
 from jwtauth.verify.errors import InvalidToken, NotModified, VerifierUnavailable
 from jwtauth.verify.fetch import Fetch, urllib_fetch
-from jwtauth.verify.hooks import BearerAuth, RequireBearer
 from jwtauth.verify.jwk import ALLOWED_ALGORITHMS
 from jwtauth.verify.jwks import Clock
-from jwtauth.verify.middleware import BearerASGI, BearerWSGI, ProtectedResourceMiddleware
 from jwtauth.verify.nonce import NonceSource
 from jwtauth.verify.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 from jwtauth.verify.resource import ProtectedResource
 from jwtauth.verify.verifier import Verifier, token_scopes
+
+if TYPE_CHECKING:
+    from jwtauth.verify.dpopauth import DPoPAuth, DPoPOptions
+    from jwtauth.verify.hooks import BearerAuth, RequireBearer
+    from jwtauth.verify.middleware import BearerASGI, BearerWSGI, ProtectedResourceMiddleware
+
+# The framework adapters need Falcon (the `falcon` extra); they are imported on first use, so a
+# resource server without Falcon imports this package with PyJWT and cryptography alone.
+_FALCON_ADAPTERS = {
+    "BearerAuth": "hooks",
+    "RequireBearer": "hooks",
+    "DPoPAuth": "dpopauth",
+    "DPoPOptions": "dpopauth",
+    "BearerASGI": "middleware",
+    "BearerWSGI": "middleware",
+    "ProtectedResourceMiddleware": "middleware",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a Falcon adapter when it is first asked for (PEP 562)."""
+    module = _FALCON_ADAPTERS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 __all__ = [
     "ALLOWED_ALGORITHMS",

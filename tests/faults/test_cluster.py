@@ -62,7 +62,7 @@ def test_every_grant_and_both_races_on_a_cluster(redis_farm: Farm, serve: Callab
     url = "redis+cluster://" + ",".join(node.address for node in nodes)
     with serve(workers=2, env={"JWTAUTH_REDIS_URL": url, "JWTAUTH_REDIS_PREFIX": PREFIX}) as server:
         base = server.base
-        assert calls.timed("GET", base + "/readyz").json()["checks"]["store"] is True
+        assert calls.timed("GET", base + "/readyz").json()["checks"]["store"] == "ok"
         assert calls.ok(calls.client_credentials(base))["token_type"] == "Bearer"
 
         # password → a refresh chain, on families spread over every primary.
@@ -127,7 +127,7 @@ def test_cluster_down_at_start_then_back(redis_farm: Farm, serve: Callable[..., 
     url = "redis+cluster://" + ",".join(node.address for node in nodes)
     env = {"JWTAUTH_REDIS_URL": url, "JWTAUTH_REDIS_PREFIX": PREFIX}
     with serve(workers=2, env=env, wait_for="/healthz") as server:
-        assert calls.timed("GET", server.base + "/readyz").status_code == 503
+        assert calls.timed("GET", server.base + "/readyz/store").status_code == 503
         assert calls.ok(calls.client_credentials(server.base))["access_token"]
         calls.assert_unavailable(calls.password(server.base))
         calls.assert_unavailable(calls.refresh(server.base, calls.wellformed_refresh_token()))

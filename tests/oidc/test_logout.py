@@ -17,6 +17,7 @@ from falcon import testing
 from jwtauth.cli import main as cli
 from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
+from jwtauth.observability import Metrics
 from jwtauth.oidc.backchannel import EVENT, BackChannel
 from tests.authflow import parse_page
 from tests.helpers import FIXTURES, USER, Clock, MakeApp, client_like, introspect, refresh, token
@@ -68,11 +69,16 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def http(make_app: MakeApp, settings: Settings, receiver: Receiver) -> testing.TestClient:
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def http(make_app: MakeApp, settings: Settings, receiver: Receiver, metrics: Metrics) -> testing.TestClient:
     bc = client_like(
         settings, "bc", secret="bcsecret", redirect_uris=(BC_URI,), backchannel_logout_uri=receiver.url
     )
-    return make_app(clients=(bc,))
+    return make_app(clients=(bc,), metrics=metrics)
 
 
 def code_tokens(http: testing.TestClient, browser: Browser, query: dict[str, str], **post: str) -> Any:
@@ -94,7 +100,7 @@ def logout(browser: Browser, method: str = "GET", **params: str) -> testing.Resu
 
 
 def test_logout_with_a_hint_ends_the_session_its_families_and_redirects_with_state(
-    http: testing.TestClient, receiver: Receiver
+    http: testing.TestClient, receiver: Receiver, metrics: Metrics
 ) -> None:
     browser = Browser(http)
     query = {**OPENID_QUERY, "scope": "openid read"}
@@ -129,8 +135,8 @@ def test_logout_with_a_hint_ends_the_session_its_families_and_redirects_with_sta
     assert claims["sid"] == id_claims["sid"] and claims["sub"] == id_claims["sub"]
     assert claims["events"] == {EVENT: {}} and "nonce" not in claims and claims["jti"]
     assert len(receiver.bodies) == 1  # testclient registered no back-channel URI
-    metrics = http.simulate_get("/metrics").text
-    assert 'jwtauth_backchannel_logout_total{outcome="delivered"} 1.0' in metrics
+    page = metrics.render()[0].decode()  # what the management listener's /metrics serves
+    assert 'jwtauth_backchannel_logout_total{outcome="delivered"} 1.0' in page
 
 
 def test_logout_without_a_hint_asks_to_confirm(http: testing.TestClient) -> None:

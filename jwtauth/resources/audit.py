@@ -1,0 +1,158 @@
+"""Audit events: one JSON line per security-relevant outcome, beside the access log.
+
+Each line names who (`client_id`, `sub`), what (`audit`: the event, `grant`, `jti`, `fid`),
+where from (`client`: the address the sign-in limits count, `request_id`) and the outcome
+(`success`/`failure`, the OAuth `error`). Never a secret, token, code or password: the claims
+read back from a token this server just minted are its identifiers only.
+
+Events:
+- `token_issued`: an access token left the token endpoint, or /authorize (implicit).
+- `request_refused`: the token endpoint answered an OAuth error, or any endpoint `invalid_client`.
+- `signin_locked`: the brute-force limiter refused a sign-in (429).
+- `reuse_detected`: a used refresh token or code came back; its grant was revoked (RFC 9700 §4.14).
+- `family_revoked`: a revocation request ended a refresh family (RFC 7009).
+- `key_rotated`: this worker's key ring changed signer (no request: `request_id` is null).
+- `device_flow`: a device request's step (RFC 8628; `step`: requested, approved, denied, ...).
+- `accounts_reloaded`: the settings file's clients and users were swapped in (accounts/reload.py).
+
+`Audit` is Falcon middleware (listed after the Observer, whose request id it uses) and the
+`Events` sink of the grants: what a grant reports during a request is written with that
+request's context when the response leaves.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import falcon
+
+from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog
+from jwtauth.resources import paths
+
+INVALID_CLIENT = "invalid_client"
+# The facts grants reported during the current request (each request runs on one thread).
+_facts: ContextVar[list[tuple[str, dict[str, Any]]] | None] = ContextVar("jwtauth_audit_facts", default=None)
+
+
+def token_ids(token: str | None) -> dict[str, Any]:
+    """Return the identifiers (sub, jti, fid) of an access token this server just minted.
+
+    Unverified on purpose: the token never left this process; only its identifiers are kept.
+    """
+    if not token or token.count(".") != 2:
+        return {}
+    payload = token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (binascii.Error, ValueError):
+        return {}
+    if not isinstance(claims, dict):
+        return {}
+    return {name: claims[name] for name in ("sub", "jti", "fid") if isinstance(claims.get(name), str)}
+
+
+def _implicit_token(location: str | None) -> str | None:
+    """Return the access token in an implicit redirect's fragment (RFC 6749 §4.2.2), if any."""
+    if not location or "#access_token=" not in location:
+        return None
+    values = parse_qs(urlsplit(location).fragment).get("access_token")
+    return values[0] if values else None
+
+
+class Audit:
+    """Write audit lines to `log` (the access log's sink): Falcon middleware and `Events`."""
+
+    def __init__(self, log: AccessLog | None, clock: Callable[[], float] = time.time) -> None:
+        self.log, self.clock = log, clock
+
+    def write(self, event: str, outcome: str, **fields: Any) -> None:
+        """Write one audit line; fields that are None are left out."""
+        if self.log is None:
+            return
+        line = {"ts": round(self.clock(), 3), "audit": event, "outcome": outcome}
+        line |= {name: value for name, value in fields.items() if value is not None}
+        self.log(json.dumps(line, separators=(",", ":")))
+
+    # --- Events (reported by grants, resources and the key ring) ------------------------------
+
+    def refresh_rotated(self) -> None:
+        """Ignore: the token_issued line of the same request says it."""
+
+    def reuse_detected(self, kind: str) -> None:
+        """Remember a reuse detection for this request's line."""
+        self._fact("reuse_detected", kind=kind)
+
+    def revoked(self) -> None:
+        """Remember a family revocation for this request's line."""
+        self._fact("family_revoked")
+
+    def key_rotated(self) -> None:
+        """Write the signer change at once: it belongs to no request."""
+        self.write("key_rotated", "success")
+
+    def device_flow(self, outcome: str) -> None:
+        """Remember a device-request step (RFC 8628) for this request's line."""
+        self._fact("device_flow", step=outcome)
+
+    def _fact(self, event: str, **fields: Any) -> None:
+        facts = _facts.get()
+        if facts is None:  # reported outside a request (a test, a CLI): write it bare
+            self.write(event, "success", **fields)
+        else:
+            facts.append((event, fields))
+
+    # --- middleware ---------------------------------------------------------------------------
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        _facts.set([])
+        req.context.client_id = None  # set by resources once a client is identified
+        req.context.access_token = None  # set by the token endpoint; only its identifiers are logged
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object | None, req_succeeded: bool
+    ) -> None:
+        facts, ctx = _facts.get() or [], req.context
+        _facts.set(None)
+        endpoint = req.uri_template
+        who = {
+            "request_id": getattr(ctx, "request_id", None),
+            "client_id": getattr(ctx, "client_id", None),
+            "client": getattr(ctx, "client_addr", None) or req.remote_addr,
+        }
+        grant = getattr(ctx, "grant", None)
+        grant = grant if grant and grant != "-" else None
+        for event, fields in facts:
+            self.write(event, "success", **who, grant=grant, **fields)
+        status, error = resp.status_code, getattr(ctx, "error", None)
+        token = getattr(ctx, "access_token", None)
+        if endpoint == paths.TOKEN and status < 300 and token:
+            self.write("token_issued", "success", **who, grant=grant, **token_ids(token))
+        elif endpoint == paths.AUTHORIZE and status == 303:
+            implicit = _implicit_token(resp.get_header("Location"))
+            if implicit:
+                self.write("token_issued", "success", **who, grant="implicit", **token_ids(implicit))
+        elif status == 429:
+            self.write("signin_locked", "failure", **who, grant=grant, endpoint=_label(endpoint))
+        elif error and (endpoint == paths.TOKEN or error == INVALID_CLIENT):
+            self.write(
+                "request_refused", "failure", **who, grant=grant, endpoint=_label(endpoint), error=error
+            )
+
+
+def _label(path: str | None) -> str:
+    return _LABELS.get(path or "", "other")
+
+
+_LABELS = {
+    paths.TOKEN: TOKEN,
+    paths.AUTHORIZE: AUTHORIZE,
+    paths.INTROSPECT: "introspect",
+    paths.REVOKE: "revoke",
+}
