@@ -207,8 +207,11 @@ def _add_browser_pages(
     parts: tuple[ClientRegistry, Login, FrontChannel],
     metrics: Metrics,
     clock: Callable[[], float],
-) -> None:
-    """Route the pages a browser visits: /authorize (sign-in, consent, SSO) and /logout."""
+) -> BrowserSessions:
+    """Route the pages a browser visits: /authorize (sign-in, consent, SSO) and /logout.
+
+    Return their BrowserSessions: /device recognizes the same sessions.
+    """
     clients, login, front = parts
     pages = Pages(settings.templates_dir)
     sessions = _browser_sessions(settings, keyring, state)
@@ -224,6 +227,7 @@ def _add_browser_pages(
         pages=pages, clock=clock,
     )  # fmt: skip
     app.add_route(paths.LOGOUT, logout)
+    return sessions
 
 
 def _add_documents(
@@ -290,12 +294,14 @@ def create_app(
     par_dpop = _token_dpop(settings, keyring, store, clock, path=paths.PAR)
     app.add_route(paths.PAR, PushedAuthorizationResource(settings, clients, state.pushed, par_dpop, clock))
     front = FrontChannel(settings, state.codes, tokens, id_tokens)
-    _add_browser_pages(app, settings, keyring, state, (clients, login, front), metrics, clock)
+    sessions = _add_browser_pages(app, settings, keyring, state, (clients, login, front), metrics, clock)
     app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=events))
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users, subjects)))
     _add_documents(app, settings, keyring, grants, store)
-    _add_device_routes(app, settings, store, clients, login, state.limiter, state.devices, clock, events)
+    _add_device_routes(
+        app, settings, store, (clients, login, sessions), state.limiter, state.devices, clock, events
+    )
     app.add_route(paths.REVOCATIONS, RevocationsResource(
         issuer=settings.issuer, keyring=keyring, index=state.revocations,
         max_age=settings.revocations_max_age, clock=clock,
@@ -326,14 +332,14 @@ def _add_device_routes(
     app: falcon.App[falcon.Request, falcon.Response],
     settings: Settings,
     store: Any,
-    clients: ClientRegistry,
-    login: Login,
+    parts: tuple[ClientRegistry, Login, BrowserSessions],
     limiter: FailureLimiter,
     devices: DeviceStore,
     clock: Callable[[], float],
     events: Events,
 ) -> None:
-    """Route the device flow's two endpoints (RFC 8628 §3.1, §3.3)."""
+    """Route the device flow's two endpoints (RFC 8628 §3.1, §3.3); /device shares /authorize's sessions."""
+    clients, login, sessions = parts
     overall = FailureLimiter(
         store,
         prefix=settings.redis_prefix,
@@ -347,7 +353,7 @@ def _add_device_routes(
     )
     page = DeviceResource(
         issuer=settings.issuer, clients=clients, login=login, gate=gate, devices=devices,
-        pages=Pages(settings.templates_dir), clock=clock, events=events,
+        pages=Pages(settings.templates_dir), sessions=sessions, clock=clock, events=events,
     )  # fmt: skip
     app.add_route(paths.DEVICE, page)
 

@@ -13,6 +13,7 @@ from jwtauth.config.settings import Settings
 from jwtauth.oauth.device import GRANT_TYPE
 from tests.authflow import Page, cookie_header, parse_page
 from tests.helpers import FORM, PASSWORD, USER, basic, client_like
+from tests.oidc.browser import Browser
 
 DEVICE_AUTHORIZATION = "/api/v1/device_authorization"
 TV = "tv"  # a public device client
@@ -100,3 +101,15 @@ def approve(
     assert consent.result.status_code == 200 and 'name="password"' in consent.result.text, consent.result.text
     sent: dict[str, str | None] = {"username": USER, "password": PASSWORD, "decision": decision, **fields}
     return post_device(http, consent, sent).result
+
+
+def browser_enter(browser: Browser, user_code: str) -> testing.Result:
+    """Open /device in `browser` (its cookies, a session among them) and enter `user_code`."""
+    browser.open("/device")
+    return browser.open("/device", {**browser.fields, "user_code": user_code})
+
+
+def browser_decide(browser: Browser, decision: str = "allow", **fields: str | None) -> testing.Result:
+    """POST the last /device page's fields with `decision` and `fields` (None drops one)."""
+    sent = {**browser.fields, "decision": decision, **fields}
+    return browser.open("/device", {name: value for name, value in sent.items() if value is not None})

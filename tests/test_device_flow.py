@@ -25,6 +25,8 @@ from tests.deviceflow import (
     DEVICE_AUTHORIZATION,
     TV,
     approve,
+    browser_decide,
+    browser_enter,
     device_clients,
     enter,
     open_device,
@@ -32,7 +34,9 @@ from tests.deviceflow import (
     start,
     started,
 )
-from tests.helpers import FIXTURES, ISSUER, USER, Clock, MakeApp, with_clients
+from tests.helpers import FIXTURES, ISSUER, PASSWORD, USER, Clock, MakeApp, with_clients
+from tests.oidc.browser import SESSION, Browser, answer
+from tests.oidc.flow import OPENID_QUERY
 from tests.support import free_port
 
 
@@ -271,3 +275,51 @@ def test_openid_scope_adds_an_id_token(http: testing.TestClient, settings: Setti
     without = started(http, CONSOLE, scope="read")
     approve(http, without["user_code"])
     assert "id_token" not in poll(http, without["device_code"], CONSOLE).json
+
+
+def test_a_browser_session_approves_with_allow_and_deny_only(
+    http: testing.TestClient, clock: Clock, settings: Settings
+) -> None:
+    browser = Browser(http)
+    answer(browser.sign_in(OPENID_QUERY))  # signed in at /authorize earlier
+    signed_at = int(clock.now)
+    clock.now += 60
+    body = started(http, CONSOLE, scope="openid read")
+    page = browser_enter(browser, body["user_code"])
+    assert page.status_code == 200 and f"Signed in as <strong>{USER}</strong>" in page.text
+    assert 'name="password"' not in page.text and 'name="username"' not in page.text
+    assert browser.fields["sid"] and "Never enter a code that someone sent you" in page.text
+    done = browser_decide(browser)
+    assert done.status_code == 200 and "Your device is connected" in done.text
+    clock.now += 5
+    tokens = poll(http, body["device_code"], CONSOLE)
+    assert tokens.status_code == 200, tokens.text
+    id_token = jwt.decode(tokens.json["id_token"], options={"verify_signature": False})
+    access = jwt.decode(tokens.json["access_token"], options={"verify_signature": False})
+    user = next(u for u in settings.users if u.username == USER)
+    # The session's user and auth_time (its sign-in a minute ago), not the moment of approval.
+    assert (id_token["sub"], id_token["auth_time"], access["sub"]) == (user.subject, signed_at, USER)
+
+
+def test_deny_on_the_session_page_ends_the_request(http: testing.TestClient) -> None:
+    browser = Browser(http)
+    answer(browser.sign_in(OPENID_QUERY))
+    body = started(http)
+    browser_enter(browser, body["user_code"])
+    assert browser_decide(browser, "deny").status_code == 200
+    assert error_of(poll(http, body["device_code"])) == "access_denied"
+
+
+def test_a_password_sign_in_on_device_starts_a_browser_session(http: testing.TestClient) -> None:
+    browser = Browser(http)
+    body = started(http)
+    assert 'name="password"' in browser_enter(browser, body["user_code"]).text
+    done = browser_decide(browser, username=USER, password=PASSWORD)
+    assert done.status_code == 200 and "Your device is connected" in done.text
+    cookie = done.cookies[SESSION]
+    assert cookie.http_only and cookie.same_site == "Lax" and cookie.path == "/"
+    # The same session stands in for the password at /authorize (single sign-on): consent only.
+    consent = browser.get(OPENID_QUERY)
+    assert "Signed in as" in consent.text and 'name="password"' not in consent.text
+    again = started(http)
+    assert "Signed in as" in browser_enter(browser, again["user_code"]).text

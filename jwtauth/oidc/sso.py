@@ -31,6 +31,12 @@ class BrowserSessions:
             return None
         return session
 
+    def still(self, cookie: str | None, sid: str, *, now: float) -> Session | None:
+        """Return the live session of this cookie if it is the one `sid` names (a consent page's)."""
+        session = self.current(cookie, now=now)
+        # Signed out, or another user signed in meanwhile: the page no longer speaks for them.
+        return session if session is not None and session.sid == sid else None
+
     def step(self, request: AuthorizationRequest, session: Session | None, *, now: float) -> Step:
         """Return the next step for this request (raising prompt=none's errors)."""
         client = request.target.client

@@ -7,7 +7,6 @@ are only a convenience, and the CSRF token is bound to their exact values.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
@@ -39,33 +38,21 @@ from jwtauth.oidc.session import Session
 from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.resources import paths
 from jwtauth.resources.forms import parse_params, read_form
+from jwtauth.resources.signed_in import SESSION_FIELD, set_session_cookie
 from jwtauth.store.connection import STORE_ERRORS, unavailable
 from jwtauth.store.par import REQUEST_URI_PREFIX, PushedRequests
 from jwtauth.web import csrf
-from jwtauth.web.pages import SECURITY_HEADERS, Pages, describe_scope, form_target
+from jwtauth.web.pages import SECURITY_HEADERS, Pages, describe_scope, display_host, form_target, wait_words
 
 log = logging.getLogger("jwtauth")
 
 CSRF_FIELD = "csrf_token"
-# The consent page (no password) names the session it was shown for; the CSRF MAC binds it,
-# as it binds a pushed request's request_uri (RFC 9126 §4).
-SESSION_FIELD = "sid"
+# The consent page (no password) names the session it was shown for (SESSION_FIELD); the CSRF
+# MAC binds it, as it binds a pushed request's request_uri (RFC 9126 §4).
 BOUND = (*PARAMS, SESSION_FIELD, REQUEST_URI)
 GONE = "This sign-in link has expired or was already used. Go back to the application and start again."
 # One message for an unknown user and a wrong password: no hint which one it was.
 BAD_LOGIN = "The email or password is not correct."
-
-
-def _display_host(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.scheme in ("http", "https") and parts.hostname:
-        return parts.netloc.rpartition("@")[2]
-    return uri
-
-
-def _wait_words(seconds: int) -> str:
-    minutes = math.ceil(seconds / 60)
-    return f"{seconds} seconds" if seconds < 60 else f"{minutes} minute{'s' if minutes > 1 else ''}"
 
 
 def _hidden(fields: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -228,9 +215,9 @@ class AuthorizeResource:
         self, req: falcon.Request, request: AuthorizationRequest, sid: str, now: float
     ) -> Session | None:
         """Return the session a consent-only page was shown for, if it still may stand in for the password."""
-        session = self.sessions.current(req.cookies.get(self.session_cookie), now=now)
-        if session is None or session.sid != sid:
-            return None  # signed out, or another user signed in meanwhile
+        session = self.sessions.still(req.cookies.get(self.session_cookie), sid, now=now)
+        if session is None:
+            return None
         if self.sessions.step(request, session, now=now) is Step.LOGIN:
             return None  # max_age passed while the page was open
         return session
@@ -244,17 +231,7 @@ class AuthorizeResource:
         session = session.with_client(client.client_id)  # its logout tells this client (back-channel)
         if not client.first_party:
             session = session.with_consent(client.client_id, request.audience, request.scope)
-        value = self.sessions.cookie(session)
-        if value is not None:
-            resp.set_cookie(
-                self.session_cookie,
-                value,
-                max_age=max(int(session.expires - now), 1),
-                path="/",
-                secure=self.secure,
-                http_only=True,
-                same_site="Lax",
-            )
+        set_session_cookie(resp, self.sessions, session, secure=self.secure, now=now)
         values = self.front.issue(request, session, now)
         self._respond(resp, request.target, response_params(request.target, self.issuer, values))
 
@@ -277,7 +254,7 @@ class AuthorizeResource:
         except SlowDown as locked:
             # RFC 6749 §4.3.2, RFC 6819 §5.1.4.2.3: locked even for the right password.
             resp.set_header("Retry-After", str(locked.retry_after))
-            message = f"Too many failed sign-in attempts. Try again in {_wait_words(locked.retry_after)}."
+            message = f"Too many failed sign-in attempts. Try again in {wait_words(locked.retry_after)}."
             self._login_page(req, resp, request, status=429, message=message, username=username)
             return None
         if user is None:
@@ -321,10 +298,10 @@ class AuthorizeResource:
             client_name=target.client.name,
             # A URL client_id (a metadata document) names itself: its host is the one fact about
             # it that is not self-asserted, so the page shows it beside the name (anti-phishing).
-            client_host=_display_host(target.client.client_id) if "://" in target.client.client_id else None,
+            client_host=display_host(target.client.client_id) if "://" in target.client.client_id else None,
             scopes=describe_scope(request.scope),
-            audience=_display_host(request.audience),
-            return_to=_display_host(target.redirect_uri),
+            audience=display_host(request.audience),
+            return_to=display_host(target.redirect_uri),
             action=self.action,
             hidden=[*_hidden(bound), (CSRF_FIELD, token)],
             username=username or "",

@@ -5,7 +5,10 @@ Two forms on one path, each CSRF-protected like /authorize (jwtauth.web.csrf):
    §3.3.1, §5.4);
 2. once a code names a waiting request: who asks for what, a warning to approve only a request
    started on one's own device (§5.4 remote phishing), and the sign-in of /authorize (`username`,
-   `password`, `decision=allow|deny`) under the same sign-in limits.
+   `password`, `decision=allow|deny`) under the same sign-in limits; or, while the browser has a
+   live session (jwtauth.oidc.sso), "signed in as …" with Allow and Deny only, bound to the
+   session id through the CSRF token exactly as on /authorize. A password sign-in here starts a
+   browser session, as on /authorize.
 
 Every POST enters its code again through the guessing limits (jwtauth.accounts.user_codes), so
 posting decisions straight away guesses no faster than typing codes. Scope and audience come
@@ -28,17 +31,21 @@ from jwtauth.accounts.user_codes import UserCodeGate
 from jwtauth.errors import OAuthError, SlowDown
 from jwtauth.oauth import device
 from jwtauth.observability import NO_EVENTS, Events
+from jwtauth.oidc import session as browser_session
+from jwtauth.oidc.session import Session
+from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.resources import paths
-from jwtauth.resources.authorize import BAD_LOGIN, CSRF_FIELD, _display_host, _wait_words
+from jwtauth.resources.authorize import BAD_LOGIN, CSRF_FIELD
 from jwtauth.resources.forms import parse_params, read_form
+from jwtauth.resources.signed_in import SESSION_FIELD, set_session_cookie
 from jwtauth.store.connection import STORE_ERRORS, unavailable
 from jwtauth.store.device import DeviceRequest, DeviceStore
 from jwtauth.web import csrf
-from jwtauth.web.pages import Pages, describe_scope
+from jwtauth.web.pages import Pages, describe_scope, display_host, wait_words
 
 log = logging.getLogger("jwtauth")
 
-BOUND = ("user_code", "client_id")  # the consent form's CSRF token covers these fields
+BOUND = ("user_code", "client_id", SESSION_FIELD)  # the consent form's CSRF token covers these fields
 WRONG_CODE = (
     "That code is not valid. Check the code on your device and try again; codes expire after a few minutes."
 )
@@ -56,15 +63,17 @@ class DeviceResource:
         gate: UserCodeGate,
         devices: DeviceStore,
         pages: Pages,
+        sessions: BrowserSessions,
         clock: Callable[[], float] = time.time,
         events: Events = NO_EVENTS,
     ) -> None:
         self.clients, self.login, self.gate, self.devices = clients, login, gate, devices
-        self.pages, self.clock, self.events = pages, clock, events
+        self.pages, self.clock, self.events, self.sessions = pages, clock, events, sessions
         self.action = urlsplit(issuer).path + paths.DEVICE
         self.issuer = issuer
         self.secure = issuer.startswith("https://")
         self.cookie = csrf.cookie_name(self.secure)
+        self.session_cookie = browser_session.cookie_name(self.secure)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Show the code form, pre-filled from ?user_code= (never approving anything)."""
@@ -91,7 +100,7 @@ class DeviceResource:
         except SlowDown as locked:
             # RFC 8628 §5.1: guessing codes is limited like guessing passwords.
             resp.set_header("Retry-After", str(locked.retry_after))
-            message = f"Too many attempts. Try again in {_wait_words(locked.retry_after)}."
+            message = f"Too many attempts. Try again in {wait_words(locked.retry_after)}."
             self._enter_page(req, resp, status=429, message=message)
         except STORE_ERRORS as exc:
             if not unavailable(exc):
@@ -112,7 +121,8 @@ class DeviceResource:
         if found is None:
             self._enter_page(req, resp, status=400, typed=typed, message=WRONG_CODE)
             return
-        self._consent_page(req, resp, found)
+        session = self.sessions.current(req.cookies.get(self.session_cookie), now=self.clock())
+        self._consent_page(req, resp, found, session=session)
 
     def _decide(self, req: falcon.Request, resp: falcon.Response, form: Mapping[str, str]) -> None:
         """Check CSRF and the code again, then deny, or sign the user in and approve."""
@@ -139,25 +149,52 @@ class DeviceResource:
             self._finish(resp, code, self.devices.deny(request.ref, now=now), "denied")
             return
         if decision != "allow":
-            self._consent_page(req, resp, found, status=400, message="Choose Allow or Deny.")
+            shown = self.sessions.still(
+                req.cookies.get(self.session_cookie), form.get(SESSION_FIELD, ""), now=now
+            )
+            self._consent_page(req, resp, found, status=400, message="Choose Allow or Deny.", session=shown)
             return
+        if SESSION_FIELD in form and "password" not in form:
+            session = self.sessions.still(req.cookies.get(self.session_cookie), form[SESSION_FIELD], now=now)
+            if session is None:  # signed out, or another user signed in meanwhile: the password again
+                message = "Your session has ended. Please sign in again."
+                self._consent_page(req, resp, found, status=400, message=message)
+                return
+        else:
+            session = self._sign_in(req, resp, found, form, now)
+            if session is None:
+                return
+            set_session_cookie(resp, self.sessions, session, secure=self.secure, now=now)
+        outcome = self.devices.approve(
+            request.ref, subject=session.username, auth_time=session.auth_time, now=now
+        )
+        self._finish(resp, code, outcome, "approved")
+
+    def _sign_in(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        found: tuple[str, DeviceRequest],
+        form: Mapping[str, str],
+        now: float,
+    ) -> Session | None:
+        """Return a new session for the password, or render the page again and return None."""
         username, password = form.get("username"), form.get("password")
         if not username or not password:
             message = "Enter your email or username and your password."
             self._consent_page(req, resp, found, status=400, message=message, username=username)
-            return
+            return None
         try:
             user = self.login.attempt(username, password, req.context.client_addr, now=now)
         except SlowDown as locked:
             resp.set_header("Retry-After", str(locked.retry_after))
-            message = f"Too many failed sign-in attempts. Try again in {_wait_words(locked.retry_after)}."
+            message = f"Too many failed sign-in attempts. Try again in {wait_words(locked.retry_after)}."
             self._consent_page(req, resp, found, status=429, message=message, username=username)
-            return
+            return None
         if user is None:
             self._consent_page(req, resp, found, status=400, message=BAD_LOGIN, username=username)
-            return
-        outcome = self.devices.approve(request.ref, subject=user.username, auth_time=now, now=now)
-        self._finish(resp, code, outcome, "approved")
+            return None
+        return self.sessions.signed_in(user, now=now)  # a new session id: no fixation
 
     def _find(self, req: falcon.Request, typed: str | None) -> tuple[str, DeviceRequest] | None:
         """Return (canonical code, waiting request) under the guessing limits, or None."""
@@ -206,14 +243,19 @@ class DeviceResource:
         status: int = 200,
         message: str | None = None,
         username: str | None = None,
+        session: Session | None = None,
     ) -> None:
+        """Show who asks for what: with `session`, Allow and Deny only, its id bound to the CSRF token."""
         code, request = found
         client = self.clients.get(request.client_id)
+        fields = {"user_code": code, "client_id": request.client_id}
+        if session is not None:
+            fields[SESSION_FIELD] = session.sid
         self._render(
-            req, resp, "consent", {"user_code": code, "client_id": request.client_id}, BOUND,
-            status=status, message=message, username=username or "", user_code=device.shown(code),
+            req, resp, "consent", fields, BOUND, status=status, message=message, username=username or "",
+            signed_in_as=session.username if session else None, user_code=device.shown(code),
             client_name=client.name if client else request.client_id,
-            scopes=describe_scope(request.scope), audience=_display_host(request.audience),
+            scopes=describe_scope(request.scope), audience=display_host(request.audience),
         )  # fmt: skip
 
     def _render(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,20 @@ SCOPE_WORDS = {
 def describe_scope(scope: Iterable[str]) -> list[str]:
     """Return one plain sentence per scope."""
     return [SCOPE_WORDS.get(s, f"Use the “{s}” permission") for s in scope]
+
+
+def display_host(uri: str) -> str:
+    """Return what a page shows of a URI: the host (and port) of a web URL, any other URI whole."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return parts.netloc.rpartition("@")[2]
+    return uri
+
+
+def wait_words(seconds: int) -> str:
+    """Return a wait in plain words: seconds below a minute, whole minutes (rounded up) above."""
+    minutes = math.ceil(seconds / 60)
+    return f"{seconds} seconds" if seconds < 60 else f"{minutes} minute{'s' if minutes > 1 else ''}"
 
 
 def form_target(uri: str) -> str | None:

@@ -50,6 +50,17 @@ class Browser:
         headers = {**FORM, **self._headers()}
         return self._keep(self.http.simulate_post(AUTHORIZE, body=urlencode(sent), headers=headers))
 
+    def open(self, path: str, fields: Mapping[str, str] | None = None) -> testing.Result:
+        """GET `path`, or POST exactly `fields` to it; remember the page's hidden fields."""
+        if fields is None:
+            result = self.http.simulate_get(path, headers=self._headers())
+        else:
+            headers = {**FORM, **self._headers()}
+            result = self.http.simulate_post(path, body=urlencode(fields), headers=headers)
+        self._keep(result)
+        self.fields = parse_page(result.text).hidden if "<form" in result.text else {}
+        return result
+
     def sign_in(
         self, query: Mapping[str, str], username: str = USER, password: str = PASSWORD
     ) -> testing.Result:

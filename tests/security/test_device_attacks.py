@@ -1,5 +1,6 @@
 """Attacks on the device flow (RFC 8628 §5): user-code guessing, CSRF on /device, scope
-widening at approval, another client's device_code, remote phishing cues, echoed input."""
+widening at approval, another client's device_code, remote phishing cues, echoed input; the
+browser session standing in for the password: forged, stale, foreign and ended sessions."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from tests.deviceflow import (
     TV,
     approve,
     auth_for,
+    browser_decide,
+    browser_enter,
     device_clients,
     enter,
     open_device,
@@ -26,7 +29,17 @@ from tests.deviceflow import (
     post_device,
     started,
 )
-from tests.helpers import USER, MakeApp, ScryptCounter, assert_clean_error
+from tests.helpers import (
+    USER,
+    VICTIM,
+    VICTIM_PASSWORD,
+    MakeApp,
+    ScryptCounter,
+    assert_clean_error,
+    cheap_user,
+)
+from tests.oidc.browser import SESSION, Browser, answer
+from tests.oidc.flow import OPENID_QUERY
 
 Snapshot = Callable[[], dict[bytes, Any]]
 
@@ -187,3 +200,79 @@ def test_every_device_page_forbids_framing_and_scripts(dev: testing.TestClient) 
             result.headers["Cache-Control"] == "no-store"
             and result.headers["Referrer-Policy"] in ("no-referrer", "same-origin")  # issue 18
         )
+
+
+@pytest.fixture
+def sso(make_app: MakeApp, sec_settings: Settings) -> testing.TestClient:
+    return make_app(clients=device_clients(sec_settings), users=(cheap_user(VICTIM, VICTIM_PASSWORD),))
+
+
+def session_consent(http: testing.TestClient) -> tuple[Browser, str]:
+    """Return a signed-in browser on the consent-only /device page of a fresh request, and its device_code."""
+    browser = Browser(http)
+    answer(browser.sign_in(OPENID_QUERY))
+    body = started(http)
+    page = browser_enter(browser, body["user_code"])
+    assert "Signed in as" in page.text and "sid" in browser.fields
+    return browser, body["device_code"]
+
+
+def refused(http: testing.TestClient, result: testing.Result, device_code: str) -> None:
+    """Assert the consent POST approved nothing and fell back to a page without a session."""
+    assert result.status_code == 400 and "Your device is connected" not in result.text
+    assert "Signed in as" not in result.text
+    assert assert_clean_error(poll(http, device_code), 400)["error"] == "authorization_pending"
+
+
+@pytest.mark.parametrize("sid", ["A" * 43, ""])
+def test_a_forged_sid_breaks_the_csrf_binding(sso: testing.TestClient, sid: str) -> None:
+    browser, device_code = session_consent(sso)
+    refused(sso, browser_decide(browser, sid=sid), device_code)
+
+
+def test_a_stale_sid_of_an_earlier_session_is_refused(sso: testing.TestClient) -> None:
+    browser, device_code = session_consent(sso)
+    page = dict(browser.fields)
+    answer(browser.sign_in({**OPENID_QUERY, "prompt": "login"}))  # a new session, same user
+    browser.fields = page
+    result = browser_decide(browser)
+    refused(sso, result, device_code)
+    assert 'name="password"' in result.text and "session has ended" in result.text
+
+
+def test_a_session_of_another_user_cannot_approve_the_page(sso: testing.TestClient) -> None:
+    victim, device_code = session_consent(sso)
+    page = dict(victim.fields)
+    # Someone else signs in in another tab of the same browser; the open page must not approve for them.
+    answer(victim.sign_in({**OPENID_QUERY, "prompt": "login"}, VICTIM, VICTIM_PASSWORD))
+    victim.fields = page
+    result = browser_decide(victim)
+    refused(sso, result, device_code)
+    assert 'name="password"' in result.text
+
+
+def test_a_logged_out_sessions_cookie_replayed_is_refused(sso: testing.TestClient) -> None:
+    browser, device_code = session_consent(sso)
+    copied, page = dict(browser.cookies), dict(browser.fields)
+    assert browser.open("/logout").status_code == 200  # the confirmation page
+    logged_out = browser.open("/logout", {**browser.fields, "logout": "yes"})
+    assert logged_out.status_code == 200 and logged_out.cookies[SESSION].value == ""
+    browser.cookies, browser.fields = copied, page  # the cookie kept from before the logout
+    refused(sso, browser_decide(browser), device_code)
+    # Entering a code again with it shows the password form, not "signed in as".
+    page = browser_enter(browser, started(sso)["user_code"])
+    assert 'name="password"' in page.text and "Signed in as" not in page.text
+
+
+def test_a_session_consent_post_without_the_session_cookie_is_refused(sso: testing.TestClient) -> None:
+    browser, device_code = session_consent(sso)
+    browser.cookies.pop(SESSION)
+    refused(sso, browser_decide(browser), device_code)
+
+
+def test_the_session_page_never_approves_for_a_password_it_did_not_check(sso: testing.TestClient) -> None:
+    # A session page's form posted with a password of another user goes through the password check.
+    browser, device_code = session_consent(sso)
+    result = browser_decide(browser, username=VICTIM, password="wrong")
+    assert result.status_code == 400 and "not correct" in result.text
+    assert assert_clean_error(poll(sso, device_code), 400)["error"] == "authorization_pending"
