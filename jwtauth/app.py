@@ -70,6 +70,7 @@ from jwtauth.resources.introspect import IntrospectResource
 from jwtauth.resources.logout import LogoutResource
 from jwtauth.resources.metrics import MetricsResource
 from jwtauth.resources.par import PushedAuthorizationResource
+from jwtauth.resources.revocations import RevocationsResource
 from jwtauth.resources.revoke import RevokeResource
 from jwtauth.resources.token import TokenResource
 from jwtauth.resources.userinfo import UserInfoResource
@@ -80,6 +81,7 @@ from jwtauth.store.device import DeviceStore
 from jwtauth.store.documents import DocumentCache
 from jwtauth.store.dpop import proof_markers
 from jwtauth.store.par import PushedRequests
+from jwtauth.store.revocations import RevocationIndex
 from jwtauth.store.sessions import SessionMarks
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
@@ -96,16 +98,22 @@ class _Stores:
     sessions: SessionMarks
     devices: DeviceStore
     pushed: PushedRequests
+    revocations: RevocationIndex
 
 
 def _stores(settings: Settings, store: Any) -> _Stores:
     prefix = settings.redis_prefix
     # Tombstones of revoked families outlive every access token the family issued.
     revoked_ttl = settings.token_horizon
+    published = RevocationIndex(
+        store, issuer=settings.issuer, prefix=prefix, horizon=revoked_ttl,
+        aliases=subjects_of(settings).access_subjects,
+    )  # fmt: skip
     return _Stores(
         codes=CodeStore(store, prefix=prefix, access_token_ttl=revoked_ttl),
         refresh=RefreshStore(
-            store, prefix=prefix, grace_seconds=settings.refresh_grace_seconds, revoked_ttl=revoked_ttl
+            store, prefix=prefix, grace_seconds=settings.refresh_grace_seconds, revoked_ttl=revoked_ttl,
+            revocations=published,
         ),
         limiter=FailureLimiter(
             store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
@@ -113,6 +121,7 @@ def _stores(settings: Settings, store: Any) -> _Stores:
         sessions=SessionMarks(store, prefix=prefix, session_ttl=settings.session_ttl),
         devices=DeviceStore(store, prefix=prefix, redeemed_ttl=revoked_ttl),
         pushed=PushedRequests(store, prefix=prefix),
+        revocations=published,
     )
 
 
@@ -293,6 +302,10 @@ def create_app(
     _add_device_routes(
         app, settings, store, (clients, login, sessions), state.limiter, state.devices, clock, events
     )
+    app.add_route(paths.REVOCATIONS, RevocationsResource(
+        issuer=settings.issuer, keyring=keyring, index=state.revocations,
+        max_age=settings.revocations_max_age, clock=clock,
+    ))  # fmt: skip
     return app
 
 
@@ -388,5 +401,6 @@ def _endpoint_labels() -> dict[str, str]:
     labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.READY_STORE: "readyz"}
     labels |= {paths.PAR: "par", paths.LOGOUT: "logout"}
     labels |= {paths.DEVICE_AUTHORIZATION: "device_authorization", paths.DEVICE: "device"}
+    labels |= {paths.REVOCATIONS: "revocations"}
     labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
     return labels

@@ -144,8 +144,10 @@ def cmd_hash_secret(args: argparse.Namespace) -> None:
 
 def cmd_revoke(args: argparse.Namespace) -> None:
     """End every refresh family of a user and/or a client ("log out everywhere")."""
+    from jwtauth.oidc.pairwise import subjects_of
     from jwtauth.store import RefreshStore
     from jwtauth.store.connection import STORE_ERRORS, StoreURLError, connect
+    from jwtauth.store.revocations import RevocationIndex
     from jwtauth.store.sessions import SessionMarks
 
     if args.subject is None and args.client is None:
@@ -161,14 +163,24 @@ def cmd_revoke(args: argparse.Namespace) -> None:
     except StoreURLError as exc:
         raise OperatorError(f"JWTAUTH_REDIS_URL: {exc}") from None
     # The tombstone lifetime create_app uses: as long as any access token of the family lives.
-    refresh = RefreshStore(store, prefix=settings.redis_prefix, revoked_ttl=settings.token_horizon)
+    # Published too, so offline verifiers that subscribe refuse the access tokens (SECURITY.md).
+    published = RevocationIndex(
+        store, issuer=settings.issuer, prefix=settings.redis_prefix, horizon=settings.token_horizon,
+        aliases=subjects_of(settings).access_subjects,
+    )  # fmt: skip
+    refresh = RefreshStore(
+        store, prefix=settings.redis_prefix, revoked_ttl=settings.token_horizon, revocations=published
+    )
     try:
         count = refresh.revoke_all(subject=args.subject, client_id=args.client)
         if args.subject is not None and args.client is None:
+            now = time.time()
             # OpenID Connect: "log out everywhere" ends the user's browser sessions (SSO) too.
             SessionMarks(store, prefix=settings.redis_prefix, session_ttl=settings.session_ttl).end_all(
-                args.subject, now=time.time()
+                args.subject, now=now
             )
+            # Whole seconds, as SessionMarks: this second's access tokens go too (iat < not_before).
+            published.record_subject(args.subject, not_before=int(now) + 1, now=now)
     except STORE_ERRORS as exc:  # includes the cluster client's errors outside RedisError
         raise OperatorError(f"the store is unreachable ({type(exc).__name__}); nothing was revoked") from None
     families = "family" if count == 1 else "families"
@@ -178,8 +190,9 @@ def cmd_revoke(args: argparse.Namespace) -> None:
     if count:
         print(
             "their refresh tokens fail from now on and introspection reports their access tokens "
-            "inactive; resource servers that verify tokens offline accept those access tokens "
-            f"until they expire (at most {settings.access_token_ttl} s)"
+            "inactive; resource servers that verify tokens offline refuse them once they reread "
+            f"the revocation document (within {settings.revocations_max_age} s if they subscribe), "
+            f"others accept them until they expire (at most {settings.access_token_ttl} s)"
         )
 
 

@@ -19,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "keys.algorithm": "ES256",
     "keys.jwks_max_age": 300,
     "keys.publish_ahead": 300,  # never below jwks_max_age
+    "keys.revocations_max_age": 30,  # how long verifiers may cache the revocation document
     "redis.url": None,
     "redis.prefix": "jwtauth:",
     "limits.max_failures": 5,

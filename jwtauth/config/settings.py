@@ -53,6 +53,7 @@ class Settings:
     signing_algorithm: str = DEFAULTS["keys.algorithm"]
     jwks_max_age: int = DEFAULTS["keys.jwks_max_age"]
     publish_ahead: int = DEFAULTS["keys.publish_ahead"]
+    revocations_max_age: int = DEFAULTS["keys.revocations_max_age"]
     redis_url: str | None = DEFAULTS["redis.url"]
     redis_prefix: str = DEFAULTS["redis.prefix"]
     trusted_proxies: tuple[str, ...] = DEFAULTS["limits.trusted_proxies"]
@@ -269,6 +270,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         signing_algorithm=algorithm,
         jwks_max_age=max_age,
         publish_ahead=publish_ahead,
+        revocations_max_age=keys.positive("revocations_max_age", maximum=3600),
         redis_url=env.get("JWTAUTH_REDIS_URL") or redis.optional("url", str) or None,
         redis_prefix=env.get("JWTAUTH_REDIS_PREFIX") or redis.get("prefix", str),
         trusted_proxies=_check_networks(limits, "trusted_proxies", limits.strings("trusted_proxies")),

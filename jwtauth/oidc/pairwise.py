@@ -80,6 +80,10 @@ class Subjects:
             return username  # RFC 9068 §2.2: our access tokens name the user by username
         return self.of(client_id, user.subject)
 
+    def access_subjects(self, username: str) -> set[str]:
+        """Return every `sub` an access token may name this user by (the revocation document's)."""
+        return {username} | {self.access_subject(client_id, username) for client_id in self._sectors}
+
     def user_of_access(self, client_id: str, sub: str) -> User | None:
         """Return the user an access token of `client_id` names by `sub`, or None."""
         if client_id not in self._sectors:

@@ -69,6 +69,8 @@ def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
         "issuer": issuer,
         "token_endpoint": issuer + paths.TOKEN,
         "jwks_uri": issuer + paths.JWKS[0],
+        # Not a registered name: jwtauth.verify reads it to subscribe to revocations.
+        "jwtauth_revocations_uri": issuer + paths.REVOCATIONS,
         "authorization_endpoint": issuer + paths.AUTHORIZE,
         # implicit is a response_type of the authorization endpoint, not a token-endpoint grant.
         "grant_types_supported": sorted({*grants, "implicit"}),

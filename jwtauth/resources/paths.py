@@ -18,5 +18,7 @@ READY_STORE = "/readyz/store"  # the store's own check, for alerts (not a probe)
 METRICS = "/metrics"  # on the management listener only (--metrics-port)
 DEVICE_AUTHORIZATION = "/api/v1/device_authorization"  # RFC 8628 §3.1
 DEVICE = "/device"  # RFC 8628 §3.3: the verification page
+# jwtauth extension: the signed revocation document offline verifiers subscribe to.
+REVOCATIONS = "/api/v1/revocations"
 # Endpoints that take POST only (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1, RFC 8628 §3.1, RFC 9126 §2).
 POST_ONLY = frozenset({TOKEN, REVOKE, INTROSPECT, DEVICE_AUTHORIZATION, PAR})

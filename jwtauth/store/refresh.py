@@ -28,6 +28,7 @@ import hmac
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -54,6 +55,7 @@ from jwtauth.store.refresh_records import (
     record_from_hash,
     record_from_rotation,
 )
+from jwtauth.store.revocations import RevocationIndex
 
 _KDF_LABEL = b"jwtauth-refresh-v2"
 # Successors issued before the generation left the message; still re-derived on REPLAY so a
@@ -81,6 +83,7 @@ class RefreshStore:
         grace_seconds: float = 5.0,
         used_history: int = 1000,
         revoked_ttl: float = 3600.0,
+        revocations: RevocationIndex | None = None,
     ) -> None:
         if used_history < 1 or grace_seconds < 0 or revoked_ttl <= 0:
             raise ValueError("used_history >= 1, grace_seconds >= 0 and revoked_ttl > 0")
@@ -91,6 +94,8 @@ class RefreshStore:
         # Longer than any access token: introspection reports the family's access tokens
         # inactive while the tombstone lives (RFC 9700 §4.14.2, RFC 7009 §2.1).
         self._revoked_ms = ms(revoked_ttl)
+        # Where revocations are published for offline verifiers (jwtauth.store.revocations).
+        self._published = revocations
         self._create = client.register_script(lua.CREATE)
         self._index = client.register_script(lua.INDEX)
         self._rotate = client.register_script(lua.ROTATE)
@@ -179,6 +184,8 @@ class RefreshStore:
             family = record_from_rotation(family_id, client_id, reply)
             again = _replayed(secret, family_id, family.generation, text(reply[10]), text(reply[11]))
             return Rotation(status, family_id, fmt.token(family_id, again), family)
+        if status is RotationStatus.REUSE and self._published is not None:
+            self._published.record_family(family_id, text(reply[1]), now=now)
         return Rotation(status, family_id)
 
     def lookup(self, token: str, *, now: float) -> FamilyRecord | None:
@@ -212,7 +219,9 @@ class RefreshStore:
             family_id, digest = family_id_or_token, ""
         else:
             return False
-        return self._revoke_family(family_id, digest=digest, client_id=client_id, now=now)
+        return self._revoke_family(
+            family_id, digest=digest, client_id=client_id, now=now, reason=f"revoked {now!r}"
+        )
 
     def is_revoked(self, family_id: str) -> bool:
         """Return whether the family was revoked recently enough that its tombstone lives."""
@@ -240,20 +249,20 @@ class RefreshStore:
                 text(key)[start:-1]
                 for key in self._client.scan_iter(match=pattern, count=1000, _type="hash")
             ]
+        now = time.time()
         revoked = [
             family_id
             for family_id in family_ids
             if fmt.FAMILY_ID.fullmatch(family_id)
-            and self._revoke_family(family_id, digest="", client_id=client_id, now=None)
+            and self._revoke_family(family_id, digest="", client_id=client_id, now=now, reason="revoked")
         ]
         if subject is not None and revoked:
             self._client.zrem(self._subject_key(subject), *revoked)
         return len(revoked)
 
     def _revoke_family(
-        self, family_id: str, *, digest: str, client_id: str | None, now: float | None
+        self, family_id: str, *, digest: str, client_id: str | None, now: float, reason: str
     ) -> bool:
-        reason = "revoked" if now is None else f"revoked {now!r}"
         reply = self._revoke(
             keys=self._family_keys(family_id),
             args=[
@@ -265,7 +274,11 @@ class RefreshStore:
                 reason,
             ],
         )
-        return bool(reply)
+        if not reply:
+            return False
+        if self._published is not None:
+            self._published.record_family(family_id, text(reply[1]), now=now)
+        return True
 
     def _family_key(self, family_id: str) -> str:
         return tagged_key(self._prefix, "f", family_id)

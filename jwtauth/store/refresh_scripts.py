@@ -66,7 +66,7 @@ return g
 #       10 tombstone value, 11 the thumbprint of the request's DPoP key ('' without a proof)
 # Reply for ok and replay: status, gen, idle_exp, subject, scope, audience, auth_time, created,
 # abs_exp, sid (nil when the family has none), then for replay only the stored nonce and
-# current digest.
+# current digest. For reuse: status, subject.
 ROTATE = """
 local f = redis.call('HMGET', KEYS[1], 'client', 'cur', 'prev', 'gen', 'abs_exp', 'idle_exp',
                      'rotated_at', 'nonce', 'subject', 'scope', 'audience', 'auth_time',
@@ -109,15 +109,16 @@ end
 -- victim cannot be told apart, so the whole family dies, the newest token included.
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SET', KEYS[3], ARGV[10], 'PX', ARGV[9])
-return {'reuse'}
+return {'reuse', f[9]}
 """
 
-# Revoke one family if it exists and the optional secret and owner checks pass.
+# Revoke one family if it exists and the optional secret and owner checks pass; reply with
+# its subject (for the revocation document's index) or 0.
 # KEYS: family, used list, tombstone.
 # ARGV: 1 check secret ('1'/'0'), 2 digest, 3 check client ('1'/'0'), 4 client_id,
 #       5 tombstone ttl ms, 6 tombstone value
 REVOKE = """
-local f = redis.call('HMGET', KEYS[1], 'client', 'cur', 'prev')
+local f = redis.call('HMGET', KEYS[1], 'client', 'cur', 'prev', 'subject')
 if not f[1] then return 0 end
 if ARGV[1] == '1' and ARGV[2] ~= f[2] and ARGV[2] ~= f[3]
    and not redis.call('LPOS', KEYS[2], ARGV[2]) then
@@ -126,5 +127,5 @@ end
 if ARGV[3] == '1' and ARGV[4] ~= f[1] then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[5])
-return 1
+return {1, f[4] or ''}
 """

@@ -24,6 +24,10 @@ DPoP (RFC 9449): ``DPoPAuth`` guards Falcon resources with sender-constrained to
 ``Verifier.verify`` itself refuses a bound token unless given the checked proof's key.
 ``ProtectedResourceMiddleware``, ``BearerWSGI`` and ``BearerASGI`` take ``dpop=DPoPOptions(...)``
 to run the same checks for a whole app and advertise them in the RFC 9728 metadata.
+
+Revocation: ``Verifier(..., revocations=True)`` follows a jwtauth issuer's signed revocation
+document (``jwtauth.verify.revocations``) and refuses revoked families' and logged-out subjects'
+tokens within its max-age; without a current document it refuses every token (fails closed).
 """
 
 from __future__ import annotations

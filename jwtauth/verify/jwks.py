@@ -228,3 +228,8 @@ def _age_seconds(value: str) -> float:
     """Return the Age header (RFC 9111 §5.1: delta-seconds); 0 when absent or malformed."""
     value = value.strip()
     return float(value) if value.isdigit() else 0.0
+
+
+# Shared with jwtauth.verify.revocations, which caches its document by the same HTTP rules.
+cache_max_age = _cache_max_age
+response_etag = _etag

@@ -15,6 +15,7 @@ from jwtauth.verify.errors import InvalidToken
 from jwtauth.verify.fetch import Fetch, urllib_fetch
 from jwtauth.verify.jwk import ALLOWED_ALGORITHMS
 from jwtauth.verify.jwks import Clock, JwksCache
+from jwtauth.verify.revocations import RevocationList
 from jwtauth.verify.strictjson import decode_segment, parse_object
 
 __all__ = ["Verifier", "token_scopes"]
@@ -49,6 +50,12 @@ class Verifier:
     When a refresh fails, the last set keeps serving for up to ``stale_if_error``
     seconds past its expiry.
 
+    ``revocations=True`` subscribes to the issuer's signed revocation document
+    (``jwtauth.verify.revocations``; jwtauth servers only): tokens of revoked refresh
+    families and of subjects logged out everywhere are refused within the document's
+    max-age, and when no current document can be had every token is refused
+    (VerifierUnavailable) rather than accepted unchecked.
+
     ``fetch`` and ``clock`` are the seams for tests: ``clock`` drives both claim
     times and cache ages. Safe to share between threads.
     """
@@ -69,6 +76,7 @@ class Verifier:
         min_max_age: float = 60.0,
         max_max_age: float = 24 * 3600.0,
         stale_if_error: float = 3600.0,
+        revocations: bool = False,
     ) -> None:
         """Configure the verifier; fetch nothing yet."""
         if not issuer:
@@ -103,6 +111,14 @@ class Verifier:
             max_max_age=max_max_age,
             stale_if_error=stale_if_error,
         )
+        self._revocations = (
+            RevocationList(
+                issuer=issuer, jwks=self._jwks, fetch=fetch, clock=clock,
+                refetch_interval=refetch_interval, leeway=leeway,
+            )
+            if revocations
+            else None
+        )  # fmt: skip
 
     @property
     def refetch_interval(self) -> float:
@@ -130,6 +146,8 @@ class Verifier:
         claims = _object_or_invalid(decoded["payload"])
         self._check_claims(claims)
         _check_binding(claims, dpop_jkt)
+        if self._revocations is not None:
+            self._revocations.check(claims)
         return claims
 
     def _checked_header(self, token: str) -> dict[str, Any]:
