@@ -231,9 +231,19 @@ def _add_browser_pages(
 
 
 def _add_documents(
-    app: falcon.App[Any, Any], settings: Settings, keyring: KeyRing, grants: dict[str, Grant], store: Any
+    app: falcon.App[Any, Any],
+    settings: Settings,
+    keyring: KeyRing,
+    grants: dict[str, Grant],
+    store: Any,
+    revocations: Any,
+    clock: Callable[[], float],
 ) -> None:
-    """Route the public documents (JWKS, metadata) and the health checks."""
+    """Route the public documents (JWKS, metadata, revocations) and the health checks."""
+    app.add_route(paths.REVOCATIONS, RevocationsResource(
+        issuer=settings.issuer, keyring=keyring, index=revocations,
+        max_age=settings.revocations_max_age, clock=clock,
+    ))  # fmt: skip
     jwks = JWKSResource(keyring, settings.jwks_max_age)
     meta = MetadataResource(metadata(settings, grants), settings.jwks_max_age)
     for path, resource in [*((p, jwks) for p in paths.JWKS), *((p, meta) for p in paths.METADATA)]:
@@ -298,14 +308,10 @@ def create_app(
     app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=events))
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users, subjects)))
-    _add_documents(app, settings, keyring, grants, store)
+    _add_documents(app, settings, keyring, grants, store, state.revocations, clock)
     _add_device_routes(
         app, settings, store, (clients, login, sessions), state.limiter, state.devices, clock, events
     )
-    app.add_route(paths.REVOCATIONS, RevocationsResource(
-        issuer=settings.issuer, keyring=keyring, index=state.revocations,
-        max_age=settings.revocations_max_age, clock=clock,
-    ))  # fmt: skip
     return app
 
 
