@@ -15,6 +15,8 @@ import jwt
 import pytest
 import redis
 from falcon import testing
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from jwtauth.app import create_app
 from jwtauth.config.settings import Settings
@@ -266,7 +268,7 @@ def test_missing_or_unknown_decision_is_invalid_request(
 
 
 def test_store_outage_redirects_temporarily_unavailable(settings: Settings, keyring: KeyRing) -> None:
-    down = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
+    down = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     client = testing.TestClient(create_app(settings, keyring, down))
     page = open_page(client, README_QUERY)  # the page itself needs no store
     assert page.result.status_code == 200

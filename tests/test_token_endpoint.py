@@ -19,6 +19,8 @@ import pytest
 import redis
 import redis.sentinel
 from falcon import testing
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from jwtauth.accounts.hashing import SecretChecker, hash_secret
 from jwtauth.app import create_app
@@ -466,7 +468,7 @@ def test_client_credentials_works_with_the_store_down(module_keys: Path) -> None
     from tests.support import free_port
 
     settings = replace(load_settings(FIXTURES, env={}), issuer=ISSUER)
-    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     app = create_app(settings, KeyRing(module_keys, retire_after=960), dead, checker=CHECKER)
     result = testing.TestClient(app).simulate_post(TOKENS, body=GRANT, headers=basic())
     assert result.status_code == 200, result.text

@@ -14,6 +14,8 @@ from urllib.parse import urlencode
 
 import pytest
 from falcon import testing
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from jwtauth.app import create_app
 from jwtauth.cli import keyfolder
@@ -149,7 +151,7 @@ def test_a_store_outage_at_logout_is_a_503_page_not_a_500(
     from tests.support import free_port
 
     browser, id_token = signed_in(http)
-    down = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
+    down = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     outage = Browser(testing.TestClient(create_app(settings, keyring, down)))
     outage.cookies = dict(browser.cookies)
     result = logout(outage, id_token_hint=id_token)

@@ -15,6 +15,8 @@ import pytest
 import redis
 from falcon import testing
 from jwt.utils import base64url_decode, base64url_encode
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from jwtauth.app import create_app
 from jwtauth.cli import keyfolder
@@ -139,7 +141,7 @@ def test_a_store_outage_with_a_session_redirects_temporarily_unavailable(
     http: testing.TestClient, settings: Settings, keyring: KeyRing
 ) -> None:
     browser = signed_in(http)
-    down = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
+    down = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     outage = Browser(testing.TestClient(create_app(dataclasses.replace(settings), keyring, down)))
     outage.cookies = dict(browser.cookies)
     assert answer(outage.get(OPENID_QUERY))["error"] == "temporarily_unavailable"

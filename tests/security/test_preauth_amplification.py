@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import redis
 from falcon import testing
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from jwtauth.accounts.hashing import fast_hash, hash_secret
 from jwtauth.app import create_app
@@ -116,6 +118,6 @@ def test_client_credentials_still_works_with_the_store_down(
     sec_settings: Settings, keyring: Any
 ) -> None:
     """The counters live in Redis; client_credentials needs none, so an outage opens the gate."""
-    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     http = testing.TestClient(create_app(sec_settings, keyring, dead))
     assert cc(http, DEMO).status_code == 200
