@@ -17,7 +17,7 @@ from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.login import Login
 from jwtauth.config.clients import User
 from jwtauth.config.settings import Settings
-from jwtauth.errors import AccessDenied, InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
+from jwtauth.errors import AccessDenied, InvalidRequest, OAuthError, TemporarilyUnavailable
 from jwtauth.grants.front_channel import FrontChannel
 from jwtauth.oauth.authorization import (
     PARAMS,
@@ -38,11 +38,11 @@ from jwtauth.oidc.session import Session
 from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.resources import paths
 from jwtauth.resources.forms import parse_params, read_form
-from jwtauth.resources.signed_in import SESSION_FIELD, set_session_cookie
+from jwtauth.resources.signed_in import SESSION_FIELD, Refusal, check_password, set_session_cookie
 from jwtauth.store.connection import STORE_ERRORS, unavailable
 from jwtauth.store.par import REQUEST_URI_PREFIX, PushedRequests
 from jwtauth.web import csrf
-from jwtauth.web.pages import SECURITY_HEADERS, Pages, describe_scope, display_host, form_target, wait_words
+from jwtauth.web.pages import SECURITY_HEADERS, Pages, describe_scope, display_host, form_target
 
 log = logging.getLogger("jwtauth")
 
@@ -51,8 +51,6 @@ CSRF_FIELD = "csrf_token"
 # MAC binds it, as it binds a pushed request's request_uri (RFC 9126 §4).
 BOUND = (*PARAMS, SESSION_FIELD, REQUEST_URI)
 GONE = "This sign-in link has expired or was already used. Go back to the application and start again."
-# One message for an unknown user and a wrong password: no hint which one it was.
-BAD_LOGIN = "The email or password is not correct."
 
 
 def _hidden(fields: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -244,23 +242,15 @@ class AuthorizeResource:
         now: float,
     ) -> User | None:
         """Return the user, or render the page again with one generic message and return None."""
-        username, password = form.get("username"), form.get("password")
-        if not username or not password:
-            message = "Enter your email or username and your password."
-            self._login_page(req, resp, request, status=400, message=message, username=username)
+        outcome = check_password(self.login, resp, form, req.context.client_addr, now=now)
+        if isinstance(outcome, Refusal):
+            username = form.get("username")
+            self._login_page(
+                req, resp, request,
+                status=outcome.status, message=outcome.message, username=username
+            )
             return None
-        try:
-            user = self.login.attempt(username, password, req.context.client_addr, now=now)
-        except SlowDown as locked:
-            # RFC 6749 §4.3.2, RFC 6819 §5.1.4.2.3: locked even for the right password.
-            resp.set_header("Retry-After", str(locked.retry_after))
-            message = f"Too many failed sign-in attempts. Try again in {wait_words(locked.retry_after)}."
-            self._login_page(req, resp, request, status=429, message=message, username=username)
-            return None
-        if user is None:
-            self._login_page(req, resp, request, status=400, message=BAD_LOGIN, username=username)
-            return None
-        return user
+        return outcome
 
     def _login_page(
         self,

@@ -35,9 +35,9 @@ from jwtauth.oidc import session as browser_session
 from jwtauth.oidc.session import Session
 from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.resources import paths
-from jwtauth.resources.authorize import BAD_LOGIN, CSRF_FIELD
+from jwtauth.resources.authorize import CSRF_FIELD
 from jwtauth.resources.forms import parse_params, read_form
-from jwtauth.resources.signed_in import SESSION_FIELD, set_session_cookie
+from jwtauth.resources.signed_in import SESSION_FIELD, Refusal, check_password, set_session_cookie
 from jwtauth.store.connection import STORE_ERRORS, unavailable
 from jwtauth.store.device import DeviceRequest, DeviceStore
 from jwtauth.web import csrf
@@ -179,22 +179,15 @@ class DeviceResource:
         now: float,
     ) -> Session | None:
         """Return a new session for the password, or render the page again and return None."""
-        username, password = form.get("username"), form.get("password")
-        if not username or not password:
-            message = "Enter your email or username and your password."
-            self._consent_page(req, resp, found, status=400, message=message, username=username)
+        outcome = check_password(self.login, resp, form, req.context.client_addr, now=now)
+        if isinstance(outcome, Refusal):
+            username = form.get("username")
+            self._consent_page(
+                req, resp, found,
+                status=outcome.status, message=outcome.message, username=username
+            )
             return None
-        try:
-            user = self.login.attempt(username, password, req.context.client_addr, now=now)
-        except SlowDown as locked:
-            resp.set_header("Retry-After", str(locked.retry_after))
-            message = f"Too many failed sign-in attempts. Try again in {wait_words(locked.retry_after)}."
-            self._consent_page(req, resp, found, status=429, message=message, username=username)
-            return None
-        if user is None:
-            self._consent_page(req, resp, found, status=400, message=BAD_LOGIN, username=username)
-            return None
-        return self.sessions.signed_in(user, now=now)  # a new session id: no fixation
+        return self.sessions.signed_in(outcome, now=now)  # a new session id: no fixation
 
     def _find(self, req: falcon.Request, typed: str | None) -> tuple[str, DeviceRequest] | None:
         """Return (canonical code, waiting request) under the guessing limits, or None."""
