@@ -42,7 +42,7 @@ from jwtauth.resources.signed_in import SESSION_FIELD, Refusal, check_password, 
 from jwtauth.store.connection import STORE_ERRORS, unavailable
 from jwtauth.store.par import REQUEST_URI_PREFIX, PushedRequests
 from jwtauth.web import csrf
-from jwtauth.web.pages import SECURITY_HEADERS, Pages, describe_scope, display_host, form_target
+from jwtauth.web.pages import SECURITY_HEADERS, Pages, describe_scope, display_host, form_target, form_token
 
 log = logging.getLogger("jwtauth")
 
@@ -267,18 +267,8 @@ class AuthorizeResource:
 
         With `session` it is the consent page: no password fields, the session id bound instead.
         """
-        secret = csrf.browser_secret(req.cookies.get(self.cookie))
         bound = {**request.params, **({SESSION_FIELD: session.sid} if session else {})}
-        token = csrf.issue(secret, bound, BOUND, now=self.clock())
-        resp.set_cookie(
-            self.cookie,
-            secret,
-            max_age=csrf.TTL,
-            path="/",
-            secure=self.secure,
-            http_only=True,
-            same_site="Lax",
-        )
+        token = form_token(req, resp, bound, BOUND, secure=self.secure, now=self.clock())
         target = request.target
         self.pages.render(
             resp,

@@ -41,7 +41,7 @@ from jwtauth.resources.signed_in import SESSION_FIELD, Refusal, check_password, 
 from jwtauth.store.connection import STORE_ERRORS, unavailable
 from jwtauth.store.device import DeviceRequest, DeviceStore
 from jwtauth.web import csrf
-from jwtauth.web.pages import Pages, describe_scope, display_host, wait_words
+from jwtauth.web.pages import Pages, describe_scope, display_host, form_token, wait_words
 
 log = logging.getLogger("jwtauth")
 
@@ -263,17 +263,7 @@ class DeviceResource:
         **context: Any,
     ) -> None:
         """Render a form with a fresh CSRF token bound to this browser and `bound` fields."""
-        secret = csrf.browser_secret(req.cookies.get(self.cookie))
-        token = csrf.issue(secret, fields, bound, now=self.clock())
-        resp.set_cookie(
-            self.cookie,
-            secret,
-            max_age=csrf.TTL,
-            path="/",
-            secure=self.secure,
-            http_only=True,
-            same_site="Lax",
-        )
+        token = form_token(req, resp, fields, bound, secure=self.secure, now=self.clock())
         hidden = [*fields.items(), (CSRF_FIELD, token)]
         self.pages.render(
             resp, "device.html", status=status, form_targets=["'self'"],

@@ -25,7 +25,7 @@ from jwtauth.resources import paths
 from jwtauth.resources.forms import parse_params, read_form
 from jwtauth.store.connection import STORE_ERRORS, unavailable
 from jwtauth.web import csrf
-from jwtauth.web.pages import SECURITY_HEADERS, Pages, form_target
+from jwtauth.web.pages import SECURITY_HEADERS, Pages, form_target, form_token
 
 log = logging.getLogger("jwtauth")
 
@@ -129,17 +129,7 @@ class LogoutResource:
         *,
         status: int,
     ) -> None:
-        secret = csrf.browser_secret(req.cookies.get(self.csrf_cookie))
-        token = csrf.issue(secret, request.params, LOGOUT_PARAMS, now=self.clock())
-        resp.set_cookie(
-            self.csrf_cookie,
-            secret,
-            max_age=csrf.TTL,
-            path="/",
-            secure=self.secure,
-            http_only=True,
-            same_site="Lax",
-        )
+        token = form_token(req, resp, request.params, LOGOUT_PARAMS, secure=self.secure, now=self.clock())
         targets = [
             "'self'",
             *filter(None, [form_target(request.redirect_uri)] if request.redirect_uri else []),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import falcon
 import jinja2
 from markupsafe import Markup
+
+from jwtauth.web import csrf
 
 STYLESHEET = "page.css"
 HTML = "text/html; charset=utf-8"
@@ -153,3 +155,21 @@ class Pages:
         context: dict[str, Any] = {"action": action, "fields": fields, "auto_submit": script}
         self.render(resp, "form_post.html", form_targets=targets, **context)
         resp.set_header("Content-Security-Policy", self.policy(targets, [AUTO_SUBMIT_SOURCE]))
+
+
+def form_token(
+    req: falcon.Request,
+    resp: falcon.Response,
+    fields: Mapping[str, str],
+    names: Sequence[str],
+    *,
+    secure: bool,
+    now: float,
+) -> str:
+    """Return the CSRF token a page's form carries, (re)setting this browser's secret cookie."""
+    cookie = csrf.cookie_name(secure)
+    secret = csrf.browser_secret(req.cookies.get(cookie))
+    resp.set_cookie(
+        cookie, secret, max_age=csrf.TTL, path="/", secure=secure, http_only=True, same_site="Lax"
+    )
+    return csrf.issue(secret, fields, names, now=now)
