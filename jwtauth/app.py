@@ -33,8 +33,6 @@ from jwtauth.grants.refresh_token import RefreshTokenGrant
 from jwtauth.keys import KeyRing
 from jwtauth.oauth.dpop import TokenEndpointDPoP, key_nonces
 from jwtauth.observability import (
-    AUTHORIZE,
-    TOKEN,
     AccessLog,
     Events,
     EventSinks,
@@ -133,7 +131,7 @@ def _falcon_app(
         media_type=falcon.MEDIA_JSON,
         # The observer first: its timing spans the others, its response hook runs last.
         middleware=(
-            Observer(metrics, _endpoint_labels(), access_log),
+            Observer(metrics, paths.LABELS, access_log),
             ClientAddress(parse_networks(settings.trusted_proxies)),
             CORS(settings.clients),
             HeaderLimit(),
@@ -398,15 +396,3 @@ def _assertions(settings: Settings, store: Any, clock: Callable[[], float]) -> A
         markers=assertion_markers(store, prefix=settings.redis_prefix),
         clock=clock,
     )
-
-
-def _endpoint_labels() -> dict[str, str]:
-    """Map every route to the endpoint label of its metrics and access-log lines."""
-    labels = {paths.TOKEN: TOKEN, paths.AUTHORIZE: AUTHORIZE, paths.REVOKE: "revoke"}
-    labels |= {paths.INTROSPECT: "introspect", paths.METRICS: "metrics", paths.USERINFO: "userinfo"}
-    labels |= {paths.HEALTH: "healthz", paths.READY: "readyz", paths.READY_STORE: "readyz"}
-    labels |= {paths.PAR: "par", paths.LOGOUT: "logout"}
-    labels |= {paths.DEVICE_AUTHORIZATION: "device_authorization", paths.DEVICE: "device"}
-    labels |= {paths.REVOCATIONS: "revocations"}
-    labels |= dict.fromkeys(paths.JWKS, "jwks") | dict.fromkeys(paths.METADATA, "metadata")
-    return labels

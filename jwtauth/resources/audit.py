@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import falcon
 
-from jwtauth.observability import AUTHORIZE, TOKEN, AccessLog
+from jwtauth.observability import AccessLog
 from jwtauth.resources import paths
 
 INVALID_CLIENT = "invalid_client"
@@ -147,12 +147,4 @@ class Audit:
 
 
 def _label(path: str | None) -> str:
-    return _LABELS.get(path or "", "other")
-
-
-_LABELS = {
-    paths.TOKEN: TOKEN,
-    paths.AUTHORIZE: AUTHORIZE,
-    paths.INTROSPECT: "introspect",
-    paths.REVOKE: "revoke",
-}
+    return paths.LABELS.get(path or "", "other")

@@ -22,3 +22,11 @@ DEVICE = "/device"  # RFC 8628 §3.3: the verification page
 REVOCATIONS = "/api/v1/revocations"
 # Endpoints that take POST only (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1, RFC 8628 §3.1, RFC 9126 §2).
 POST_ONLY = frozenset({TOKEN, REVOKE, INTROSPECT, DEVICE_AUTHORIZATION, PAR})
+
+# The endpoint label of every route, for metrics, the access log and audit lines.
+LABELS = {
+    TOKEN: "token", AUTHORIZE: "authorize", REVOKE: "revoke", INTROSPECT: "introspect",
+    METRICS: "metrics", USERINFO: "userinfo", HEALTH: "healthz", READY: "readyz", READY_STORE: "readyz",
+    PAR: "par", LOGOUT: "logout", DEVICE_AUTHORIZATION: "device_authorization", DEVICE: "device",
+    REVOCATIONS: "revocations", **dict.fromkeys(JWKS, "jwks"), **dict.fromkeys(METADATA, "metadata"),
+}  # fmt: skip
