@@ -91,18 +91,16 @@ class AuthorizationCodeGrant:
         )
         if self.id_tokens is not None:
             # OpenID Connect Core §3.1.3.3: the id_token rides with the tokens of the code.
-            id_token = self.id_tokens.issue(
+            self.id_tokens.add_to(
+                body,
                 client_id=client.client_id,
                 username=record.subject,
                 scope=scope,
                 auth_time=record.auth_time,
                 nonce=record.nonce,
-                access_token=body["access_token"],
                 amr=record.amr,
                 sid=record.sid,
             )
-            if id_token is not None:
-                body["id_token"] = id_token
         return body
 
     def _checked_audience(

@@ -84,12 +84,11 @@ class DeviceCodeGrant:
         )
         if self.id_tokens is not None:
             # OpenID Connect Core §3.1.3.3, as for a code: an id_token when `openid` was granted.
-            id_token = self.id_tokens.issue(
+            self.id_tokens.add_to(
+                body,
                 client_id=client.client_id, username=poll.subject, scope=poll.scope,
-                auth_time=poll.auth_time, access_token=body["access_token"], amr=("pwd",),
+                auth_time=poll.auth_time, amr=("pwd",),
             )  # fmt: skip
-            if id_token is not None:
-                body["id_token"] = id_token
         return body
 
     def _start_family(

@@ -96,16 +96,14 @@ class RefreshTokenGrant:
         )
         if self.id_tokens is not None:
             # OpenID Connect Core §12.2: same sub, auth_time and session as the login; no nonce.
-            id_token = self.id_tokens.issue(
+            self.id_tokens.add_to(
+                body,
                 client_id=client.client_id,
                 username=family.subject,
                 scope=scope,
                 auth_time=family.auth_time,
-                access_token=body["access_token"],
                 sid=family.sid,
             )
-            if id_token is not None:
-                body["id_token"] = id_token
         return body
 
     def _refuse_narrowing_early(

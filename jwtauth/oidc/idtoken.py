@@ -89,6 +89,26 @@ class IdTokens:
         self.settings, self.keyring, self.users, self.clock = settings, keyring, users, clock
         self.subjects = subjects or Subjects((), (), None)
 
+    def add_to(
+        self,
+        body: dict[str, Any],
+        *,
+        client_id: str,
+        username: str,
+        scope: Sequence[str],
+        auth_time: float,
+        nonce: str | None = None,
+        sid: str | None = None,
+        amr: Sequence[str] = (),
+    ) -> None:
+        """Add the id_token that rides with a token response (Core §3.1.3.3), if openid was granted."""
+        id_token = self.issue(
+            client_id=client_id, username=username, scope=scope, auth_time=auth_time, nonce=nonce,
+            access_token=body["access_token"], sid=sid, amr=amr,
+        )  # fmt: skip
+        if id_token is not None:
+            body["id_token"] = id_token
+
     def issue(
         self,
         *,
