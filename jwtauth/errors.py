@@ -252,7 +252,3 @@ class ConsentRequired(OAuthError):
     error = "consent_required"
 
 
-class InteractionRequired(OAuthError):
-    """OpenID Connect Core §3.1.2.6: prompt=none, and the user would have to act."""
-
-    error = "interaction_required"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import time
@@ -17,6 +16,7 @@ from jwtauth.cli.console import OperatorError, read_secret
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import Settings, load_settings, with_issuer
 from jwtauth.keys import KeyRing
+from jwtauth.verify.fetch import is_loopback
 
 log = logging.getLogger("jwtauth")
 
@@ -99,20 +99,13 @@ def _served_issuer(settings: Settings, host: str, port: int) -> Settings:
     host_for_url = "127.0.0.1" if wildcard else host
     if ":" in host_for_url:
         host_for_url = f"[{host_for_url}]"  # RFC 3986 §3.2.2: an IPv6 literal in a URL is bracketed
-    if not settings.issuer and not _loopback(host):
+    if not settings.issuer and not is_loopback(host):
         # Tokens would name an issuer no client outside this machine can reach or verify.
         log.warning(
             "serving on %s with the issuer defaulting to http://%s:%d: set JWTAUTH_ISSUER to the public URL",
             host or "every address", host_for_url, port,
         )  # fmt: skip
     return with_issuer(settings, f"http://{host_for_url}:{port}")
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _management_factory(settings: Settings) -> Callable[[str | None], object]:

@@ -18,6 +18,7 @@ from jwtauth.config.environment import overlay
 from jwtauth.config.reader import ConfigError, TableReader
 from jwtauth.keys import ALGORITHMS
 from jwtauth.oidc.pairwise import PAIRWISE
+from jwtauth.verify.fetch import is_loopback
 
 CLOCK_LEEWAY = 60  # seconds of clock skew and delivery delay allowed around a token's lifetime
 
@@ -143,7 +144,7 @@ def _issuer(root: TableReader, env: Mapping[str, str]) -> str:
             valid = False
         if not valid:
             problem = f"{issuer!r} must be an http(s) URL without query or fragment"
-        elif parts.scheme == "http" and not (_loopback(parts.hostname) or _allows_http(root)):
+        elif parts.scheme == "http" and not (is_loopback(parts.hostname) or _allows_http(root)):
             # Under http:// the CSRF cookie cannot be __Host-: any sibling host could plant one
             # (cookie tossing, issue 18). Loopback is for demos; anything else is development only.
             valid = False
@@ -158,18 +159,6 @@ def _issuer(root: TableReader, env: Mapping[str, str]) -> str:
 def _allows_http(root: TableReader) -> bool:
     allowed: bool = root.get("allow_http_issuer", bool)
     return allowed
-
-
-def _loopback(host: str | None) -> bool:
-    """Tell whether an issuer's host names this machine (`localhost` or a loopback address)."""
-    if host is None:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _key_timing(keys: TableReader) -> tuple[str, int, int]:
@@ -342,7 +331,7 @@ def with_issuer(settings: Settings, issuer: str) -> Settings:
     if settings.issuer:
         return settings
     parts = urlsplit(issuer)
-    if parts.scheme == "http" and not (_loopback(parts.hostname) or settings.allow_http_issuer):
+    if parts.scheme == "http" and not (is_loopback(parts.hostname) or settings.allow_http_issuer):
         # The same rule as a configured issuer (cookie tossing, issue 18).
         raise ConfigError(
             f"the issuer would be {issuer}: http:// is for loopback only; "
