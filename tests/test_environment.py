@@ -10,7 +10,7 @@ import pytest
 
 from jwtauth.cli import main as cli
 from jwtauth.config.defaults import DEFAULTS
-from jwtauth.config.environment import variable
+from jwtauth.config.environment import overlay, variable
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import load_settings, parse_settings
 from tests.helpers import FIXTURES
@@ -49,6 +49,7 @@ def test_every_scalar_setting_takes_its_default_from_the_environment(key: str) -
     default = DEFAULTS[key]
     text = str(default).lower() if isinstance(default, bool) else str(default)
     assert settings_with({variable(key): text}) == settings_with({})
+    assert overlay({}, {variable(key): text})[1] == {key: variable(key)}  # read, not ignored
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,9 @@ def sentinels(client: Any) -> list[Any]:
 
 
 def test_sentinels_get_the_credentials_and_tls() -> None:
-    for sentinel in sentinels(connect(URL + TLS)):
+    found = sentinels(connect(URL + TLS))
+    assert len(found) == 2  # h1 and h2: the checks below run for each
+    for sentinel in found:
         pool = sentinel.connection_pool
         assert issubclass(pool.connection_class, redis.SSLConnection)
         kwargs = pool.connection_kwargs
@@ -48,7 +50,9 @@ def test_the_primary_connections_get_the_tls_options() -> None:
 
 
 def test_plain_sentinel_urls_stay_plain_but_authenticated() -> None:
-    for sentinel in sentinels(connect("redis+sentinel://:pw@h1:26379/mymaster")):
+    found = sentinels(connect("redis+sentinel://:pw@h1:26379/mymaster"))
+    assert len(found) == 1
+    for sentinel in found:
         assert not issubclass(sentinel.connection_pool.connection_class, redis.SSLConnection)
         assert sentinel.connection_pool.connection_kwargs["password"] == "pw"
 
