@@ -170,7 +170,7 @@ def test_the_redis_cache_is_shared_and_expires() -> None:
     first = FakeFetcher(body(), "max-age=3600")
     documents(first, store).client(URL)
     (key,) = store.keys("t:*")
-    assert b"{d:" in key and 3590 < store.ttl(key) <= 3600  # never a key without a TTL
+    assert b"{doc:" in key and 3590 < store.ttl(key) <= 3600  # never a key without a TTL
     second = FakeFetcher(body())
     assert documents(second, store).client(URL).client_id == URL  # another worker: no fetch
     assert second.calls == 0

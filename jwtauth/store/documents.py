@@ -1,6 +1,6 @@
 """Cache client ID metadata documents in Redis: a cache entry with a TTL, never a registration.
 
-    {prefix}{d:<sha256(url)>}   string: b"ok:" + the validated document, or b"fail:" + the reason
+    {prefix}{doc:<sha256(url)>}   string: b"ok:" + the validated document, or b"fail:" + the reason
 
 One key per document URL, written with SET … EX, so every worker and host shares one fetch per
 document per lifetime, and a failing URL is not refetched on every request while it is cached.
@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from typing import Any
+
+from jwtauth.store.redisclient import checked_prefix, tagged_key
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,11 @@ class DocumentCache:
     """Keep fetched documents and failures for a while, shared by every worker."""
 
     def __init__(self, store: Any, *, prefix: str) -> None:
-        self.store, self.prefix = store, prefix
+        self.store, self.prefix = store, checked_prefix(prefix)
 
     def _key(self, url: str) -> str:
-        digest = hashlib.sha256(url.encode()).hexdigest()
-        return f"{self.prefix}{{d:{digest}}}"
+        # Kind "doc": "d" already names device requests (store/device.py).
+        return tagged_key(self.prefix, "doc", hashlib.sha256(url.encode()).hexdigest())
 
     def get(self, url: str) -> CachedDocument | None:
         """Return the cached outcome for `url`, or None."""
