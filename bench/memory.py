@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jwtauth.store.pepper import Pepper
+
 FAMILIES = 1000
 SAMPLE = 100
 
@@ -30,7 +32,7 @@ def redis_per_family(store: Any, prefix: str) -> dict[str, float]:
     """
     from jwtauth.store import FamilySpec, RefreshStore
 
-    refresh = RefreshStore(store, prefix=prefix, grace_seconds=0, revoked_ttl=960)
+    refresh = RefreshStore(store, pepper=Pepper.generate(), prefix=prefix, grace_seconds=0, revoked_ttl=960)
     now = time.time()
     before = int(store.info("memory")["used_memory"])
     tokens = []

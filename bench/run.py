@@ -70,6 +70,7 @@ from bench.serving import (  # noqa: E402
     with_address,
 )
 from bench.sign_ceiling import per_second  # noqa: E402
+from jwtauth.store.pepper import Pepper  # noqa: E402
 
 LUA = ROOT / "bench" / "wrk.lua"
 CEILING_LUA = ROOT / "bench" / "post_token.lua"
@@ -405,7 +406,7 @@ def issue_codes(store: Any, prefix: str, count: int, path: Path, *, oidc: bool =
     """
     from jwtauth.store import CodeRecord, CodeStore
 
-    codes = CodeStore(store, prefix=prefix, access_token_ttl=960)
+    codes = CodeStore(store, pepper=Pepper.generate(), prefix=prefix, access_token_ttl=960)
     record = CodeRecord(
         client_id="testclient",
         redirect_uri=None,
@@ -429,7 +430,7 @@ def issue_device_codes(store: Any, prefix: str, count: int, path: Path) -> Path:
     from jwtauth.oauth.device import new_user_code
     from jwtauth.store.device import DeviceStore
 
-    devices = DeviceStore(store, prefix=prefix, redeemed_ttl=960)
+    devices = DeviceStore(store, pepper=Pepper.generate(), prefix=prefix, redeemed_ttl=960)
     now = time.time()
     codes = (
         devices.issue(

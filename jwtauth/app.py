@@ -79,6 +79,7 @@ from jwtauth.store.device import DeviceStore
 from jwtauth.store.documents import DocumentCache
 from jwtauth.store.dpop import proof_markers
 from jwtauth.store.par import PushedRequests
+from jwtauth.store.pepper import Pepper, PepperError
 from jwtauth.store.revocations import RevocationIndex
 from jwtauth.store.sessions import SessionMarks
 from jwtauth.tokens.factory import TokenFactory
@@ -97,9 +98,10 @@ class _Stores:
     devices: DeviceStore
     pushed: PushedRequests
     revocations: RevocationIndex
+    pepper: Pepper  # keys/'s server secret: every digest, sealed value and derived MAC key
 
 
-def _stores(settings: Settings, store: Any) -> _Stores:
+def _stores(settings: Settings, store: Any, pepper: Pepper) -> _Stores:
     prefix = settings.redis_prefix
     # Tombstones of revoked families outlive every access token the family issued.
     revoked_ttl = settings.token_horizon
@@ -108,18 +110,27 @@ def _stores(settings: Settings, store: Any) -> _Stores:
         aliases=subjects_of(settings).access_subjects,
     )  # fmt: skip
     return _Stores(
-        codes=CodeStore(store, prefix=prefix, access_token_ttl=revoked_ttl),
+        codes=CodeStore(store, pepper=pepper, prefix=prefix, access_token_ttl=revoked_ttl),
         refresh=RefreshStore(
-            store, prefix=prefix, grace_seconds=settings.refresh_grace_seconds, revoked_ttl=revoked_ttl,
+            store,
+            pepper=pepper,
+            prefix=prefix,
+            grace_seconds=settings.refresh_grace_seconds,
+            revoked_ttl=revoked_ttl,
             revocations=published,
         ),
         limiter=FailureLimiter(
-            store, prefix=prefix, max_failures=settings.max_failures, window_seconds=settings.failure_window
+            store,
+            pepper=pepper,
+            prefix=prefix,
+            max_failures=settings.max_failures,
+            window_seconds=settings.failure_window,
         ),
-        sessions=SessionMarks(store, prefix=prefix, session_ttl=settings.session_ttl),
-        devices=DeviceStore(store, prefix=prefix, redeemed_ttl=revoked_ttl),
-        pushed=PushedRequests(store, prefix=prefix),
+        sessions=SessionMarks(store, pepper=pepper, prefix=prefix, session_ttl=settings.session_ttl),
+        devices=DeviceStore(store, pepper=pepper, prefix=prefix, redeemed_ttl=revoked_ttl),
+        pushed=PushedRequests(store, pepper=pepper, prefix=prefix),
         revocations=published,
+        pepper=pepper,
     )
 
 
@@ -178,21 +189,21 @@ def _grants(
 
 
 def _token_dpop(
-    settings: Settings, keyring: KeyRing, store: Any, clock: Callable[[], float], path: str = paths.TOKEN
+    settings: Settings, pepper: Pepper, store: Any, clock: Callable[[], float], path: str = paths.TOKEN
 ) -> TokenEndpointDPoP:
     """Return the DPoP proof checks (RFC 9449 §4.3) of the token (or PAR, §10.1) endpoint."""
     return TokenEndpointDPoP(
         settings,
         htu=settings.issuer + path,
-        nonces=key_nonces(keyring, settings, clock),
+        nonces=key_nonces(pepper, settings, clock),
         markers=proof_markers(store, prefix=settings.redis_prefix),
         clock=clock,
     )
 
 
 def _browser_sessions(settings: Settings, keyring: KeyRing, state: _Stores) -> BrowserSessions:
-    """Return the SSO sessions: cookies signed with keys derived from the key ring's, Redis marks."""
-    codec = SessionCodec(keyring.signer, keyring.published)
+    """Return the SSO sessions: cookies MACed under a pepper-derived key, Redis marks."""
+    codec = SessionCodec(state.pepper)
     hints = IdTokenHints(settings.issuer, keyring, subjects_of(settings))
     return BrowserSessions(codec, state.sessions, hints, settings.session_ttl)
 
@@ -262,6 +273,7 @@ def create_app(
     access_log: AccessLog | None = None,
     audit_log: AccessLog | None = None,
     reload_settings: Callable[[], Settings] | None = None,
+    pepper: Pepper | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the WSGI app from validated settings, a key ring and a redis-py client.
 
@@ -269,7 +281,8 @@ def create_app(
     the one JSON line per request goes (nowhere if omitted; `jwtauth serve` sends it to stdout);
     `audit_log`: where the audit events go (resources/audit.py; `jwtauth serve`: stdout too);
     `reload_settings`: loads the settings file again, to swap in its clients and users when
-    the file changes (accounts/reload.py; nothing is watched without it).
+    the file changes (accounts/reload.py; nothing is watched without it); `pepper`: the server
+    secret, by default the one in the key ring's folder (jwtauth.store.pepper).
     """
     checker = checker or SecretChecker()
     metrics = metrics or Metrics()
@@ -277,7 +290,7 @@ def create_app(
     events = EventSinks(metrics, audit)
     keyring.on_signer_change(metrics.key_rotated)
     keyring.on_signer_change(audit.key_rotated)
-    state = _stores(settings, store)
+    state = _stores(settings, store, _pepper(keyring, pepper))
     gate = ClientAuthGate(state.limiter, settings.client_auth_failures, clock)
     clients = ClientRegistry(
         settings.clients,
@@ -298,8 +311,9 @@ def create_app(
 
     watch = _reload(settings, reload_settings, clients, users, audit)
     app = _falcon_app(settings, metrics, access_log, audit, *watch)
-    app.add_route(paths.TOKEN, TokenResource(clients, grants, _token_dpop(settings, keyring, store, clock)))
-    par_dpop = _token_dpop(settings, keyring, store, clock, path=paths.PAR)
+    token_dpop = _token_dpop(settings, state.pepper, store, clock)
+    app.add_route(paths.TOKEN, TokenResource(clients, grants, token_dpop))
+    par_dpop = _token_dpop(settings, state.pepper, store, clock, path=paths.PAR)
     app.add_route(paths.PAR, PushedAuthorizationResource(settings, clients, state.pushed, par_dpop, clock))
     front = FrontChannel(settings, state.codes, tokens, id_tokens)
     sessions = _add_browser_pages(app, settings, keyring, state, (clients, login, front), metrics, clock)
@@ -307,9 +321,7 @@ def create_app(
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users, subjects)))
     _add_documents(app, settings, keyring, grants, store, state.revocations, clock)
-    _add_device_routes(
-        app, settings, store, (clients, login, sessions), state.limiter, state.devices, clock, events
-    )
+    _add_device_routes(app, settings, store, (clients, login, sessions), state, clock, events)
     return app
 
 
@@ -337,15 +349,16 @@ def _add_device_routes(
     settings: Settings,
     store: Any,
     parts: tuple[ClientRegistry, Login, BrowserSessions],
-    limiter: FailureLimiter,
-    devices: DeviceStore,
+    state: _Stores,
     clock: Callable[[], float],
     events: Events,
 ) -> None:
     """Route the device flow's two endpoints (RFC 8628 §3.1, §3.3); /device shares /authorize's sessions."""
     clients, login, sessions = parts
+    limiter, devices = state.limiter, state.devices
     overall = FailureLimiter(
         store,
+        pepper=state.pepper,
         prefix=settings.redis_prefix,
         max_failures=settings.max_failures * GLOBAL_FACTOR,
         window_seconds=settings.failure_window,
@@ -360,6 +373,14 @@ def _add_device_routes(
         pages=Pages(settings.templates_dir), sessions=sessions, clock=clock, events=events,
     )  # fmt: skip
     app.add_route(paths.DEVICE, page)
+
+
+def _pepper(keyring: KeyRing, pepper: Pepper | None) -> Pepper:
+    """Return the pepper to use, or say which command makes the missing one."""
+    chosen = pepper or keyring.pepper
+    if chosen is None:
+        raise PepperError(f"no pepper in {keyring.directory}/: run `jwtauth keys ensure` (or `make keygen`)")
+    return chosen
 
 
 def _reload(

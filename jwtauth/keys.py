@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from jwtauth.store.pepper import Pepper, read_pepper
 from jwtauth.verify.dpop import jwk_thumbprint
 
 log = logging.getLogger("jwtauth.keys")
@@ -244,6 +245,8 @@ class KeyRing:
         self._next_check = 0.0
         self._snap = _Snapshot(None, {}, b'{"keys":[]}', '""', 0.0, 0.0)
         self._listeners: list[Callable[[], None]] = []
+        # Read once: it never changes while Redis holds values that depend on it.
+        self.pepper: Pepper | None = read_pepper(directory)
         self.refresh(force=True)
 
     @property

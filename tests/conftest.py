@@ -26,7 +26,16 @@ from jwtauth.cli import keyfolder
 from jwtauth.config.settings import Settings, load_settings
 from jwtauth.keys import KeyRing
 from tests.chromium import CHROMIUM, launch
-from tests.helpers import FIXTURES, ISSUER, Clock, MakeApp, ScryptCounter, build_app, cheap_settings
+from tests.helpers import (
+    FIXTURES,
+    ISSUER,
+    Clock,
+    MakeApp,
+    ScryptCounter,
+    build_app,
+    cheap_settings,
+    write_pepper,
+)
 from tests.support import REDIS_URL, Server, need, running_server
 
 # Markers that follow from a fixture or a folder, so no test can forget them: `make test-fast`
@@ -65,6 +74,7 @@ def keys_dir(tmp_path: Path) -> Path:
     """Return a keys folder holding one active ES256 key."""
     directory = tmp_path / "keys"
     keyfolder.ensure(directory, "ES256", now=time.time(), retire_after=960)
+    write_pepper(directory)
     return directory
 
 

@@ -26,10 +26,20 @@ from jwtauth.config.clients import Client, User
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.resources import paths
+from jwtauth.store.pepper import PEPPER_FILE, Pepper
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "jwtauth" / "fixtures" / "test_credentials.toml"
 ISSUER = "http://testserver"
+# The pepper of the tests' keys folder (conftest `keys_dir`), so a test's own store objects
+# read and write what the app under test does.
+PEPPER_BYTES = bytes(range(32))
+PEPPER = Pepper(PEPPER_BYTES)
+
+
+def write_pepper(directory: Path) -> None:
+    """Give a keys folder the tests' pepper (replacing the random one `keys ensure` wrote)."""
+    (directory / PEPPER_FILE).write_text(base64.urlsafe_b64encode(PEPPER_BYTES).decode())
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 CHEAP = 10  # scrypt ln for every hash the suite makes
 

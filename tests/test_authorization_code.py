@@ -18,7 +18,7 @@ from jwtauth.keys import KeyRing
 from jwtauth.oauth import pkce
 from jwtauth.store import CodeRecord, CodeStore, RefreshStore
 from tests.authflow import authorize, code_from, parse_page, redirect_params
-from tests.helpers import FORM, ISSUER, README_QUERY, USER, Clock, MakeApp, basic, client_like
+from tests.helpers import FORM, ISSUER, PEPPER, README_QUERY, USER, Clock, MakeApp, basic, client_like
 from tests.support import REDIS_URL
 
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
@@ -70,7 +70,7 @@ def assert_invalid_grant(result: testing.Result, words: str = "") -> None:
 
 
 def refresh_store(store: Any, settings: Settings) -> RefreshStore:
-    return RefreshStore(store, prefix=settings.redis_prefix)
+    return RefreshStore(store, pepper=PEPPER, prefix=settings.redis_prefix)
 
 
 # --- the old README flow --------------------------------------------------------------------------
@@ -272,7 +272,7 @@ def test_public_client_code_without_challenge_is_refused(
 ) -> None:
     """Defence in depth: a record without challenge for a PKCE client (e.g. config changed)."""
     client = make_client(client_like(settings, "spa", public=True))
-    codes = CodeStore(store, prefix=settings.redis_prefix)
+    codes = CodeStore(store, pepper=PEPPER, prefix=settings.redis_prefix)
     code = codes.issue(CodeRecord("spa", None, "read", USER, None, None, 0.0), ttl=60, now=time.time())
     assert_invalid_grant(exchange(client, code, auth=None, client_id="spa"), "must use PKCE")
 
@@ -352,4 +352,4 @@ def test_twenty_concurrent_redemptions_on_two_workers_yield_exactly_one_token(
             winner = next(r.json() for r in results if r.status_code == 200)
             family_id = winner["refresh_token"].split(".")[0]
             # 19 replays arrived: whichever way they raced the bind, the family is revoked.
-            assert RefreshStore(conn, prefix=prefix).is_revoked(family_id)
+            assert RefreshStore(conn, pepper=PEPPER, prefix=prefix).is_revoked(family_id)

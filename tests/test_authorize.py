@@ -24,7 +24,7 @@ from jwtauth.keys import KeyRing
 from jwtauth.oauth import pkce
 from jwtauth.store import CodeStore, FailureLimiter
 from tests.authflow import authorize, code_from, open_page, parse_page, redirect_params, submit
-from tests.helpers import ISSUER, PASSWORD, README_QUERY, USER, Clock, MakeApp, client_like
+from tests.helpers import ISSUER, PASSWORD, PEPPER, README_QUERY, USER, Clock, MakeApp, client_like
 from tests.support import free_port
 
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
@@ -317,7 +317,8 @@ def test_code_record_carries_what_the_token_request_needs(
         "resource": "https://reports.example.com",
     }
     code = code_from(authorize(client, query))
-    taken = CodeStore(store, prefix=settings.redis_prefix).take(code, client_id="testclient", now=0)
+    codes = CodeStore(store, pepper=PEPPER, prefix=settings.redis_prefix)
+    taken = codes.take(code, client_id="testclient", now=0)
     record = taken.record
     assert record is not None
     assert (record.subject, record.scope, record.redirect_uri) == (USER, "read", "https://www.example.com")
@@ -331,7 +332,8 @@ def test_omitted_redirect_uri_is_stored_as_omitted(
 ) -> None:
     query = {k: v for k, v in README_QUERY.items() if k != "redirect_uri"}
     code = code_from(authorize(client, query))
-    taken = CodeStore(store, prefix=settings.redis_prefix).take(code, client_id="testclient", now=0)
+    codes = CodeStore(store, pepper=PEPPER, prefix=settings.redis_prefix)
+    taken = codes.take(code, client_id="testclient", now=0)
     assert taken.record is not None and taken.record.redirect_uri is None
 
 
@@ -497,7 +499,9 @@ def test_login_counters_are_the_ones_the_password_grant_shares(
     client: testing.TestClient, store: Any, settings: Settings
 ) -> None:
     lock_out(client, [USER], "10.9.8.7")
-    limiter = FailureLimiter(store, prefix=settings.redis_prefix, max_failures=1, window_seconds=300)
+    limiter = FailureLimiter(
+        store, pepper=PEPPER, prefix=settings.redis_prefix, max_failures=1, window_seconds=300
+    )
     # With a limit of 1, an attempt is refused exactly when a failure is on record.
     assert limiter.acquire([f"user:{USER}"], now=time.time()) is not None
     assert limiter.acquire(["addr:10.9.8.7"], now=time.time()) is not None

@@ -20,7 +20,7 @@ from jwtauth.cli import keyfolder
 from jwtauth.cli.keyfolder import write_record
 from jwtauth.config.settings import load_settings
 from jwtauth.keys import KeyRecord, KeyRing, thumbprint
-from tests.helpers import FIXTURES, ISSUER, basic
+from tests.helpers import FIXTURES, ISSUER, PEPPER, basic
 
 JWKS_PATHS = ("/jwks", "/.well-known/jwks.json")
 METADATA_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
@@ -52,7 +52,7 @@ def every_alg(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def http(every_alg: Path) -> testing.TestClient:
     settings = replace(load_settings(FIXTURES, env={}), issuer=ISSUER)
     store = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    app = create_app(settings, KeyRing(every_alg, retire_after=960), store, checker=CHECKER)
+    app = create_app(settings, KeyRing(every_alg, retire_after=960), store, checker=CHECKER, pepper=PEPPER)
     # Every answer echoes X-Request-ID: one fixed id keeps identical requests' answers identical.
     return testing.TestClient(app, headers={"X-Request-ID": "test-request"})
 
@@ -115,7 +115,8 @@ def test_etag_changes_with_the_keys(tmp_path: Path) -> None:
     keyfolder.ensure(directory, "ES256", now=time.time(), retire_after=960)
     ring = KeyRing(directory, retire_after=960)
     settings = replace(load_settings(FIXTURES, env={}), issuer=ISSUER)
-    http = testing.TestClient(create_app(settings, ring, fakeredis.FakeRedis(), checker=CHECKER))
+    app = create_app(settings, ring, fakeredis.FakeRedis(), checker=CHECKER, pepper=PEPPER)
+    http = testing.TestClient(app)
     before = http.simulate_get("/jwks")
     keyfolder.rotate(directory, "ES256", now=time.time(), publish_ahead=300, retire_after=960)
     ring.refresh(force=True)
@@ -129,7 +130,8 @@ def test_jwks_with_no_keys_is_an_empty_set(tmp_path: Path) -> None:
     empty = tmp_path / "keys"
     empty.mkdir()
     settings = replace(load_settings(FIXTURES, env={}), issuer=ISSUER)
-    app = create_app(settings, KeyRing(empty, retire_after=960), fakeredis.FakeRedis(), checker=CHECKER)
+    ring = KeyRing(empty, retire_after=960)
+    app = create_app(settings, ring, fakeredis.FakeRedis(), checker=CHECKER, pepper=PEPPER)
     result = testing.TestClient(app).simulate_get("/jwks")
     assert result.status_code == 200 and result.json == {"keys": []}
 

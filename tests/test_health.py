@@ -19,7 +19,7 @@ from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.observability import Metrics
 from jwtauth.store.connection import connect
-from tests.helpers import ISSUER
+from tests.helpers import ISSUER, PEPPER
 from tests.support import free_port
 
 SETTINGS = Settings(issuer=ISSUER)
@@ -27,7 +27,7 @@ SETTINGS = Settings(issuer=ISSUER)
 
 def client_for(keys_dir: Path, store: Any) -> testing.TestClient:
     ring = KeyRing(keys_dir, retire_after=960)
-    return testing.TestClient(create_app(SETTINGS, ring, store, checker=SecretChecker()))
+    return testing.TestClient(create_app(SETTINGS, ring, store, checker=SecretChecker(), pepper=PEPPER))
 
 
 def dead_redis() -> Any:

@@ -28,7 +28,7 @@ from jwtauth.cli.console import OperatorError
 from jwtauth.cli.main import main
 from jwtauth.config.settings import Settings
 from jwtauth.keys import PROPAGATION, KeyRecord, KeyRing, lifecycle, signer_of
-from tests.helpers import ROOT
+from tests.helpers import PEPPER, ROOT
 
 RETIRE = 50.0
 _PRIVATE = ec.generate_private_key(ec.SECP256R1())
@@ -416,7 +416,7 @@ def test_every_worker_serves_the_same_jwks_and_etag(keys_dir: Path) -> None:
 
 def test_no_key_means_not_ready(tmp_path: Path, settings: Settings) -> None:
     ring = KeyRing(tmp_path / "empty", retire_after=RETIRE)
-    client = testing.TestClient(create_app(settings, ring, fakeredis.FakeRedis()))
+    client = testing.TestClient(create_app(settings, ring, fakeredis.FakeRedis(), pepper=PEPPER))
     ready = client.simulate_get("/readyz")
     assert ready.status_code == 503 and ready.json["checks"]["signing_key"] == "missing"
     assert client.simulate_get("/jwks").json == {"keys": []}

@@ -15,7 +15,7 @@ from falcon import testing
 
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
-from tests.helpers import Clock, ScryptCounter, assert_error, cheap_user, login, tokens_of
+from tests.helpers import PEPPER, Clock, ScryptCounter, assert_error, cheap_user, login, tokens_of
 from tests.helpers import build_app as make_app
 
 WINDOW = 300
@@ -149,7 +149,7 @@ def test_concurrent_wrong_guesses_cannot_outrun_the_lock(
     from jwtauth.errors import SlowDown
     from jwtauth.store import FailureLimiter
 
-    limiter = FailureLimiter(store, max_failures=5, window_seconds=300)
+    limiter = FailureLimiter(store, pepper=PEPPER, max_failures=5, window_seconds=300)
     login = Login(UserDirectory(settings.users, SecretChecker()), limiter, Limits(5, 100, 3600))
 
     def guess(i: int) -> str:

@@ -15,6 +15,7 @@ from tests.helpers import (
     API,
     FORM,
     PASSWORD,
+    PEPPER,
     REPORTS,
     TOKENS,
     USER,
@@ -182,7 +183,9 @@ def test_success_resets_the_user_counter_but_not_the_address_counter(http: testi
 def test_counters_use_the_names_the_authorize_page_shares(
     http: testing.TestClient, settings: Settings, store: Any, clock: Clock
 ) -> None:
-    limiter = FailureLimiter(store, prefix=settings.redis_prefix, max_failures=3, window_seconds=WINDOW)
+    limiter = FailureLimiter(
+        store, pepper=PEPPER, prefix=settings.redis_prefix, max_failures=3, window_seconds=WINDOW
+    )
     login(http, username="alice", password="guess", remote_addr="192.0.2.9")
     # The user's counter is the page's; the address is the client's backend: (client, address).
     for key in ("user:alice", "client-addr:testclient|192.0.2.9"):  # exactly these, one failure each

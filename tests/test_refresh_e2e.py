@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from jwtauth.store import CodeRecord, CodeStore
-from tests.helpers import FIXTURES, ROOT
+from tests.helpers import FIXTURES, PEPPER, ROOT
 from tests.support import REDIS_URL
 
 pytestmark = pytest.mark.e2e
@@ -183,7 +183,7 @@ def test_redis_holds_no_usable_token_and_every_key_expires(
         wrong = post(server.base, "/api/v1/tokens", {**_login_form(), "password": "wrong-password"})
         assert wrong.json()["error"] == "invalid_grant"
         # An authorization code, issued into the same store and redeemed over HTTP.
-        code = CodeStore(conn, prefix=prefix).issue(
+        code = CodeStore(conn, pepper=PEPPER, prefix=prefix).issue(
             CodeRecord(
                 client_id="testclient",
                 redirect_uri=None,

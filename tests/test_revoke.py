@@ -16,6 +16,7 @@ from jwtauth.store import RefreshStore
 from jwtauth.tokens.claims import access_claims, mint
 from tests.helpers import (
     OTHER,
+    PEPPER,
     REVOKE,
     TOKENS,
     Clock,
@@ -180,7 +181,7 @@ def test_a_public_client_revokes_its_own_tokens(
     access, refresh_token = tokens_of(login(http, auth="spa"))
     assert_revoked_ok(revoke(http, refresh_token, auth="spa"))
     assert_error(refresh(http, refresh_token, auth="spa"), 400, "invalid_grant")
-    family = RefreshStore(store, prefix=settings.redis_prefix)
+    family = RefreshStore(store, pepper=PEPPER, prefix=settings.redis_prefix)
     assert family.is_revoked(claims_of(access)["fid"])
 
 

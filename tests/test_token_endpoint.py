@@ -29,7 +29,7 @@ from jwtauth.config.settings import Settings, load_settings, parse_settings
 from jwtauth.grants.client_credentials import ClientCredentialsGrant
 from jwtauth.keys import KeyRing
 from jwtauth.resources.forms import MAX_BODY
-from tests.helpers import FIXTURES, FORM, ISSUER, basic
+from tests.helpers import FIXTURES, FORM, ISSUER, PEPPER, basic, write_pepper
 
 TOKENS = "/api/v1/tokens"
 GRANT = "grant_type=client_credentials"
@@ -457,6 +457,7 @@ def test_store_bug_is_a_logged_500(
 def test_no_signing_key_is_503(tmp_path: Path) -> None:
     empty = tmp_path / "keys"
     empty.mkdir()
+    write_pepper(empty)  # a folder with a pepper but no key yet
     client = build(replace(load_settings(FIXTURES, env={}), issuer=ISSUER), empty)
     result = post(client)
     assert_oauth_error(result, 503, "temporarily_unavailable")
@@ -469,6 +470,6 @@ def test_client_credentials_works_with_the_store_down(module_keys: Path) -> None
 
     settings = replace(load_settings(FIXTURES, env={}), issuer=ISSUER)
     dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
-    app = create_app(settings, KeyRing(module_keys, retire_after=960), dead, checker=CHECKER)
+    app = create_app(settings, KeyRing(module_keys, retire_after=960), dead, checker=CHECKER, pepper=PEPPER)
     result = testing.TestClient(app).simulate_post(TOKENS, body=GRANT, headers=basic())
     assert result.status_code == 200, result.text

@@ -27,6 +27,7 @@ from jwtauth.keys import (
     signer_of,
     thumbprint,
 )
+from jwtauth.store.pepper import PEPPER_FILE, new_pepper_text
 
 
 def generate_private_key(alg: str) -> PrivateKey:
@@ -40,9 +41,7 @@ def generate_private_key(alg: str) -> PrivateKey:
     raise OperatorError(f"unknown algorithm {alg!r}; choose one of {', '.join(ALGORITHMS)}")
 
 
-def new_record(
-    alg: str, now: float, active_from: float, private: PrivateKey | None = None
-) -> KeyRecord:
+def new_record(alg: str, now: float, active_from: float, private: PrivateKey | None = None) -> KeyRecord:
     """Create a key record, with a fresh private key unless one is given."""
     private = private or generate_private_key(alg)
     draft = KeyRecord("", alg, now, active_from, None, private)
@@ -63,6 +62,18 @@ def _locked(directory: Path) -> Iterator[None]:
     with folder_lock(directory):
         remove_orphans(directory)
         yield
+
+
+def ensure_pepper(directory: Path) -> bool:
+    """Write the folder's pepper if it has none (caller holds the lock); return whether it did.
+
+    Never replaced once written: every digest and sealed value in Redis depends on it.
+    """
+    target = directory / PEPPER_FILE
+    if target.exists():
+        return False
+    write_atomically(target, new_pepper_text().encode("ascii"), mode=0o600)
+    return True
 
 
 def read_folder(directory: Path) -> list[KeyRecord]:
@@ -93,6 +104,7 @@ def rotate(
     """
     private = generate_private_key(alg)  # RSA takes seconds: before the lock and the clock
     with _locked(directory):
+        ensure_pepper(directory)  # every folder a key is added to can serve (jwtauth.store.pepper)
         at = _clock(now)
         states = lifecycle(read_folder(directory), at, retire_after)
         if signer_of(states) is None:
@@ -108,11 +120,10 @@ def rotate(
         return record
 
 
-def ensure(
-    directory: Path, alg: str, *, retire_after: float, now: float | None = None
-) -> KeyRecord | None:
-    """Create a first key if no key can sign; return it, or None if one already signs."""
+def ensure(directory: Path, alg: str, *, retire_after: float, now: float | None = None) -> KeyRecord | None:
+    """Create a first key if no key can sign (and the pepper if missing); return the new key or None."""
     with _locked(directory):
+        ensure_pepper(directory)
         if signer_of(lifecycle(read_folder(directory), _clock(now), retire_after)) is not None:
             return None
         private = generate_private_key(alg)

@@ -11,6 +11,7 @@ from typing import Any
 from jwtauth.cli.keyfolder import ensure, prune, revoke, rotate
 from jwtauth.config.settings import load_settings
 from jwtauth.keys import ALGORITHMS, KeyRing, lifecycle
+from jwtauth.store.pepper import PEPPER_FILE
 
 
 def _date(epoch: float | None) -> str:
@@ -49,12 +50,17 @@ def cmd_keys(args: argparse.Namespace) -> None:
         )
         print(f"added {record.alg} key {record.kid}: published now, signs from {_date(record.active_from)}")
     elif args.action == "ensure":
+        had_pepper = (directory / PEPPER_FILE).exists()
         created = ensure(directory, args.alg or settings.signing_algorithm, retire_after=retire_after)
         print(
             f"created {created.alg} key {created.kid}"
             if created
             else f"{directory}/ already has a signing key"
         )
+        if not had_pepper:
+            print(
+                f"created the pepper {directory / PEPPER_FILE}: keep it with the keys (SECURITY.md)"
+            )
     elif args.action == "revoke":
         replacement = revoke(directory, args.kid, retire_after=retire_after, alg=args.alg)
         print(f"revoked {args.kid}: withdrawn from the JWKS (workers drop it within a second)")
@@ -81,7 +87,7 @@ def add_commands(sub: Any, config_help: str) -> None:
         action="store_true",
         help="emergency: sign as soon as every worker publishes it (~2 s), skipping publish_ahead",
     )
-    e = ks.add_parser("ensure", help="create a first key if none can sign")
+    e = ks.add_parser("ensure", help="create a first key if none can sign, and the pepper if missing")
     e.add_argument("--alg", choices=ALGORITHMS)
     v = ks.add_parser("revoke", help="withdraw a key from the JWKS at once (a compromised key)")
     v.add_argument("kid", help="the key id; one that starts with - goes after --: revoke -- -Xy…")

@@ -16,13 +16,28 @@ from jwtauth.cli.console import OperatorError, read_secret
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import Settings, load_settings, with_issuer
 from jwtauth.keys import KeyRing
+from jwtauth.store.pepper import Pepper, PepperError
 from jwtauth.verify.fetch import is_loopback
 
 log = logging.getLogger("jwtauth")
 
 
+_NO_PEPPER = (
+    "no pepper in {folder}/: run `jwtauth keys ensure` once and share the file with every worker "
+    "(Redis keeps users' names sealed and keyed with it)"
+)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None))
+
+
+def _keyring(settings: Settings) -> KeyRing:
+    """Return the key ring of the configured folder, or say what is wrong with its pepper."""
+    try:
+        return KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
+    except PepperError as exc:
+        raise OperatorError(str(exc)) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -39,11 +54,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
             "the embedded store lives inside one process, so it allows one worker; "
             "set JWTAUTH_REDIS_URL=redis://… to run several"
         )
-    keyring = KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
+    keyring = _keyring(settings)
     if keyring.signer() is None:
         raise OperatorError(
             f"no signing key in {settings.keys_dir}/: run `make keygen` (or `jwtauth keys rotate`)"
         )
+    # The embedded store dies with this one process, so a pepper of its own fits it; a shared
+    # Redis outlives processes and is shared by workers: they all need the folder's pepper.
+    pepper = keyring.pepper or (None if settings.redis_url else Pepper.generate())
+    if pepper is None:
+        raise OperatorError(_NO_PEPPER.format(folder=settings.keys_dir))
     try:
         # Validate the URL in the master, before forking. Nothing connects yet: a store that is
         # down at start must not stop client_credentials and JWKS, which never need it. (The
@@ -58,10 +78,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
         ring = KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
         out = stdout_log()  # access and audit lines, one write(2) each
         store = connect(settings.redis_url)
+
         def reload() -> Settings:  # the file again, as served (the issuer chosen at start)
             return with_issuer(_settings(args), settings.issuer)
 
-        return create_app(settings, ring, store, access_log=out, audit_log=out, reload_settings=reload)
+        return create_app(
+            settings, ring, store, access_log=out, audit_log=out, reload_settings=reload, pepper=pepper
+        )
 
     metrics_port = args.metrics_port or settings.metrics_port
     if metrics_port == args.port:
@@ -161,17 +184,22 @@ def cmd_revoke(args: argparse.Namespace) -> None:
         store, issuer=settings.issuer, prefix=settings.redis_prefix, horizon=settings.token_horizon,
         aliases=subjects_of(settings).access_subjects,
     )  # fmt: skip
+    pepper = _keyring(settings).pepper
+    if pepper is None:
+        raise OperatorError(_NO_PEPPER.format(folder=settings.keys_dir))
     refresh = RefreshStore(
-        store, prefix=settings.redis_prefix, revoked_ttl=settings.token_horizon, revocations=published
-    )
+        store, pepper=pepper, prefix=settings.redis_prefix, revoked_ttl=settings.token_horizon,
+        revocations=published,
+    )  # fmt: skip
     try:
         count = refresh.revoke_all(subject=args.subject, client_id=args.client)
         if args.subject is not None and args.client is None:
             now = time.time()
             # OpenID Connect: "log out everywhere" ends the user's browser sessions (SSO) too.
-            SessionMarks(store, prefix=settings.redis_prefix, session_ttl=settings.session_ttl).end_all(
-                args.subject, now=now
+            marks = SessionMarks(
+                store, pepper=pepper, prefix=settings.redis_prefix, session_ttl=settings.session_ttl
             )
+            marks.end_all(args.subject, now=now)
             # Whole seconds, as SessionMarks: this second's access tokens go too (iat < not_before).
             published.record_subject(args.subject, not_before=int(now) + 1, now=now)
     except STORE_ERRORS as exc:  # includes the cluster client's errors outside RedisError

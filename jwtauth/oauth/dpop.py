@@ -5,10 +5,9 @@ servers run; this adds what only the authorization server decides:
 
 - `htu` is the token endpoint built from the configured issuer, never from the request's Host.
 - Nonces (`[dpop] require_nonce`) are stateless: HMAC-SHA256 of a time slot. Their secret is
-  derived from the current signing key (HMAC of its private key under a fixed label), so every
+  derived (HKDF, its own label) from the pepper in keys/ (jwtauth.store.pepper), so every
   worker on every host that mounts the same keys/ computes the same nonces with nothing new to
-  configure or leak; when the signer rotates, a client holding an old nonce gets one
-  `use_dpop_nonce` answer carrying the new one.
+  configure or leak, and a signing-key rotation no longer changes them.
 - Replay: every accepted proof's jti is set once in Redis for the proof window plus leeway.
   client_credentials needs no Redis, so when Redis is down its DPoP requests fall back to a
   stateless check (SECURITY.md): the proof must carry a valid server nonce and be at most
@@ -17,45 +16,27 @@ servers run; this adds what only the authorization server decides:
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
 import time
 from collections.abc import Callable
-
-from cryptography.hazmat.primitives import serialization
 
 from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
 from jwtauth.errors import InvalidDPoPProof, InvalidRequest, UseDPoPNonce
-from jwtauth.keys import KeyRecord, KeyRing
 from jwtauth.store.connection import STORE_ERRORS, unavailable
+from jwtauth.store.pepper import Pepper
 from jwtauth.verify.dpop import InvalidProof, Proof, check_proof
 from jwtauth.verify.nonce import NonceSource
 from jwtauth.verify.replay import ReplayCache, replay_key
 
 LEEWAY = 5  # seconds a proof's iat may be ahead of our clock
 STATELESS_WINDOW = 10  # how old a proof may be while Redis is down (nonce required then)
-_NONCE_LABEL = b"jwtauth-dpop-nonce-secret-v1"
+NONCE_LABEL = "dpop nonce"
 
 
-@functools.lru_cache(maxsize=8)
-def _nonce_secret(record: KeyRecord) -> bytes:
-    """Derive the nonce secret of a signing key: HMAC of its private key under a label."""
-    der = record.private_key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return hmac.new(der, _NONCE_LABEL, hashlib.sha256).digest()
-
-
-def key_nonces(keyring: KeyRing, settings: Settings, clock: Callable[[], float]) -> NonceSource:
-    """Return the server's nonce source: secrets derived from the signer in keys/."""
-
-    def secrets() -> list[bytes]:
-        signer = keyring.signer()
-        return [_nonce_secret(signer)] if signer is not None else []
-
-    return NonceSource(secrets, lifetime=settings.dpop_nonce_lifetime, clock=clock)
+def key_nonces(pepper: Pepper, settings: Settings, clock: Callable[[], float]) -> NonceSource:
+    """Return the server's nonce source: one secret derived from the pepper in keys/."""
+    secret = [pepper.derive(NONCE_LABEL)]
+    return NonceSource(lambda: secret, lifetime=settings.dpop_nonce_lifetime, clock=clock)
 
 
 class TokenEndpointDPoP:
@@ -87,8 +68,9 @@ class TokenEndpointDPoP:
         if "," in header:
             raise InvalidDPoPProof("exactly one DPoP header is allowed")
         try:
-            proof = check_proof(header.strip(), htm="POST", htu=self.htu, now=self.clock(),
-                                window=self.window, leeway=LEEWAY)
+            proof = check_proof(
+                header.strip(), htm="POST", htu=self.htu, now=self.clock(), window=self.window, leeway=LEEWAY
+            )
         except InvalidProof as exc:
             raise InvalidDPoPProof(exc.reason) from None
         if self.require_nonce and not self.nonces.valid(proof.nonce):

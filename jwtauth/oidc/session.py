@@ -2,11 +2,13 @@
 
 The cookie carries everything a request needs (session id, user, `sub`, `auth_time`, `amr`,
 the consents given in this session), so finding a session reads no database. It is
-`v1.<kid>.<payload>.<mac>`: the payload base64url JSON, the MAC an HMAC-SHA256 under a key derived
-(HKDF, its own label) from the signing key `kid`. Every worker holds the same keys/ folder, so
-every worker can check every cookie with no new secret to distribute; a key that is no longer
-published ends the sessions it signed. It is not a JWS: nothing that verifies JWTs can take a
-session cookie for a token, and a token is never taken for a cookie.
+`v2.<payload>.<mac>`: the payload base64url JSON, the MAC an HMAC-SHA256 under a key derived
+(HKDF, its own label) from the pepper in keys/ (jwtauth.store.pepper). Every worker holds the
+same keys/ folder, so every worker can check every cookie with no new secret to distribute.
+v1 cookies were MACed under a key derived from the signing key, so a signing-key rotation ended
+the sessions once the key retired; the pepper does not rotate with the keys, and v1 cookies are
+no longer read (their holders sign in again once). It is not a JWS: nothing that verifies JWTs
+can take a session cookie for a token, and a token is never taken for a cookie.
 """
 
 from __future__ import annotations
@@ -16,20 +18,18 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.utils import base64url_decode, base64url_encode
 
-from jwtauth.keys import KeyRecord
+from jwtauth.store.pepper import Pepper
 
-VERSION = "v1"
+VERSION = "v2"
 MAX_CONSENTS = 16  # remembered clients; the oldest is forgotten first
-_LABEL = b"jwtauth browser session cookie v1"
-_COOKIE = re.compile(r"v1\.([A-Za-z0-9_-]{1,128})\.([A-Za-z0-9_-]{1,3600})\.([A-Za-z0-9_-]{43})")
+LABEL = "browser session cookie"
+_COOKIE = re.compile(r"v2\.([A-Za-z0-9_-]{1,3600})\.([A-Za-z0-9_-]{43})")
 
 
 def cookie_name(secure: bool) -> str:
@@ -77,17 +77,13 @@ def new_session(username: str, sub: str, *, now: float, ttl: int, amr: Sequence[
 
 
 class SessionCodec:
-    """Sign and read session cookies with keys derived from the key ring's signing keys."""
+    """Sign and read session cookies with a key derived from the server's pepper."""
 
-    def __init__(self, signer: Callable[[], KeyRecord | None], published: Callable[[str], KeyRecord | None]):
-        self.signer, self.published = signer, published
-        self._keys: dict[str, bytes] = {}
+    def __init__(self, pepper: Pepper) -> None:
+        self._key = pepper.derive(LABEL)
 
-    def encode(self, session: Session) -> str | None:
-        """Return the cookie value, or None while no key can sign."""
-        key = self.signer()
-        if key is None:
-            return None
+    def encode(self, session: Session) -> str:
+        """Return the cookie value."""
         body = {
             "sid": session.sid, "u": session.username, "sub": session.sub, "at": session.auth_time,
             "amr": list(session.amr), "exp": session.expires,
@@ -95,39 +91,25 @@ class SessionCodec:
             "rp": list(session.clients),
         }  # fmt: skip
         payload = base64url_encode(json.dumps(body, separators=(",", ":")).encode()).decode()
-        signed = f"{VERSION}.{key.kid}.{payload}"
-        return f"{signed}.{self._mac(key, signed)}"
+        signed = f"{VERSION}.{payload}"
+        return f"{signed}.{self._mac(signed)}"
 
     def decode(self, value: str | None, *, now: float) -> Session | None:
         """Return the session of a well-signed, unexpired cookie; None for anything else."""
         match = _COOKIE.fullmatch(value or "")
         if match is None:
             return None
-        key = self.published(match[1])
-        if key is None:
-            return None
-        signed = value[: match.start(3) - 1] if value else ""
-        if not hmac.compare_digest(match[3], self._mac(key, signed)):
+        signed = value[: match.start(2) - 1] if value else ""
+        if not hmac.compare_digest(match[2], self._mac(signed)):
             return None
         try:
-            session = _session(json.loads(base64url_decode(match[2])))
+            session = _session(json.loads(base64url_decode(match[1])))
         except (ValueError, TypeError, KeyError):
             return None
         return session if now < session.expires else None
 
-    def _mac(self, key: KeyRecord, signed: str) -> str:
-        secret = self._keys.get(key.kid)
-        if secret is None:
-            secret = self._keys[key.kid] = _derive(key)
-        return base64url_encode(hmac.new(secret, signed.encode(), hashlib.sha256).digest()).decode()
-
-
-def _derive(key: KeyRecord) -> bytes:
-    """Return the cookie MAC key of a signing key: HKDF-SHA256 over its private key (RFC 5869)."""
-    material = key.private_key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LABEL).derive(material)
+    def _mac(self, signed: str) -> str:
+        return base64url_encode(hmac.new(self._key, signed.encode(), hashlib.sha256).digest()).decode()
 
 
 def _session(body: Any) -> Session:

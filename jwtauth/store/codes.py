@@ -7,7 +7,10 @@ Key layout (both keys of one code share the hash tag `{c:<sha256(code)>}`):
     {prefix}{s:<sha256(submission)>}  string: a consent submission already used (issue 18)
 
 Only the SHA-256 of a code is stored: a code is 256 random bits, so the digest cannot be
-turned back into a code, and a dump of Redis redeems nothing.
+turned back into a code, and a dump of Redis redeems nothing. `data` (the user, nonce, session
+id…) is sealed under a pepper-derived key and bound to the code's digest, so a dump names no
+user and a record moved to another code does not open (jwtauth.store.pepper); a clear JSON
+record written before that is still read until it expires.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from jwtauth.store.pepper import Pepper, Unsealed
 from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, ms, tagged_key, text
 
 _CODE = re.compile(r"[A-Za-z0-9_-]{43}")
+LABEL = "code record"
 
 # KEYS[k]: code. ARGV[a..a+5]: ttl_ms, client, exp, ttl, data, PKCE challenge ('' if none).
 _ISSUE_LUA = """
@@ -117,8 +122,14 @@ class CodeStore:
     """Store authorization codes in Redis (standalone, Sentinel or Cluster)."""
 
     def __init__(
-        self, client: RedisClient, *, prefix: str = "jwtauth:", access_token_ttl: float = 3600.0
+        self,
+        client: RedisClient,
+        *,
+        pepper: Pepper,
+        prefix: str = "jwtauth:",
+        access_token_ttl: float = 3600.0,
     ) -> None:
+        self._pepper = pepper
         self._prefix = checked_prefix(prefix)
         # The used marker outlives the code by the access-token lifetime, so a late second
         # redemption still finds the family whose tokens must be revoked (RFC 6749 §4.1.2).
@@ -143,6 +154,7 @@ class CodeStore:
             raise ValueError("ttl must be positive")
         code = secrets.token_urlsafe(32)
         data = json.dumps(dataclasses.asdict(record), separators=(",", ":"))
+        data = self._pepper.seal(LABEL, data, _digest(code))
         challenge = record.code_challenge or ""
         return code, [str(ms(ttl)), record.client_id, repr(now + ttl), repr(float(ttl)), data, challenge]
 
@@ -164,7 +176,7 @@ class CodeStore:
             return None
         if text(owner) != client_id or now >= float(text(exp)):
             return None
-        return _decode(text(data))
+        return self._decode(code, text(data))
 
     def take(
         self, code: str, *, client_id: str, now: float, proof: str | None = None, authenticated: bool = True
@@ -187,7 +199,9 @@ class CodeStore:
         reply = self._take(keys=[key, f"{key}:used"], args=args)
         status = TakeStatus(text(reply[0]))
         if status is TakeStatus.OK:
-            return TakeResult(status, record=_decode(text(reply[1])))
+            record = self._decode(code, text(reply[1]))
+            # Taken but unreadable (another pepper, or moved from another code): nothing to issue.
+            return TakeResult(status, record=record) if record else TakeResult(TakeStatus.UNKNOWN)
         if status is TakeStatus.ALREADY_USED:
             # RFC 6749 §4.1.2: deny, and the caller SHOULD revoke tokens issued from the code.
             return TakeResult(status, family_id=text(reply[1]) or None)
@@ -204,7 +218,17 @@ class CodeStore:
         return (self._bind, [f"{self._key(code)}:used"], [family_id])
 
     def _key(self, code: str) -> str:
-        return tagged_key(self._prefix, "c", hashlib.sha256(code.encode()).hexdigest())
+        return tagged_key(self._prefix, "c", _digest(code))
+
+    def _decode(self, code: str, data: str) -> CodeRecord | None:
+        try:
+            return _decode(self._pepper.open(LABEL, data, _digest(code)))
+        except Unsealed:
+            return None
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
 
 
 def _decode(data: str) -> CodeRecord:
@@ -212,4 +236,3 @@ def _decode(data: str) -> CodeRecord:
     fields["audience"] = tuple(fields["audience"])
     fields["amr"] = tuple(fields.get("amr", ()))
     return CodeRecord(**fields)
-

@@ -7,6 +7,8 @@ Key layout (each operation touches one hash tag):
     {prefix}{u:<sha256(user_code)>}     string: the sha256 of the device code it stands for
 
 Only digests are stored: a device code is 256 random bits, so a dump of Redis polls nothing.
+The approving user's `subject` is sealed under a pepper-derived key, bound to the request's
+digest (jwtauth.store.pepper); a clear subject from before that is still read until it expires.
 A user code maps to its request only while the request waits for the user; approving or
 denying deletes the mapping, so a code is entered successfully at most once.
 
@@ -25,10 +27,12 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from jwtauth.store.pepper import Pepper, Unsealed
 from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, ms, tagged_key, text
 
 _DEVICE_CODE = re.compile(r"[A-Za-z0-9_-]{43}")
 _REF = re.compile(r"[0-9a-f]{64}")
+LABEL = "device subject"
 USER_CODE_ATTEMPTS = 5  # fresh user codes to draw if one is taken (20^8 codes: never, in practice)
 
 # KEYS: request. ARGV: ttl_ms, then field/value pairs.
@@ -130,9 +134,10 @@ class DeviceStore:
     """Store device authorization requests in Redis (standalone, Sentinel or Cluster)."""
 
     def __init__(
-        self, client: RedisClient, *, prefix: str = "jwtauth:", redeemed_ttl: float = 3600.0
+        self, client: RedisClient, *, pepper: Pepper, prefix: str = "jwtauth:", redeemed_ttl: float = 3600.0
     ) -> None:
         self._redis = client
+        self._pepper = pepper
         self._prefix = checked_prefix(prefix)
         self._redeemed_ms = ms(redeemed_ttl)
         self._issue = client.register_script(_ISSUE)
@@ -190,7 +195,9 @@ class DeviceStore:
 
     def approve(self, ref: str, *, subject: str, auth_time: float, now: float) -> str:
         """Bind the user to a waiting request, once; 'ok' or why nothing changed."""
-        return self._decided(ref, now, "approved", subject, repr(auth_time))
+        if not _REF.fullmatch(ref):
+            return "unknown"
+        return self._decided(ref, now, "approved", self._pepper.seal(LABEL, subject, ref), repr(auth_time))
 
     def deny(self, ref: str, *, now: float) -> str:
         """End a waiting request; 'ok' or why nothing changed (a deny after approval is void)."""
@@ -204,11 +211,16 @@ class DeviceStore:
         """Poll a request for `client_id`: ok (redeemed now, once), or why not."""
         if not _DEVICE_CODE.fullmatch(device_code):
             return Poll("unknown")
-        keys = [self._request_key(_digest(device_code))]
+        ref = _digest(device_code)
+        keys = [self._request_key(ref)]
         reply = self._poll(keys=keys, args=[client_id, repr(now), str(step), str(self._redeemed_ms)])
         status = text(reply[0])
         if status == "ok":
-            scope, audience, subject, auth_time = (text(v) for v in reply[1:5])
+            scope, audience, stored, auth_time = (text(v) for v in reply[1:5])
+            try:
+                subject = self._pepper.open(LABEL, stored, ref)
+            except Unsealed:  # redeemed, but by no one this server can name: issue nothing
+                return Poll("unknown")
             return Poll(status, scope=tuple(scope.split()), audience=audience, subject=subject,
                         auth_time=float(auth_time))  # fmt: skip
         if status == "slow_down":

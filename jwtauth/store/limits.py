@@ -14,10 +14,12 @@ its own fixed window:
 
 So a key can try at most `max_failures` times per `window_seconds`.
 
-Key layout: `{prefix}{l:<hmac-sha256(salt, key)>}`, a hash (n, start). Each key is its own
-hash tag: multi-key calls run one small step per key, which Redis Cluster allows. Keys are
-hashed so no raw username or address sits in Redis; pass a `salt` shared by all workers to
-make low-entropy keys (IPv4 addresses) impractical to recover from a dump.
+Key layout: `{prefix}{l:<hmac-sha256(key)>}`, a hash (n, start). Each key is its own
+hash tag: multi-key calls run one small step per key, which Redis Cluster allows. The HMAC is
+keyed with the pepper every worker shares (jwtauth.store.pepper), so no username or address sits
+in Redis and a dump cannot confirm a guessed username or recover an IPv4 address by brute force.
+Counters and known-device marks from before the pepper (unkeyed HMAC) are not read: a counter
+lasted one window, and a device forgotten once proves itself again at its next sign-in.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from jwtauth.store.pepper import Pepper
 from jwtauth.store.redisclient import RedisClient, checked_prefix, tagged_key
 
 
@@ -125,6 +128,9 @@ class Guard:
         return (wait if wait > 0 else None), tuple(bool(flag) for flag in on_record)
 
 
+LABEL = "sign-in counters"
+
+
 class FailureLimiter:
     """Refuse attempts for keys that failed too often within a fixed window."""
 
@@ -133,9 +139,9 @@ class FailureLimiter:
         client: RedisClient,
         *,
         prefix: str = "jwtauth:",
+        pepper: Pepper,
         max_failures: int,
         window_seconds: float,
-        salt: bytes = b"",
     ) -> None:
         if max_failures < 1 or window_seconds <= 0:
             raise ValueError("max_failures >= 1 and window_seconds > 0")
@@ -143,7 +149,7 @@ class FailureLimiter:
         self._prefix = checked_prefix(prefix)
         self._max = max_failures
         self._window = window_seconds
-        self._salt = salt
+        self._salt = pepper.derive(LABEL)
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
 

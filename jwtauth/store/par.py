@@ -2,7 +2,9 @@
 
 Key layout: `{prefix}{par:<sha256(reference)>}`, a hash of client, exp and the validated
 parameters as JSON, with a TTL of the request's lifetime. Only the SHA-256 of the request_uri's
-random part is stored, so a dump of Redis names no usable request_uri. The request is read
+random part is stored, so a dump of Redis names no usable request_uri. The parameters (a
+`login_hint` may name the user) are sealed under a pepper-derived key bound to that digest
+(jwtauth.store.pepper); clear ones from before that are still read until they expire. The request is read
 (`peek`) as often as the sign-in page needs it, and consumed once (`take`, one Lua step) when
 the user's decision is accepted.
 """
@@ -15,10 +17,12 @@ import re
 import secrets
 from typing import Final
 
+from jwtauth.store.pepper import Pepper, Unsealed
 from jwtauth.store.redisclient import RedisClient, checked_prefix, ms, tagged_key, text
 
 REQUEST_URI_PREFIX: Final = "urn:ietf:params:oauth:request_uri:"
 _REFERENCE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+LABEL: Final = "pushed request"
 
 # KEYS: request. ARGV: ttl_ms, client_id, exp, data.
 _PUSH = """
@@ -38,8 +42,9 @@ return r[3]
 class PushedRequests:
     """Store pushed authorization requests (standalone Redis, Sentinel or Cluster)."""
 
-    def __init__(self, client: RedisClient, *, prefix: str = "jwtauth:") -> None:
+    def __init__(self, client: RedisClient, *, pepper: Pepper, prefix: str = "jwtauth:") -> None:
         self._redis, self._prefix = client, checked_prefix(prefix)
+        self._pepper = pepper
         self._push = client.register_script(_PUSH)
         self._take = client.register_script(_TAKE)
 
@@ -47,6 +52,7 @@ class PushedRequests:
         """Store the parameters and return a new request_uri (256 random bits, RFC 9126 §2.2)."""
         reference = secrets.token_urlsafe(32)
         data = json.dumps(params, separators=(",", ":"), sort_keys=True)
+        data = self._pepper.seal(LABEL, data, _digest(reference))
         self._push(keys=[self._key(reference)], args=[str(ms(ttl)), client_id, repr(now + ttl), data])
         return REQUEST_URI_PREFIX + reference
 
@@ -61,7 +67,7 @@ class PushedRequests:
         # RFC 9126 §4: the request_uri is bound to the client that pushed it.
         if text(owner) != client_id or now >= float(text(exp)):
             return None
-        return _decode(text(data))
+        return self._decode(reference, text(data))
 
     def take(self, request_uri: str, *, client_id: str, now: float) -> dict[str, str] | None:
         """Consume the request atomically: its parameters once, None afterwards (RFC 9126 §4)."""
@@ -69,10 +75,20 @@ class PushedRequests:
         if reference is None:
             return None
         reply = self._take(keys=[self._key(reference)], args=[client_id, repr(now)])
-        return _decode(text(reply)) if reply else None
+        return self._decode(reference, text(reply)) if reply else None
 
     def _key(self, reference: str) -> str:
-        return tagged_key(self._prefix, "par", hashlib.sha256(reference.encode()).hexdigest())
+        return tagged_key(self._prefix, "par", _digest(reference))
+
+    def _decode(self, reference: str, data: str) -> dict[str, str] | None:
+        try:
+            return _decode(self._pepper.open(LABEL, data, _digest(reference)))
+        except Unsealed:
+            return None
+
+
+def _digest(reference: str) -> str:
+    return hashlib.sha256(reference.encode()).hexdigest()
 
 
 def _reference(request_uri: str) -> str | None:

@@ -11,7 +11,12 @@ Key layout (every key of one family shares the hash tag `{f:<family_id>}`):
                                and when set at creation jkt (DPoP key), sid (browser session)
     {prefix}{f:<id>}:used      list: digests of rotated-out secrets, newest first, capped
     {prefix}{f:<id>}:revoked   string: tombstone left by revocation or reuse detection
-    {prefix}{s:<sha256(sub)>}  sorted set: family ids of one subject, scored by absolute expiry
+    {prefix}{s:<hmac(sub)>}    sorted set: family ids of one subject, scored by absolute expiry
+
+The subject is sealed (AES-GCM under a pepper-derived key, bound to the family id) and the
+index is keyed by an HMAC under another: a dump of Redis names no user (jwtauth.store.pepper).
+Families written before that (a clear `subject`, an index under the plain SHA-256) are still
+read until they expire; only the new forms are written.
 
 Successor secrets are HMAC-SHA256(key=presented secret, msg=label|family_id|nonce). The nonce
 is random per rotation and stored; the presented secret is not. So a client retrying a
@@ -26,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 import time
@@ -37,6 +43,7 @@ import redis
 from jwtauth.store import refresh_format as fmt
 from jwtauth.store import refresh_scripts as lua
 from jwtauth.store.limits import Guard, Verdict
+from jwtauth.store.pepper import Pepper, Unsealed
 from jwtauth.store.redisclient import (
     RedisClient,
     ScriptCall,
@@ -57,10 +64,13 @@ from jwtauth.store.refresh_records import (
 )
 from jwtauth.store.revocations import RevocationIndex
 
+SUBJECT_LABEL = "refresh subject"
+INDEX_LABEL = "subject index"
 _KDF_LABEL = b"jwtauth-refresh-v2"
 # Successors issued before the generation left the message; still re-derived on REPLAY so a
 # client retrying across a rolling deploy gets the successor an older process issued.
 _KDF_LABEL_V1 = b"jwtauth-refresh-v1"
+log = logging.getLogger("jwtauth.store")
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class RefreshStore:
         self,
         client: RedisClient,
         *,
+        pepper: Pepper,
         prefix: str = "jwtauth:",
         grace_seconds: float = 5.0,
         used_history: int = 1000,
@@ -88,6 +99,7 @@ class RefreshStore:
         if used_history < 1 or grace_seconds < 0 or revoked_ttl <= 0:
             raise ValueError("used_history >= 1, grace_seconds >= 0 and revoked_ttl > 0")
         self._client = client
+        self._pepper = pepper
         self._prefix = checked_prefix(prefix)
         self._grace = grace_seconds
         self._history = used_history
@@ -111,7 +123,7 @@ class RefreshStore:
         the family exists, in the same round trip where a pipeline can carry them; their
         replies come back in `IssuedRefresh.after`.
         """
-        new = _draw(spec)
+        new = self._draw(spec)
         family_id = new.issued.family_id
         # Index first: a crash in between leaves a dangling index entry (harmless), never a
         # family that "log out everywhere" cannot find.
@@ -133,7 +145,7 @@ class RefreshStore:
         """
         if not isinstance(self._client, redis.Redis):
             return None
-        new = _draw(spec)
+        new = self._draw(spec)
         family_key = self._family_key(new.issued.family_id)
         keys = [self._subject_key(spec.subject), family_key, guard.mark, *guard.keys]
         reply = self._guarded_create(keys=keys, args=[*guard.args, *new.index_args, *new.create_args])
@@ -175,17 +187,18 @@ class RefreshStore:
             ],
         )
         status = RotationStatus(text(reply[0]))
-        if status is RotationStatus.OK:
-            family = record_from_rotation(family_id, client_id, reply)
-            return Rotation(status, family_id, fmt.token(family_id, successor), family)
-        if status is RotationStatus.REPLAY:
-            # RFC 9700 §4.14.2 allows a short grace period for a lost response: hand back the
-            # successor already issued (derived again, identical), never a second live one.
-            family = record_from_rotation(family_id, client_id, reply)
+        if status in (RotationStatus.OK, RotationStatus.REPLAY):
+            family = self._opened(record_from_rotation(family_id, client_id, reply))
+            if family is None:  # sealed under another pepper, or moved here from another family
+                return Rotation(RotationStatus.UNKNOWN, family_id)
+            if status is RotationStatus.OK:
+                return Rotation(status, family_id, fmt.token(family_id, successor), family)
+            # RFC 9700 §4.14.2 allows a short grace period for a lost response (REPLAY): hand back
+            # the successor already issued (derived again, identical), never a second live one.
             again = _replayed(secret, family_id, family.generation, text(reply[10]), text(reply[11]))
             return Rotation(status, family_id, fmt.token(family_id, again), family)
-        if status is RotationStatus.REUSE and self._published is not None:
-            self._published.record_family(family_id, text(reply[1]), now=now)
+        if status is RotationStatus.REUSE:
+            self._publish(family_id, text(reply[1]), now=now)
         return Rotation(status, family_id)
 
     def lookup(self, token: str, *, now: float) -> FamilyRecord | None:
@@ -197,8 +210,8 @@ class RefreshStore:
         fields = self._client.hgetall(self._family_key(family_id))
         if not fields or not hmac.compare_digest(text(fields[b"cur"]), fmt.digest(secret)):
             return None
-        record = record_from_hash(family_id, fields)
-        if now >= record.absolute_expiry or now >= record.idle_expiry:
+        record = self._opened(record_from_hash(family_id, fields))
+        if record is None or now >= record.absolute_expiry or now >= record.idle_expiry:
             return None
         return record
 
@@ -240,14 +253,15 @@ class RefreshStore:
         if subject is None and client_id is None:
             raise ValueError("revoke_all needs a subject, a client_id or both")
         if subject is not None:
-            index = self._subject_key(subject)
-            family_ids = [text(member) for member in self._client.zrange(index, 0, -1)]
+            family_ids = sorted({
+                text(member) for index in self._subject_keys(subject)
+                for member in self._client.zrange(index, 0, -1)
+            })  # fmt: skip
         else:
             pattern = _glob_escape(self._prefix) + "{f:*}"
             start = len(self._prefix) + 3
             family_ids = [
-                text(key)[start:-1]
-                for key in self._client.scan_iter(match=pattern, count=1000, _type="hash")
+                text(key)[start:-1] for key in self._client.scan_iter(match=pattern, count=1000, _type="hash")
             ]
         now = time.time()
         revoked = [
@@ -257,7 +271,8 @@ class RefreshStore:
             and self._revoke_family(family_id, digest="", client_id=client_id, now=now, reason="revoked")
         ]
         if subject is not None and revoked:
-            self._client.zrem(self._subject_key(subject), *revoked)
+            for index in self._subject_keys(subject):  # one key per command: Cluster-safe
+                self._client.zrem(index, *revoked)
         return len(revoked)
 
     def _revoke_family(
@@ -276,9 +291,31 @@ class RefreshStore:
         )
         if not reply:
             return False
-        if self._published is not None:
-            self._published.record_family(family_id, text(reply[1]), now=now)
+        self._publish(family_id, text(reply[1]), now=now)
         return True
+
+    def _publish(self, family_id: str, stored_subject: str, *, now: float) -> None:
+        """Record a revoked family for the revocation document, naming its subject's digests."""
+        if self._published is None:
+            return
+        try:
+            subject = self._pepper.open(SUBJECT_LABEL, stored_subject, family_id)
+        except Unsealed:
+            log.warning("revoked family %s: its subject does not open, not published", family_id)
+            return
+        self._published.record_family(family_id, subject, now=now)
+
+    def _opened(self, record: FamilyRecord) -> FamilyRecord | None:
+        """Return the record with its subject opened; None if it does not open for this family."""
+        try:
+            subject = self._pepper.open(SUBJECT_LABEL, record.subject, record.family_id)
+        except Unsealed:
+            return None
+        return replace(record, subject=subject)
+
+    def _draw(self, spec: FamilySpec) -> _NewFamily:
+        """Draw a new family whose stored subject is sealed to it."""
+        return _draw(spec, lambda family_id: self._pepper.seal(SUBJECT_LABEL, spec.subject, family_id))
 
     def _family_key(self, family_id: str) -> str:
         return tagged_key(self._prefix, "f", family_id)
@@ -288,18 +325,23 @@ class RefreshStore:
         return [family, f"{family}:used", f"{family}:revoked"]
 
     def _subject_key(self, subject: str) -> str:
-        # Hashed: the key name is visible to anyone who can SCAN; the subject need not be.
-        return tagged_key(self._prefix, "s", hashlib.sha256(subject.encode()).hexdigest())
+        # Keyed: the key name is visible to anyone who can SCAN; the subject must not be guessable.
+        return tagged_key(self._prefix, "s", self._pepper.digest(INDEX_LABEL, subject))
+
+    def _subject_keys(self, subject: str) -> tuple[str, str]:
+        """Return the subject's index key, then the unkeyed one of families from before the pepper."""
+        legacy = tagged_key(self._prefix, "s", hashlib.sha256(subject.encode()).hexdigest())
+        return self._subject_key(subject), legacy
 
 
-def _draw(spec: FamilySpec) -> _NewFamily:
+def _draw(spec: FamilySpec, sealed_subject: Callable[[str], str]) -> _NewFamily:
     """Draw a family id and first secret; return them with the ARGV that store the family."""
     family_id, secret = fmt.new_family()
     abs_exp = spec.now + spec.absolute_ttl
     idle_exp = min(spec.now + spec.idle_ttl, abs_exp)
     fields = {
         "client": spec.client_id,
-        "subject": spec.subject,
+        "subject": sealed_subject(family_id),
         "scope": spec.scope,
         "audience": json.dumps(list(spec.audience)),
         "auth_time": repr(float(spec.auth_time)),

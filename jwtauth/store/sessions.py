@@ -1,14 +1,18 @@
 """Keep what must be revocable about browser sessions: ended sessions and per-user "not before".
 
 A session itself lives in its signed cookie (jwtauth.oidc.session); Redis only learns of it when
-it ends. Key layout (both keys of one user share the hash tag `{ses:<sha256(username)>}`, so
+it ends. Key layout (both keys of one user share the hash tag `{ses:<hmac(username)>}`, so
 one MGET checks a session in one round trip, Cluster included):
 
-    {prefix}{ses:<sha256(username)>}:end:<sha256(sid)>   "1": this session was logged out
-    {prefix}{ses:<sha256(username)>}:nb                  epoch seconds: sessions that signed in
-                                                         before it are over ("log out everywhere")
-    {prefix}{ses:<sha256(username)>}:fam:<sha256(sid)>   set: refresh families started in this
-                                                         session, which its logout revokes
+    {prefix}{ses:<hmac(username)>}:end:<sha256(sid)>   "1": this session was logged out
+    {prefix}{ses:<hmac(username)>}:nb                  epoch seconds: sessions that signed in
+                                                       before it are over ("log out everywhere")
+    {prefix}{ses:<hmac(username)>}:fam:<sha256(sid)>   set: refresh families started in this
+                                                       session, which its logout revokes
+
+The HMAC is keyed with the pepper (jwtauth.store.pepper), so a dump cannot confirm a guessed
+username. Marks from before the pepper need no fallback: the cookies they could end were MACed
+under the signing key, and jwtauth.oidc.session no longer reads those.
 
 Each marker lives exactly as long as the sessions it can end: the session lifetime.
 """
@@ -17,7 +21,10 @@ from __future__ import annotations
 
 import hashlib
 
+from jwtauth.store.pepper import Pepper
 from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, ms, tagged_key, text
+
+LABEL = "session marks"
 
 # KEYS: the session's family set. ARGV: family id, ttl ms.
 _LINK = """
@@ -30,8 +37,11 @@ return 1
 class SessionMarks:
     """Mark browser sessions ended, one at a time or every session of a user."""
 
-    def __init__(self, client: RedisClient, *, prefix: str = "jwtauth:", session_ttl: float) -> None:
+    def __init__(
+        self, client: RedisClient, *, pepper: Pepper, prefix: str = "jwtauth:", session_ttl: float
+    ) -> None:
         self._redis = client
+        self._pepper = pepper
         self._prefix = checked_prefix(prefix)
         self._ttl = session_ttl
         self._link = client.register_script(_LINK)
@@ -70,8 +80,8 @@ class SessionMarks:
         return f"{self._user(username)}:fam:{_digest(sid)}"
 
     def _user(self, username: str) -> str:
-        # Hashed: the key name is visible to anyone who can SCAN; the username need not be.
-        return tagged_key(self._prefix, "ses", hashlib.sha256(username.encode()).hexdigest())
+        # Keyed: the key name is visible to anyone who can SCAN; the username must not be guessable.
+        return tagged_key(self._prefix, "ses", self._pepper.digest(LABEL, username))
 
 
 def _digest(sid: str) -> str:

@@ -22,6 +22,7 @@ from jwtauth.store.connection import connect
 from jwtauth.store.sentinel import RECHECK_SECONDS
 from tests.faults import calls
 from tests.faults.redisproc import SERVICE, Farm, RedisProcess, wait_until
+from tests.helpers import PEPPER
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -143,7 +144,7 @@ def test_readonly_from_a_demoted_primary_leads_to_the_new_one(topology: Topology
     # turns that into a ConnectionError and asks the Sentinels again; one retry then writes to
     # the new primary, so the caller sees no error at all.
     client = connect(topology.url)
-    store = RefreshStore(client, prefix=PREFIX)
+    store = RefreshStore(client, pepper=PEPPER, prefix=PREFIX)
     spec = FamilySpec(
         client_id="testclient", subject="u", scope="read", audience=("https://api.example.com",),
         auth_time=time.time(), now=time.time(), absolute_ttl=600, idle_ttl=600,

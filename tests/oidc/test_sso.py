@@ -10,7 +10,7 @@ from falcon import testing
 
 from jwtauth.config.settings import Settings
 from jwtauth.store.sessions import SessionMarks
-from tests.helpers import USER, Clock, MakeApp, basic, client_like, token
+from tests.helpers import PEPPER, USER, Clock, MakeApp, basic, client_like, token
 from tests.oidc.browser import SESSION, Browser, answer
 from tests.oidc.flow import OPENID_QUERY, verified_id_token
 
@@ -42,7 +42,7 @@ def test_signing_in_sets_a_signed_httponly_lax_session_cookie(http: testing.Test
     cookie = result.cookies[SESSION]
     assert cookie.http_only and cookie.same_site == "Lax" and cookie.path == "/"
     assert not cookie.secure  # http issuer in the suite; https below
-    assert cookie.value.startswith("v1.")
+    assert cookie.value.startswith("v2.")
 
 
 def test_under_https_the_cookie_is_secure_and_host_bound(make_app: MakeApp) -> None:
@@ -145,7 +145,7 @@ def test_an_ended_session_is_no_session(http: testing.TestClient, store: Any, se
     browser = Browser(http)
     answer(browser.sign_in(OPENID_QUERY))
     copied = dict(browser.cookies)
-    marks = SessionMarks(store, prefix=settings.redis_prefix, session_ttl=settings.session_ttl)
+    marks = SessionMarks(store, pepper=PEPPER, prefix=settings.redis_prefix, session_ttl=settings.session_ttl)
     marks.end_all(USER, now=2_000_000_000)
     browser.cookies = copied
     assert answer(browser.get({**OPENID_QUERY, "prompt": "none"}))["error"] == "login_required"

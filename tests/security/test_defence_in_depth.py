@@ -21,14 +21,17 @@ from falcon import testing
 from jwtauth.accounts.hashing import hash_secret
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import load_settings
+from jwtauth.store import codes
 from tests.authflow import authorize, code_from
-from tests.helpers import README_QUERY, USER, call, introspect, login, tokens_of
+from tests.helpers import PEPPER, README_QUERY, USER, call, introspect, login, tokens_of
 
 
 def tamper_code(store: Any, **changes: Any) -> None:
+    """Widen a stored code record as one who holds the pepper too (the check must not trust Redis)."""
     (key,) = [k for k in store.scan_iter() if b"{c:" in k and not k.endswith(b":used")]
-    record = json.loads(store.hget(key, "data"))
-    store.hset(key, "data", json.dumps({**record, **changes}))
+    bound = key.decode().rpartition("{c:")[2].rstrip("}")
+    record = json.loads(PEPPER.open(codes.LABEL, store.hget(key, "data").decode(), bound))
+    store.hset(key, "data", PEPPER.seal(codes.LABEL, json.dumps({**record, **changes}), bound))
 
 
 def exchange(http: testing.TestClient, code: str) -> testing.Result:

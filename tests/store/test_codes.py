@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from jwtauth.store import CodeRecord, CodeStore, FamilySpec, RefreshStore, TakeResult, TakeStatus
+from tests.helpers import PEPPER
 
 NOW = 1_700_000_000.0
 TTL = 60.0
@@ -28,12 +29,12 @@ RECORD = CodeRecord(
 
 
 def make_store(backend: Any) -> CodeStore:
-    return CodeStore(backend.client, prefix=backend.prefix, access_token_ttl=ACCESS_TTL)
+    return CodeStore(backend.client, pepper=PEPPER, prefix=backend.prefix, access_token_ttl=ACCESS_TTL)
 
 
 def bind(backend: Any, store: CodeStore, code: str) -> tuple[str, bool]:
     """Start a family bound to `code` as the code grant does; return its id and the bind's reply."""
-    refresh = RefreshStore(backend.client, prefix=backend.prefix)
+    refresh = RefreshStore(backend.client, pepper=PEPPER, prefix=backend.prefix)
     spec = FamilySpec(
         client_id=OWNER, subject=RECORD.subject, scope=RECORD.scope, audience=RECORD.audience,
         auth_time=RECORD.auth_time, now=NOW, absolute_ttl=3600.0, idle_ttl=600.0,

@@ -9,6 +9,7 @@ from typing import Any
 
 from jwtauth.oauth.device import new_user_code
 from jwtauth.store.device import DeviceStore, IssuedDevice
+from tests.helpers import PEPPER
 
 NOW = 1_800_000_000.0
 TTL, INTERVAL, STEP = 600.0, 5, 5
@@ -16,7 +17,7 @@ OWNER, OTHER = "tv", "other"
 
 
 def make_store(backend: Any) -> DeviceStore:
-    return DeviceStore(backend.client, prefix=backend.prefix, redeemed_ttl=960)
+    return DeviceStore(backend.client, pepper=PEPPER, prefix=backend.prefix, redeemed_ttl=960)
 
 
 def issue(store: DeviceStore, codes: Iterator[str] | None = None) -> IssuedDevice:

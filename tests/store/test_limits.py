@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from jwtauth.store import FailureLimiter, FamilySpec, RefreshStore
+from jwtauth.store.pepper import Pepper
+from tests.helpers import PEPPER
 
 NOW = 1_700_000_000.0
 WINDOW = 300.0
@@ -21,7 +23,7 @@ ADDRESS = "ip:203.0.113.7"
 
 def make_limiter(backend: Any, **options: Any) -> FailureLimiter:
     return FailureLimiter(
-        backend.client, prefix=backend.prefix, max_failures=3, window_seconds=WINDOW, **options
+        backend.client, pepper=PEPPER, prefix=backend.prefix, max_failures=3, window_seconds=WINDOW, **options
     )
 
 
@@ -158,10 +160,14 @@ def test_concurrent_attempts_never_pass_the_limit(backend: Any) -> None:
     assert sorted(waits, key=lambda w: w or 0) == [None] * 3 + [int(WINDOW)] * 17
 
 
-def test_keys_are_hashed_salted_and_expire(backend: Any) -> None:
-    plain, salted = make_limiter(backend), make_limiter(backend, salt=b"per-deployment")
-    plain.acquire([USER, ADDRESS], now=NOW)
-    salted.acquire([USER], now=NOW)
+def test_keys_are_keyed_with_the_pepper_and_expire(backend: Any) -> None:
+    ours = make_limiter(backend)
+    other = FailureLimiter(
+        backend.client, pepper=Pepper(b"another deployment's pepper 32B!"), prefix=backend.prefix,
+        max_failures=3, window_seconds=WINDOW,
+    )  # fmt: skip
+    ours.acquire([USER, ADDRESS], now=NOW)
+    other.acquire([USER], now=NOW)
     stored = backend.raw_bytes()
     assert len(backend.key_names()) == 3
     assert [b for b in stored if b"alice" in b or b"203.0.113.7" in b] == []
@@ -173,14 +179,14 @@ def test_keys_are_hashed_salted_and_expire(backend: Any) -> None:
 def test_nonsense_limits_are_refused(options: dict[str, Any]) -> None:
     settings: dict[str, Any] = {"max_failures": 3, "window_seconds": WINDOW, **options}
     with pytest.raises(ValueError, match="max_failures"):
-        FailureLimiter(object(), **settings)  # type: ignore[arg-type]
+        FailureLimiter(object(), pepper=PEPPER, **settings)  # type: ignore[arg-type]
 
 
 def test_the_guard_locks_exactly_when_acquire_refuses(backend: Any) -> None:
     if backend.kind == "cluster":
         pytest.skip("the guard runs in scripts of standalone Redis and Sentinel only")
     limiter = make_limiter(backend)
-    refresh = RefreshStore(backend.client, prefix=backend.prefix)
+    refresh = RefreshStore(backend.client, pepper=PEPPER, prefix=backend.prefix)
     steps = [NOW, NOW + 1, NOW + 2, NOW + 2.5, NOW + 100.5, NOW + WINDOW - 0.1, NOW + WINDOW, NOW + 400]
     seen = []
     for step, now in enumerate(steps):
@@ -203,7 +209,7 @@ def test_a_guarded_family_is_created_only_while_nothing_is_locked(backend: Any) 
     if backend.kind == "cluster":
         pytest.skip("create_guarded is for standalone Redis and Sentinel only")
     limiter = make_limiter(backend)
-    refresh = RefreshStore(backend.client, prefix=backend.prefix)
+    refresh = RefreshStore(backend.client, pepper=PEPPER, prefix=backend.prefix)
     limiter.acquire([USER], now=NOW)
     created = refresh.create_guarded(spec(NOW), limiter.guard([USER, ADDRESS], now=NOW, remember=DEV))
     assert created is not None

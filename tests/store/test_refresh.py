@@ -12,6 +12,7 @@ import pytest
 
 import jwtauth.store.refresh as refresh
 from jwtauth.store import FamilyRecord, FamilySpec, IssuedRefresh, RefreshStore, Rotation, RotationStatus
+from tests.helpers import PEPPER
 
 NOW = 1_700_000_000.0
 OWNER = "client-a"
@@ -22,7 +23,7 @@ GRACE = 5.0
 
 
 def make_store(backend: Any, **options: Any) -> RefreshStore:
-    return RefreshStore(backend.client, prefix=backend.prefix, grace_seconds=GRACE, **options)
+    return RefreshStore(backend.client, pepper=PEPPER, prefix=backend.prefix, grace_seconds=GRACE, **options)
 
 
 def new_family(
@@ -134,7 +135,7 @@ def test_the_same_call_sent_twice_is_a_replay_even_without_grace(
 ) -> None:
     # redis-py re-sends the very same command after a reply lost with its connection: same
     # nonce, same now. With no grace period only the nonce tells it from a stolen token.
-    store = RefreshStore(backend.client, prefix=backend.prefix, grace_seconds=0)
+    store = RefreshStore(backend.client, pepper=PEPPER, prefix=backend.prefix, grace_seconds=0)
     issued = new_family(store)
     monkeypatch.setattr("jwtauth.store.refresh.secrets.token_hex", lambda n: "ab" * n)
     first = rotate(store, issued.token, now=NOW + 10)
@@ -145,7 +146,7 @@ def test_the_same_call_sent_twice_is_a_replay_even_without_grace(
 
 
 def test_a_new_call_without_grace_is_reuse(backend: Any) -> None:
-    store = RefreshStore(backend.client, prefix=backend.prefix, grace_seconds=0)
+    store = RefreshStore(backend.client, pepper=PEPPER, prefix=backend.prefix, grace_seconds=0)
     issued = new_family(store)
     first = rotate(store, issued.token, now=NOW + 10)
     assert rotate(store, issued.token, now=NOW + 10).status is RotationStatus.REUSE  # fresh nonce
@@ -367,7 +368,7 @@ def test_scripts_survive_a_script_cache_flush() -> None:
     # A restarted Redis forgets scripts; redis-py falls back from EVALSHA. Only on a private
     # fakeredis server: flushing the shared real Redis would hit other users.
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    store = RefreshStore(client)
+    store = RefreshStore(client, pepper=PEPPER)
     issued = new_family(store)
     client.script_flush()
     assert rotate(store, issued.token, now=NOW + 1).status is RotationStatus.OK
@@ -377,7 +378,7 @@ def test_a_family_starts_whole_in_one_pipeline_and_after_a_script_cache_flush() 
     # create pipelines the subject index and the family (one round trip); after NOSCRIPT it
     # runs the scripts one by one, which load themselves. Either way both keys are written.
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    store = RefreshStore(client)
+    store = RefreshStore(client, pepper=PEPPER)
     for flush in (False, True, False):
         if flush:
             client.script_flush()
@@ -411,7 +412,7 @@ def test_create_runs_the_then_steps_after_the_family_and_returns_their_replies(b
 
 def test_then_steps_run_again_after_a_script_cache_flush() -> None:
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    store = RefreshStore(client)
+    store = RefreshStore(client, pepper=PEPPER)
     probe = client.register_script("return redis.call('HGET', KEYS[1], 'gen')")
     client.script_flush()  # every EVALSHA of the pipeline answers NOSCRIPT: one by one instead
     spec = FamilySpec(
@@ -425,7 +426,7 @@ def test_then_steps_run_again_after_a_script_cache_flush() -> None:
 @pytest.mark.parametrize("prefix", ["jwtauth:{x}:", "a}"])
 def test_prefix_with_a_hash_tag_is_refused(prefix: str) -> None:
     with pytest.raises(ValueError, match="hash tag"):
-        RefreshStore(fakeredis.FakeRedis(), prefix=prefix)
+        RefreshStore(fakeredis.FakeRedis(), pepper=PEPPER, prefix=prefix)
 
 
 def count_commands(monkeypatch: pytest.MonkeyPatch, client: Any) -> list[tuple[Any, ...]]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from jwtauth.store.sessions import SessionMarks
+from tests.helpers import PEPPER
 
 NOW = 1_700_000_000
 TTL = 600
 
 
 def marks(backend: Any) -> SessionMarks:
-    return SessionMarks(backend.client, prefix=backend.prefix, session_ttl=TTL)
+    return SessionMarks(backend.client, pepper=PEPPER, prefix=backend.prefix, session_ttl=TTL)
 
 
 def test_a_session_lives_until_it_is_ended(backend: Any) -> None:
