@@ -13,7 +13,8 @@ from falcon import testing
 
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import load_settings
-from jwtauth.web.pages import STYLESHEET, Pages
+from jwtauth.web import csrf
+from jwtauth.web.pages import STYLESHEET, Pages, form_token_ok
 
 PACKAGED = Path(__file__).resolve().parents[1] / "jwtauth" / "web" / "templates"
 EXAMPLE = Path(__file__).resolve().parents[1] / "templates" / "example"
@@ -123,3 +124,18 @@ def make_branded_app(tmp_path: Path) -> testing.TestClient:
     keyring = KeyRing(tmp_path / "keys", retire_after=960)
     store = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     return testing.TestClient(create_app(settings, keyring, store))
+
+
+@pytest.mark.parametrize(
+    ("origin", "token_ok", "expected"),
+    [(None, True, True), ("http://testserver", True, True), ("http://evil.example", True, False),
+     ("null", True, False), (None, False, False)],
+)  # fmt: skip
+def test_form_token_ok_needs_the_token_and_our_origin(
+    origin: str | None, token_ok: bool, expected: bool
+) -> None:
+    secret = csrf.browser_secret(None)
+    token = csrf.issue(secret, {"a": "1"}, ["a"], now=1000) if token_ok else "1.x"
+    headers = {"Cookie": f"{csrf.cookie_name(False)}={secret}", **({"Origin": origin} if origin else {})}
+    req = testing.create_req(headers=headers)
+    assert form_token_ok(req, token, {"a": "1"}, ["a"], issuer="http://testserver", now=1001) is expected

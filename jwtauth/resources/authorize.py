@@ -42,7 +42,15 @@ from jwtauth.resources.signed_in import SESSION_FIELD, Refusal, check_password, 
 from jwtauth.store.connection import STORE_ERRORS, unavailable
 from jwtauth.store.par import REQUEST_URI_PREFIX, PushedRequests
 from jwtauth.web import csrf
-from jwtauth.web.pages import SECURITY_HEADERS, Pages, describe_scope, display_host, form_target, form_token
+from jwtauth.web.pages import (
+    SECURITY_HEADERS,
+    Pages,
+    describe_scope,
+    display_host,
+    form_target,
+    form_token,
+    form_token_ok,
+)
 
 log = logging.getLogger("jwtauth")
 
@@ -81,7 +89,6 @@ class AuthorizeResource:
         self.issuer = settings.issuer
         self.action = urlsplit(settings.issuer).path + paths.AUTHORIZE
         self.secure = settings.issuer.startswith("https://")
-        self.cookie = csrf.cookie_name(self.secure)
         self.session_cookie = browser_session.cookie_name(self.secure)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -177,10 +184,7 @@ class AuthorizeResource:
         """Check the CSRF token, then deny, or grant with the password or the live session."""
         now = self.clock()
         bound = {**request.params, **({SESSION_FIELD: form[SESSION_FIELD]} if SESSION_FIELD in form else {})}
-        # A POST from another origin is refused like a bad token (cookie tossing, issue 18).
-        same = csrf.same_origin(req.get_header("Origin"), self.issuer)
-        cookie = req.cookies.get(self.cookie)
-        if not same or not csrf.check(cookie, form.get(CSRF_FIELD), bound, BOUND, now=now):
+        if not form_token_ok(req, form.get(CSRF_FIELD), bound, BOUND, issuer=self.issuer, now=now):
             message = "This page expired or was changed. Please check the details and sign in again."
             self._login_page(req, resp, request, status=400, message=message, username=form.get("username"))
             return

@@ -40,8 +40,7 @@ from jwtauth.resources.forms import parse_params, read_form
 from jwtauth.resources.signed_in import SESSION_FIELD, Refusal, check_password, set_session_cookie
 from jwtauth.store.connection import STORE_ERRORS, unavailable
 from jwtauth.store.device import DeviceRequest, DeviceStore
-from jwtauth.web import csrf
-from jwtauth.web.pages import Pages, describe_scope, display_host, form_token, wait_words
+from jwtauth.web.pages import Pages, describe_scope, display_host, form_token, form_token_ok, wait_words
 
 log = logging.getLogger("jwtauth")
 
@@ -72,7 +71,6 @@ class DeviceResource:
         self.action = urlsplit(issuer).path + paths.DEVICE
         self.issuer = issuer
         self.secure = issuer.startswith("https://")
-        self.cookie = csrf.cookie_name(self.secure)
         self.session_cookie = browser_session.cookie_name(self.secure)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -112,7 +110,7 @@ class DeviceResource:
     def _enter(self, req: falcon.Request, resp: falcon.Response, form: Mapping[str, str]) -> None:
         """Check the code form; show the consent form for a waiting request."""
         typed = form.get("user_code", "")[:32]
-        if not csrf.check(req.cookies.get(self.cookie), form.get(CSRF_FIELD), {}, (), now=self.clock()):
+        if not form_token_ok(req, form.get(CSRF_FIELD), {}, (), issuer=self.issuer, now=self.clock()):
             self._enter_page(
                 req, resp, status=400, typed=typed, message="This page expired. Please try again."
             )
@@ -128,10 +126,7 @@ class DeviceResource:
         """Check CSRF and the code again, then deny, or sign the user in and approve."""
         now = self.clock()
         bound = {name: form[name] for name in BOUND if name in form}
-        # A POST from another origin is refused like a bad token (cookie tossing, issue 18).
-        same = csrf.same_origin(req.get_header("Origin"), self.issuer)
-        cookie = req.cookies.get(self.cookie)
-        if not same or not csrf.check(cookie, form.get(CSRF_FIELD), bound, BOUND, now=now):
+        if not form_token_ok(req, form.get(CSRF_FIELD), bound, BOUND, issuer=self.issuer, now=now):
             self._enter_page(
                 req,
                 resp,

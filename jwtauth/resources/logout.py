@@ -24,8 +24,7 @@ from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.resources import paths
 from jwtauth.resources.forms import parse_params, read_form
 from jwtauth.store.connection import STORE_ERRORS, unavailable
-from jwtauth.web import csrf
-from jwtauth.web.pages import SECURITY_HEADERS, Pages, form_target, form_token
+from jwtauth.web.pages import SECURITY_HEADERS, Pages, form_target, form_token, form_token_ok
 
 log = logging.getLogger("jwtauth")
 
@@ -50,8 +49,7 @@ class LogoutResource:
         self.clients, self.hints, self.sessions, self.ender = clients, hints, sessions, ender
         self.pages, self.clock = pages, clock
         self.action = urlsplit(issuer).path + paths.LOGOUT
-        self.secure = issuer.startswith("https://")
-        self.csrf_cookie = csrf.cookie_name(self.secure)
+        self.issuer, self.secure = issuer, issuer.startswith("https://")
         self.session_cookie = browser_session.cookie_name(self.secure)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -116,8 +114,8 @@ class LogoutResource:
     def _confirmed(self, req: falcon.Request, params: Mapping[str, str], now: float) -> bool:
         """Tell whether this POST is our confirmation form's, unchanged and in time."""
         token = params.get(CSRF_FIELD)
-        return params.get("logout") == "yes" and csrf.check(
-            req.cookies.get(self.csrf_cookie), token, params, LOGOUT_PARAMS, now=now
+        return params.get("logout") == "yes" and form_token_ok(
+            req, token, params, LOGOUT_PARAMS, issuer=self.issuer, now=now
         )
 
     def _confirm_page(

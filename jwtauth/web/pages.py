@@ -173,3 +173,23 @@ def form_token(
         cookie, secret, max_age=csrf.TTL, path="/", secure=secure, http_only=True, same_site="Lax"
     )
     return csrf.issue(secret, fields, names, now=now)
+
+
+def form_token_ok(
+    req: falcon.Request,
+    token: str | None,
+    fields: Mapping[str, str],
+    names: Sequence[str],
+    *,
+    issuer: str,
+    now: float,
+) -> bool:
+    """Tell whether a form POST carries the token `form_token` gave this browser, from our origin.
+
+    A POST whose `Origin` is another origin is refused like a bad token: without `__Host-` (an
+    http issuer) a sibling host can plant a CSRF cookie it knows (cookie tossing, issue 18).
+    """
+    if not csrf.same_origin(req.get_header("Origin"), issuer):
+        return False
+    secret = req.cookies.get(csrf.cookie_name(issuer.startswith("https://")))
+    return csrf.check(secret, token, fields, names, now=now)
