@@ -243,9 +243,13 @@ def test_no_command_is_a_usage_error() -> None:
 
 @pytest.mark.process
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:{port}/0", "redis+cluster://127.0.0.1:{port}"])
-def test_revoke_with_the_store_down_is_one_line_and_revokes_nothing(url: str) -> None:
+def test_revoke_with_the_store_down_is_one_line_and_revokes_nothing(url: str, keys_dir: Path) -> None:
     # The cluster client's "no node answers" error is not a RedisError: it must not be a traceback.
-    env = {"PATH": "/usr/bin:/bin", "JWTAUTH_REDIS_URL": url.format(port=free_port())}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "JWTAUTH_REDIS_URL": url.format(port=free_port()),
+        "JWTAUTH_KEYS_DIR": str(keys_dir),
+    }
     result = subprocess.run(
         [sys.executable, "-m", "jwtauth", "revoke", "--subject", "testuser@example.com",
          "--config", str(FIXTURES)],

@@ -44,10 +44,11 @@ def _refused_after(verifier: Verifier, access: str) -> float:
 
 
 def test_a_revoked_family_and_a_logged_out_subject_reach_an_offline_verifier(
-    serve: Callable[..., Any], real_redis: tuple[Any, str], tmp_path: Path
+    serve: Callable[..., Any], real_redis: tuple[Any, str], tmp_path: Path, keys_dir: Path
 ) -> None:
     _, prefix = real_redis
-    env = {"JWTAUTH_REDIS_URL": REDIS_URL, "JWTAUTH_REDIS_PREFIX": prefix}
+    # The command reads the server's pepper: it finds the user's families by a keyed digest.
+    env = {"JWTAUTH_REDIS_URL": REDIS_URL, "JWTAUTH_REDIS_PREFIX": prefix, "JWTAUTH_KEYS_DIR": str(keys_dir)}
     config = tmp_path / "revocations.toml"
     config.write_text(
         FIXTURES.read_text().replace("[keys]\n", f"[keys]\nrevocations_max_age = {MAX_AGE}\n", 1)

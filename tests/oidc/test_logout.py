@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future
 from http import server as httpserver
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -239,7 +240,12 @@ def test_delivery_retries_network_errors_and_5xx_only(
 
 
 def test_revoke_subject_ends_browser_sessions(
-    make_app: MakeApp, real_redis: tuple[Any, str], monkeypatch: pytest.MonkeyPatch, capsys: Any, clock: Clock
+    make_app: MakeApp,
+    real_redis: tuple[Any, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    clock: Clock,
+    keys_dir: Path,
 ) -> None:
     conn, prefix = real_redis
     clock.now = time.time() - 5  # the command dates "not before" by the real clock
@@ -248,6 +254,7 @@ def test_revoke_subject_ends_browser_sessions(
     code_tokens(http, browser, OPENID_QUERY)
     monkeypatch.setenv("JWTAUTH_REDIS_URL", REDIS_URL)
     monkeypatch.setenv("JWTAUTH_REDIS_PREFIX", prefix)
+    monkeypatch.setenv("JWTAUTH_KEYS_DIR", str(keys_dir))  # the app's pepper (conftest keys_dir)
     assert cli.main(["revoke", "--subject", USER, "--config", str(FIXTURES)]) == 0
     assert "ended every browser session" in capsys.readouterr().out
     assert answer(browser.get({**OPENID_QUERY, "prompt": "none"}))["error"] == "login_required"
