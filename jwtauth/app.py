@@ -282,10 +282,9 @@ def create_app(
     `audit_log`: where the audit events go (resources/audit.py; `jwtauth serve`: stdout too);
     `reload_settings`: loads the settings file again, to swap in its clients and users when
     the file changes (accounts/reload.py; nothing is watched without it); `pepper`: the server
-    secret, by default the one in the key ring's folder (jwtauth.store.pepper).
+    secret (jwtauth.store.pepper), by default the key ring's.
     """
-    checker = checker or SecretChecker()
-    metrics = metrics or Metrics()
+    checker, metrics = checker or SecretChecker(), metrics or Metrics()
     audit = Audit(audit_log, clock)
     events = EventSinks(metrics, audit)
     keyring.on_signer_change(metrics.key_rotated)

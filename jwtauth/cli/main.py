@@ -32,6 +32,17 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None))
 
 
+def _serving_pepper(settings: Settings, keyring: KeyRing) -> Pepper:
+    """Return the pepper to serve with, or say which command makes it."""
+    if keyring.pepper is not None:
+        return keyring.pepper
+    if settings.redis_url:
+        # A shared Redis outlives processes and serves many workers: all need the folder's pepper.
+        raise OperatorError(_NO_PEPPER.format(folder=settings.keys_dir))
+    # The embedded store dies with this one process, so a pepper of its own fits it.
+    return Pepper.generate()
+
+
 def _keyring(settings: Settings) -> KeyRing:
     """Return the key ring of the configured folder, or say what is wrong with its pepper."""
     try:
@@ -59,11 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise OperatorError(
             f"no signing key in {settings.keys_dir}/: run `make keygen` (or `jwtauth keys rotate`)"
         )
-    # The embedded store dies with this one process, so a pepper of its own fits it; a shared
-    # Redis outlives processes and is shared by workers: they all need the folder's pepper.
-    pepper = keyring.pepper or (None if settings.redis_url else Pepper.generate())
-    if pepper is None:
-        raise OperatorError(_NO_PEPPER.format(folder=settings.keys_dir))
+    pepper = _serving_pepper(settings, keyring)
     try:
         # Validate the URL in the master, before forking. Nothing connects yet: a store that is
         # down at start must not stop client_credentials and JWKS, which never need it. (The
