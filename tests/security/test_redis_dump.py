@@ -20,6 +20,7 @@ import pytest
 from falcon import testing
 
 from jwtauth.cli import keyfolder
+from jwtauth.cli import main as cli
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
 from jwtauth.store.pepper import PEPPER_FILE, PepperError
@@ -38,7 +39,6 @@ from tests.helpers import (
 )
 from tests.oidc.browser import Browser, answer
 from tests.oidc.flow import OPENID_QUERY
-from tests.support import run_cli
 
 SUB = "5f0c1d2e-8a4b-4c6d-9e7f-0a1b2c3d4e5f"  # the demo user's sub (fixtures)
 
@@ -149,14 +149,17 @@ def test_a_sealed_code_record_moved_to_another_code_does_not_open(
     assert token(http, {"grant_type": "authorization_code", "code": by_digest[other]}).status_code == 200
 
 
-def test_serving_a_shared_redis_without_the_pepper_names_the_command(tmp_path: Path) -> None:
+def test_serving_a_shared_redis_without_the_pepper_names_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     keys = tmp_path / "keys"
     keyfolder.ensure(keys, "ES256", retire_after=960)
     (keys / PEPPER_FILE).unlink()
-    env = {"JWTAUTH_KEYS_DIR": str(keys), "JWTAUTH_REDIS_URL": "redis://127.0.0.1:1/0"}
-    result = run_cli("serve", "--port", "1", env=env)
-    assert result.returncode == 2 and "jwtauth keys ensure" in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
+    monkeypatch.setenv("JWTAUTH_KEYS_DIR", str(keys))
+    monkeypatch.setenv("JWTAUTH_REDIS_URL", "redis://127.0.0.1:1/0")
+    assert cli.main(["serve", "--port", "1"]) == 2  # refused before anything listens
+    error = capsys.readouterr().err
+    assert "no pepper" in error and "jwtauth keys ensure" in error and "Traceback" not in error
 
 
 def test_an_app_without_a_pepper_is_refused_and_a_bad_one_too(tmp_path: Path, settings: Settings) -> None:
