@@ -28,6 +28,7 @@ from jwtauth.cli.console import OperatorError
 from jwtauth.cli.main import main
 from jwtauth.config.settings import Settings
 from jwtauth.keys import PROPAGATION, KeyRecord, KeyRing, lifecycle, signer_of
+from jwtauth.store.pepper import PEPPER_FILE
 from tests.helpers import PEPPER, ROOT
 
 RETIRE = 50.0
@@ -493,7 +494,7 @@ def test_concurrent_first_starts_on_an_empty_folder_make_one_key(tmp_path: Path)
     _finish([_jwtauth_keys(directory, "ensure") for _ in range(4)])
     records = keyfolder.read_folder(directory)
     assert len(records) == 1 and records[0].active_from >= start
-    assert sorted(p.name for p in directory.iterdir()) == [f"{records[0].kid}.json"]
+    assert sorted(p.name for p in directory.iterdir()) == sorted([f"{records[0].kid}.json", PEPPER_FILE])
 
 
 @pytest.mark.process

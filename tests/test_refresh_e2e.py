@@ -229,10 +229,11 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.redis
 def test_revoke_command_logs_a_user_or_a_client_out_everywhere(
-    serve: ServeFactory, redis_env: tuple[Any, str, dict[str, str]]
+    serve: ServeFactory, redis_env: tuple[Any, str, dict[str, str]], keys_dir: Path
 ) -> None:
-    _, _, env = redis_env
-    with serve(workers=2, env=env) as server:
+    _, _, served = redis_env
+    env = {**served, "JWTAUTH_KEYS_DIR": str(keys_dir)}  # the command needs the server's pepper
+    with serve(workers=2, env=served) as server:
         logins = [password_login(server.base) for _ in range(2)]
         done = _cli("--subject", "testuser@example.com", env=env)
         assert done.returncode == 0, done.stderr
