@@ -177,6 +177,7 @@ def build_app(
     clock: Callable[[], float] | None = None,
     checker: SecretChecker | None = None,
     metrics: Any = None,
+    pepper: Pepper | None = None,
     **changes: Any,
 ) -> testing.TestClient:
     """Return a TestClient on an app with clients and users added (see with_clients) and settings changes.
@@ -187,6 +188,8 @@ def build_app(
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     if metrics is not None:  # read it with metrics.render(): /metrics is on the management app
         extra["metrics"] = metrics
+    if pepper is not None:  # another deployment's (the keys folder's by default)
+        extra["pepper"] = pepper
     checker = checker or SecretChecker(dummy_log_n=CHEAP)
     return testing.TestClient(create_app(chosen, keyring, store, checker=checker, **extra))
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import fakeredis
@@ -12,8 +14,11 @@ import pytest
 import redis
 from falcon import testing
 
+from jwtauth.cli import keyfolder
 from jwtauth.config.settings import Settings
+from jwtauth.keys import KeyRing
 from jwtauth.oauth.dpop import STATELESS_WINDOW
+from jwtauth.store.pepper import Pepper
 from tests.authflow import authorize, code_from
 from tests.dpopkit import DPoPKey
 from tests.helpers import (
@@ -146,6 +151,27 @@ def test_nonce_required_then_accepted(make: Make, clock: Clock) -> None:
     ok = call(http, "/api/v1/tokens", {"grant_type": "client_credentials"},
               headers={"DPoP": key.proof(iat=clock.now, nonce=nonce)})
     assert ok.status_code == 200 and ok.headers["DPoP-Nonce"]
+
+
+def test_nonces_survive_a_signing_key_rotation_not_a_new_pepper(
+    make: Make, clock: Clock, keys_dir: Path
+) -> None:
+    # The nonce secret comes from the pepper, not the signer: a rotation keeps nonces valid.
+    http, key = make(dpop_require_nonce=True), DPoPKey()
+    nonce = dpop_token(http, key, clock, {"grant_type": "client_credentials"}).headers["DPoP-Nonce"]
+    new = keyfolder.rotate(keys_dir, "ES256", publish_ahead=0, retire_after=960)
+    ring = KeyRing(keys_dir, retire_after=960, clock=lambda: time.time() + 5)  # past its start
+    signer = ring.signer()
+    assert signer is not None and signer.kid == new.kid  # the signer changed
+    rotated = make(dpop_require_nonce=True, keyring=ring)
+    proof = {"DPoP": key.proof(iat=clock.now, nonce=nonce)}
+    accepted = call(rotated, "/api/v1/tokens", {"grant_type": "client_credentials"}, headers=proof)
+    assert accepted.status_code == 200, accepted.text
+    other = make(dpop_require_nonce=True, keyring=KeyRing(keys_dir, retire_after=960),
+                 pepper=Pepper(b"another deployment's pepper 32B!"))  # fmt: skip
+    proof = {"DPoP": key.proof(iat=clock.now, nonce=nonce)}
+    refused = call(other, "/api/v1/tokens", {"grant_type": "client_credentials"}, headers=proof)
+    assert_clean_error(refused, 400, "use_dpop_nonce")
 
 
 def test_metadata_lists_the_proof_algorithms(make: Make) -> None:
