@@ -201,7 +201,7 @@ class CodeStore:
         if status is TakeStatus.OK:
             record = self._decode(code, text(reply[1]))
             # Taken but unreadable (another pepper, or moved from another code): nothing to issue.
-            return TakeResult(status, record=record) if record else TakeResult(TakeStatus.UNKNOWN)
+            return TakeResult(status, record=record) if record is not None else TakeResult(TakeStatus.UNKNOWN)
         if status is TakeStatus.ALREADY_USED:
             # RFC 6749 §4.1.2: deny, and the caller SHOULD revoke tokens issued from the code.
             return TakeResult(status, family_id=text(reply[1]) or None)
