@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,7 +14,10 @@ from falcon import testing
 
 from jwtauth.accounts.hashing import SecretChecker, parse_hash
 from jwtauth.cli import main as cli
-from tests.helpers import FIXTURES, ROOT, basic
+from jwtauth.cli.console import OperatorError
+from jwtauth.config.settings import load_settings
+from jwtauth.keys import KeyRing
+from tests.helpers import FIXTURES, ROOT, basic, write_pepper
 from tests.support import free_port
 from tests.support import run_cli as run
 
@@ -258,3 +262,17 @@ def test_revoke_with_the_store_down_is_one_line_and_revokes_nothing(url: str, ke
     assert result.returncode == 2
     assert "the store is unreachable" in result.stderr and "nothing was revoked" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_takes_the_folders_pepper_and_invents_one_only_for_the_embedded_store(tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    ring = KeyRing(bare, retire_after=960)
+    embedded = load_settings(None, env={})
+    shared = dataclasses.replace(embedded, redis_url="redis://127.0.0.1:6379/0", keys_dir=bare)
+    assert cli._serving_pepper(embedded, ring) is not cli._serving_pepper(embedded, ring)  # one per process
+    with pytest.raises(OperatorError, match="jwtauth keys ensure"):
+        cli._serving_pepper(shared, ring)
+    write_pepper(bare)
+    ring = KeyRing(bare, retire_after=960)
+    assert cli._serving_pepper(shared, ring) is ring.pepper
