@@ -309,7 +309,7 @@ def create_app(
     state = _stores(settings, store, limiter, subjects)
     limits = Limits(settings.max_failures, settings.client_max_failures, settings.known_device_ttl)
     login = Login(users, state.limiter, limits)
-    tokens = TokenFactory(settings, keyring, clock, subjects=subjects)
+    tokens = TokenFactory(settings, keyring, clock, subjects=subjects, users=users)
     id_tokens = IdTokens(settings, keyring, users, subjects, clock)
     grants = _grants(settings, tokens, state, login, id_tokens, clock, events, users)
     reader = TokenReader(
