@@ -241,6 +241,15 @@ def test_a_removed_users_access_token_is_inactive_after_a_reload(served: Any) ->
     assert not active(http, access_token)  # introspection reads the users in use, not those at start
 
 
+def test_a_users_new_static_claims_reach_their_next_token_after_a_reload(served: Any) -> None:
+    http, path, _ = served
+    assert "department" not in claims_of(tokens_of(login(http))[0])
+    marker = 'username = "testuser@example.com"\n'
+    assert marker in BASE
+    write_atomically(path, BASE.replace(marker, marker + 'claims = { department = "sales" }\n').encode())
+    assert claims_of(tokens_of(login(http))[0])["department"] == "sales"
+
+
 def test_a_pairwise_client_without_the_salt_the_server_started_with_waits_for_a_restart(
     served: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
