@@ -250,6 +250,20 @@ def test_a_users_new_static_claims_reach_their_next_token_after_a_reload(served:
     assert claims_of(tokens_of(login(http))[0])["department"] == "sales"
 
 
+def test_a_client_lifetime_past_the_horizon_the_server_started_with_waits_for_a_restart(
+    served: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    http, path, _ = served
+    # Keys retire on the horizon read at start: a longer-lived token could outlive its key.
+    path.write_text(BASE + SECOND + "access_token_lifetime = 3600\n")
+    with caplog.at_level(logging.ERROR, logger="jwtauth"):
+        assert cc(http) == 200
+    assert any("exceeds the 960 s" in r.getMessage() for r in caplog.records)
+    assert cc(http, ("second", "secondsecret")) == 401
+    path.write_text(BASE + SECOND + "access_token_lifetime = 600\n")  # within it: taken
+    assert cc(http, ("second", "secondsecret")) == 200
+
+
 def test_a_pairwise_client_without_the_salt_the_server_started_with_waits_for_a_restart(
     served: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
