@@ -14,6 +14,7 @@ import pytest
 
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import CLOCK_LEEWAY, Settings, parse_settings
+from tests.deviceflow import CONSOLE, CONSOLE_SECRET, approve, device_clients, poll, started
 from tests.helpers import (
     OTHER,
     Clock,
@@ -143,6 +144,19 @@ def test_a_clients_refresh_lifetimes_bind_the_families_of_its_grants(
     assert introspect(http, token).json["exp"] == signed_in + 250
     clock.now += 52
     assert_error(refresh(http, token), 400, "invalid_grant")
+
+
+def test_a_device_clients_refresh_lifetime_binds_its_families(
+    make_app: MakeApp, settings: Settings, clock: Clock
+) -> None:
+    tv, console, plain = device_clients(settings)
+    http = make_app(clients=(tv, dataclasses.replace(console, refresh_token_lifetime=300), plain))
+    body = started(http, CONSOLE, scope="read")
+    assert approve(http, body["user_code"]).status_code == 200
+    issued = poll(http, body["device_code"], CONSOLE)
+    assert issued.status_code == 200, issued.text
+    inspected = introspect(http, issued.json["refresh_token"], auth=(CONSOLE, CONSOLE_SECRET)).json
+    assert inspected["exp"] == int(clock.now) + 300
 
 
 def test_a_users_claims_reach_the_access_tokens_issued_for_them(
