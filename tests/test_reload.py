@@ -242,12 +242,14 @@ def test_a_removed_users_access_token_is_inactive_after_a_reload(served: Any) ->
 
 
 def test_a_users_new_static_claims_reach_their_next_token_after_a_reload(served: Any) -> None:
-    http, path, _ = served
+    http, path, lines = served
     assert "department" not in claims_of(tokens_of(login(http))[0])
     marker = 'username = "testuser@example.com"\n'
     assert marker in BASE
     write_atomically(path, BASE.replace(marker, marker + 'claims = { department = "sales" }\n').encode())
     assert claims_of(tokens_of(login(http))[0])["department"] == "sales"
+    (line,) = [json.loads(x) for x in lines if '"accounts_reloaded"' in x]
+    assert line["users"]["changed"] == [USER]  # a claims edit is a change of the user
 
 
 def test_a_client_lifetime_past_the_horizon_the_server_started_with_waits_for_a_restart(

@@ -52,8 +52,13 @@ def _changes(old: Sequence[Any], new: Sequence[Any], key: str) -> dict[str, list
     return {
         "added": sorted(set(after) - set(before)),
         "removed": sorted(set(before) - set(after)),
-        "changed": sorted(k for k in set(before) & set(after) if before[k] != after[k]),
+        "changed": sorted(k for k in set(before) & set(after) if _differ(before[k], after[k])),
     }
+
+
+def _differ(old: Any, new: Any) -> bool:
+    """Tell whether two records differ; their claims too, which the records leave out of ==."""
+    return bool(dataclasses.asdict(old) != dataclasses.asdict(new))
 
 
 class AccountsReload:
