@@ -44,7 +44,7 @@ from jwtauth.oidc.backchannel import BackChannel
 from jwtauth.oidc.hint import IdTokenHints
 from jwtauth.oidc.idtoken import IdTokens
 from jwtauth.oidc.logout import SessionEnder
-from jwtauth.oidc.pairwise import subjects_of
+from jwtauth.oidc.pairwise import Subjects
 from jwtauth.oidc.session import SessionCodec
 from jwtauth.oidc.sso import BrowserSessions
 from jwtauth.oidc.userinfo import UserInfo
@@ -55,7 +55,7 @@ from jwtauth.resources.client_address import ClientAddress
 from jwtauth.resources.cors import CORS
 from jwtauth.resources.device import DeviceResource
 from jwtauth.resources.device_authorization import DeviceAuthorizationResource
-from jwtauth.resources.discovery import JWKSResource, MetadataResource, metadata
+from jwtauth.resources.discovery import JWKSResource, MetadataResource
 from jwtauth.resources.errors import (
     render_http_error,
     render_oauth_error,
@@ -101,14 +101,15 @@ class _Stores:
     pepper: Pepper  # keys/'s server secret: every digest, sealed value and derived MAC key
 
 
-def _stores(settings: Settings, store: Any, pepper: Pepper) -> _Stores:
+def _stores(
+    settings: Settings, store: Any, limiter: FailureLimiter, subjects: Subjects, pepper: Pepper
+) -> _Stores:
     prefix = settings.redis_prefix
     # Tombstones of revoked families outlive every access token the family issued.
     revoked_ttl = settings.token_horizon
     published = RevocationIndex(
-        store, issuer=settings.issuer, prefix=prefix, horizon=revoked_ttl,
-        aliases=subjects_of(settings).access_subjects,
-    )  # fmt: skip
+        store, issuer=settings.issuer, prefix=prefix, horizon=revoked_ttl, aliases=subjects.access_subjects
+    )
     return _Stores(
         codes=CodeStore(store, pepper=pepper, prefix=prefix, access_token_ttl=revoked_ttl),
         refresh=RefreshStore(
@@ -119,13 +120,7 @@ def _stores(settings: Settings, store: Any, pepper: Pepper) -> _Stores:
             revoked_ttl=revoked_ttl,
             revocations=published,
         ),
-        limiter=FailureLimiter(
-            store,
-            pepper=pepper,
-            prefix=prefix,
-            max_failures=settings.max_failures,
-            window_seconds=settings.failure_window,
-        ),
+        limiter=limiter,
         sessions=SessionMarks(store, pepper=pepper, prefix=prefix, session_ttl=settings.session_ttl),
         devices=DeviceStore(store, pepper=pepper, prefix=prefix, redeemed_ttl=revoked_ttl),
         pushed=PushedRequests(store, pepper=pepper, prefix=prefix),
@@ -135,7 +130,12 @@ def _stores(settings: Settings, store: Any, pepper: Pepper) -> _Stores:
 
 
 def _falcon_app(
-    settings: Settings, metrics: Metrics, access_log: AccessLog | None, audit: Audit, *more: Any
+    settings: Settings,
+    clients: ClientRegistry,
+    metrics: Metrics,
+    access_log: AccessLog | None,
+    audit: Audit,
+    watch: tuple[Any, ...],
 ) -> falcon.App[Any, Any]:
     """Return an empty app with the middleware, the request options and every error handler."""
     app = falcon.App(
@@ -144,10 +144,11 @@ def _falcon_app(
         middleware=(
             Observer(metrics, paths.LABELS, access_log),
             ClientAddress(parse_networks(settings.trusted_proxies)),
-            CORS(settings.clients),
+            # Before CORS: a preflight completes there, and must see the clients of a reload.
+            *watch,
+            CORS(clients),
             HeaderLimit(),
             audit,  # after the observer: its lines carry the request id the observer made
-            *more,
         ),
     )
     app.req_options.strip_url_path_trailing_slash = True
@@ -201,10 +202,12 @@ def _token_dpop(
     )
 
 
-def _browser_sessions(settings: Settings, keyring: KeyRing, state: _Stores) -> BrowserSessions:
+def _browser_sessions(
+    settings: Settings, keyring: KeyRing, state: _Stores, subjects: Subjects
+) -> BrowserSessions:
     """Return the SSO sessions: cookies MACed under a pepper-derived key, Redis marks."""
     codec = SessionCodec(state.pepper)
-    hints = IdTokenHints(settings.issuer, keyring, subjects_of(settings))
+    hints = IdTokenHints(settings.issuer, keyring, subjects)
     return BrowserSessions(codec, state.sessions, hints, settings.session_ttl)
 
 
@@ -213,7 +216,7 @@ def _add_browser_pages(
     settings: Settings,
     keyring: KeyRing,
     state: _Stores,
-    parts: tuple[ClientRegistry, Login, FrontChannel],
+    parts: tuple[ClientRegistry, Login, FrontChannel, Subjects],
     metrics: Metrics,
     clock: Callable[[], float],
 ) -> BrowserSessions:
@@ -221,15 +224,15 @@ def _add_browser_pages(
 
     Return their BrowserSessions: /device recognizes the same sessions.
     """
-    clients, login, front = parts
+    clients, login, front, subjects = parts
     pages = Pages(settings.templates_dir)
-    sessions = _browser_sessions(settings, keyring, state)
+    sessions = _browser_sessions(settings, keyring, state, subjects)
     authorize = AuthorizeResource(
         settings=settings, clients=clients, login=login, front=front, pages=pages, sessions=sessions,
         pushed=state.pushed, clock=clock,
     )  # fmt: skip
     app.add_route(paths.AUTHORIZE, authorize)
-    backchannel = BackChannel(settings.issuer, keyring, metrics, subjects=subjects_of(settings))
+    backchannel = BackChannel(settings.issuer, keyring, metrics, subjects=subjects)
     ender = SessionEnder(state.sessions, state.refresh, clients, backchannel)
     logout = LogoutResource(
         issuer=settings.issuer, clients=clients, hints=sessions.hints, sessions=sessions, ender=ender,
@@ -245,21 +248,44 @@ def _add_documents(
     keyring: KeyRing,
     grants: dict[str, Grant],
     store: Any,
-    revocations: Any,
+    state: tuple[ClientRegistry, RevocationIndex],
     clock: Callable[[], float],
 ) -> None:
     """Route the public documents (JWKS, metadata, revocations) and the health checks."""
+    clients, revocations = state
     app.add_route(paths.REVOCATIONS, RevocationsResource(
         issuer=settings.issuer, keyring=keyring, index=revocations,
         max_age=settings.revocations_max_age, clock=clock,
     ))  # fmt: skip
     jwks = JWKSResource(keyring, settings.jwks_max_age)
-    meta = MetadataResource(metadata(settings, grants), settings.jwks_max_age)
+    meta = MetadataResource(settings, grants, clients, settings.jwks_max_age)
     for path, resource in [*((p, jwks) for p in paths.JWKS), *((p, meta) for p in paths.METADATA)]:
         app.add_route(path, resource)
     app.add_route(paths.HEALTH, HealthResource())
     app.add_route(paths.READY, ReadyResource(keyring, lambda: ping(store)))
     app.add_route(paths.READY_STORE, StoreHealthResource(lambda: ping(store)))
+
+
+def _accounts(
+    settings: Settings, store: Any, checker: SecretChecker, clock: Callable[[], float], pepper: Pepper
+) -> tuple[FailureLimiter, ClientRegistry, UserDirectory, Subjects]:
+    """Return the failure counters, the clients and users in use, and the `sub` each client sees.
+
+    A reload swaps the clients and users in their registries; everything built from them
+    (subjects, CORS, introspection, discovery) reads the registries, never a copy from start.
+    """
+    limiter = FailureLimiter(
+        store, pepper=pepper, prefix=settings.redis_prefix, max_failures=settings.max_failures,
+        window_seconds=settings.failure_window,
+    )  # fmt: skip
+    gate = ClientAuthGate(limiter, settings.client_auth_failures, clock)
+    clients = ClientRegistry(
+        settings.clients, checker, _documents(settings, store, clock), _assertions(settings, store, clock),
+        gate=gate, clock=clock,
+    )  # fmt: skip
+    users = UserDirectory(settings.users, checker)
+    # OpenID Connect Core §8: public or pairwise, per client.
+    return limiter, clients, users, Subjects(clients, users, settings.pairwise_salt)
 
 
 def create_app(
@@ -289,37 +315,32 @@ def create_app(
     events = EventSinks(metrics, audit)
     keyring.on_signer_change(metrics.key_rotated)
     keyring.on_signer_change(audit.key_rotated)
-    state = _stores(settings, store, _pepper(keyring, pepper))
-    gate = ClientAuthGate(state.limiter, settings.client_auth_failures, clock)
-    clients = ClientRegistry(
-        settings.clients,
-        checker,
-        _documents(settings, store, clock),
-        _assertions(settings, store, clock),
-        gate=gate,
-        clock=clock,
-    )
-    users = UserDirectory(settings.users, checker)
+    chosen = _pepper(keyring, pepper)
+    limiter, clients, users, subjects = _accounts(settings, store, checker, clock, chosen)
+    state = _stores(settings, store, limiter, subjects, chosen)
     limits = Limits(settings.max_failures, settings.client_max_failures, settings.known_device_ttl)
     login = Login(users, state.limiter, limits)
-    subjects = subjects_of(settings)  # OpenID Connect Core §8: public or pairwise, per client
-    tokens = TokenFactory(settings, keyring, clock, subjects=subjects)
-    id_tokens = IdTokens(settings, keyring, users, clock, subjects)
+    tokens = TokenFactory(settings, keyring, clock, subjects=subjects, users=users)
+    id_tokens = IdTokens(settings, keyring, users, subjects, clock)
     grants = _grants(settings, tokens, state, login, id_tokens, clock, events, users)
-    reader = TokenReader(settings, keyring, state.refresh, clock)
+    reader = TokenReader(
+        settings, keyring, state.refresh, clients=clients, users=users, subjects=subjects, clock=clock
+    )
 
     watch = _reload(settings, reload_settings, clients, users, audit)
-    app = _falcon_app(settings, metrics, access_log, audit, *watch)
+    app = _falcon_app(settings, clients, metrics, access_log, audit, watch)
     token_dpop = _token_dpop(settings, state.pepper, store, clock)
     app.add_route(paths.TOKEN, TokenResource(clients, grants, token_dpop))
     par_dpop = _token_dpop(settings, state.pepper, store, clock, path=paths.PAR)
     app.add_route(paths.PAR, PushedAuthorizationResource(settings, clients, state.pushed, par_dpop, clock))
     front = FrontChannel(settings, state.codes, tokens, id_tokens)
-    sessions = _add_browser_pages(app, settings, keyring, state, (clients, login, front), metrics, clock)
+    sessions = _add_browser_pages(
+        app, settings, keyring, state, (clients, login, front, subjects), metrics, clock
+    )
     app.add_route(paths.REVOKE, RevokeResource(clients, reader, state.refresh, clock, events=events))
     app.add_route(paths.INTROSPECT, IntrospectResource(clients, reader))
     app.add_route(paths.USERINFO, UserInfoResource(UserInfo(reader, users, subjects)))
-    _add_documents(app, settings, keyring, grants, store, state.revocations, clock)
+    _add_documents(app, settings, keyring, grants, store, (clients, state.revocations), clock)
     _add_device_routes(app, settings, store, (clients, login, sessions), state, clock, events)
     return app
 

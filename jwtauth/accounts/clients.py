@@ -73,6 +73,11 @@ class ClientRegistry:
         """Return the configured clients (not the ones metadata documents describe)."""
         return tuple(self._state[0].values())
 
+    @property
+    def table(self) -> Mapping[str, Client]:
+        """Return the configured clients by id: a new mapping after each reload (accounts/live.py)."""
+        return self._state[0]
+
     def get(self, client_id: str | None) -> Client | None:
         """Return the client with this id, or None."""
         try:

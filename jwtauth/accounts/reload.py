@@ -4,7 +4,9 @@ Every worker checks the file's identity (inode, size, modification time; a Kuber
 update swaps a symlink, which changes them all) at most once per `interval`, on the request
 path, by one thread while the others go on. A changed file is loaded and validated exactly as
 at start; the new clients and users are swapped into the registries in one assignment each,
-so a request sees the old set or the new one. A file that does not validate keeps the sets in
+so a request sees the old set or the new one. Everything built from clients and users reads
+the registries (accounts/live.py): pairwise subjects, CORS origins, introspection's "does this
+user or client still exist", the scopes discovery offers. A file that does not validate keeps the sets in
 use and says why, once per change. Other settings are not reloaded: a change to them is
 reported as needing a restart.
 """
@@ -26,6 +28,7 @@ from jwtauth.accounts.clients import ClientRegistry
 from jwtauth.accounts.users import UserDirectory
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import Settings
+from jwtauth.oidc.pairwise import PAIRWISE
 
 log = logging.getLogger("jwtauth")
 CHECK_INTERVAL = 1.0  # seconds between two looks at the file
@@ -49,8 +52,13 @@ def _changes(old: Sequence[Any], new: Sequence[Any], key: str) -> dict[str, list
     return {
         "added": sorted(set(after) - set(before)),
         "removed": sorted(set(before) - set(after)),
-        "changed": sorted(k for k in set(before) & set(after) if before[k] != after[k]),
+        "changed": sorted(k for k in set(before) & set(after) if _differ(before[k], after[k])),
     }
+
+
+def _differ(old: Any, new: Any) -> bool:
+    """Tell whether two records differ; their claims too, which the records leave out of ==."""
+    return bool(dataclasses.asdict(old) != dataclasses.asdict(new))
 
 
 class AccountsReload:
@@ -99,14 +107,10 @@ class AccountsReload:
         except ConfigError as exc:
             log.error("settings file changed but is unusable; the clients and users in use stay: %s", exc)
             return False
-        if fresh.token_horizon > self.settings.token_horizon:
-            # Keys retire and tombstones expire on the horizon set at start: a longer-lived
-            # token could outlive the key that signed it.
-            log.error(
-                "settings file changed but a client's access_token_lifetime exceeds the %d s this "
-                "server started with; the clients and users in use stay until a restart",
-                self.settings.token_horizon,
-            )
+        problem = _needs_restart(fresh, self.settings)
+        if problem is not None:
+            log.error("settings file changed but %s; the clients and users in use stay until a restart",
+                      problem)  # fmt: skip
             return False
         old_clients, old_users = self.clients.configured(), self.users.configured()
         self.clients.replace(fresh.clients)
@@ -123,6 +127,20 @@ class AccountsReload:
         if rest != self.settings:
             log.warning("settings other than clients and users changed too: they apply after a restart")
         return True
+
+
+def _needs_restart(fresh: Settings, running: Settings) -> str | None:
+    """Say why the running server cannot take the new clients, or None if it can."""
+    if fresh.token_horizon > running.token_horizon:
+        # Keys retire and tombstones expire on the horizon set at start: a longer-lived
+        # token could outlive the key that signed it.
+        horizon = running.token_horizon
+        return f"a client's access_token_lifetime exceeds the {horizon} s this server started with"
+    pairwise = [c.client_id for c in fresh.clients if c.subject_type == PAIRWISE]
+    if pairwise and running.pairwise_salt is None:
+        # OpenID Connect Core §8.1: the pairwise subs are drawn with the salt read at start.
+        return f"client {pairwise[0]!r} is pairwise and this server started without [oidc] pairwise_salt"
+    return None
 
 
 def _words(changes: dict[str, list[str]]) -> str:

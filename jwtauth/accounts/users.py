@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from jwtauth.accounts.hashing import SecretChecker, typical_parameters
 from jwtauth.config.clients import User
@@ -27,6 +27,11 @@ class UserDirectory:
     def configured(self) -> tuple[User, ...]:
         """Return every configured user."""
         return tuple(self._state[0].values())
+
+    @property
+    def table(self) -> Mapping[str, User]:
+        """Return the configured users by name: a new mapping after each reload (accounts/live.py)."""
+        return self._state[0]
 
     def __contains__(self, username: object) -> bool:
         """Return whether a user of this name is configured (a refresh family's subject still exists)."""

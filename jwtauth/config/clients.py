@@ -65,9 +65,12 @@ class Client:
     # until this time (seconds since the epoch).
     previous_secret_hash: str | None = None
     previous_secret_not_after: float | None = None
-    # Per-client token options: its access tokens' lifetime (else [lifetimes] access_token) and
-    # static claims every access token of this client carries (never a registered one).
+    # Per-client token options: its access tokens' lifetime (else [lifetimes] access_token), its
+    # refresh tokens' idle and absolute lifetimes (else [lifetimes] refresh_idle, refresh_absolute)
+    # and static claims every access token of this client carries (never a registered one).
     access_token_lifetime: int | None = None
+    refresh_token_lifetime: int | None = None
+    refresh_absolute_lifetime: int | None = None
     claims: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -96,6 +99,9 @@ class User:
     # one). A table without it, written before OpenID Connect, keeps its username as subject.
     sub: str = ""
     claims: dict[str, Any] = field(default_factory=dict, compare=False)  # Core §5.1
+    # The table's `claims = {...}`: static claims every access token issued for this user carries,
+    # beside its client's (never a registered one; never in id_tokens or userinfo, see README).
+    static_claims: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def subject(self) -> str:
@@ -225,24 +231,37 @@ def parse_client(reader: TableReader) -> Client:
 
 
 PREVIOUS_SECRET = ("previous_secret_hash", "previous_secret_not_after")
-TOKEN_OPTIONS = ("access_token_lifetime", "claims")
+LIFETIMES = ("access_token_lifetime", "refresh_token_lifetime", "refresh_absolute_lifetime")
+TOKEN_OPTIONS = (*LIFETIMES, "claims")
 # Claims the server sets (RFC 9068 §2.2, RFC 7519 §4.1, RFC 9449 §6, OpenID Connect Core §2):
 # a static claim may never replace one, nor the ones a verifier keys decisions on.
 RESERVED_CLAIMS = frozenset(
     {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr", "amr",
      "fid", "cnf", "azp", "nonce", "at_hash", "c_hash", "sid", "typ", "groups", "roles", "entitlements"}
 )  # fmt: skip
-MAX_CLAIMS_BYTES = 1024  # every token of the client carries them: keep tokens small
+MAX_CLAIMS_BYTES = 1024  # every token of the client (or user) carries them: keep tokens small
 
 
 def _token_options(reader: TableReader) -> dict[str, Any]:
-    """Return the client's access-token lifetime and static claims, if it sets them."""
+    """Return the client's token lifetimes and static claims, those it sets."""
     out: dict[str, Any] = {}
-    if "access_token_lifetime" in reader.table:
-        out["access_token_lifetime"] = reader.positive("access_token_lifetime", maximum=86400)
+    if LIFETIMES[0] in reader.table:
+        out[LIFETIMES[0]] = reader.positive(LIFETIMES[0], maximum=86400)  # as [lifetimes] access_token
+    for key in LIFETIMES[1:]:
+        if key in reader.table:
+            out[key] = reader.positive(key)  # as [lifetimes] refresh_idle and refresh_absolute
+    idle, absolute = out.get(LIFETIMES[1]), out.get(LIFETIMES[2])
+    if idle is not None and absolute is not None and idle > absolute:
+        raise reader.error(LIFETIMES[1], f"{idle} exceeds refresh_absolute_lifetime {absolute}")
+    claims = static_claims(reader)
+    return out | ({"claims": claims} if claims else {})
+
+
+def static_claims(reader: TableReader) -> dict[str, Any]:
+    """Return a `[[clients]]` or `[[users]]` table's static claims, each name unregistered, size capped."""
     claims = reader.table.get("claims")
     if claims is None:
-        return out
+        return {}
     if not isinstance(claims, dict):
         raise reader.error("claims", "must be a table of claim names and values")
     reserved = sorted(RESERVED_CLAIMS & set(claims))
@@ -254,8 +273,7 @@ def _token_options(reader: TableReader) -> dict[str, Any]:
         raise reader.error("claims", str(exc)) from None
     if size > MAX_CLAIMS_BYTES:
         raise reader.error("claims", f"take {size} bytes as JSON; at most {MAX_CLAIMS_BYTES}")
-    out["claims"] = dict(claims)
-    return out
+    return dict(claims)
 
 
 def _no_json(value: object) -> object:
@@ -325,7 +343,7 @@ def _browser_fields(reader: TableReader) -> dict[str, Any]:
 
 
 def parse_user(reader: TableReader) -> User:
-    reader.unknown_keys({"username", "password_hash", "sub", *STANDARD_CLAIMS})
+    reader.unknown_keys({"username", "password_hash", "sub", "claims", *STANDARD_CLAIMS})
     username = reader.get("username", str, required=True)
     if not username or len(username) > 256:
         raise reader.error("username", "must be 1-256 characters")
@@ -337,4 +355,5 @@ def parse_user(reader: TableReader) -> User:
         _check_hash(reader, "password_hash", reader.get("password_hash", str, required=True)),
         sub=sub,
         claims=parse_user_claims(reader),
+        static_claims=static_claims(reader),
     )

@@ -89,6 +89,15 @@ class Settings:
         lifetimes = [c.access_token_lifetime for c in self.clients if c.access_token_lifetime]
         return max([self.access_token_ttl, *lifetimes]) + CLOCK_LEEWAY
 
+    def refresh_lifetimes(self, client: Client) -> tuple[int, int]:
+        """Return a client's refresh-token idle and absolute lifetimes: its own, else [lifetimes]'.
+
+        Refresh tokens are opaque and die with their family in Redis, so unlike access tokens
+        they set no key-retirement horizon: a family outliving the key of the day is harmless.
+        """
+        absolute = client.refresh_absolute_lifetime or self.refresh_absolute_ttl
+        return min(client.refresh_token_lifetime or self.refresh_idle_ttl, absolute), absolute
+
     @property
     def audience(self) -> str:
         """Return the audience of tokens whose client names none (defaults to the issuer)."""
@@ -218,6 +227,18 @@ def _accounts(root: TableReader, data: Mapping[str, Any]) -> tuple[tuple[Client,
     return clients, users
 
 
+def _check_client_refresh(root: TableReader, clients: tuple[Client, ...], absolute: int) -> None:
+    """Refuse a client's refresh_token_lifetime past [lifetimes] refresh_absolute, as [lifetimes] does.
+
+    Past the client's own refresh_absolute_lifetime, config/clients.py refused it already.
+    """
+    for i, client in enumerate(clients):
+        idle = client.refresh_token_lifetime
+        if idle is not None and client.refresh_absolute_lifetime is None and idle > absolute:
+            problem = f"{idle} exceeds [lifetimes] refresh_absolute {absolute}"
+            raise ConfigError(f"{root.source}: clients[{i}].refresh_token_lifetime: {problem}")
+
+
 _MORE_TABLES = ("client_auth", "par", "oidc", "metrics")
 MIN_SALT = 32  # characters of [oidc] pairwise_salt: at least 128 bits from `openssl rand -hex 16`
 
@@ -244,6 +265,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
     algorithm, max_age, publish_ahead = _key_timing(keys)
     clients, users = _accounts(root, data)
     idle, absolute, grace = _refresh_lifetimes(life)
+    _check_client_refresh(root, clients, absolute)
     return Settings(
         issuer=issuer,
         clients=clients,

@@ -54,6 +54,7 @@ def family_spec(
     """
     if "refresh_token" not in client.grant_types:
         return None
+    idle_ttl, absolute_ttl = settings.refresh_lifetimes(client)
     return FamilySpec(
         client_id=client.client_id,
         subject=subject,
@@ -61,8 +62,8 @@ def family_spec(
         audience=(audience,),
         auth_time=auth_time,
         now=now,
-        absolute_ttl=settings.refresh_absolute_ttl,
-        idle_ttl=settings.refresh_idle_ttl,
+        absolute_ttl=absolute_ttl,
+        idle_ttl=idle_ttl,
         jkt=jkt if client.public else None,
         sid=sid,
     )

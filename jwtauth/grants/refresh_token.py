@@ -65,9 +65,11 @@ class RefreshTokenGrant:
         raw_scope, resource = params.get("scope"), params.get("resource")
         now = self.clock()
         self._refuse_narrowing_early(client, token, raw_scope, resource, now)
+        # The family's absolute expiry was fixed at its start; each rotation extends the idle one
+        # by the client's refresh lifetime (a family is its client's: rotate refuses any other).
+        idle_ttl, _ = self.settings.refresh_lifetimes(client)
         rotation = self.refresh.rotate(
-            token, client_id=client.client_id, now=now, idle_ttl=self.settings.refresh_idle_ttl,
-            jkt=request.dpop_jkt,
+            token, client_id=client.client_id, now=now, idle_ttl=idle_ttl, jkt=request.dpop_jkt
         )
         if rotation.status is RotationStatus.REUSE:
             self.events.reuse_detected("refresh_token")

@@ -92,9 +92,9 @@ class BackChannel:
         executor: Executor | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        subjects: Subjects | None = None,
+        subjects: Subjects,
     ) -> None:
-        self.subjects = subjects or Subjects((), (), None)
+        self.subjects = subjects
         self.issuer, self.keyring, self.outcomes = issuer, keyring, outcomes
         self.deliver, self.delays, self.clock, self.sleep = deliver, tuple(delays), clock, sleep
         self.executor = executor or ThreadPoolExecutor(2, thread_name_prefix="jwtauth-backchannel")

@@ -32,9 +32,8 @@ class Hint:
 class IdTokenHints:
     """Check id_token_hints against our keys and issuer."""
 
-    def __init__(self, issuer: str, keyring: KeyRing, subjects: Subjects | None = None) -> None:
-        self.issuer, self.keyring = issuer, keyring
-        self.subjects = subjects or Subjects((), (), None)
+    def __init__(self, issuer: str, keyring: KeyRing, subjects: Subjects) -> None:
+        self.issuer, self.keyring, self.subjects = issuer, keyring, subjects
 
     def read(self, token: str) -> Hint | None:
         """Return the hint of an id_token we signed (expired or not), else None (never raises)."""

@@ -83,11 +83,11 @@ class IdTokens:
         settings: Settings,
         keyring: KeyRing,
         users: UserDirectory,
+        subjects: Subjects,
         clock: Callable[[], float] = time.time,
-        subjects: Subjects | None = None,
     ) -> None:
         self.settings, self.keyring, self.users, self.clock = settings, keyring, users, clock
-        self.subjects = subjects or Subjects((), (), None)
+        self.subjects = subjects
 
     def add_to(
         self,

@@ -8,16 +8,19 @@
 - A preflight cannot name its client (it has no body), so it is answered for any registered
   origin; the real request is then checked against its client.
 - JWKS and the discovery documents are public: any origin may read them.
+The origins are those of the clients in use: a settings reload adds and removes them.
 Credentials (cookies) are never allowed: these endpoints take tokens in headers and bodies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import falcon
 
+from jwtauth.accounts.live import Derived, Live
 from jwtauth.config.clients import Client
 from jwtauth.resources import paths
 
@@ -28,12 +31,24 @@ EXPOSE_HEADERS = "WWW-Authenticate, DPoP-Nonce, Retry-After"
 MAX_AGE = "600"
 
 
+@dataclass(frozen=True)
+class _Origins:
+    """Each client's registered origins, and every origin some client registered."""
+
+    by_client: dict[str, frozenset[str]]
+    registered: frozenset[str]
+
+
+def _origins(clients: Mapping[str, Client]) -> _Origins:
+    by_client = {client_id: frozenset(c.allowed_origins) for client_id, c in clients.items()}
+    return _Origins(by_client, frozenset(o for origins in by_client.values() for o in origins))
+
+
 class CORS:
     """Falcon middleware adding CORS headers where a browser app may call us."""
 
-    def __init__(self, clients: Iterable[Client]) -> None:
-        self.origins = {c.client_id: frozenset(c.allowed_origins) for c in clients}
-        self.registered = frozenset(o for origins in self.origins.values() for o in origins)
+    def __init__(self, clients: Live[Client]) -> None:
+        self._origins = Derived(_origins, clients)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Answer a preflight (OPTIONS with Access-Control-Request-Method) at once."""
@@ -44,7 +59,8 @@ class CORS:
         if req.path in PUBLIC:
             methods, allowed = "GET, HEAD", "*"
         elif req.path in PER_CLIENT:
-            methods, allowed = PER_CLIENT[req.path], origin if origin in self.registered else None
+            registered = self._origins.get().registered
+            methods, allowed = PER_CLIENT[req.path], origin if origin in registered else None
         else:
             return
         resp.status = falcon.HTTP_204
@@ -69,7 +85,8 @@ class CORS:
         if req.path not in PER_CLIENT:
             return
         client_id = getattr(req.context, "client_id", None)
-        allowed = self.origins.get(client_id, frozenset()) if client_id is not None else self.registered
+        origins = self._origins.get()
+        allowed = origins.registered if client_id is None else origins.by_client.get(client_id, frozenset())
         resp.append_header("Vary", "Origin")
         if origin in allowed:
             resp.set_header("Access-Control-Allow-Origin", origin)

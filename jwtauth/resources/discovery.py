@@ -1,13 +1,19 @@
-"""Public documents: the JWK Set and the RFC 8414 metadata, served from precomputed bytes."""
+"""Public documents: the JWK Set and the RFC 8414 metadata, served from precomputed bytes.
+
+The metadata's scopes are those of the clients in use: computed again after a settings reload.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import falcon
 
 from jwtauth.accounts.assertions import SIGNING_ALGORITHMS
+from jwtauth.accounts.live import Derived, Live
+from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
 from jwtauth.grants.base import Grant
 from jwtauth.keys import KeyRing
@@ -45,14 +51,19 @@ class JWKSResource:
 class MetadataResource:
     """GET /.well-known/oauth-authorization-server (RFC 8414 §3)."""
 
-    def __init__(self, metadata: dict[str, Any], max_age: int) -> None:
-        self.body = json.dumps(metadata, indent=2).encode()
+    def __init__(
+        self, settings: Settings, grants: dict[str, Grant], clients: Live[Client], max_age: int
+    ) -> None:
+        def body(table: Mapping[str, Client]) -> bytes:
+            return json.dumps(metadata(settings, grants, table.values()), indent=2).encode()
+
+        self.body = Derived(body, clients)
         self.cache_control = f"public, max-age={max_age}"
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.set_header("Cache-Control", self.cache_control)
         resp.content_type = falcon.MEDIA_JSON
-        resp.data = self.body
+        resp.data = self.body.get()
 
     on_head = on_get  # RFC 9110 §9.3.2
 
@@ -61,10 +72,10 @@ class MetadataResource:
 _SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 
 
-def metadata(settings: Settings, grants: dict[str, Grant]) -> dict[str, Any]:
+def metadata(settings: Settings, grants: dict[str, Grant], clients: Iterable[Client]) -> dict[str, Any]:
     """Return RFC 8414 and OpenID Connect Discovery metadata: only what this server implements."""
     issuer = settings.issuer
-    scopes = sorted({s for c in settings.clients for s in c.scopes})
+    scopes = sorted({s for c in clients for s in c.scopes})
     oauth = {
         "issuer": issuer,
         "token_endpoint": issuer + paths.TOKEN,

@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jwtauth.config.clients import Client
+from jwtauth.accounts.live import Live
+from jwtauth.config.clients import Client, User
 from jwtauth.config.settings import Settings
 from jwtauth.errors import TemporarilyUnavailable
 from jwtauth.keys import KeyRing
@@ -27,10 +28,12 @@ class TokenFactory:
         keyring: KeyRing,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: secrets.token_urlsafe(16),
-        subjects: Subjects | None = None,
+        *,
+        subjects: Subjects,
+        users: Live[User],
     ) -> None:
         self.settings, self.keyring, self.clock, self.new_id = settings, keyring, clock, new_id
-        self.subjects = subjects
+        self.subjects, self.users = subjects, users
 
     def issue(
         self,
@@ -55,11 +58,7 @@ class TokenFactory:
             raise TemporarilyUnavailable("no signing key is available", retry_after=5)
         claims = access_claims(
             issuer=self.settings.issuer,
-            subject=(
-                self.subjects.access_subject(client.client_id, subject)
-                if for_user and self.subjects is not None
-                else subject
-            ),
+            subject=self.subjects.access_subject(client.client_id, subject) if for_user else subject,
             client_id=client.client_id,
             audience=audience,
             scope=scope,
@@ -70,6 +69,10 @@ class TokenFactory:
             auth_time=auth_time,
             jkt=jkt,
         )
-        if client.claims:  # static claims, checked at load never to name a registered one
-            claims = {**client.claims, **claims}
+        # Static claims, checked at load never to name a registered one; the user's are the more
+        # specific and win over the client's of the same name.
+        user = self.users.table.get(subject) if for_user else None
+        static = {**client.claims, **(user.static_claims if user is not None else {})}
+        if static:
+            claims = {**static, **claims}
         return token_response(mint(claims, key), claims, refresh_token)

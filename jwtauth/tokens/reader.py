@@ -16,9 +16,11 @@ from typing import Any
 
 import jwt
 
+from jwtauth.accounts.live import Live
+from jwtauth.config.clients import Client, User
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
-from jwtauth.oidc.pairwise import subjects_of
+from jwtauth.oidc.pairwise import Subjects
 from jwtauth.store import FamilyRecord, RefreshStore
 from jwtauth.store.refresh_format import REFRESH_TOKEN
 from jwtauth.tokens.claims import ACCESS_TOKEN_TYP
@@ -67,22 +69,29 @@ class TokenReader:
         settings: Settings,
         keyring: KeyRing,
         refresh: RefreshStore,
+        *,
+        clients: Live[Client],
+        users: Live[User],
+        subjects: Subjects,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings, self.keyring, self.refresh, self.clock = settings, keyring, refresh, clock
-        # Who a token may be about (issue 18): a configured user, or a client for itself.
-        self._users = frozenset(u.username for u in settings.users)
-        self._clients = frozenset(c.client_id for c in settings.clients)
+        # Who a token may be about (issue 18): a user in use, or a client for itself; read live,
+        # so a user or client a settings reload removed has no active token from then on.
         # A pairwise client's access tokens name the user by its pairwise sub (Core §8.1).
-        self._subjects = subjects_of(settings)
+        self._clients, self._users, self._subjects = clients, users, subjects
 
     def _subject_known(self, subject: str, client_id: str) -> bool:
         """Tell whether `subject` still exists: a removed user's tokens are inactive at once."""
-        return subject in self._users or (subject == client_id and client_id in self._clients)
+        return subject in self._users.table or self._is_client(subject, client_id)
+
+    def _is_client(self, subject: str, client_id: str) -> bool:
+        """Tell whether the token is a client's own (client_credentials) and the client exists."""
+        return subject == client_id and client_id in self._clients.table
 
     def _access_subject_known(self, subject: str, client_id: str) -> bool:
         """Tell whether an access token's `sub` (a username, or pairwise) names someone who exists."""
-        if subject == client_id and client_id in self._clients:
+        if self._is_client(subject, client_id):
             return True
         return self._subjects.user_of_access(client_id, subject) is not None
 

@@ -20,6 +20,7 @@ from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
 from jwtauth.observability import Metrics
 from jwtauth.oidc.backchannel import EVENT, BackChannel
+from jwtauth.oidc.pairwise import subjects_of
 from tests.authflow import parse_page
 from tests.helpers import FIXTURES, USER, Clock, MakeApp, client_like, introspect, refresh, token
 from tests.oidc.browser import SESSION, Browser, answer
@@ -232,6 +233,7 @@ def test_delivery_retries_network_errors_and_5xx_only(
         delays=(1, 2, 3),
         executor=Inline(),
         sleep=slept.append,
+        subjects=subjects_of(settings),
     )
     client: Client = client_like(settings, "bc", backchannel_logout_uri=BC_URI)
     assert channel.notify([client, settings.clients[0]], sub="s", sid="x") == 1

@@ -11,7 +11,7 @@ from falcon import testing
 from jwtauth.config.reader import ConfigError
 from jwtauth.config.settings import Settings, parse_settings
 from jwtauth.oidc.backchannel import BackChannel
-from jwtauth.oidc.pairwise import Subjects, pairwise_subject, sector_identifier
+from jwtauth.oidc.pairwise import fixed_subjects, pairwise_subject, sector_identifier
 from tests.helpers import FIXTURES, MakeApp, claims_of, client_like, token
 from tests.oidc.browser import Browser, answer
 from tests.oidc.flow import OPENID_QUERY, verified_id_token
@@ -122,7 +122,7 @@ def test_back_channel_logout_tokens_carry_the_clients_pairwise_sub(settings: Set
         settings, "pa", redirect_uris=(A_URI,), subject_type="pairwise", backchannel_logout_uri=A_URI
     )
     public = client_like(settings, "pub", backchannel_logout_uri=A_URI)
-    subjects = Subjects((pa, public), settings.users, SALT)
+    subjects = fixed_subjects((pa, public), settings.users, SALT)
     sent: list[dict[str, Any]] = []
 
     def deliver(url: str, form: dict[str, str], timeout: float) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 from falcon import testing
 
 from jwtauth.config.settings import Settings
-from jwtauth.oidc.pairwise import Subjects
+from jwtauth.oidc.pairwise import fixed_subjects
 from tests.helpers import USER, MakeApp, claims_of, client_like, introspect, token
 from tests.oidc.browser import Browser, answer
 from tests.oidc.flow import OPENID_QUERY
@@ -55,7 +55,7 @@ def test_another_clients_pairwise_sub_is_no_user_at_userinfo(make_app: MakeApp, 
     pairwise_sub = claims_of(
         token(http, {"grant_type": "authorization_code", "code": code}, auth=PA).json["id_token"]
     )["sub"]
-    subjects = Subjects(
+    subjects = fixed_subjects(
         (client_like(settings, "pa", redirect_uris=(A_URI,), subject_type="pairwise"), settings.clients[0]),
         settings.users,
         SALT,
