@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import falcon
 
@@ -85,6 +85,9 @@ from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
 from jwtauth.web.pages import Pages
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
 
 @dataclass(frozen=True)
 class _Stores:
@@ -124,13 +127,16 @@ def _stores(settings: Settings, store: Any) -> _Stores:
 
 
 def _falcon_app(
-    settings: Settings, metrics: Metrics, access_log: AccessLog | None, audit: Audit, *more: Any
+    settings: Settings, metrics: Metrics, access_log: AccessLog | None, audit: Audit, *more: Any,
+    first: tuple[Any, ...] = (),
 ) -> falcon.App[Any, Any]:
     """Return an empty app with the middleware, the request options and every error handler."""
     app = falcon.App(
         media_type=falcon.MEDIA_JSON,
-        # The observer first: its timing spans the others, its response hook runs last.
+        # The observer first (after the tracing span that encloses it, when there is one): its
+        # timing spans the others, its response hook runs last.
         middleware=(
+            *first,
             Observer(metrics, paths.LABELS, access_log),
             ClientAddress(parse_networks(settings.trusted_proxies)),
             CORS(settings.clients),
@@ -251,6 +257,19 @@ def _add_documents(
     app.add_route(paths.READY_STORE, StoreHealthResource(lambda: ping(store)))
 
 
+def _tracing(tracer: Tracer | None, store: Any) -> tuple[tuple[Any, ...], Any]:
+    """Return the request-span middleware and the traced store; nothing and the store without a tracer.
+
+    Imported only here: without a tracer nothing of OpenTelemetry is loaded or called.
+    """
+    if tracer is None:
+        return (), store
+    from jwtauth.resources.tracing import RequestSpans
+    from jwtauth.store.traced import TracedStore
+
+    return (RequestSpans(tracer, paths.LABELS),), TracedStore(store, tracer)
+
+
 def create_app(
     settings: Settings,
     keyring: KeyRing,
@@ -262,6 +281,7 @@ def create_app(
     access_log: AccessLog | None = None,
     audit_log: AccessLog | None = None,
     reload_settings: Callable[[], Settings] | None = None,
+    tracer: Tracer | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the WSGI app from validated settings, a key ring and a redis-py client.
 
@@ -269,10 +289,12 @@ def create_app(
     the one JSON line per request goes (nowhere if omitted; `jwtauth serve` sends it to stdout);
     `audit_log`: where the audit events go (resources/audit.py; `jwtauth serve`: stdout too);
     `reload_settings`: loads the settings file again, to swap in its clients and users when
-    the file changes (accounts/reload.py; nothing is watched without it).
+    the file changes (accounts/reload.py; nothing is watched without it); `tracer`: an
+    OpenTelemetry tracer for a span per request and per store round trip (cli/telemetry.py).
     """
     checker = checker or SecretChecker()
     metrics = metrics or Metrics()
+    spans, store = _tracing(tracer, store)
     audit = Audit(audit_log, clock)
     events = EventSinks(metrics, audit)
     keyring.on_signer_change(metrics.key_rotated)
@@ -297,7 +319,7 @@ def create_app(
     reader = TokenReader(settings, keyring, state.refresh, clock)
 
     watch = _reload(settings, reload_settings, clients, users, audit)
-    app = _falcon_app(settings, metrics, access_log, audit, *watch)
+    app = _falcon_app(settings, metrics, access_log, audit, *watch, first=spans)
     app.add_route(paths.TOKEN, TokenResource(clients, grants, _token_dpop(settings, keyring, store, clock)))
     par_dpop = _token_dpop(settings, keyring, store, clock, path=paths.PAR)
     app.add_route(paths.PAR, PushedAuthorizationResource(settings, clients, state.pushed, par_dpop, clock))
