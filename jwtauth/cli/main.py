@@ -60,7 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         ring = KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
         out = stdout_log()  # access and audit lines, one write(2) each
         store = connect(settings.redis_url)
-        tracer = telemetry.worker_tracer(os.environ) if tracing else None
+        tracer = telemetry.worker_tracer() if tracing else None
         def reload() -> Settings:  # the file again, as served (the issuer chosen at start)
             return with_issuer(_settings(args), settings.issuer)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing.util
+import os
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
@@ -54,7 +55,10 @@ def wanted(env: Mapping[str, str]) -> bool:
 
 def installed() -> bool:
     """Return whether the `otel` extra (the SDK) is installed."""
-    return importlib.util.find_spec("opentelemetry.sdk") is not None
+    try:
+        return importlib.util.find_spec("opentelemetry.sdk") is not None
+    except ModuleNotFoundError:  # no opentelemetry at all: its parent package cannot be imported
+        return False
 
 
 def check(env: Mapping[str, str]) -> None:
@@ -68,8 +72,11 @@ def check(env: Mapping[str, str]) -> None:
             )
 
 
-def worker_tracer(env: Mapping[str, str]) -> Tracer:
-    """Build this worker's tracer provider from the OTEL_* variables; flush it when the worker exits."""
+def worker_tracer() -> Tracer:
+    """Build this worker's tracer provider from the OTEL_* variables; flush it when the worker exits.
+
+    From the process's environment, as the SDK reads it: one source for every variable.
+    """
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -78,8 +85,8 @@ def worker_tracer(env: Mapping[str, str]) -> Tracer:
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": "jwtauth"}))
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    for name in _exporter_names(env):
-        point = next(iter(entry_points(group=_GROUP, name=_entry_point(name, env)[0])))
+    for name in _exporter_names(os.environ):
+        point = next(iter(entry_points(group=_GROUP, name=_entry_point(name, os.environ)[0])))
         provider.add_span_processor(BatchSpanProcessor(point.load()()))
     # Runs when the worker's process ends (SIGTERM drains, then multiprocessing exits), or at exit.
     # (With no object to watch: the callback's reference keeps the provider alive until then.)
