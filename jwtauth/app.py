@@ -302,13 +302,9 @@ def create_app(
     state = _stores(settings, store)
     gate = ClientAuthGate(state.limiter, settings.client_auth_failures, clock)
     clients = ClientRegistry(
-        settings.clients,
-        checker,
-        _documents(settings, store, clock),
-        _assertions(settings, store, clock),
-        gate=gate,
-        clock=clock,
-    )
+        settings.clients, checker, _documents(settings, store, clock), _assertions(settings, store, clock),
+        gate=gate, clock=clock,
+    )  # fmt: skip
     users = UserDirectory(settings.users, checker)
     limits = Limits(settings.max_failures, settings.client_max_failures, settings.known_device_ttl)
     login = Login(users, state.limiter, limits)
