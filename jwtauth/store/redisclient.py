@@ -54,8 +54,10 @@ def is_standalone(client: Any) -> bool:
     """Return whether `client` is a standalone or Sentinel client, seen through a tracing wrapper.
 
     Those pipeline scripts and run one script over keys of different slots; a Cluster cannot.
+    The wrapper (store/traced.py) is looked for in the instance's own attributes: asking a
+    LazyCluster for a missing attribute would connect it.
     """
-    return isinstance(getattr(client, "wrapped", client), redis.Redis)
+    return isinstance(getattr(client, "__dict__", {}).get("wrapped", client), redis.Redis)
 
 
 def in_order(client: Any, *calls: ScriptCall) -> list[Any]:

@@ -18,7 +18,7 @@ from jwtauth.keys import KeyRing
 from jwtauth.store import FamilySpec, RefreshStore
 from jwtauth.store.connection import connect
 from jwtauth.store.limits import FailureLimiter
-from jwtauth.store.redisclient import is_standalone
+from jwtauth.store.redisclient import LazyCluster, is_standalone
 from jwtauth.store.traced import TracedStore, script_name
 from tests.support import REDIS_URL, need
 
@@ -139,3 +139,11 @@ def test_on_a_real_redis_the_lean_script_path_is_traced(recorder: Recorder) -> N
     assert store.rotate(issued.token, client_id="client-a", now=NOW + 1, idle_ttl=600.0).status.name == "OK"
     assert [s.name for s in recorder.spans()] == ["EVALSHA refresh_scripts.rotate"]
     store.revoke_all(subject=SPEC.subject)
+
+
+def test_asking_whether_a_lazy_cluster_is_standalone_does_not_connect_it(recorder: Recorder) -> None:
+    def build() -> Any:
+        raise AssertionError("a type check must not connect the cluster")
+
+    cluster = LazyCluster(build)
+    assert not is_standalone(cluster) and not is_standalone(TracedStore(cluster, recorder.tracer))
