@@ -18,9 +18,10 @@ $(VENV)/.installed: pyproject.toml deploy/constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -c deploy/constraints.txt -e .
 	touch $@
 
-# The examples extra too: the tests run examples/mcp_server.py on the official MCP SDK.
+# The examples extra too: the tests run examples/mcp_server.py on the official MCP SDK; and
+# otel: the tracing tests run the OpenTelemetry SDK (tests/test_tracing.py).
 $(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -c deploy/constraints.txt -e '.[dev,examples]'
+	$(BIN)/pip install --quiet -c deploy/constraints.txt -e '.[dev,examples,otel]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import falcon
 
@@ -79,12 +79,15 @@ from jwtauth.store.device import DeviceStore
 from jwtauth.store.documents import DocumentCache
 from jwtauth.store.dpop import proof_markers
 from jwtauth.store.par import PushedRequests
-from jwtauth.store.pepper import Pepper, PepperError
+from jwtauth.store.pepper import Pepper, required_pepper
 from jwtauth.store.revocations import RevocationIndex
 from jwtauth.store.sessions import SessionMarks
 from jwtauth.tokens.factory import TokenFactory
 from jwtauth.tokens.reader import TokenReader
 from jwtauth.web.pages import Pages
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 
 @dataclass(frozen=True)
@@ -113,12 +116,8 @@ def _stores(
     return _Stores(
         codes=CodeStore(store, pepper=pepper, prefix=prefix, access_token_ttl=revoked_ttl),
         refresh=RefreshStore(
-            store,
-            pepper=pepper,
-            prefix=prefix,
-            grace_seconds=settings.refresh_grace_seconds,
-            revoked_ttl=revoked_ttl,
-            revocations=published,
+            store, pepper=pepper, prefix=prefix, grace_seconds=settings.refresh_grace_seconds,
+            revoked_ttl=revoked_ttl, revocations=published,
         ),
         limiter=limiter,
         sessions=SessionMarks(store, pepper=pepper, prefix=prefix, session_ttl=settings.session_ttl),
@@ -136,12 +135,15 @@ def _falcon_app(
     access_log: AccessLog | None,
     audit: Audit,
     watch: tuple[Any, ...],
+    first: tuple[Any, ...] = (),
 ) -> falcon.App[Any, Any]:
     """Return an empty app with the middleware, the request options and every error handler."""
     app = falcon.App(
         media_type=falcon.MEDIA_JSON,
-        # The observer first: its timing spans the others, its response hook runs last.
+        # The observer first (after the tracing span that encloses it, when there is one): its
+        # timing spans the others, its response hook runs last.
         middleware=(
+            *first,
             Observer(metrics, paths.LABELS, access_log),
             ClientAddress(parse_networks(settings.trusted_proxies)),
             # Before CORS: a preflight completes there, and must see the clients of a reload.
@@ -288,6 +290,16 @@ def _accounts(
     return limiter, clients, users, Subjects(clients, users, settings.pairwise_salt)
 
 
+def _tracing(tracer: Tracer | None, store: Any) -> tuple[tuple[Any, ...], Any]:
+    """Return the request-span middleware and the traced store (nothing of OpenTelemetry without a tracer)."""
+    if tracer is None:
+        return (), store
+    from jwtauth.resources.tracing import RequestSpans
+    from jwtauth.store.traced import TracedStore
+
+    return (RequestSpans(tracer, paths.LABELS),), TracedStore(store, tracer)
+
+
 def create_app(
     settings: Settings,
     keyring: KeyRing,
@@ -300,6 +312,7 @@ def create_app(
     audit_log: AccessLog | None = None,
     reload_settings: Callable[[], Settings] | None = None,
     pepper: Pepper | None = None,
+    tracer: Tracer | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the WSGI app from validated settings, a key ring and a redis-py client.
 
@@ -308,14 +321,16 @@ def create_app(
     `audit_log`: where the audit events go (resources/audit.py; `jwtauth serve`: stdout too);
     `reload_settings`: loads the settings file again, to swap in its clients and users when
     the file changes (accounts/reload.py; nothing is watched without it); `pepper`: the server
-    secret (jwtauth.store.pepper), by default the key ring's.
+    secret (jwtauth.store.pepper), by default the key ring's; `tracer`: an OpenTelemetry tracer
+    for a span per request and per store round trip (cli/telemetry.py).
     """
     checker, metrics = checker or SecretChecker(), metrics or Metrics()
+    spans, store = _tracing(tracer, store)
     audit = Audit(audit_log, clock)
     events = EventSinks(metrics, audit)
     keyring.on_signer_change(metrics.key_rotated)
     keyring.on_signer_change(audit.key_rotated)
-    chosen = _pepper(keyring, pepper)
+    chosen = required_pepper(pepper or keyring.pepper, keyring.directory)
     limiter, clients, users, subjects = _accounts(settings, store, checker, clock, chosen)
     state = _stores(settings, store, limiter, subjects, chosen)
     limits = Limits(settings.max_failures, settings.client_max_failures, settings.known_device_ttl)
@@ -328,7 +343,7 @@ def create_app(
     )
 
     watch = _reload(settings, reload_settings, clients, users, audit)
-    app = _falcon_app(settings, clients, metrics, access_log, audit, watch)
+    app = _falcon_app(settings, clients, metrics, access_log, audit, watch, first=spans)
     token_dpop = _token_dpop(settings, state.pepper, store, clock)
     app.add_route(paths.TOKEN, TokenResource(clients, grants, token_dpop))
     par_dpop = _token_dpop(settings, state.pepper, store, clock, path=paths.PAR)
@@ -393,14 +408,6 @@ def _add_device_routes(
         pages=Pages(settings.templates_dir), sessions=sessions, clock=clock, events=events,
     )  # fmt: skip
     app.add_route(paths.DEVICE, page)
-
-
-def _pepper(keyring: KeyRing, pepper: Pepper | None) -> Pepper:
-    """Return the pepper to use, or say which command makes the missing one."""
-    chosen = pepper or keyring.pepper
-    if chosen is None:
-        raise PepperError(f"no pepper in {keyring.directory}/: run `jwtauth keys ensure` (or `make keygen`)")
-    return chosen
 
 
 def _reload(

@@ -15,7 +15,8 @@ What the access log never holds: a token, secret, password, code, or anything fr
 string or body. It logs the method, the path of a matched route (unmatched paths are
 client-chosen text, so only "unmatched" is logged), the status, the OAuth error code, the
 duration, the request id, the client address, the client_id once a resource has identified
-a registered client, and the endpoint/grant labels.
+a registered client, and the endpoint/grant labels; with tracing on (the `otel` extra), the
+current span's trace_id and span_id.
 
 prometheus_client is imported only when a `Metrics` is built: it picks its storage (in memory
 or mmapped files) once, at import, from PROMETHEUS_MULTIPROC_DIR, which `jwtauth serve` sets
@@ -41,7 +42,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # A caller's id is kept only if it is short and plain: it goes into every log line.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:=+/-]{1,128}")
 _PLAIN_ADDRESS = re.compile(r"[0-9A-Fa-f.:]{1,64}")  # IPv4 and IPv6 text: nothing to escape
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 
 # Endpoint labels; app.py maps each route to one of them.
 TOKEN = "token"  # noqa: S105  # a label, not a secret
@@ -59,6 +60,8 @@ _LINE = (
     '{"ts":%.3f,"request_id":"%s","method":"%s","path":"%s","status":%d,"ms":%.3f,'
     '"client":%s,"client_id":%s,"endpoint":"%s","grant":"%s","error":%s}'
 )
+# Appended while an OpenTelemetry span is current (resources/tracing.py): ids of hex digits.
+_TRACE = ',"trace_id":"%s","span_id":"%s"}'
 
 
 class Events(Protocol):
@@ -386,12 +389,12 @@ class Observer:
             metrics.store_error(endpoint)
         if self.log is not None:
             error = ctx.error
-            self.log(
+            line = (
                 _LINE
                 % (
                     time.time(),
                     ctx.request_id,
-                    req.method if req.method in _METHODS else "OTHER",
+                    req.method if req.method in METHODS else "OTHER",
                     # A route's path is ours; any other path is the client's text, never logged.
                     req.uri_template if endpoint != UNMATCHED else UNMATCHED,
                     status,
@@ -403,3 +406,7 @@ class Observer:
                     "null" if error is None else json.dumps(error),
                 )
             )
+            trace_id = getattr(ctx, "trace_id", None)
+            if trace_id is not None:
+                line = line[:-1] + _TRACE % (trace_id, ctx.span_id)
+            self.log(line)

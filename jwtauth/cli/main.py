@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from jwtauth import __version__
 from jwtauth.accounts.hashing import hash_secret
-from jwtauth.cli import accounts, logs, remote
+from jwtauth.cli import accounts, logs, remote, telemetry
 from jwtauth.cli import keys as keys_commands
 from jwtauth.cli.console import OperatorError, read_secret
 from jwtauth.config.reader import ConfigError
@@ -67,9 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
     keyring = _keyring(settings)
     if keyring.signer() is None:
-        raise OperatorError(
-            f"no signing key in {settings.keys_dir}/: run `make keygen` (or `jwtauth keys rotate`)"
-        )
+        raise OperatorError(f"no signing key in {settings.keys_dir}/: run `jwtauth keys rotate`")
     pepper = _serving_pepper(settings, keyring)
     try:
         # Validate the URL in the master, before forking. Nothing connects yet: a store that is
@@ -80,17 +78,21 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except StoreURLError as exc:
         raise OperatorError(f"JWTAUTH_REDIS_URL: {exc}") from None
 
+    tracing = _tracing(os.environ)
+
     def factory() -> object:
-        # In each worker, after the fork: its own key ring, store pool and metrics.
+        # In each worker, after the fork: its own key ring, store pool, metrics and tracer.
         ring = KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
         out = stdout_log()  # access and audit lines, one write(2) each
         store = connect(settings.redis_url)
+        tracer = telemetry.worker_tracer() if tracing else None
 
         def reload() -> Settings:  # the file again, as served (the issuer chosen at start)
             return with_issuer(_settings(args), settings.issuer)
 
         return create_app(
-            settings, ring, store, access_log=out, audit_log=out, reload_settings=reload, pepper=pepper
+            settings, ring, store, access_log=out, audit_log=out, reload_settings=reload, pepper=pepper,
+            tracer=tracer,
         )
 
     metrics_port = args.metrics_port or settings.metrics_port
@@ -108,6 +110,23 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
     except ServeError as exc:
         raise OperatorError(str(exc)) from None
+
+
+def _tracing(env: Mapping[str, str]) -> bool:
+    """Return whether the workers trace (cli/telemetry.py: the OTEL_* variables decide)."""
+    if not telemetry.wanted(env):
+        return False
+    if not telemetry.installed():
+        # A platform may set OTEL_* for every container: say why no spans come, do not refuse.
+        log.warning("OTEL_* variables ask for traces, but the otel extra is not installed: "
+                    "no spans (%s)", telemetry.INSTALL)  # fmt: skip
+        return False
+    try:
+        telemetry.check(env)
+    except telemetry.TelemetryError as exc:
+        raise OperatorError(str(exc)) from None
+    log.info("tracing on: OpenTelemetry spans per request and store call (OTEL_* variables)")
+    return True
 
 
 def _listen_from_env(args: argparse.Namespace, env: Mapping[str, str]) -> None:

@@ -106,6 +106,13 @@ def read_pepper(directory: Path) -> Pepper | None:
     return Pepper(raw)
 
 
+def required_pepper(pepper: Pepper | None, directory: Path) -> Pepper:
+    """Return the pepper to use, or say which command makes the missing one."""
+    if pepper is None:
+        raise PepperError(f"no pepper in {directory}/: run `jwtauth keys ensure` (or `make keygen`)")
+    return pepper
+
+
 def new_pepper_text() -> str:
     """Return the contents of a new pepper file: 32 random bytes, base64url, one line."""
     return base64.urlsafe_b64encode(os.urandom(SIZE)).decode("ascii").rstrip("=") + "\n"

@@ -50,6 +50,16 @@ def ms(seconds: float) -> int:
     return max(math.ceil(seconds * 1000), 1)
 
 
+def is_standalone(client: Any) -> bool:
+    """Return whether `client` is a standalone or Sentinel client, seen through a tracing wrapper.
+
+    Those pipeline scripts and run one script over keys of different slots; a Cluster cannot.
+    The wrapper (store/traced.py) is looked for in the instance's own attributes: asking a
+    LazyCluster for a missing attribute would connect it.
+    """
+    return isinstance(getattr(client, "__dict__", {}).get("wrapped", client), redis.Redis)
+
+
 def in_order(client: Any, *calls: ScriptCall) -> list[Any]:
     """Run idempotent scripts in this order, in one round trip where a pipeline can carry them.
 
@@ -59,7 +69,7 @@ def in_order(client: Any, *calls: ScriptCall) -> list[Any]:
     failover emptied the script cache), through the scripts, which load themselves. Running a
     script again sets the same values, so a partial first attempt does no harm.
     """
-    if isinstance(client, redis.Redis):  # standalone or Sentinel
+    if is_standalone(client):
         pipe = client.pipeline(transaction=False)
         for script, keys, args in calls:
             pipe.evalsha(script.sha, len(keys), *keys, *args)

@@ -38,8 +38,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-import redis
-
 from jwtauth.store import refresh_format as fmt
 from jwtauth.store import refresh_scripts as lua
 from jwtauth.store.limits import Guard, Verdict
@@ -49,6 +47,7 @@ from jwtauth.store.redisclient import (
     ScriptCall,
     checked_prefix,
     in_order,
+    is_standalone,
     ms,
     tagged_key,
     text,
@@ -143,7 +142,7 @@ class RefreshStore:
         Only on standalone Redis and Sentinel: on Cluster the counters and the family live in
         different slots, which one script may not touch; the caller checks, then `create`s.
         """
-        if not isinstance(self._client, redis.Redis):
+        if not is_standalone(self._client):
             return None
         new = self._draw(spec)
         family_key = self._family_key(new.issued.family_id)
