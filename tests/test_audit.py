@@ -17,7 +17,7 @@ from jwtauth.app import create_app
 from jwtauth.cli import keyfolder
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
-from jwtauth.resources.audit import token_ids
+from jwtauth.resources.audit import Audit, token_ids
 from tests import authflow
 from tests.helpers import (
     CHEAP,
@@ -165,3 +165,13 @@ def test_no_secret_reaches_an_audit_line(audit: Audited) -> None:
 @pytest.mark.parametrize("garbage", [None, "", "a.b", "a.!!!.c", "a.bnVsbA.c", "x.WzFd.y"])
 def test_token_ids_of_garbage_is_empty(garbage: str | None) -> None:
     assert token_ids(garbage) == {}
+
+
+def test_a_line_is_exactly_the_compact_json_of_its_fields() -> None:
+    lines: list[str] = []
+    Audit(lines.append, clock=lambda: 1_900_000_000.12345).write(
+        "token_issued", "success", client_id='a"b\\c', sub="zoë\n", jti=None, n=3, ok=True, aud=["x", "y"]
+    )
+    expected = {"ts": 1_900_000_000.123, "audit": "token_issued", "outcome": "success",
+                "client_id": 'a"b\\c', "sub": "zoë\n", "n": 3, "ok": True, "aud": ["x", "y"]}  # fmt: skip
+    assert lines == [json.dumps(expected, separators=(",", ":"))]

@@ -28,6 +28,7 @@ import json
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
+from json.encoder import encode_basestring_ascii
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -76,9 +77,15 @@ class Audit:
         """Write one audit line; fields that are None are left out."""
         if self.log is None:
             return
-        line = {"ts": round(self.clock(), 3), "audit": event, "outcome": outcome}
-        line |= {name: value for name, value in fields.items() if value is not None}
-        self.log(json.dumps(line, separators=(",", ":")))
+        # Byte for byte what json.dumps(line, separators=(",", ":")) wrote for the dict
+        # {ts, audit, outcome, **fields}, at a third of its cost: one line per token issued.
+        ts = repr(round(self.clock(), 3))
+        parts = ['{"ts":', ts, ',"audit":', _json(event), ',"outcome":', _json(outcome)]
+        for name, value in fields.items():
+            if value is not None:
+                parts += (",", _json(name), ":", _json(value))
+        parts.append("}")
+        self.log("".join(parts))
 
     # --- Events (reported by grants, resources and the key ring) ------------------------------
 
@@ -144,6 +151,13 @@ class Audit:
             self.write(
                 "request_refused", "failure", **who, grant=grant, endpoint=_label(endpoint), error=error
             )
+
+
+def _json(value: Any) -> str:
+    """Return `value` as compact JSON; a string through the escaper json.dumps itself uses."""
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _label(path: str | None) -> str:
