@@ -273,7 +273,7 @@ def create_app(
     """
     checker = checker or SecretChecker()
     metrics = metrics or Metrics()
-    audit = Audit(audit_log, clock)
+    audit = Audit(audit_log, clock, beside_access=audit_log is not None and audit_log == access_log)
     events = EventSinks(metrics, audit)
     keyring.on_signer_change(metrics.key_rotated)
     keyring.on_signer_change(audit.key_rotated)

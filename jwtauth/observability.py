@@ -386,8 +386,11 @@ class Observer:
             metrics.store_error(endpoint)
         if self.log is not None:
             error = ctx.error
+            # The audit lines of this request, when they share this sink, go in the same write.
+            audit = getattr(ctx, "audit_lines", None)
             self.log(
-                _LINE
+                (audit + "\n" if audit else "")
+                + _LINE
                 % (
                     time.time(),
                     ctx.request_id,
