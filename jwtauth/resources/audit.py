@@ -36,6 +36,7 @@ import falcon
 
 from jwtauth.observability import AccessLog
 from jwtauth.resources import paths
+from jwtauth.tokens.claims import TOKEN_IDS
 
 INVALID_CLIENT = "invalid_client"
 # The facts grants reported during the current request (each request runs on one thread).
@@ -56,7 +57,7 @@ def token_ids(token: str | None) -> dict[str, Any]:
         return {}
     if not isinstance(claims, dict):
         return {}
-    return {name: claims[name] for name in ("sub", "jti", "fid") if isinstance(claims.get(name), str)}
+    return {name: claims[name] for name in TOKEN_IDS if isinstance(claims.get(name), str)}
 
 
 def _implicit_token(location: str | None) -> str | None:
@@ -162,7 +163,8 @@ class Audit:
         status, error = resp.status_code, getattr(ctx, "error", None)
         token = getattr(ctx, "access_token", None)
         if endpoint == paths.TOKEN and status < 300 and token:
-            line(out, "token_issued", "success", **who, grant=grant, **token_ids(token))
+            ids = getattr(ctx, "token_ids", None) or token_ids(token)
+            line(out, "token_issued", "success", **who, grant=grant, **ids)
         elif endpoint == paths.AUTHORIZE and status == 303:
             implicit = _implicit_token(resp.get_header("Location"))
             if implicit:
