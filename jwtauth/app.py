@@ -326,7 +326,7 @@ def create_app(
     """
     checker, metrics = checker or SecretChecker(), metrics or Metrics()
     spans, store = _tracing(tracer, store)
-    audit = Audit(audit_log, clock)
+    audit = Audit(audit_log, clock, beside_access=audit_log is not None and audit_log == access_log)
     events = EventSinks(metrics, audit)
     keyring.on_signer_change(metrics.key_rotated)
     keyring.on_signer_change(audit.key_rotated)

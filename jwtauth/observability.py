@@ -25,11 +25,11 @@ before forking the workers that build their apps.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
 from collections.abc import Callable, Mapping
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, Protocol
 
 import falcon
@@ -41,7 +41,6 @@ REQUEST_ID_HEADER = "X-Request-ID"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # A caller's id is kept only if it is short and plain: it goes into every log line.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:=+/-]{1,128}")
-_PLAIN_ADDRESS = re.compile(r"[0-9A-Fa-f.:]{1,64}")  # IPv4 and IPv6 text: nothing to escape
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 
 # Endpoint labels; app.py maps each route to one of them.
@@ -307,15 +306,8 @@ class WorkerMetrics:
 
 
 def _json_text(value: str | None) -> str:
-    """Return `value` as a JSON string; an IP address (the usual case) needs no escaping."""
-    if value is not None and _PLAIN_ADDRESS.fullmatch(value):
-        return f'"{value}"'
-    return json.dumps(value)
-
-
-def _client_id(value: str | None) -> str:
-    """Return the identified client's id as JSON (a registered id or a checked document URL)."""
-    return "null" if value is None else json.dumps(value)
+    """Return `value` as a JSON string, or null: the escaper json.dumps uses, without its set-up."""
+    return "null" if value is None else encode_basestring_ascii(value)
 
 
 def stdout_log(fd: int = 1) -> AccessLog:
@@ -389,8 +381,11 @@ class Observer:
             metrics.store_error(endpoint)
         if self.log is not None:
             error = ctx.error
+            # The audit lines of this request, when they share this sink, go in the same write.
+            audit = getattr(ctx, "audit_lines", None)
             line = (
-                _LINE
+                (audit + "\n" if audit else "")
+                + _LINE
                 % (
                     time.time(),
                     ctx.request_id,
@@ -400,10 +395,10 @@ class Observer:
                     status,
                     seconds * 1000,
                     _json_text(getattr(ctx, "client_addr", None) or req.remote_addr),
-                    _client_id(getattr(ctx, "client_id", None)),
+                    _json_text(getattr(ctx, "client_id", None)),
                     endpoint,
                     grant,
-                    "null" if error is None else json.dumps(error),
+                    _json_text(error),
                 )
             )
             trace_id = getattr(ctx, "trace_id", None)

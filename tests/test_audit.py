@@ -17,7 +17,7 @@ from jwtauth.app import create_app
 from jwtauth.cli import keyfolder
 from jwtauth.config.settings import Settings
 from jwtauth.keys import KeyRing
-from jwtauth.resources.audit import token_ids
+from jwtauth.resources.audit import Audit, token_ids
 from tests import authflow
 from tests.helpers import (
     CHEAP,
@@ -165,3 +165,32 @@ def test_no_secret_reaches_an_audit_line(audit: Audited) -> None:
 @pytest.mark.parametrize("garbage", [None, "", "a.b", "a.!!!.c", "a.bnVsbA.c", "x.WzFd.y"])
 def test_token_ids_of_garbage_is_empty(garbage: str | None) -> None:
     assert token_ids(garbage) == {}
+
+
+def test_a_line_is_exactly_the_compact_json_of_its_fields() -> None:
+    lines: list[str] = []
+    Audit(lines.append, clock=lambda: 1_900_000_000.12345).write(
+        "token_issued", "success", client_id='a"b\\c', sub="zoë\n", jti=None, n=3, ok=True, aud=["x", "y"]
+    )
+    expected = {"ts": 1_900_000_000.123, "audit": "token_issued", "outcome": "success",
+                "client_id": 'a"b\\c', "sub": "zoë\n", "n": 3, "ok": True, "aud": ["x", "y"]}  # fmt: skip
+    assert lines == [json.dumps(expected, separators=(",", ":"))]
+
+
+def test_a_requests_audit_lines_share_one_write_with_its_access_line(
+    settings: Settings, keyring: KeyRing
+) -> None:
+    # As `jwtauth serve` wires them: one sink for both, so one write(2) per request.
+    writes: list[str] = []
+    app = create_app(
+        dataclasses.replace(settings, refresh_grace_seconds=0), keyring,
+        fakeredis.FakeRedis(server=fakeredis.FakeServer()), checker=SecretChecker(dummy_log_n=CHEAP),
+        access_log=writes.append, audit_log=writes.append,
+    )  # fmt: skip
+    http = testing.TestClient(app)
+    assert login(http).status_code == 200
+    assert login(http, password="wrong").status_code == 400
+    issued, refused = ([json.loads(line) for line in write.split("\n")] for write in writes)
+    assert [issued[0]["audit"], refused[0]["audit"]] == ["token_issued", "request_refused"]
+    assert issued[1]["status"] == 200 and refused[1]["status"] == 400  # then the access line
+    assert issued[0]["request_id"] == issued[1]["request_id"]

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jwtauth.cli.keyfolder import new_record
 from jwtauth.keys import KeyRecord
+from jwtauth.resources.audit import token_ids
 from jwtauth.tokens.claims import ACCESS_TOKEN_TYP, access_claims, iso8601, mint, token_response
 
 NOW = 1_700_000_000
@@ -122,3 +123,12 @@ def test_token_response() -> None:
 
 def test_token_response_with_refresh_token() -> None:
     assert token_response("tok", claims(), refresh_token="rt")["refresh_token"] == "rt"
+
+
+@pytest.mark.parametrize("family_id", [None, "fam-1"])
+def test_token_response_carries_the_ids_the_audit_line_would_decode(family_id: str | None) -> None:
+    signed = {**claims(), **({"fid": family_id} if family_id else {})}
+    token = mint(signed, new_record("ES256", now=time.time(), active_from=time.time()))
+    body = token_response(token, signed)
+    assert body.ids == token_ids(token) and body.ids["jti"] == signed["jti"]
+    assert ("fid" in body.ids) == (family_id is not None)

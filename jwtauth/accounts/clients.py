@@ -150,6 +150,8 @@ class ClientRegistry:
         table, like = self._state
         client = table.get(client_id)
         stored = client.secret_hash if client is not None else None
+        if client is not None and stored is not None and self._checker.proven(stored, secret):
+            return client  # proven before in this process: one HMAC, nothing to gate or count
         # Attempts that would cost scrypt are counted first and refused past the limit, before
         # any hashing; unknown ids cost what the typical known one does, so they are gated alike.
         costly = self._gate is not None and not self._checker.cheap(stored, secret, like=like)

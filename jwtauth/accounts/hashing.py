@@ -158,7 +158,7 @@ class SecretChecker:
         return dummy
 
     def _mac(self, secret: bytes) -> bytes:
-        return hmac.new(self._key, secret, hashlib.sha256).digest()
+        return hmac.digest(self._key, secret, "sha256")  # one-shot: no HMAC object per request
 
     def proven(self, stored: str, presented: str) -> bool:
         """Return whether `presented` was already proven against `stored`; never runs scrypt.

@@ -9,15 +9,18 @@ redirect_uri at the token endpoint (RFC 6749 §4.1.3, with the OAuth 2.1 reasoni
   verifier, which is what the redirect_uri check protected); otherwise invalid_grant.
 
 Who can burn a code: nobody but a redemption that succeeds, or a second one (RFC 6749 §4.1.2).
-A code presented by another client is refused and stays redeemable (CodeStore.take checks the
-client inside its atomic step). Everything else the request must match (PKCE verifier,
-redirect_uri, resource) is checked against the record CodeStore.peek reads BEFORE the atomic
-take, so a thief holding a public client's code but not its verifier cannot destroy it, and a
-client's own mistake leaves its code usable for the rest of its short life. A record never
-changes once issued, so the checks hold for what the take consumes; they run again on it anyway.
-A second redemption revokes what the first issued only when it proves it comes from the client
-(the verifier matches, or a confidential client authenticated): a thief of a public client's
-used code gets `invalid_grant` and revokes nothing.
+A code presented by another client is refused and stays redeemable, and so is one whose record
+does not fit the request (PKCE verifier, redirect_uri, DPoP key, scope, resource): the take
+script checks all of it (a CodeCheck built here) inside its atomic step and takes nothing on a
+mismatch, so a thief holding a public client's code but not its verifier cannot destroy it,
+and a client's own mistake leaves its code usable for the rest of its short life. The rules
+are written once more in Python below: they word the refusal of a record the script handed
+back, and run again on what it took. A second redemption revokes what the first issued only
+when it proves it comes from the client (the verifier matches, or a confidential client
+authenticated): a thief of a public client's used code gets `invalid_grant` and revokes nothing.
+
+Round trips: two. The take (with its checks), then the refresh family and its binding to the
+code in one pipeline (RefreshStore.create's `then`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,15 @@ from jwtauth.oauth import pkce, redirects
 from jwtauth.oauth.scopes import requested_audience
 from jwtauth.observability import NO_EVENTS, Events
 from jwtauth.oidc.idtoken import IdTokens
-from jwtauth.store import CodeRecord, CodeStore, IssuedRefresh, RefreshStore, TakeStatus
+from jwtauth.store import (
+    CodeCheck,
+    CodeRecord,
+    CodeStore,
+    IssuedRefresh,
+    RefreshStore,
+    TakeResult,
+    TakeStatus,
+)
 from jwtauth.store.redisclient import ScriptCall
 from jwtauth.store.sessions import SessionMarks
 from jwtauth.tokens.factory import TokenFactory
@@ -71,11 +82,7 @@ class AuthorizationCodeGrant:
         if verifier is not None and not pkce.valid_verifier(verifier):
             raise InvalidRequest("code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1)")
         now = self.clock()
-        seen = self.codes.peek(code, client_id=client.client_id, now=now)
-        if seen is not None:
-            # refuse before the code is consumed
-            self._checked_audience(client, seen, params, request.dpop_jkt)
-        record = self._take(code, client, now, verifier)
+        record = self._take(code, client, now, params, request.dpop_jkt)
         audience = self._checked_audience(client, record, params, request.dpop_jkt)
         scope = tuple(record.scope.split())
         family = self._start_family(client, code, record, (scope, audience), now, request.dpop_jkt)
@@ -154,13 +161,30 @@ class AuthorizationCodeGrant:
             calls.append(self.sessions.linking(record.subject, record.sid, family_id))
         return calls
 
-    def _take(self, code: str, client: Client, now: float, verifier: str | None) -> CodeRecord:
+    def _take(
+        self, code: str, client: Client, now: float, params: Mapping[str, str], jkt: str | None
+    ) -> CodeRecord:
+        """Take the code if its record fits this request; raise the OAuth error otherwise."""
+        verifier = params.get("code_verifier")
         # Reuse revokes only when the presenter proves it is the client (issue 18): a public
         # client by the verifier, a confidential one by authenticating (it got here).
         proof = pkce.s256(verifier) if verifier is not None else None
-        result = self.codes.take(
-            code, client_id=client.client_id, now=now, proof=proof, authenticated=not client.public
-        )
+
+        def take(check: CodeCheck | None) -> TakeResult:
+            return self.codes.take(
+                code, client_id=client.client_id, now=now, proof=proof, authenticated=not client.public,
+                check=check,
+            )  # fmt: skip
+
+        result = take(_code_check(client, self.settings, params, jkt))
+        if result.status is TakeStatus.UNCHECKED and result.record is not None:
+            # Issued by a release whose codes the script cannot check: check here, then take.
+            self._checked_audience(client, result.record, params, jkt)
+            result = take(None)
+        if result.status is TakeStatus.REFUSED and result.record is not None:
+            # Nothing was taken: the same rules in Python say what did not fit.
+            self._checked_audience(client, result.record, params, jkt)
+            raise InvalidGrant("the authorization code does not fit this request")
         if result.status is TakeStatus.UNPROVEN_REUSE:
             raise InvalidGrant("the authorization code is invalid or expired")
         if result.status is TakeStatus.ALREADY_USED:
@@ -173,6 +197,25 @@ class AuthorizationCodeGrant:
             # Unknown, expired, or issued to another client (RFC 6749 §4.1.3): one answer.
             raise InvalidGrant("the authorization code is invalid or expired")
         return result.record
+
+
+def _code_check(client: Client, settings: Settings, params: Mapping[str, str], jkt: str | None) -> CodeCheck:
+    """Spell, for the take script, what of a code's record this request accepts (the rules below)."""
+    sent = params.get("redirect_uri")
+    only = client.redirect_uris[0] if len(client.redirect_uris) == 1 else None
+    allowed = client.audiences or (settings.audience,)
+    fits_unset = sent is not None and only is not None and redirects.same_as_authorization(only, sent)
+    return CodeCheck(
+        redirect_uris=redirects.authorization_uris_matching(sent) if sent is not None else None,
+        unset_redirect_ok=fits_unset,
+        one_registered_uri=only is not None,
+        jkt=jkt,
+        require_pkce=client.require_pkce,
+        scopes=" ".join(client.scopes),
+        default_audience=allowed[0],
+        resource=params.get("resource"),
+        audiences=tuple(allowed),
+    )
 
 
 def _check_redirect_uri(client: Client, record: CodeRecord, sent: str | None) -> None:

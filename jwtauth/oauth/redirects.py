@@ -80,6 +80,19 @@ def same_as_authorization(expected: str, sent: str) -> bool:
     return same_redirect_uri(sent, expected)
 
 
+def authorization_uris_matching(sent: str) -> tuple[str, ...]:
+    """Return every authorization request redirect_uri that `same_as_authorization` matches to `sent`.
+
+    They are `sent` and its forms with and without the `/` of an empty http(s) path: the only
+    values `_slash_path` maps to the same URI. The take script of a code compares with these.
+    """
+    slashed = _slash_path(sent)
+    scheme, _, rest = slashed.partition("://")
+    cut = rest.find("/")
+    bare = f"{scheme}://{rest[:cut]}{rest[cut + 1:]}" if cut >= 0 else slashed
+    return tuple(uri for uri in dict.fromkeys((sent, slashed, bare)) if same_as_authorization(uri, sent))
+
+
 def same_redirect_uri(sent: str, registered: str) -> bool:
     """Tell whether `sent` is the registered redirect URI: string-equal, or equal once an empty
     http(s) path is written `/` (RFC 3986 §6.2.3; RFC 9110 §4.2.3). Nothing else is normalised.

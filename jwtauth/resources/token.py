@@ -43,6 +43,7 @@ class TokenResource:
         )
         body = grant.handle(TokenRequest(client, params, req.context.client_addr, dpop_jkt=jkt))
         req.context.access_token = body.get("access_token")  # the audit line keeps its ids only
+        req.context.token_ids = getattr(body, "ids", None)  # ... known without decoding it
         nonce = self.dpop.nonce_header()
         send_json(resp, body, headers={"DPoP-Nonce": nonce} if nonce else None)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jwtauth.store.codes import CodeRecord, CodeStore, TakeResult, TakeStatus
+from jwtauth.store.codes import CodeCheck, CodeRecord, CodeStore, TakeResult, TakeStatus
 from jwtauth.store.limits import FailureLimiter
 from jwtauth.store.refresh import RefreshStore
 from jwtauth.store.refresh_records import (
@@ -14,6 +14,7 @@ from jwtauth.store.refresh_records import (
 )
 
 __all__ = [
+    "CodeCheck",
     "CodeRecord",
     "CodeStore",
     "FailureLimiter",

@@ -2,7 +2,8 @@
 
 Key layout (both keys of one code share the hash tag `{c:<sha256(code)>}`):
 
-    {prefix}{c:<sha256(code)>}        hash: client, exp, ttl, data (the CodeRecord as JSON), chal
+    {prefix}{c:<sha256(code)>}        hash: client, exp, ttl, data (the CodeRecord as JSON), chal,
+                                      and what the take script checks: redir, jkt, scope, aud, naud
     {prefix}{c:<sha256(code)>}:used   hash: client, chal, family (bound later), replayed
     {prefix}{s:<sha256(submission)>}  string: a consent submission already used (issue 18)
 
@@ -30,24 +31,65 @@ from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, m
 _CODE = re.compile(r"[A-Za-z0-9_-]{43}")
 LABEL = "code record"
 
-# KEYS[k]: code. ARGV[a..a+5]: ttl_ms, client, exp, ttl, data, PKCE challenge ('' if none).
+# KEYS[k]: code. ARGV[a..a+10]: ttl_ms, client, exp, ttl, data, PKCE challenge ('' if none),
+# redirect_uri, DPoP jkt (each '' if none), scope, first audience ('' if none), audience count.
 _ISSUE_LUA = """
 local function issue_code(k, a)
   redis.call('HSET', KEYS[k], 'client', ARGV[a + 1], 'exp', ARGV[a + 2], 'ttl', ARGV[a + 3],
-             'data', ARGV[a + 4], 'chal', ARGV[a + 5])
+             'data', ARGV[a + 4], 'chal', ARGV[a + 5], 'redir', ARGV[a + 6], 'jkt', ARGV[a + 7],
+             'scope', ARGV[a + 8], 'aud', ARGV[a + 9], 'naud', ARGV[a + 10])
   redis.call('PEXPIRE', KEYS[k], ARGV[a])
 end
 """
 _ISSUE = _ISSUE_LUA + "issue_code(1, 1)\n"
 
-# Take a code atomically: of any number of concurrent redemptions exactly one sees the record.
+# Whether a code's record fits the token request (CodeCheck.args spells the request side);
+# the same rules as jwtauth.grants.authorization_code checks in Python, which stays the judge
+# of a refusal's wording. Lua's %S+ splits scopes as str.split() does: a scope is printable ASCII
+# (RFC 6749 §3.3), checked at /authorize. c: the code's HMGET below.
+# ARGV: 6 '1' to check, 7 redirect_uri sent ('1'/'0'), 8-10 the stored values that match it,
+# 11 '1' if a code without redirect_uri matches it, 12 '1' if the client has one registered URI,
+# 13 the request's DPoP jkt, 14 '1' if the client must use PKCE, 15 the client's scopes,
+# 16 its default audience, 17 the resource sent, 18.. the audiences the client may address.
+_FITS_LUA = """
+local function fits(c)
+  local chal, redir = c[5] or '', c[7]
+  if ARGV[7] == '1' then
+    if redir == '' then
+      if ARGV[11] ~= '1' then return false end
+    elseif redir ~= ARGV[8] and redir ~= ARGV[9] and redir ~= ARGV[10] then return false end
+  elseif redir ~= '' and ARGV[12] ~= '1' and chal == '' then return false end
+  if c[8] ~= '' and c[8] ~= ARGV[13] then return false end
+  if chal == '' then
+    if ARGV[4] ~= '' or ARGV[14] == '1' then return false end
+  elseif ARGV[4] ~= chal then return false end
+  local scopes = {}
+  for s in string.gmatch(ARGV[15], '%S+') do scopes[s] = true end
+  for s in string.gmatch(c[6], '%S+') do
+    if not scopes[s] then return false end
+  end
+  if tonumber(c[10]) > 1 then return false end
+  local aud = c[9]
+  if aud == '' then aud = ARGV[16] end
+  if ARGV[17] ~= '' and ARGV[17] ~= aud then return false end
+  for i = 18, #ARGV do
+    if ARGV[i] == aud then return true end
+  end
+  return false
+end
+"""
+
+# Take a code atomically: of any number of concurrent redemptions exactly one sees the record,
+# and only if it fits the request (`fits`): a refused request burns nothing and gets the record
+# back ('refused'), so the grant can say what did not fit. A code issued before the checked
+# fields existed is handed back untaken ('unchecked'): the grant checks it, then takes it.
 # A second redemption counts as a replay (and revokes) only from a presenter that proves it is
 # the client: authenticated (ARGV[5] = '1'), or the S256 of its verifier equals the challenge
 # (issue 18: a thief of a public client's code must not log the user out). Digests of 256-bit
 # verifiers are compared with ==: timing reveals nothing usable about a preimage.
 # KEYS: code, used marker. ARGV: client_id, now, access-token lifetime in seconds, S256 of the
-# presented verifier ('' if none), '1' if the client authenticated.
-_TAKE = """
+# presented verifier ('' if none), '1' if the client authenticated, then `fits`' own.
+_TAKE = _FITS_LUA + """
 local m = redis.call('HMGET', KEYS[2], 'client', 'family', 'chal')
 if m[1] then
   if m[1] ~= ARGV[1] then return {'wrong_client'} end
@@ -56,13 +98,18 @@ if m[1] then
   redis.call('HSET', KEYS[2], 'replayed', '1')
   return {'already_used', m[2] or ''}
 end
-local c = redis.call('HMGET', KEYS[1], 'client', 'exp', 'ttl', 'data', 'chal')
+local c = redis.call('HMGET', KEYS[1], 'client', 'exp', 'ttl', 'data', 'chal', 'scope', 'redir',
+                     'jkt', 'aud', 'naud')
 if not c[1] then return {'unknown'} end
 if tonumber(ARGV[2]) >= tonumber(c[2]) then
   redis.call('DEL', KEYS[1])
   return {'unknown'}
 end
 if c[1] ~= ARGV[1] then return {'wrong_client'} end
+if ARGV[6] == '1' then
+  if not c[6] then return {'unchecked', c[4]} end
+  if not fits(c) then return {'refused', c[4]} end
+end
 local ms = math.max(math.ceil((tonumber(c[3]) + tonumber(ARGV[3])) * 1000), 1)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[2], 'client', ARGV[1], 'chal', c[5] or '')
@@ -89,6 +136,8 @@ class TakeStatus(enum.Enum):
     UNPROVEN_REUSE = "unproven_reuse"  # used, but the presenter did not prove it is the client
     WRONG_CLIENT = "wrong_client"
     UNKNOWN = "unknown"
+    REFUSED = "refused"  # the record does not fit the request (CodeCheck): nothing changed
+    UNCHECKED = "unchecked"  # issued before the checked fields were stored: nothing changed
 
 
 @dataclass(frozen=True)
@@ -110,8 +159,38 @@ class CodeRecord:
 
 
 @dataclass(frozen=True)
+class CodeCheck:
+    """What a token request accepts of its code's record, spelled for the take script (`_FITS_LUA`).
+
+    The grant builds it from the request and the client's configuration; the rules are the
+    grant's (jwtauth.grants.authorization_code), so a refused take burns nothing.
+    """
+
+    redirect_uris: tuple[str, ...] | None  # None: not sent; else every stored value that matches
+    unset_redirect_ok: bool  # the sent redirect_uri matches a code issued without one
+    one_registered_uri: bool
+    jkt: str | None  # the request's DPoP key thumbprint
+    require_pkce: bool
+    scopes: str  # the client's scopes, space-separated
+    default_audience: str
+    resource: str | None
+    audiences: tuple[str, ...]  # every audience the client may address
+
+    def args(self) -> list[str]:
+        """Return ARGV[6..] of the take script."""
+        sent = self.redirect_uris or ("",)
+        candidates = [*sent, sent[0], sent[0]][:3]
+        return [
+            "1", "1" if self.redirect_uris is not None else "0", *candidates,
+            "1" if self.unset_redirect_ok else "0", "1" if self.one_registered_uri else "0",
+            self.jkt or "", "1" if self.require_pkce else "0", self.scopes, self.default_audience,
+            self.resource or "", *self.audiences,
+        ]  # fmt: skip
+
+
+@dataclass(frozen=True)
 class TakeResult:
-    """Result of `CodeStore.take`: the record on OK, the bound family on ALREADY_USED."""
+    """Result of `CodeStore.take`: the record on OK, REFUSED and UNCHECKED, the family on ALREADY_USED."""
 
     status: TakeStatus
     record: CodeRecord | None = None
@@ -155,38 +234,34 @@ class CodeStore:
         code = secrets.token_urlsafe(32)
         data = json.dumps(dataclasses.asdict(record), separators=(",", ":"))
         data = self._pepper.seal(LABEL, data, _digest(code))
-        challenge = record.code_challenge or ""
-        return code, [str(ms(ttl)), record.client_id, repr(now + ttl), repr(float(ttl)), data, challenge]
+        checked = [
+            record.code_challenge or "", record.redirect_uri or "", record.dpop_jkt or "", record.scope,
+            record.audience[0] if record.audience else "", str(len(record.audience)),
+        ]  # fmt: skip
+        return code, [str(ms(ttl)), record.client_id, repr(now + ttl), repr(float(ttl)), data, *checked]
 
     def _submission_key(self, submission: str) -> str:
         return tagged_key(self._prefix, "s", hashlib.sha256(submission.encode()).hexdigest())
 
-    def peek(self, code: str, *, client_id: str, now: float) -> CodeRecord | None:
-        """Return the record of a live, unused code issued to `client_id`, without consuming it.
-
-        The caller checks PKCE, redirect_uri and resource against it BEFORE `take`, so a request
-        that fails them (a thief without the verifier) cannot burn the code. A record never
-        changes once issued, so what `peek` saw is what `take` consumes; `take` alone decides,
-        atomically, who redeems it.
-        """
-        if not _CODE.fullmatch(code):
-            return None
-        owner, exp, data = self._redis.hmget(self._key(code), ["client", "exp", "data"])
-        if owner is None or exp is None or data is None:
-            return None
-        if text(owner) != client_id or now >= float(text(exp)):
-            return None
-        return self._decode(code, text(data))
-
     def take(
-        self, code: str, *, client_id: str, now: float, proof: str | None = None, authenticated: bool = True
+        self,
+        code: str,
+        *,
+        client_id: str,
+        now: float,
+        proof: str | None = None,
+        authenticated: bool = True,
+        check: CodeCheck | None = None,
     ) -> TakeResult:
-        """Redeem `code` for `client_id`: OK once, ALREADY_USED afterwards.
+        """Redeem `code` for `client_id`: OK once, ALREADY_USED afterwards, in one round trip.
 
         RFC 6749 §4.1.3: the code must have been issued to the authenticated client. A code
         presented by another client is refused but NOT burned, so a client that learns a
-        victim's code cannot destroy it; it cannot redeem it either. Checks that could fail for
-        the request (PKCE, redirect_uri) belong before the take, on the record `peek` returns.
+        victim's code cannot destroy it; it cannot redeem it either. With `check`, a record
+        that does not fit the request (PKCE, redirect_uri, DPoP key, scope, audience) is not
+        taken either: REFUSED with the record, so the caller can say why; UNCHECKED with the
+        record for a code issued before the script could check it (the caller checks, then
+        takes without `check`).
 
         A used code is ALREADY_USED (a replay: revoke) only if the presenter proves it is the
         client: `authenticated` (a confidential client), or `proof`, the S256 of the presented
@@ -196,11 +271,11 @@ class CodeStore:
             return TakeResult(TakeStatus.UNKNOWN)
         key = self._key(code)
         args = [client_id, repr(now), repr(self._access_ttl), proof or "", "1" if authenticated else "0"]
-        reply = self._take(keys=[key, f"{key}:used"], args=args)
+        reply = self._take(keys=[key, f"{key}:used"], args=args + (check.args() if check else ["0"]))
         status = TakeStatus(text(reply[0]))
-        if status is TakeStatus.OK:
+        if status in _WITH_RECORD:
             record = self._decode(code, text(reply[1]))
-            # Taken but unreadable (another pepper, or moved from another code): nothing to issue.
+            # Unreadable (another pepper, or moved from another code): nothing to issue or check.
             return TakeResult(status, record=record) if record is not None else TakeResult(TakeStatus.UNKNOWN)
         if status is TakeStatus.ALREADY_USED:
             # RFC 6749 §4.1.2: deny, and the caller SHOULD revoke tokens issued from the code.
@@ -229,6 +304,9 @@ class CodeStore:
 
 def _digest(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
+
+
+_WITH_RECORD = frozenset((TakeStatus.OK, TakeStatus.REFUSED, TakeStatus.UNCHECKED))
 
 
 def _decode(data: str) -> CodeRecord:

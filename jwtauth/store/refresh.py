@@ -112,6 +112,7 @@ class RefreshStore:
         self._rotate = client.register_script(lua.ROTATE)
         self._revoke = client.register_script(lua.REVOKE)
         self._guarded_create = client.register_script(lua.GUARDED_CREATE)
+        self._revoked = client.register_script(lua.REVOKED)
 
     def create(
         self, spec: FamilySpec, *, then: Callable[[str], Sequence[ScriptCall]] | None = None
@@ -239,7 +240,7 @@ class RefreshStore:
         """Return whether the family was revoked recently enough that its tombstone lives."""
         if not fmt.FAMILY_ID.fullmatch(family_id):
             return False
-        return bool(self._client.exists(self._family_keys(family_id)[2]))
+        return bool(self._revoked(keys=[self._family_keys(family_id)[2]]))
 
     def revoke_all(self, *, subject: str | None = None, client_id: str | None = None) -> int:
         """Revoke every family of a subject and/or client ("log out everywhere"); count them.

@@ -129,3 +129,9 @@ redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[5])
 return {1, f[4] or ''}
 """
+
+# Whether a family's tombstone lives. A script rather than EXISTS only for its path: the store
+# runs scripts on its lean path (redisclient.StoreRedis.run_script), which skips redis-py's
+# per-command layers; introspection of every refresh-family access token asks this.
+# KEYS: tombstone.
+REVOKED = "return redis.call('EXISTS', KEYS[1])"

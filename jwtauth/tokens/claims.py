@@ -82,18 +82,33 @@ def iso8601(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
+class TokenBody(dict[str, Any]):
+    """A §5.1 response body that also carries its access token's identifiers (`ids`).
+
+    The audit line names the token by sub, jti and fid (resources/audit.py); the claims it
+    was signed from are at hand here, so nothing decodes the token again to find them.
+    """
+
+    ids: dict[str, str]
+
+
+# The claims that identify an access token in the audit line, never anything it grants.
+TOKEN_IDS = ("sub", "jti", "fid")
+
+
 def token_response(
     access_token: str, claims: dict[str, Any], refresh_token: str | None = None
-) -> dict[str, Any]:
+) -> TokenBody:
     """Return the RFC 6749 §5.1 response body (plus `expires_at`)."""
-    body: dict[str, Any] = {
+    body = TokenBody({
         "access_token": access_token,
         # RFC 9449 §5: a token bound to a DPoP key is of type DPoP.
         "token_type": "DPoP" if "cnf" in claims else "Bearer",
         "expires_in": claims["exp"] - claims["iat"],
         "expires_at": iso8601(claims["exp"]),
         "scope": claims["scope"],
-    }
+    })
     if refresh_token is not None:
         body["refresh_token"] = refresh_token
+    body.ids = {name: claims[name] for name in TOKEN_IDS if isinstance(claims.get(name), str)}
     return body

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import falcon
 import pytest
 import requests
 from falcon import testing
@@ -18,6 +19,7 @@ from jwtauth.resources.header_limit import MAX_HEADER_BYTES
 from tests.helpers import DEMO, TOKENS, basic
 
 GRANT = "grant_type=client_credentials"
+FORM = "application/x-www-form-urlencoded"
 
 
 def test_the_app_refuses_a_64_kb_cookie(http: testing.TestClient) -> None:
@@ -57,3 +59,17 @@ def test_a_real_server_refuses_a_64_kb_cookie(serve: Callable[..., Any]) -> None
         except requests.ConnectionError:
             return  # the server closed the connection on the oversized head: not served either
         assert big.status_code in (400, 431) and "access_token" not in big.text
+
+
+def test_the_cap_counts_every_byte_of_names_values_and_separators(http: testing.TestClient) -> None:
+    def sent(pad: int) -> int:
+        headers = {**basic(*DEMO), "Content-Type": FORM, "X-Pad": "y" * pad}
+        return http.simulate_post(TOKENS, body=GRANT, headers=headers).status_code
+
+    # What Falcon's header view of this request adds up to, without X-Pad: then fill to the cap.
+    head = {**basic(*DEMO), "Content-Type": FORM}
+    probe = testing.create_environ(TOKENS, method="POST", body=GRANT, headers=head)
+    base = sum(len(name) + len(value) + 4 for name, value in falcon.Request(probe).headers.items())
+    room = MAX_HEADER_BYTES - base - len("X-Pad") - 4
+    assert sent(room) == 200
+    assert sent(room + 1) == 431

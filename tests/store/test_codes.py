@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from typing import Any
 
 import pytest
 
-from jwtauth.store import CodeRecord, CodeStore, FamilySpec, RefreshStore, TakeResult, TakeStatus
+from jwtauth.store import CodeCheck, CodeRecord, CodeStore, FamilySpec, RefreshStore, TakeResult, TakeStatus
 from tests.helpers import PEPPER
 
 NOW = 1_700_000_000.0
@@ -160,12 +161,42 @@ def test_redis_never_holds_a_code(backend: Any) -> None:
     assert [(b, c) for b in stored for c in codes if c.encode() in b] == []
 
 
-def test_peek_reads_a_live_code_of_its_client_without_consuming_it(backend: Any) -> None:
+def check(**changes: Any) -> CodeCheck:
+    """Return the CodeCheck of a request that fits RECORD, with `changes`."""
+    fitting = CodeCheck(
+        redirect_uris=(RECORD.redirect_uri or "",), unset_redirect_ok=False, one_registered_uri=False,
+        jkt=None, require_pkce=False, scopes="openid read write", default_audience="https://api.example.com",
+        resource=None, audiences=("https://api.example.com",),
+    )  # fmt: skip
+    return dataclasses.replace(fitting, **changes)
+
+
+def test_a_checked_take_refuses_a_record_that_does_not_fit_and_takes_nothing(backend: Any) -> None:
+    store = make_store(backend)
+    code = store.issue(dataclasses.replace(RECORD, dpop_jkt="the-key"), ttl=TTL, now=NOW)
+    proof = RECORD.code_challenge
+    misfits = [
+        (proof, check(redirect_uris=("https://app.example.com/other",))),
+        (proof, check(jkt=None)),
+        (proof, check(jkt="another-key")),
+        (proof, check(jkt="the-key", scopes="read")),
+        (proof, check(jkt="the-key", audiences=("https://reports.example.com",))),
+        (proof, check(jkt="the-key", resource="https://reports.example.com")),
+        ("x" * 43, check(jkt="the-key")),
+        (None, check(jkt="the-key")),
+    ]
+    for presented, misfit in misfits:
+        refused = store.take(code, client_id=OWNER, now=NOW + 1, proof=presented, check=misfit)
+        assert refused.status is TakeStatus.REFUSED and refused.record is not None, misfit
+    # Omitted redirect_uri with PKCE fits (the verifier proves the flow).
+    fitting = check(jkt="the-key", redirect_uris=None)
+    assert store.take(code, client_id=OWNER, now=NOW + 2, proof=proof, check=fitting).status is TakeStatus.OK
+
+
+def test_a_code_without_the_checked_fields_comes_back_unchecked(backend: Any) -> None:
     store = make_store(backend)
     code = store.issue(RECORD, ttl=TTL, now=NOW)
-    assert store.peek(code, client_id=OWNER, now=NOW + 1) == RECORD
-    assert store.peek(code, client_id=OTHER, now=NOW + 1) is None
-    assert store.peek(code, client_id=OWNER, now=NOW + TTL) is None  # expired
-    assert store.peek("A" * 42 + "!", client_id=OWNER, now=NOW) is None
+    backend.client.hdel(code_key(backend, code), "scope")
+    unchecked = store.take(code, client_id=OWNER, now=NOW + 1, check=check(scopes=""))
+    assert unchecked == TakeResult(TakeStatus.UNCHECKED, RECORD)
     assert store.take(code, client_id=OWNER, now=NOW + 2).status is TakeStatus.OK
-    assert store.peek(code, client_id=OWNER, now=NOW + 3) is None  # used
