@@ -6,6 +6,7 @@ import argparse
 import base64
 import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 import redis
 import requests
 
+from bench import roundtrips
 from bench.serving import (
     CLK_TCK,
     HOST,
@@ -37,7 +39,9 @@ LUA = ROOT / "bench" / "wrk.lua"
 CEILING_LUA = ROOT / "bench" / "post_token.lua"
 FIXTURES = ROOT / "jwtauth" / "fixtures" / "test_credentials.toml"
 RESULTS = ROOT / "bench" / "results.md"
-REDIS_URL = os.environ.get("JWTAUTH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+# A Redis of the bench's own (private_redis) unless this names one: on a shared Redis the
+# round-trip counts and Redis CPU include other clients' work.
+REDIS_URL = os.environ.get("JWTAUTH_BENCH_REDIS_URL", "")
 TOKENS = "/api/v1/tokens"
 BASIC = base64.b64encode(b"testclient:testpassword").decode()
 # Issue 18: a flood of failing client authentications from one address (an unknown client id).
@@ -45,7 +49,7 @@ FLOOD = "failing client auth, one address"
 FLOOD_BASIC = base64.b64encode(b"nobody:wrong-secret").decode()
 USER, PASSWORD = "testuser@example.com", "testpassword"
 PASSWORD_BODY = f"grant_type=password&username={USER.replace('@', '%40')}&password={PASSWORD}"
-MEMORY_TOKENS = 100_000
+MEMORY_TOKENS = 1_000_000
 WORKERS = 2
 
 
@@ -68,6 +72,8 @@ class Result:
     # recorded): it and the next one are this scenario's reference.
     ceiling_index: int | None = None
     ratios: list[float] = field(default_factory=list)  # per round, for the ratio targets
+    redis: roundtrips.PerRequest | None = None  # round trips, commands, scripts per request
+    round_rps: list[float] = field(default_factory=list)  # req/s of each round, in order
 
 
 class Ceilings:
@@ -148,7 +154,11 @@ def combine(name: str, parts: list[Result], ratios: list[float]) -> Result:
         other_cores=sum(p.other_cores for p in parts) / len(parts),
         steal_ms=sum(p.steal_ms for p in parts),
         ratios=ratios,
+        round_rps=[p.rps for p in parts],
         ceiling_index=parts[-1].ceiling_index,
+        redis=roundtrips.merge([(p.redis, p.requests) for p in parts if p.redis is not None])
+        if any(p.redis is not None for p in parts)
+        else None,
     )
 
 
@@ -203,14 +213,14 @@ class Server:
 
 
 @contextlib.contextmanager
-def jwtauth_server(config: Path, keys_dir: Path, prefix: str, work: Path) -> Iterator[Server]:
+def jwtauth_server(config: Path, keys_dir: Path, prefix: str, work: Path, redis_url: str) -> Iterator[Server]:
     """Run `jwtauth serve --workers 2` with Redis; stop its process group afterwards."""
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="serve-", dir=work))
     env = {
         **os.environ,
         "JWTAUTH_KEYS_DIR": str(keys_dir),
-        "JWTAUTH_REDIS_URL": REDIS_URL,
+        "JWTAUTH_REDIS_URL": redis_url,
         "JWTAUTH_REDIS_PREFIX": prefix,
         "TMPDIR": str(work),
     }
@@ -220,7 +230,7 @@ def jwtauth_server(config: Path, keys_dir: Path, prefix: str, work: Path) -> Ite
     # stdout is the JSON access log: written to a real file, as a log collector would read it.
     with open(log_dir / "access.log", "wb") as out, open(log_dir / "stderr.log", "wb") as err:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=err, process_group=0)
-    server = Server(proc, port, log_dir, redis.Redis.from_url(REDIS_URL))
+    server = Server(proc, port, log_dir, redis.Redis.from_url(redis_url))
     try:
         wait_ready(port, proc)
         yield server
@@ -286,9 +296,10 @@ def measure(
         wrk(url, args.warmup, args, env, lua)
     cpu0, busy0, wall0 = tree_cpu_ticks(server.proc.pid), busy_ticks(), time.monotonic()
     steal0 = steal_ticks()
-    wrk_cpu0, redis0 = _children_cpu(), redis_cpu(server.store)
+    wrk_cpu0, (redis0, counts0) = _children_cpu(), redis_state(server.store)
     text = wrk(url, args.duration, args, env, lua)
-    wrk_cpu, redis_s = _children_cpu() - wrk_cpu0, redis_cpu(server.store) - redis0
+    redis1, counts1 = redis_state(server.store)
+    wrk_cpu, redis_s = _children_cpu() - wrk_cpu0, redis1 - redis0
     cpu1, busy1, wall1 = tree_cpu_ticks(server.proc.pid), busy_ticks(), time.monotonic()
     steal = (steal_ticks() - steal0) * 1000 / CLK_TCK
     vals = parse_wrk(text)
@@ -307,6 +318,7 @@ def measure(
         redis_cpu_ms=redis_s * 1000 / n,
         other_cores=((busy1 - busy0) / CLK_TCK - server_s - wrk_cpu - redis_s) / (wall1 - wall0),
         steal_ms=steal,
+        redis=roundtrips.per_request(counts0, counts1, n) if counts0 and counts1 else None,
     )
     print(
         f"  {name:40} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
@@ -323,12 +335,44 @@ def steal_ticks() -> int:
     return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8])
 
 
-def redis_cpu(store: Any) -> float:
-    """Return the CPU seconds the Redis server has used (0 without one)."""
+def redis_state(store: Any) -> tuple[float, roundtrips.Snapshot | None]:
+    """Return the CPU seconds the Redis server has used and its counters (0, None without one).
+
+    One INFO command, so the snapshot adds one read and one command to what it measures.
+    """
     if store is None:
-        return 0.0
-    info = store.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        return 0.0, None
+    info = store.info("all")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"]), roundtrips.snapshot(info)
+
+
+@contextlib.contextmanager
+def private_redis(work: Path) -> Iterator[str]:
+    """Yield the URL of Redis for the run: JWTAUTH_BENCH_REDIS_URL, else a redis-server of its own.
+
+    Its own: on a free loopback port, no persistence (nothing a grant does waits for a disk),
+    stopped afterwards; the machine's Redis may be shared, and its other clients' commands would
+    count as the server's round trips.
+    """
+    if REDIS_URL or shutil.which("redis-server") is None:
+        yield REDIS_URL or "redis://127.0.0.1:6379/0"
+        return
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    argv += ["--dir", str(work), "--protected-mode", "yes"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
+    url = f"redis://{HOST}:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        for _ in range(100):
+            with contextlib.suppress(redis.ConnectionError):
+                client.ping()
+                break
+            time.sleep(0.05)
+        client.close()
+        yield url
+    finally:
+        stop(proc)
 
 
 def _children_cpu() -> float:

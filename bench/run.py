@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/run.py` as well as `python -m bench.run`
     sys.path.insert(0, str(ROOT))
 
-from bench import assertions, memory  # noqa: E402
+from bench import assertions, memory, peers  # noqa: E402
 from bench.harness import (  # noqa: E402
     FIXTURES,
     REDIS_URL,
@@ -61,8 +61,9 @@ from bench.harness import (  # noqa: E402
     fixed,
     jwtauth_server,
     measure,
+    private_redis,
 )
-from bench.report import render  # noqa: E402
+from bench.report import README_BLOCK, render, render_readme  # noqa: E402
 from bench.scenarios import run_es256  # noqa: E402
 from bench.sign_ceiling import per_second  # noqa: E402
 
@@ -138,13 +139,13 @@ def delete_prefix(store: Any, prefix: str) -> int:
     return deleted
 
 
-def environment() -> dict[str, str]:
+def environment(redis_url: str) -> dict[str, str]:
     cpu = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
          if line.startswith("model name")),
         platform.processor(),
     )  # fmt: skip
-    info = redis.Redis.from_url(REDIS_URL).info("server")
+    info = redis.Redis.from_url(redis_url).info("server")
     wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()[1]
     packages = (
         "falcon",
@@ -165,10 +166,13 @@ def environment() -> dict[str, str]:
         "versions": ", ".join(f"{p} {version(p)}" for p in packages)
         + f", Redis {info['redis_version']}, wrk {wrk_version}",
         "load before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "redis": "its own redis-server (no persistence), started for the run"
+        if not REDIS_URL
+        else f"the Redis at JWTAUTH_BENCH_REDIS_URL ({redis_url}), maybe shared",
     }
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -181,54 +185,33 @@ def main() -> int:
     parser.add_argument(
         "--only",
         nargs="*",
-        help="ES256 scenarios to run: client_credentials client_credentials_jwt password refresh_token "
-        "authorization_code authorization_code_oidc device_poll introspection client_auth_flood dpop "
-        "jwks metadata, and `ceiling` for the stack ceiling before and after them (default: all, "
-        "plus RS256/EdDSA, baselines and memory)",
+        help="scenarios to run: client_credentials client_credentials_jwt password refresh_token "
+        "authorization_code authorization_code_oidc device_poll introspection userinfo par "
+        "client_auth_flood dpop jwks metadata, `peer` (with --peers), and `ceiling` for the stack "
+        "ceiling before and after them (default: all, plus RS256/EdDSA, baselines and memory)",
+    )
+    parser.add_argument(
+        "--peers", action="store_true", help="also run node-oidc-provider beside jwtauth (needs node and npm)"
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results.md")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    store = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        store.ping()
-    except redis.RedisError as exc:
-        print(f"bench: no Redis at {REDIS_URL}: {exc}", file=sys.stderr)
-        return 2
-    prefix = f"jwtauth-bench:{uuid.uuid4().hex[:12]}:"
-    report: dict[str, Any] = {"env": environment(), "jwtauth": {}, "args": vars(args)}
-    print(f"make bench: {report['env']['cores']} cores, Redis prefix {prefix}", flush=True)
+
+def main() -> int:
+    args = parse_args()
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="jwtauth-bench-") as tmp, contextlib.ExitStack() as stack:
-        work = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="jwtauth-bench-") as tmp, private_redis(Path(tmp)) as url:
+        store = redis.Redis.from_url(url, socket_connect_timeout=1)
         try:
-            keys_dirs = make_keys(work)
-            config = make_config(work)
-            full = not args.only
-            # The ceiling app stays up all run (idle, it costs nothing) to be measured between
-            # the scenarios as well as before and after them.
-            ceiling = stack.enter_context(ceiling_server()) if full or "ceiling" in args.only else None
-            ceilings = report["ceilings"] = Ceilings(ceiling, args)
-            print("baselines", flush=True)
-            ceilings.measure("first")
-            if full:
-                report["signing"] = signing_ceiling(keys_dirs, args.sign_seconds)
-            print("jwtauth serve, ES256", flush=True)
-            with jwtauth_server(config, keys_dirs["ES256"], prefix, work) as server:
-                run_es256(server, args, store, prefix, work, report, ceilings)
-                report["error_lines"] = server.error_lines()
-                report["access_log_lines"] = (server.log_dir / "access.log").read_bytes().count(b"\n")
-            if full:
-                for alg in ("RS256", "EdDSA"):
-                    print(f"jwtauth serve, {alg}", flush=True)
-                    with jwtauth_server(config, keys_dirs[alg], prefix, work) as server:
-                        env = fixed("POST", "grant_type=client_credentials", auth=True)
-                        name = f"client_credentials {alg}"
-                        report["jwtauth"][name] = ceilings.mark(measure(name, server, TOKENS, args, env))
-                        report["error_lines"] += server.error_lines()
-                print("Redis memory per refresh family", flush=True)
-                report["redis"] = memory.redis_per_family(store, prefix + "mem:")
-            ceilings.measure("last")
+            store.ping()
+        except redis.RedisError as exc:
+            print(f"bench: no Redis at {url}: {exc}", file=sys.stderr)
+            return 2
+        report: dict[str, Any] = {"env": environment(url), "jwtauth": {}, "peer": {}, "args": vars(args)}
+        prefix = f"jwtauth-bench:{uuid.uuid4().hex[:12]}:"
+        print(f"make bench: {report['env']['cores']} cores, Redis {url}, prefix {prefix}", flush=True)
+        try:
+            run(args, store, url, prefix, Path(tmp), report)
         finally:
             deleted = delete_prefix(store, prefix)
             print(f"deleted {deleted} Redis keys under {prefix}", flush=True)
@@ -237,8 +220,52 @@ def main() -> int:
     print(text)
     if not args.no_write and not args.only:
         RESULTS.write_text(text)
-        print(f"wrote {RESULTS.relative_to(ROOT)}")
+        README_BLOCK.write_text(render_readme(report))
+        print(f"wrote {RESULTS.relative_to(ROOT)} and {README_BLOCK.relative_to(ROOT)}")
     return 0
+
+
+def run(
+    args: argparse.Namespace, store: Any, url: str, prefix: str, work: Path, report: dict[str, Any]
+) -> None:
+    """Every measurement of one run, into `report`."""
+    keys_dirs = make_keys(work)
+    config = make_config(work)
+    full = not args.only
+    with contextlib.ExitStack() as stack:
+        # The ceiling app stays up all run (idle, it costs nothing) to be measured between
+        # the scenarios as well as before and after them.
+        ceiling = stack.enter_context(ceiling_server()) if full or "ceiling" in args.only else None
+        ceilings = report["ceilings"] = Ceilings(ceiling, args)
+        print("baselines", flush=True)
+        ceilings.measure("first")
+        if full:
+            report["signing"] = signing_ceiling(keys_dirs, args.sign_seconds)
+        print("jwtauth serve, ES256", flush=True)
+        with jwtauth_server(config, keys_dirs["ES256"], prefix, work, url) as server:
+            run_es256(server, args, store, prefix, work, report, ceilings)
+            report["error_lines"] = server.error_lines()
+            report["access_log_lines"] = (server.log_dir / "access.log").read_bytes().count(b"\n")
+        if args.peers and (full or "peer" in args.only):
+            why = peers.unavailable()
+            report["peer_absent"] = why
+            if why is None:
+                print(f"{peers.PEER}, 2 workers, ES256", flush=True)
+                peers.run_peer(args, url, prefix + "peer:", work, report, ceilings)
+            else:
+                print(f"{peers.PEER}: not run: {why}", flush=True)
+        if full:
+            for alg in ("RS256", "EdDSA"):
+                print(f"jwtauth serve, {alg}", flush=True)
+                with jwtauth_server(config, keys_dirs[alg], prefix, work, url) as server:
+                    env = fixed("POST", "grant_type=client_credentials", auth=True)
+                    name = f"client_credentials {alg}"
+                    report["jwtauth"][name] = ceilings.mark(measure(name, server, TOKENS, args, env))
+                    report["error_lines"] += server.error_lines()
+            print("Redis memory per refresh family and per session", flush=True)
+            report["redis"] = memory.redis_per_family(store, prefix + "mem:")
+            report["sessions"] = memory.redis_per_session(store, prefix + "ses:")
+        ceilings.measure("last")
 
 
 if __name__ == "__main__":

@@ -32,11 +32,7 @@ from bench.harness import (
     rounds,
     wrk,
 )
-from bench.serving import (
-    parse_wrk,
-)
-
-# --- scenarios ------------------------------------------------------------------------------------
+from bench.serving import parse_wrk
 
 
 def refresh_tokens(server: Server, count: int, path: Path) -> Path:
@@ -127,6 +123,17 @@ def _consuming(mode: str, path: Path) -> dict[str, str]:
     return {**fixed("POST", auth=mode != "assertion"), "BENCH_MODE": mode, "BENCH_FILE": str(path)}
 
 
+USERINFO, PAR = "/api/v1/userinfo", "/api/v1/par"
+# A confidential client's pushed authorization request (RFC 9126 §2.1): what /authorize would take.
+PAR_BODY = (
+    "response_type=code&redirect_uri=https%3A%2F%2Fwww.example.com&scope=openid%20read"
+    "&state=af0ifjsldkj&nonce=n-0S6_WzA2Mj&code_challenge_method=S256"
+    "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+)
+MEMORY_SECONDS = 360  # the RSS run stops here even short of MEMORY_TOKENS: make bench stays ~12 min
+CHUNK_SECONDS = 10  # RSS is sampled after each wrk run of this length
+
+
 def run_es256(
     server: Server,
     args: argparse.Namespace,
@@ -136,34 +143,82 @@ def run_es256(
     report: dict[str, Any],
     ceilings: Ceilings,
 ) -> None:
-    """Every scenario on the ES256 server, plus the workers' memory across 100k tokens."""
-    results: dict[str, Result] = report["jwtauth"]
-    cc_env = fixed("POST", "grant_type=client_credentials", auth=True)
+    """Every scenario on the ES256 server, plus the workers' memory across a million tokens."""
     only = set(args.only or [])
 
     def wanted(name: str) -> bool:
         return not only or name in only
 
     if wanted("client_credentials"):
-        name = "client_credentials ES256"
-        wrk(server.base + TOKENS, args.warmup, args, cc_env)
-        before = memory.rss_of(server.workers())
-        results[name] = rounds(name, lambda a: measure(name, server, TOKENS, a, cc_env), ceilings, args)
-        issued = results[name].requests
-        while issued < MEMORY_TOKENS and not only:  # until 100k tokens passed through the workers
-            issued += int(parse_wrk(wrk(server.base + TOKENS, 4, args, cc_env))["requests"])
-        report["memory"] = {"tokens": issued, "before": before, "after": memory.rss_of(server.workers())}
-        ceilings.time_passed()
+        client_credentials(server, args, report, ceilings, memory_run=not only)
     if wanted("client_credentials_jwt"):
-        # Beside client_secret_basic above: private_key_jwt costs a signature check and a SET NX.
-        signed = lambda n, tag: assertions.sign_assertions(  # noqa: E731
-            work / "bench-jwt.pem", server.base, n, work / f"assertions-{tag}.txt"
-        )
-        basic = results.get("client_credentials ES256")
-        expected_cc = basic.rps if basic is not None else 3000.0
-        warm_stateful(server, args, "assertion", signed, expected_cc)
-        name = "client_credentials private_key_jwt"
-        results[name] = ceilings.mark(stateful(name, server, args, "assertion", signed, expected_cc))
+        private_key_jwt(server, args, work, report["jwtauth"], ceilings)
+    redis_grants(server, args, store, prefix, work, report["jwtauth"], ceilings, wanted)
+    if wanted("client_auth_flood"):
+        # Every answer is meant to be an error: 401 for the first few, then 429 before any scrypt.
+        env = {**fixed("POST", "grant_type=client_credentials"), "BENCH_AUTH": FLOOD_BASIC}
+        report["jwtauth"][FLOOD] = ceilings.mark(measure(FLOOD, server, TOKENS, args, env))
+    if wanted("dpop"):
+        report["dpop"] = dpop_beside_plain(server, args, work, report["jwtauth"], ceilings)
+    once = (
+        ("jwks", "JWKS GET", "/jwks", fixed()),
+        ("metadata", "metadata GET", "/.well-known/oauth-authorization-server", fixed()),
+    )
+    for key, name, path, env in once:
+        if wanted(key):
+            wrk(server.base + path, args.warmup, args, env)
+            report["jwtauth"][key] = ceilings.mark(measure(name, server, path, args, env))
+
+
+def client_credentials(
+    server: Server, args: argparse.Namespace, report: dict[str, Any], ceilings: Ceilings, *, memory_run: bool
+) -> None:
+    """client_credentials ES256 in rounds, then (a full run) on to MEMORY_TOKENS, sampling RSS."""
+    name = "client_credentials ES256"
+    cc_env = fixed("POST", "grant_type=client_credentials", auth=True)
+    wrk(server.base + TOKENS, args.warmup, args, cc_env)
+    samples = [(0, memory.rss_of(server.workers()))]
+    result = report["jwtauth"][name] = rounds(
+        name, lambda a: measure(name, server, TOKENS, a, cc_env), ceilings, args
+    )
+    issued = result.requests
+    samples.append((issued, memory.rss_of(server.workers())))
+    if not memory_run:
+        return
+    print(f"  worker RSS over {MEMORY_TOKENS:,} tokens", flush=True)
+    deadline = time.monotonic() + MEMORY_SECONDS
+    while issued < MEMORY_TOKENS and time.monotonic() < deadline:
+        issued += int(parse_wrk(wrk(server.base + TOKENS, CHUNK_SECONDS, args, cc_env))["requests"])
+        samples.append((issued, memory.rss_of(server.workers())))
+    report["memory"] = {"samples": samples, "target": MEMORY_TOKENS, "reached": issued >= MEMORY_TOKENS}
+    ceilings.time_passed()
+
+
+def private_key_jwt(
+    server: Server, args: argparse.Namespace, work: Path, results: dict[str, Result], ceilings: Ceilings
+) -> None:
+    """Beside client_secret_basic: private_key_jwt costs a signature check and a SET NX."""
+    signed = lambda n, tag: assertions.sign_assertions(  # noqa: E731
+        work / "bench-jwt.pem", server.base, n, work / f"assertions-{tag}.txt"
+    )
+    basic = results.get("client_credentials ES256")
+    expected_cc = basic.rps if basic is not None else 3000.0
+    warm_stateful(server, args, "assertion", signed, expected_cc)
+    name = "client_credentials private_key_jwt"
+    results[name] = ceilings.mark(stateful(name, server, args, "assertion", signed, expected_cc))
+
+
+def redis_grants(
+    server: Server,
+    args: argparse.Namespace,
+    store: Any,
+    prefix: str,
+    work: Path,
+    results: dict[str, Result],
+    ceilings: Ceilings,
+    wanted: Any,
+) -> None:
+    """The scenarios that use Redis: the issue's ratio targets in rounds, the others once."""
     if wanted("password"):
         env = fixed("POST", PASSWORD_BODY, auth=True)
         wrk(server.base + TOKENS, args.warmup, args, env)
@@ -185,8 +240,11 @@ def run_es256(
     if wanted("authorization_code"):
         codes = lambda n, tag: issue_codes(store, prefix, n, work / f"codes-{tag}.txt")  # noqa: E731
         warm_stateful(server, args, "code", codes, expected)
-        results["authorization_code"] = ceilings.mark(
-            stateful("authorization_code", server, args, "code", codes, expected)
+        results["authorization_code"] = rounds(
+            "authorization_code",
+            lambda a: stateful("authorization_code", server, a, "code", codes, expected),
+            ceilings,
+            args,
         )
     if wanted("authorization_code_oidc"):
         # Beside the plain exchange: the same code flow with `openid`, so two signatures (the
@@ -200,26 +258,32 @@ def run_es256(
     if wanted("introspection"):
         access = post_form(server, {"grant_type": "password", "username": USER, "password": PASSWORD})
         env = fixed("POST", "token=" + access["access_token"], auth=True)
-        results["introspection"] = ceilings.mark(
-            measure("introspection", server, "/api/v1/introspect", args, env)
+        wrk(server.base + "/api/v1/introspect", args.warmup, args, env)
+        results["introspection"] = rounds(
+            "introspection",
+            lambda a: measure("introspection", server, "/api/v1/introspect", a, env),
+            ceilings,
+            args,
         )
-    if wanted("client_auth_flood"):
-        # Every answer is meant to be an error: 401 for the first few, then 429 before any scrypt.
-        env = {**fixed("POST", "grant_type=client_credentials"), "BENCH_AUTH": FLOOD_BASIC}
-        results[FLOOD] = ceilings.mark(measure(FLOOD, server, TOKENS, args, env))
-    if wanted("dpop"):
-        report["dpop"] = dpop_beside_plain(server, args, work, results, ceilings)
-    for key, name, path in (
-        ("jwks", "JWKS GET", "/jwks"),
-        ("metadata", "metadata GET", "/.well-known/oauth-authorization-server"),
-    ):
-        if wanted(key):
-            wrk(server.base + path, args.warmup, args, fixed())
+    if wanted("userinfo"):
+        results["userinfo"] = ceilings.mark(userinfo(server, args, store, prefix, work))
+    if wanted("par"):
+        env = fixed("POST", PAR_BODY, auth=True)
+        wrk(server.base + PAR, args.warmup, args, env)
+        results["par"] = ceilings.mark(measure("PAR push", server, PAR, args, env))
 
-            def once(a: argparse.Namespace, n: str = name, p: str = path) -> Result:
-                return measure(n, server, p, a, fixed())
 
-            results[key] = rounds(name, once, ceilings, args)
+def userinfo(server: Server, args: argparse.Namespace, store: Any, prefix: str, work: Path) -> Result:
+    """GET /userinfo with one access token granted `openid` (from an OpenID Connect code exchange).
+
+    The token is checked as every access token is (signature, issuer, expiry) and its refresh
+    family looked up, so a revoked family's tokens stop answering.
+    """
+    code = issue_codes(store, prefix, 1, work / "userinfo-code.txt", oidc=True).read_text().strip()
+    access = post_form(server, {"grant_type": "authorization_code", "code": code})["access_token"]
+    env = {**fixed("GET"), "BENCH_BEARER": access}
+    wrk(server.base + USERINFO, args.warmup, args, env)
+    return measure("userinfo", server, USERINFO, args, env)
 
 
 DPOP_NAME, PLAIN_BESIDE = "client_credentials ES256 + DPoP", "client_credentials ES256 (beside DPoP)"
