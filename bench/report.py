@@ -9,7 +9,9 @@ from bench import memory, peers, roundtrips
 from bench.harness import FLOOD, ROOT, Ceilings, Result, ratio
 from bench.scenarios import DPOP_NAME, PLAIN_BESIDE
 
-README_BLOCK = ROOT / "bench" / "readme-performance.md"
+README = ROOT / "README.md"
+# The README's performance figures live between these markers; a full run rewrites them.
+BEGIN, END = "<!-- bench:performance -->", "<!-- /bench -->"
 
 DPOP_TARGET = 0.5  # DPoP-bound client_credentials against plain, measured side by side
 # Issue 20's ratio targets: result key -> minimum ratio to the stack ceiling (median of rounds).
@@ -422,3 +424,11 @@ def render_readme(report: dict[str, Any]) -> str:
             ),
         ]
     return "\n".join(lines) + "\n"
+
+
+def replace_block(text: str, block: str) -> str:
+    """Return README text with the performance block between BEGIN and END replaced by `block`."""
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"README.md has no {BEGIN} ... {END} block")
+    return text[: start + len(BEGIN)] + "\n" + block.rstrip("\n") + "\n" + text[end:]

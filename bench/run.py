@@ -63,7 +63,7 @@ from bench.harness import (  # noqa: E402
     measure,
     private_redis,
 )
-from bench.report import README_BLOCK, render, render_readme  # noqa: E402
+from bench.report import README, render, render_readme, replace_block  # noqa: E402
 from bench.scenarios import run_es256  # noqa: E402
 from bench.sign_ceiling import per_second  # noqa: E402
 
@@ -220,8 +220,8 @@ def main() -> int:
     print(text)
     if not args.no_write and not args.only:
         RESULTS.write_text(text)
-        README_BLOCK.write_text(render_readme(report))
-        print(f"wrote {RESULTS.relative_to(ROOT)} and {README_BLOCK.relative_to(ROOT)}")
+        README.write_text(replace_block(README.read_text(), render_readme(report)))
+        print(f"wrote {RESULTS.relative_to(ROOT)} and the performance block of README.md")
     return 0
 
 

@@ -130,7 +130,7 @@ PAR_BODY = (
     "&state=af0ifjsldkj&nonce=n-0S6_WzA2Mj&code_challenge_method=S256"
     "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 )
-MEMORY_SECONDS = 360  # the RSS run stops here even short of MEMORY_TOKENS: make bench stays ~12 min
+MEMORY_SECONDS = 300  # the RSS run stops here even short of MEMORY_TOKENS: make bench stays ~12 min
 CHUNK_SECONDS = 10  # RSS is sampled after each wrk run of this length
 
 
