@@ -1,31 +1,36 @@
-"""make bench: a real `jwtauth serve` on real Redis, driven by wrk over loopback, with its baselines.
+"""make bench: a real `jwtauth serve` on Redis, driven by wrk over loopback, with its baselines.
 
-One run measures, in this order (about 5 minutes, loopback only, everything it starts is
+One run measures, in this order (about 10 minutes, loopback only, everything it starts is
 stopped, every Redis key it wrote is deleted):
 
 1. the stack ceiling: bench/ceiling_app.py (Falcon + PyJWT, nothing else) under gunicorn with
    2 sync workers, kept up all run and measured again and again between the scenarios below
    (the box's speed drifts, so every ratio compares runs measured side by side: `Ceilings`);
 2. the signing ceiling: tokens/s one process signs with jwtauth's own key and claims, no HTTP;
-3. `jwtauth serve --workers 2` with Redis (a unique JWTAUTH_REDIS_PREFIX) and an ES256 key:
-   client_credentials, password, refresh_token (each family rotated by one connection at a
-   time), authorization_code (codes issued into Redis beforehand, each redeemed once), the
-   same with `openid` (authorization_code + id_token: a second signature, the session link),
-   introspection, client_credentials with a DPoP proof per request (proofs signed beforehand,
-   each sent once) in rounds alternating with plain client_credentials and reported as its
-   ratio to plain, JWKS and metadata; the workers' RSS before and after 100k tokens;
-4. the same server with an RS256 key, then an EdDSA key: client_credentials;
-5. Redis memory per refresh family.
+3. `jwtauth serve --workers 2` with Redis (a redis-server of the run's own unless
+   JWTAUTH_BENCH_REDIS_URL names one; a unique JWTAUTH_REDIS_PREFIX) and an ES256 key
+   (bench/scenarios.py): client_credentials, then on to a million tokens with the workers'
+   RSS sampled every 10 s; private_key_jwt; password, refresh_token (each family rotated by one
+   connection at a time), authorization_code (codes issued into Redis beforehand, each
+   redeemed once), the same with `openid` (+ id_token), device polling, introspection,
+   userinfo, PAR push, a flood of failing client authentications, client_credentials with a
+   DPoP proof per request in rounds alternating with plain ones, JWKS and metadata;
+4. with --peers (make bench PEERS=1): node-oidc-provider, 2 workers, ES256 JWT access tokens,
+   client_credentials and refresh_token with rotation (bench/peers.py);
+5. the same jwtauth with an RS256 key, then an EdDSA key: client_credentials;
+6. Redis memory per refresh family and per OpenID Connect session.
 
-The ratio targets (client_credentials ES256, password, refresh_token, JWKS, metadata) run in
-`--rounds` short runs that alternate with ceiling runs; the others run once for `--duration`.
-Each run: `wrk -t2 -c16`, after a warm-up; reported: requests/s, p50, p99, errors (non-2xx and
-socket errors), server CPU per request (utime+stime of the server's whole process tree from
-/proc), Redis's own CPU, and the CPU other processes used meanwhile (noise on a shared box).
-Results go to bench/results.md.
+Issue 20's ratio targets (client_credentials, password, refresh_token, introspection,
+authorization_code) and the peer's scenarios run in `--rounds` short runs that alternate with
+ceiling runs; the others run once for `--duration`. Each run: `wrk -t2 -c16`, after a warm-up;
+reported: requests/s, p50, p99, errors (non-2xx and socket errors), server CPU per request
+(utime+stime of the server's whole process tree from /proc), Redis's own CPU, Redis round trips,
+commands and script calls per request (INFO, bench/roundtrips.py), and the CPU other processes
+used meanwhile (noise on a shared box). Results go to bench/results.md (bench/report.py), and
+the README's performance block.
 
-    .venv/bin/python -m bench.run [--duration 8] [--rounds 3] [--round-seconds 4]
-                                  [--only ceiling password refresh_token] [--no-write]
+    .venv/bin/python -m bench.run [--duration 8] [--rounds 3] [--round-seconds 4] [--peers]
+                                  [--only ceiling password refresh_token peer] [--no-write]
 """
 
 from __future__ import annotations
