@@ -237,7 +237,8 @@ def _bounds(results: dict[str, Result]) -> list[str]:
         "*Server CPU above client_credentials* divides what a scenario costs the server beyond a "
         "client_credentials token (HTTP, client authentication, one signature, no Redis) by its round "
         "trips: an upper bound of a round trip's cost to the server, as it also holds the scenario's "
-        "other work (a second signature, a password check, parsing a token).",
+        "other work (a second signature, a password check, parsing a token); below zero where a "
+        "scenario signs nothing (PAR, device polling, introspection, userinfo).",
         "",
         *table,
     ]
