@@ -164,12 +164,13 @@ def _targets(results: dict[str, Result], ceilings: Ceilings, report: dict[str, A
             f"{dpop.server_cpu_ms:.3f} vs {plain.server_cpu_ms:.3f} ms) — "
             f"{_verdict(statistics.median(ratios) >= DPOP_TARGET)}"
         )
-    slow = [f"{r.name} ({r.p99_ms:.1f})" for r in results.values() if r.p99_ms > P99_MS]
+    # The flood's answers are refusals (401, then 429), not service: judged by its CPU (issue 18).
+    served = [r for r in results.values() if r.name != FLOOD]
+    slow = [f"{r.name} ({r.p99_ms:.1f})" for r in served if r.p99_ms > P99_MS]
     lines.append(
-        f"- p99 ≤ {P99_MS:g} ms at {report['args']['connections']} connections in every scenario: "
-        f"{'met' if not slow else 'NOT met: ' + ', '.join(slow)}"
+        f"- p99 ≤ {P99_MS:g} ms at {report['args']['connections']} connections in every scenario "
+        f"served (the flood's refusals aside): {'met' if not slow else 'NOT met: ' + ', '.join(slow)}"
     )
-    served = [r for r in results.values() if r.name != FLOOD]  # the flood's answers are errors
     failing = [f"{r.name} ({r.errors})" for r in served if r.errors]
     lines.append(f"- zero errors: {'met' if not failing else 'NOT met: ' + ', '.join(failing)}")
     code = results.get("authorization_code")

@@ -43,7 +43,7 @@ def _report(**changes: Any) -> dict[str, Any]:
         "device_poll": _result("device_poll (pending)", 1600, redis=one),
         "client_credentials private_key_jwt": _result("client_credentials private_key_jwt", 1200, redis=one),
         "par": _result("PAR push", 1700, redis=one, p99_ms=25.0),
-        FLOOD: _result(FLOOD, 5000, errors=5000),
+        FLOOD: _result(FLOOD, 5000, errors=5000, p99_ms=900.0),
         PLAIN_BESIDE: _result(PLAIN_BESIDE, 2400),
         DPOP_NAME: _result(DPOP_NAME, 1300, redis=one),
     }
@@ -78,7 +78,7 @@ def test_the_targets_are_exactly_issue_20s_with_their_verdicts() -> None:
         "- authorization_code ≥ 0.8x the stack ceiling",
         "- client_credentials with a DPoP proof ≥ 0.5x plain client_credentials, in rounds "
         "alternating with it",
-        "- p99 ≤ 20 ms at 16 connections in every scenario",
+        "- p99 ≤ 20 ms at 16 connections in every scenario served (the flood's refusals aside)",
         "- zero errors",
         "- the code exchange in 2 Redis round trips",
         "- every flow added since, with its ratio",
@@ -89,7 +89,7 @@ def test_the_targets_are_exactly_issue_20s_with_their_verdicts() -> None:
     verdicts = {line.split(":")[0]: line.rsplit("— ", 1)[-1] for line in targets}
     assert verdicts["- refresh_token ≥ 1.0x the stack ceiling"] == "NOT met"  # 0.90x
     assert verdicts["- client_credentials ES256 ≥ 2.3x the stack ceiling"] == "met"  # 2.40x
-    assert "NOT met: PAR push (25.0)" in targets[6]  # p99 over 20 ms
+    assert targets[6].endswith("NOT met: PAR push (25.0)")  # p99 over 20 ms; the flood not judged
     assert targets[7] == "- zero errors: met"  # the flood's answers are meant to be errors
     assert "2.00 per exchange" in targets[8] and targets[8].endswith("— met")
     assert "userinfo 1.50x" in targets[9] and "PAR push 1.70x" in targets[9] and targets[9].endswith("— met")
