@@ -364,8 +364,7 @@ def _rounds(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_readme(report: dict[str, Any]) -> str:
-    """Return the README's performance block: the figures it quotes, from this run."""
+def _readme_table(report: dict[str, Any]) -> list[str]:
     results: dict[str, Result] = report["jwtauth"]
     ceilings: Ceilings = report["ceilings"]
     rows = [
@@ -414,6 +413,14 @@ def render_readme(report: dict[str, Any]) -> str:
             f"| {label} | {r.rps:.0f} | {shown} | {r.p99_ms:.2f} | {r.errors} "
             f"| {r.server_cpu_ms:.3f} | {trips} |"
         )
+    return lines
+
+
+def render_readme(report: dict[str, Any]) -> str:
+    """Return the README's performance block: the figures it quotes, from this run."""
+    results: dict[str, Result] = report["jwtauth"]
+    ceilings: Ceilings = report["ceilings"]
+    lines = _readme_table(report)
     lines += ["", "Targets of this run (issue 20):", ""]
     lines += _targets(results, ceilings, report)
     lines += ["", *_bounds(results)[-1:]]

@@ -218,7 +218,7 @@ def redis_grants(
     ceilings: Ceilings,
     wanted: Any,
 ) -> None:
-    """The scenarios that use Redis: the issue's ratio targets in rounds, the others once."""
+    """The grants that use Redis: the issue's ratio targets in rounds, the others once."""
     if wanted("password"):
         env = fixed("POST", PASSWORD_BODY, auth=True)
         wrk(server.base + TOKENS, args.warmup, args, env)
@@ -253,6 +253,21 @@ def redis_grants(
         warm_stateful(server, args, "code", oidc_codes, expected)
         name = "authorization_code + id_token"
         results[name] = ceilings.mark(stateful(name, server, args, "code", oidc_codes, expected))
+    others(server, args, store, prefix, work, results, ceilings, wanted, expected)
+
+
+def others(
+    server: Server,
+    args: argparse.Namespace,
+    store: Any,
+    prefix: str,
+    work: Path,
+    results: dict[str, Result],
+    ceilings: Ceilings,
+    wanted: Any,
+    expected: float,
+) -> None:
+    """Device polling, introspection (in rounds), userinfo and PAR push."""
     if wanted("device_poll"):
         # A pending poll costs less than a password login: size its codes on client_credentials,
         # or the file runs dry and wrk's "exhausted" requests count as errors.
