@@ -6,6 +6,8 @@ import argparse
 import statistics
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,13 @@ def stateful(
     return measure(name, server, TOKENS, args, _consuming(mode, main))
 
 
+def stateful_rounds(name: str, scene: Scene, mode: str, make: Any, expected_rps: float) -> Result:
+    """Warm a stateful scenario up, then measure it in rounds alternating with the ceiling."""
+    server, args = scene.server, scene.args
+    warm_stateful(server, args, mode, make, expected_rps)
+    return rounds(name, lambda a: stateful(name, server, a, mode, make, expected_rps), scene.ceilings, args)
+
+
 def warm_stateful(
     server: Server, args: argparse.Namespace, mode: str, make: Any, expected_rps: float
 ) -> None:
@@ -153,7 +162,7 @@ def run_es256(
         client_credentials(server, args, report, ceilings, memory_run=not only)
     if wanted("client_credentials_jwt"):
         private_key_jwt(server, args, work, report["jwtauth"], ceilings)
-    redis_grants(server, args, store, prefix, work, report["jwtauth"], ceilings, wanted)
+    redis_grants(Scene(server, args, store, prefix, work, report["jwtauth"], ceilings, wanted))
     if wanted("client_auth_flood"):
         # Every answer is meant to be an error: 401 for the first few, then 429 before any scrypt.
         env = {**fixed("POST", "grant_type=client_credentials"), "BENCH_AUTH": FLOOD_BASIC}
@@ -208,17 +217,24 @@ def private_key_jwt(
     results[name] = ceilings.mark(stateful(name, server, args, "assertion", signed, expected_cc))
 
 
-def redis_grants(
-    server: Server,
-    args: argparse.Namespace,
-    store: Any,
-    prefix: str,
-    work: Path,
-    results: dict[str, Result],
-    ceilings: Ceilings,
-    wanted: Any,
-) -> None:
+@dataclass(frozen=True)
+class Scene:
+    """What the Redis scenarios share: the server, the run's options, Redis, and where results go."""
+
+    server: Server
+    args: argparse.Namespace
+    store: Any
+    prefix: str
+    work: Path
+    results: dict[str, Result]
+    ceilings: Ceilings
+    wanted: Callable[[str], bool]
+
+
+def redis_grants(scene: Scene) -> None:
     """The grants that use Redis: the issue's ratio targets in rounds, the others once."""
+    server, args, store, prefix, work = scene.server, scene.args, scene.store, scene.prefix, scene.work
+    results, ceilings, wanted = scene.results, scene.ceilings, scene.wanted
     if wanted("password"):
         env = fixed("POST", PASSWORD_BODY, auth=True)
         wrk(server.base + TOKENS, args.warmup, args, env)
@@ -230,22 +246,10 @@ def redis_grants(
         # More families than connections: wrk builds one request to check the script before
         # it starts (bench/wrk.lua), and the token it takes is never sent.
         families = lambda _n, tag: refresh_tokens(server, 2 * args.connections, work / f"refresh-{tag}.txt")  # noqa: E731
-        warm_stateful(server, args, "refresh", families, expected)
-        results["refresh_token"] = rounds(
-            "refresh_token",
-            lambda a: stateful("refresh_token", server, a, "refresh", families, expected),
-            ceilings,
-            args,
-        )
+        results["refresh_token"] = stateful_rounds("refresh_token", scene, "refresh", families, expected)
     if wanted("authorization_code"):
         codes = lambda n, tag: issue_codes(store, prefix, n, work / f"codes-{tag}.txt")  # noqa: E731
-        warm_stateful(server, args, "code", codes, expected)
-        results["authorization_code"] = rounds(
-            "authorization_code",
-            lambda a: stateful("authorization_code", server, a, "code", codes, expected),
-            ceilings,
-            args,
-        )
+        results["authorization_code"] = stateful_rounds("authorization_code", scene, "code", codes, expected)
     if wanted("authorization_code_oidc"):
         # Beside the plain exchange: the same code flow with `openid`, so two signatures (the
         # access token and the id_token) and the family's link to the browser session.
@@ -253,21 +257,13 @@ def redis_grants(
         warm_stateful(server, args, "code", oidc_codes, expected)
         name = "authorization_code + id_token"
         results[name] = ceilings.mark(stateful(name, server, args, "code", oidc_codes, expected))
-    others(server, args, store, prefix, work, results, ceilings, wanted, expected)
+    others(scene, expected)
 
 
-def others(
-    server: Server,
-    args: argparse.Namespace,
-    store: Any,
-    prefix: str,
-    work: Path,
-    results: dict[str, Result],
-    ceilings: Ceilings,
-    wanted: Any,
-    expected: float,
-) -> None:
+def others(scene: Scene, expected: float) -> None:
     """Device polling, introspection (in rounds), userinfo and PAR push."""
+    server, args, store, prefix, work = scene.server, scene.args, scene.store, scene.prefix, scene.work
+    results, ceilings, wanted = scene.results, scene.ceilings, scene.wanted
     if wanted("device_poll"):
         # A pending poll costs less than a password login: size its codes on client_credentials,
         # or the file runs dry and wrk's "exhausted" requests count as errors.
