@@ -28,7 +28,7 @@ def redis_per_family(store: Any, prefix: str) -> dict[str, float]:
 
     Two measures: MEMORY USAGE summed over one family's keys (its hash, its list of
     rotated-out digests and its user's index), averaged over SAMPLE families; and the change of
-    INFO used_memory over all of them (noisier: the Redis is shared).
+    INFO used_memory over all of them (noisier: it counts the allocator too).
     """
     from jwtauth.store import FamilySpec, RefreshStore
 
@@ -188,6 +188,6 @@ def render_redis(redis_memory: dict[str, float]) -> list[str]:
         f"{redis_memory['fresh_bytes']:.0f} bytes new, {redis_memory['rotated_bytes']:.0f} bytes after "
         "one rotation (the list of rotated-out digests).",
         f"- INFO used_memory grew by {redis_memory['info_bytes']:.0f} bytes per family "
-        "(shared Redis: noisier).",
+        "(noisier: it counts the allocator too).",
         f"- So 1 million live families need about {redis_memory['rotated_bytes'] * 1e6 / 2**30:.2f} GiB.",
     ]
