@@ -85,9 +85,10 @@ lint: dev
 typecheck: dev
 	$(BIN)/mypy
 
-## make bench: a real jwtauth serve on Redis under wrk, with its baselines (~4 min; writes bench/results.md)
+## make bench: a real jwtauth serve on Redis under wrk, with its baselines (~10 min; writes bench/results.md
+## and README.md's performance block); make bench PEERS=1 also runs node-oidc-provider beside it (needs npm)
 bench: dev system-deps
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(if $(PEERS),--peers)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -17,6 +17,7 @@
 --                                         done() counts the answers that are anything else
 --   BENCH_MODE=assertion, BENCH_FILE      client_credentials with private_key_jwt: each line is a
 --                                         signed client assertion, sent once (its jti is spent)
+--   BENCH_BEARER                          a fixed request with Authorization: Bearer <this>
 --   BENCH_THREADS                         wrk's -t, to split the file between threads
 --
 -- A fixed request has no response() callback: wrk then skips parsing bodies (it shares the
@@ -42,6 +43,10 @@ end
 local auth = os.getenv("BENCH_AUTH")
 if auth and auth ~= "" then
   wrk.headers["Authorization"] = "Basic " .. auth
+end
+local bearer = os.getenv("BENCH_BEARER")
+if bearer and bearer ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. bearer
 end
 
 local pool, head, tail = {}, 1, 0
