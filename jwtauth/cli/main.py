@@ -43,12 +43,19 @@ def _serving_pepper(settings: Settings, keyring: KeyRing) -> Pepper:
     return Pepper.generate()
 
 
-def _keyring(settings: Settings) -> KeyRing:
-    """Return the key ring of the configured folder, or say what is wrong with its pepper."""
+def _keyring(settings: Settings, *, signing: bool = False) -> KeyRing:
+    """Return the key ring of the configured folder, or say what is wrong with it.
+
+    `signing`: a ring with no key that can sign is wrong too (serve needs one).
+    """
     try:
-        return KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
+        keyring = KeyRing(settings.keys_dir, retire_after=settings.token_horizon)
     except PepperError as exc:
         raise OperatorError(str(exc)) from None
+    if signing and keyring.signer() is None:
+        hint = "run `make keygen` (or `jwtauth keys rotate`)"
+        raise OperatorError(f"no signing key in {settings.keys_dir}/: {hint}")
+    return keyring
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -65,9 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
             "the embedded store lives inside one process, so it allows one worker; "
             "set JWTAUTH_REDIS_URL=redis://… to run several"
         )
-    keyring = _keyring(settings)
-    if keyring.signer() is None:
-        raise OperatorError(f"no signing key in {settings.keys_dir}/: run `jwtauth keys rotate`")
+    keyring = _keyring(settings, signing=True)
     pepper = _serving_pepper(settings, keyring)
     try:
         # Validate the URL in the master, before forking. Nothing connects yet: a store that is
