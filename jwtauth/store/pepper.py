@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
 import secrets
@@ -51,6 +50,7 @@ class Pepper:
             raise PepperError(f"the pepper must hold at least {SIZE} bytes")
         self._secret = secret
         self._keys: dict[str, bytes] = {}
+        self._ciphers: dict[str, AESGCM] = {}  # one per label: building one costs as much as sealing
 
     @classmethod
     def generate(cls) -> Pepper:
@@ -66,14 +66,20 @@ class Pepper:
             key = self._keys[label] = hkdf.derive(self._secret)
         return key
 
+    def _cipher(self, label: str) -> AESGCM:
+        cipher = self._ciphers.get(label)
+        if cipher is None:
+            cipher = self._ciphers[label] = AESGCM(self.derive(label))
+        return cipher
+
     def digest(self, label: str, value: str) -> str:
         """Return the keyed digest (hex HMAC-SHA256) under which Redis may look `value` up."""
-        return hmac.new(self.derive(label), value.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self.derive(label), value.encode(), "sha256").hex()
 
     def seal(self, label: str, value: str, bound: str) -> str:
         """Return `value` encrypted for Redis, opening only with the same label and `bound`."""
-        nonce = secrets.token_bytes(_NONCE)
-        sealed = AESGCM(self.derive(label)).encrypt(nonce, value.encode(), bound.encode())
+        nonce = os.urandom(_NONCE)
+        sealed = self._cipher(label).encrypt(nonce, value.encode(), bound.encode())
         return SEALED + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
     def open(self, label: str, stored: str, bound: str) -> str:
@@ -85,8 +91,7 @@ class Pepper:
             return stored  # written in clear before this release; lives out its TTL
         try:
             raw = base64.urlsafe_b64decode(stored[len(SEALED) :].encode("ascii"))
-            key = AESGCM(self.derive(label))
-            return key.decrypt(raw[:_NONCE], raw[_NONCE:], bound.encode()).decode()
+            return self._cipher(label).decrypt(raw[:_NONCE], raw[_NONCE:], bound.encode()).decode()
         except (InvalidTag, ValueError, binascii.Error, UnicodeError):
             raise Unsealed(f"a sealed {label} does not open for this record") from None
 
