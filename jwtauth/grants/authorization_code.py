@@ -138,7 +138,7 @@ class AuthorizationCodeGrant:
         if spec is None:
             return None
         # The family is bound to the code's used marker in the round trip that creates it (a
-        # replay from then on revokes it), so the exchange makes three trips, not four.
+        # replay from then on revokes it), so the exchange makes two trips, not three.
         family = self.refresh.create(
             spec, then=lambda family_id: self._bindings(code, record, grant[0], family_id)
         )
