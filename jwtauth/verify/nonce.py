@@ -53,7 +53,8 @@ class NonceSource:
         if nonce is None:
             return False
         slot_text, dot, mac = nonce.partition(".")
-        if not dot or not 0 < len(slot_text) <= 16 or len(mac) != 43:
+        if not dot or not 0 < len(slot_text) <= 16 or len(mac) != 43 or not mac.isascii():
+            # compare_digest raises TypeError on non-ASCII text: a 500 for the client's input.
             return False
         try:
             slot = int(slot_text, 16)

@@ -76,13 +76,16 @@ def test_replayed_proof_is_refused(http: testing.TestClient, clock: Clock, state
     assert state() == before
 
 
-@pytest.mark.parametrize("nonce", [None, "stale", "forged"])
+@pytest.mark.parametrize("nonce", [None, "stale", "forged", "non-ascii"])
 def test_nonce_missing_stale_or_forged(
     nonce: str | None, make_app: Callable[..., testing.TestClient], clock: Clock, state: Callable[[], Any]
 ) -> None:
     http, key = make_app(dpop_require_nonce=True), DPoPKey()
     good = post(http, {"DPoP": key.proof(iat=clock.now)}).headers["DPoP-Nonce"]
-    sent = {"stale": good, "forged": "6c4c8a7." + "A" * 43}.get(nonce or "")
+    # non-ascii: today's slot (public: the server sends it) with a MAC that compare_digest would
+    # raise on, which was a 500 before the nonce's MAC had to be ASCII.
+    non_ascii = good.partition(".")[0] + "." + "\u00e9" * 43
+    sent = {"stale": good, "forged": "6c4c8a7." + "A" * 43, "non-ascii": non_ascii}.get(nonce or "")
     if nonce == "stale":
         clock.now += 1200  # four nonce lifetimes later
     before = state()
