@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 PEPPER_FILE = "pepper"  # in keys/; not *.json, so the key ring never takes it for a key
 SIZE = 32
 SEALED = "enc1:"  # marks a sealed value; a value without it was written before sealing (upgrade)
-_NONCE = 12  # AES-GCM's 96-bit nonce (NIST SP 800-38D §8.2.2: random, at most 2^32 per key)
+_NONCE = 12  # AES-GCM's 96-bit nonce, random (NIST SP 800-38D §8.2.2)
 
 
 class PepperError(ValueError):
@@ -50,7 +50,6 @@ class Pepper:
             raise PepperError(f"the pepper must hold at least {SIZE} bytes")
         self._secret = secret
         self._keys: dict[str, bytes] = {}
-        self._ciphers: dict[str, AESGCM] = {}  # one per label: building one costs as much as sealing
 
     @classmethod
     def generate(cls) -> Pepper:
@@ -66,11 +65,10 @@ class Pepper:
             key = self._keys[label] = hkdf.derive(self._secret)
         return key
 
-    def _cipher(self, label: str) -> AESGCM:
-        cipher = self._ciphers.get(label)
-        if cipher is None:
-            cipher = self._ciphers[label] = AESGCM(self.derive(label))
-        return cipher
+    def _cipher(self, label: str, bound: str) -> AESGCM:
+        # A key per record: random nonces under one never-rotated key would wear out NIST's
+        # 2^32-messages bound after months of logins; each record's key seals one value (~2 µs).
+        return AESGCM(hmac.digest(self.derive(label), b"record|" + bound.encode(), "sha256"))
 
     def digest(self, label: str, value: str) -> str:
         """Return the keyed digest (hex HMAC-SHA256) under which Redis may look `value` up."""
@@ -79,7 +77,7 @@ class Pepper:
     def seal(self, label: str, value: str, bound: str) -> str:
         """Return `value` encrypted for Redis, opening only with the same label and `bound`."""
         nonce = os.urandom(_NONCE)
-        sealed = self._cipher(label).encrypt(nonce, value.encode(), bound.encode())
+        sealed = self._cipher(label, bound).encrypt(nonce, value.encode(), bound.encode())
         return SEALED + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
     def open(self, label: str, stored: str, bound: str) -> str:
@@ -91,7 +89,7 @@ class Pepper:
             return stored  # written in clear before this release; lives out its TTL
         try:
             raw = base64.urlsafe_b64decode(stored[len(SEALED) :].encode("ascii"))
-            return self._cipher(label).decrypt(raw[:_NONCE], raw[_NONCE:], bound.encode()).decode()
+            return self._cipher(label, bound).decrypt(raw[:_NONCE], raw[_NONCE:], bound.encode()).decode()
         except (InvalidTag, ValueError, binascii.Error, UnicodeError):
             raise Unsealed(f"a sealed {label} does not open for this record") from None
 
@@ -105,7 +103,8 @@ def read_pepper(directory: Path) -> Pepper | None:
     except (OSError, UnicodeError) as exc:
         raise PepperError(f"cannot read {directory / PEPPER_FILE}: {exc}") from None
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        # validate: a damaged file must not load as some other pepper (a silent reset).
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (ValueError, binascii.Error):
         raise PepperError(f"{directory / PEPPER_FILE} is not base64url") from None
     return Pepper(raw)

@@ -310,6 +310,9 @@ class RefreshStore:
         try:
             subject = self._pepper.open(SUBJECT_LABEL, record.subject, record.family_id)
         except Unsealed:
+            # Another pepper (a replaced keys/pepper, a worker with another folder) or a moved
+            # value: the grant is lost either way, so the operator must hear of it.
+            log.warning("refresh family %s: its subject does not open under this pepper", record.family_id)
             return None
         return replace(record, subject=subject)
 

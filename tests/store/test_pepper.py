@@ -133,5 +133,9 @@ def test_the_pepper_file_is_written_once_private_and_read_back(tmp_path: Path) -
     path.write_text("not base64!")
     with pytest.raises(PepperError):
         read_pepper(keys)
+    # A damaged file is refused, not decoded leniently into some other pepper (a silent reset).
+    path.write_bytes(first[:10] + b"*" + first[10:])
+    with pytest.raises(PepperError, match="not base64url"):
+        read_pepper(keys)
     with pytest.raises(PepperError, match="32 bytes"):
         Pepper(b"short")
