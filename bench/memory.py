@@ -71,10 +71,9 @@ def _usage(store: Any, refresh: Any, issued: list[Any]) -> float:
     """Return the mean MEMORY USAGE of a family's keys plus its user's subject index."""
     total = 0
     for i, family in enumerate(issued):
-        # The key layout of jwtauth.store.refresh: the family hash, its used list, the index.
-        prefix = refresh._prefix  # its key layout: the family hash, its used list, the index
-        keys = [f"{prefix}{{f:{family.family_id}}}", f"{prefix}{{f:{family.family_id}}}:used"]
-        keys.append(refresh._subject_key(f"user{i}@example.com"))  # keyed with the pepper
+        # The store's own key builders: the family's keys (its hash, its used list; a revoked
+        # marker weighs 0 until revocation) and its user's index, keyed with the pepper.
+        keys = [*refresh._family_keys(family.family_id), refresh._subject_key(f"user{i}@example.com")]
         total += sum(int(store.memory_usage(key, samples=0) or 0) for key in keys)
     return total / len(issued)
 
