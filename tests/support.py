@@ -62,53 +62,60 @@ def running_server(
     """Start `jwtauth serve` on a free port, wait until ready, stop it gracefully afterwards.
 
     `wait_for="/healthz"` waits only for the process to answer (a test whose store is down).
+    A port another test took between free_port() and the bind is refused by serve (exit 2,
+    "Address already in use"): the start is then tried again on another port.
     """
+    full_env = {**os.environ, "JWTAUTH_KEYS_DIR": str(keys_dir), **(env or {})}
+    command = ["--config", str(config), "--workers", str(workers), *args]
+    for attempt in range(3):
+        server = _start(command, full_env, log_dir)
+        try:
+            if _ready(server, wait_for, retry_busy=attempt < 2):
+                yield server
+                return
+        finally:
+            _stop(server.proc)
+    raise AssertionError("unreachable: the last attempt raises")
+
+
+def _start(command: list[str], env: dict[str, str], log_dir: Path) -> Server:
     port = free_port()
     log = log_dir / f"serve-{port}.log"
-    full_env = {**os.environ, "JWTAUTH_KEYS_DIR": str(keys_dir), **(env or {})}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jwtauth",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                *args,
-            ],
+            [sys.executable, "-m", "jwtauth", "serve", "--port", str(port), *command],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=full_env,
+            env=env,
             cwd=ROOT,
             start_new_session=True,
         )
-    base = f"http://127.0.0.1:{port}"
-    server = Server(proc, base, log)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"jwtauth serve exited with {proc.returncode}:\n{server.output()}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(base + wait_for, timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"jwtauth serve did not become ready:\n{server.output()}")
-        yield server
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=25)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    return Server(proc, f"http://127.0.0.1:{port}", log)
+
+
+def _ready(server: Server, wait_for: str, *, retry_busy: bool) -> bool:
+    """Wait for the server; False if it lost its port to another test and may be started again."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            if retry_busy and server.proc.returncode == 2 and "Address already in use" in server.output():
+                return False
+            raise RuntimeError(f"jwtauth serve exited with {server.proc.returncode}:\n{server.output()}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(server.base + wait_for, timeout=1).status_code == 200:
+                return True
+        time.sleep(0.1)
+    raise RuntimeError(f"jwtauth serve did not become ready:\n{server.output()}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def run_cli(

@@ -83,6 +83,19 @@ def test_a_busy_port_is_one_line_and_exit_2(keys_dir: Path) -> None:
     assert not list(keys_dir.parent.glob("jwtauth-metrics-*"))  # the metrics folder went too
 
 
+def test_a_port_another_server_shares_is_refused_too(keys_dir: Path) -> None:
+    # granian listens with SO_REUSEPORT, which would let a second server in beside the first
+    # and take part of its connections: this socket is such a first server.
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _serve(port, keys_dir)
+    assert result.returncode == 2, result.stderr
+    assert f"jwtauth: cannot serve on 127.0.0.1:{port}: Address already in use" in result.stderr
+
+
 def test_bad_thread_count_is_one_line(keys_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JWTAUTH_THREADS", "lots")
     result = _serve(1, keys_dir)

@@ -48,6 +48,24 @@ class ServeError(Exception):
     """The server could not start; the message is one line for the operator."""
 
 
+def _refuse_taken(host: str, port: int) -> None:
+    """Raise ServeError if a process already listens on host:port.
+
+    On Linux granian binds every worker's listener with SO_REUSEPORT, so a second server on a
+    busy port would start and silently take part of the first one's connections (another
+    config, other keys). A plain bind fails on a port anyone listens on (SO_REUSEADDR only lets
+    it past connections left in TIME_WAIT by a server that just stopped).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = f"{exc.strerror} (os error {exc.errno})" if exc.errno else str(exc)
+            raise ServeError(f"cannot serve on {host}:{port}: {reason}") from None
+
+
 def _loopback_port() -> int:
     """Return a loopback TCP port that was free a moment ago."""
     with socket.socket() as probe:
@@ -140,6 +158,7 @@ def run(
     threads = os.environ.get("JWTAUTH_THREADS", str(BLOCKING_THREADS))
     if not threads.isdigit() or not 1 <= int(threads) <= 64:
         raise ServeError(f"JWTAUTH_THREADS must be a number from 1 to 64, not {threads[:20]!r}")
+    _refuse_taken(host, port)
     granian_metrics = _loopback_port() if management and metrics_port else None
     with metrics_folder(), _management(management, host, metrics_port, granian_metrics):
         server = Granian(
