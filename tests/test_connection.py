@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -239,10 +240,13 @@ class ScriptedConnection:
 def scripted(
     monkeypatch: pytest.MonkeyPatch, client: Any, replies: list[Any]
 ) -> tuple[ScriptedConnection, list[Any]]:
+    """Answer the client's script calls from `replies`, on the connection a Sentinel client
+    checks out of its pool or a standalone client keeps for the calling thread."""
     conn = ScriptedConnection(client, replies)
     released: list[Any] = []
     monkeypatch.setattr(client.connection_pool, "get_connection", lambda *a, **k: conn)
     monkeypatch.setattr(client.connection_pool, "release", released.append)
+    monkeypatch.setattr(client, "_thread_connection", lambda: conn)
     return conn, released
 
 
@@ -256,7 +260,7 @@ def test_a_script_the_server_lost_is_sent_by_its_body(monkeypatch: pytest.Monkey
     )
     assert script(keys=["k"], args=["a"]) == 7
     assert conn.sent == [("EVALSHA", script.sha, 1, "k", "a"), ("EVAL", "return 1", 1, "k", "a")]
-    assert released == [conn]
+    assert released == []  # the thread's own connection: nothing checked out of the pool
 
 
 def test_a_script_is_retried_once_on_a_new_connection_after_a_connection_error(
@@ -268,23 +272,49 @@ def test_a_script_is_retried_once_on_a_new_connection_after_a_connection_error(
     script = client.register_script("return 1")
     conn, released = scripted(monkeypatch, client, [redis.ConnectionError("reset"), 5])
     assert script(keys=["k"], args=[]) == 5
-    assert len(conn.sent) == 2 and conn.disconnects == 1 and released == [conn]
-    conn, released = scripted(
+    assert len(conn.sent) == 2 and conn.disconnects == 1 and released == []
+    conn, _ = scripted(
         monkeypatch, client, [redis.ConnectionError("reset"), redis.ConnectionError("reset")]
     )
     with pytest.raises(redis.ConnectionError):
         script(keys=["k"], args=[])
-    assert len(conn.sent) == 2 and released == [conn]
+    assert len(conn.sent) == 2 and conn.disconnects == 2
 
 
 def test_a_script_is_never_retried_after_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     # The first attempt may have run: a request waits at most one socket timeout, then 503.
     client = connect("redis://127.0.0.1:1/0")
     script = client.register_script("return 1")
-    conn, released = scripted(monkeypatch, client, [redis.TimeoutError("slow"), 5])
+    conn, _ = scripted(monkeypatch, client, [redis.TimeoutError("slow"), 5])
     with pytest.raises(redis.TimeoutError):
         script(keys=["k"], args=[])
-    assert len(conn.sent) == 1 and released == [conn]
+    assert len(conn.sent) == 1
+
+
+def test_a_sentinel_script_is_released_to_the_pool_that_rechecks_the_primary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The Sentinel pool drops connections to a demoted primary at checkout and release.
+    client = connect("redis+sentinel://127.0.0.1:1/mymaster")
+    script = client.register_script("return 1")
+    conn, released = scripted(monkeypatch, client, [redis.ConnectionError("READONLY"), 5])
+    monkeypatch.setattr(client, "_thread_connection", lambda: pytest.fail("not the pool's"))
+    assert script(keys=["k"], args=[]) == 5
+    assert released == [conn] and conn.disconnects == 1
+
+
+def test_each_thread_runs_scripts_on_a_connection_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = connect("redis://127.0.0.1:1/0")
+    monkeypatch.setattr(client.connection_pool, "get_connection", lambda *a, **k: pytest.fail("pooled"))
+    mine = client._thread_connection()
+    assert client._thread_connection() is mine  # kept for the thread's later calls
+    # Made with the pool's settings: its address, its one retry.
+    assert mine.host == "127.0.0.1" and mine.port == 1 and mine.retry.get_retries() == 1
+    others: list[Any] = []
+    worker = threading.Thread(target=lambda: others.append(client._thread_connection()))
+    worker.start()
+    worker.join()
+    assert others[0] is not mine
 
 
 def test_sentinel_clients_recheck_the_primary_and_reconnect_through_sentinel() -> None:

@@ -7,6 +7,7 @@ lifetimes are spelled, and how several stores' scripts share one round trip.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeAlias
@@ -15,6 +16,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError, RedisClusterException
+from redis.sentinel import SentinelConnectionPool
 from redis.typing import ScriptTextT
 
 # Clients are created with decode_responses=False; the stores decode replies with `text`.
@@ -116,30 +118,62 @@ def _evalsha(conn: Any, script: Script, keys: Sequence[Any], args: Sequence[Any]
         return conn.read_response()
 
 
+def _with_retry(conn: Any, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    """Run `script` on `conn`, again once on a new connection if this one was lost (its retry policy)."""
+    return conn.retry.call_with_retry(
+        lambda: _evalsha(conn, script, keys, args), lambda _error: conn.disconnect()
+    )
+
+
 class StoreRedis(redis.Redis):
     """A Redis client (standalone or Sentinel) whose scripts are StoreScripts, run lean."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._threads = threading.local()
+        # A Sentinel pool asks for the primary at checkout and drops connections to a demoted
+        # one (store/sentinel.py): its scripts keep going through it.
+        self._own_connections = not isinstance(self.connection_pool, SentinelConnectionPool)
 
     def register_script(self, script: ScriptTextT) -> StoreScript:
         return StoreScript(self, script)
 
     def run_script(self, script: Script, keys: Sequence[Any], args: Iterable[Any]) -> Any:
-        """Run a script on a pooled connection, with the pool's one retry after a lost connection.
+        """Run a script on the thread's own connection (Sentinel: a pooled one); one retry if it was lost.
 
         What `Redis.execute_command` does for one EVALSHA, without its per-command layers
-        (Script's argument shuffling, deprecation wrappers, observability hooks): those cost
-        ~40 µs of CPU per call on a 2-core box, about a tenth of a password grant or a refresh
-        (bench/results.md), and every Redis grant is one script call. The pool, its health
-        checks, Sentinel's re-discovery and the retry policy are redis-py's, unchanged.
+        (Script's argument shuffling, deprecation wrappers, observability hooks, and the pool's
+        checkout: its lock, its poll(2) for stray data and four metric updates per command).
+        Together they cost about as much CPU as the round trip itself on a 2-core box, and every
+        Redis grant is one or two script calls (bench/results.md). Health checks, Sentinel's
+        re-discovery on connect and the retry policy are redis-py's, unchanged.
         """
         keys, args = tuple(keys), tuple(args)
+        if self._own_connections:
+            return _with_retry(self._thread_connection(), script, keys, args)
         pool = self.connection_pool
         conn: Any = pool.get_connection()  # redis-py's connection API is untyped
         try:
-            return conn.retry.call_with_retry(
-                lambda: _evalsha(conn, script, keys, args), lambda _error: conn.disconnect()
-            )
+            return _with_retry(conn, script, keys, args)
         finally:
             pool.release(conn)
+
+    def _thread_connection(self) -> Any:
+        """Return the calling thread's connection, made with the pool's settings on first use.
+
+        A request runs on one thread from start to end, so a connection owned by the thread is
+        never shared and needs no lock or checkout. It is made outside the pool: a thread that
+        ends takes its connection with it (closed when collected), where one checked out of the
+        pool for good would stay listed there as in use. The pid guards a forked child from
+        writing on its parent's socket.
+        """
+        mine = self._threads
+        conn = getattr(mine, "conn", None)
+        if conn is None or mine.pid != os.getpid():
+            pool = self.connection_pool
+            conn = pool.connection_class(**pool.connection_kwargs)
+            mine.conn, mine.pid = conn, os.getpid()
+        return conn
 
 
 class StoreCluster(RedisCluster):
