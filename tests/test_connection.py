@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from jwtauth.store.connection import (
     ping,
     unavailable,
 )
+from jwtauth.store.redisclient import in_order
 from tests.support import REDIS_URL, free_port, need
 
 
@@ -227,6 +229,12 @@ class ScriptedConnection:
     def send_command(self, *args: Any) -> None:
         self.sent.append(args)
 
+    def pack_commands(self, commands: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return commands
+
+    def send_packed_command(self, packed: list[tuple[Any, ...]]) -> None:
+        self.sent.extend(packed)
+
     def read_response(self) -> Any:
         reply = self.replies.pop(0)
         if isinstance(reply, Exception):
@@ -343,3 +351,42 @@ def test_the_embedded_store_sweeps_expired_keys_on_its_own() -> None:
     while keys and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(keys) == 0  # swept without a single read of those keys
+
+
+def test_scripts_in_order_share_one_write_and_every_reply_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = connect("redis://127.0.0.1:1/0")
+    first, second = client.register_script("return 1"), client.register_script("return 2")
+    conn, released = scripted(monkeypatch, client, [1, 2])
+    assert in_order(client, (first, ["a"], ["x"]), (second, ["b"], [])) == [1, 2]
+    assert conn.sent == [("EVALSHA", first.sha, 1, "a", "x"), ("EVALSHA", second.sha, 1, "b")]
+    assert released == []  # the thread's own connection
+    # A lost connection sends them all again, once.
+    conn, _ = scripted(monkeypatch, client, [redis.ConnectionError("reset"), 1, 2])
+    assert in_order(client, (first, ["a"], []), (second, ["b"], [])) == [1, 2]
+    assert len(conn.sent) == 4 and conn.disconnects == 1 and conn.replies == []
+
+
+def test_an_error_reply_in_order_is_raised_after_every_reply_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A reply left unread would be taken by the thread's next call as its own.
+    client = connect("redis://127.0.0.1:1/0")
+    first, second = client.register_script("return 1"), client.register_script("return 2")
+    conn, _ = scripted(monkeypatch, client, [redis.ResponseError("ERR boom"), 2])
+    with pytest.raises(redis.ResponseError, match="boom"):
+        in_order(client, (first, ["a"], []), (second, ["b"], []))
+    assert conn.replies == [] and conn.disconnects == 0
+
+
+def test_scripts_in_order_on_real_redis_load_themselves_and_keep_replies_in_step(
+    real_redis: tuple[Any, str],
+) -> None:
+    _, prefix = real_redis
+    client = connect(REDIS_URL)
+    # Bodies no server has seen: the first round trip gets NOSCRIPT for both, and in_order
+    # runs them one by one (each loads itself); the next goes as one write.
+    tag = uuid.uuid4().hex
+    put = client.register_script(f"-- {tag}\nredis.call('SET', KEYS[1], ARGV[1], 'PX', 60000) return ARGV[1]")
+    get = client.register_script(f"-- {tag}\nreturn redis.call('GET', KEYS[1])")
+    key = prefix + "in-order"
+    assert in_order(client, (put, [key], ["one"]), (get, [key], [])) == [b"one", b"one"]
+    assert in_order(client, (put, [key], ["two"]), (get, [key], [])) == [b"two", b"two"]
+    assert get(keys=[key], args=[]) == b"two"  # the thread's connection holds no stray reply

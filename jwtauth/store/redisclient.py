@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError, RedisClusterException
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 from redis.sentinel import SentinelConnectionPool
 from redis.typing import ScriptTextT
 
@@ -71,7 +71,12 @@ def in_order(client: Any, *calls: ScriptCall) -> list[Any]:
     failover emptied the script cache), through the scripts, which load themselves. Running a
     script again sets the same values, so a partial first attempt does no harm.
     """
-    if is_standalone(client):
+    if isinstance(client, StoreRedis) and client.owns_connections:
+        try:
+            return client.run_in_order(calls)
+        except NoScriptError:
+            pass
+    elif is_standalone(client):  # a Sentinel client, or one traced (its pipeline is a span)
         pipe = client.pipeline(transaction=False)
         for script, keys, args in calls:
             pipe.evalsha(script.sha, len(keys), *keys, *args)
@@ -133,7 +138,7 @@ class StoreRedis(redis.Redis):
         self._threads = threading.local()
         # A Sentinel pool asks for the primary at checkout and drops connections to a demoted
         # one (store/sentinel.py): its scripts keep going through it.
-        self._own_connections = not isinstance(self.connection_pool, SentinelConnectionPool)
+        self.owns_connections = not isinstance(self.connection_pool, SentinelConnectionPool)
 
     def register_script(self, script: ScriptTextT) -> StoreScript:
         return StoreScript(self, script)
@@ -149,7 +154,7 @@ class StoreRedis(redis.Redis):
         re-discovery on connect and the retry policy are redis-py's, unchanged.
         """
         keys, args = tuple(keys), tuple(args)
-        if self._own_connections:
+        if self.owns_connections:
             return _with_retry(self._thread_connection(), script, keys, args)
         pool = self.connection_pool
         conn: Any = pool.get_connection()  # redis-py's connection API is untyped
@@ -157,6 +162,33 @@ class StoreRedis(redis.Redis):
             return _with_retry(conn, script, keys, args)
         finally:
             pool.release(conn)
+
+    def run_in_order(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        """Run scripts in order in one round trip on the thread's connection: a pipeline without
+        redis-py's Pipeline object, its pool checkout and its per-command bookkeeping.
+
+        Every reply is read before an error is raised, so no reply is left on the connection
+        for the next call to take as its own. A lost connection runs them all again once (they
+        are idempotent: in_order).
+        """
+        conn = self._thread_connection()
+        commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
+
+        def attempt() -> list[Any]:
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies: list[Any] = []
+            failed: ResponseError | None = None
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except ResponseError as exc:  # NOSCRIPT among them: in_order runs them one by one
+                    failed = failed or exc
+            if failed is not None:
+                raise failed
+            return replies
+
+        result: list[Any] = conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
+        return result
 
     def _thread_connection(self) -> Any:
         """Return the calling thread's connection, made with the pool's settings on first use.
