@@ -36,7 +36,7 @@ def test_a_token_request_is_one_server_span_with_a_child_per_store_call(app: Tra
     calls = app.store_calls()
     # The password grant: sign-in counters (scripts), then the refresh family's first token.
     scripts = [str((s.attributes or {}).get("db.stored_procedure.name", "")) for s in calls]
-    assert {"limits.acquire", "refresh_scripts.create"} <= set(",".join(scripts).split(","))
+    assert {"limits.acquire", "refresh_scripts.indexed_create"} <= set(",".join(scripts).split(","))
     assert request.context is not None
     for call in calls:
         assert call.parent is not None and call.parent.span_id == request.context.span_id

@@ -112,6 +112,7 @@ class RefreshStore:
         self._rotate = client.register_script(lua.ROTATE)
         self._revoke = client.register_script(lua.REVOKE)
         self._guarded_create = client.register_script(lua.GUARDED_CREATE)
+        self._indexed_create = client.register_script(lua.INDEXED_CREATE)
         self._revoked = client.register_script(lua.REVOKED)
 
     def create(
@@ -128,13 +129,14 @@ class RefreshStore:
         # Index first: a crash in between leaves a dangling index entry (harmless), never a
         # family that "log out everywhere" cannot find.
         extra = tuple(then(family_id)) if then is not None else ()
-        replies = in_order(
-            self._client,
-            (self._index, [self._subject_key(spec.subject)], new.index_args),
-            (self._create, [self._family_key(family_id)], new.create_args),
-            *extra,
+        index_key, family_key = self._subject_key(spec.subject), self._family_key(family_id)
+        steps: tuple[ScriptCall, ...] = (
+            ((self._indexed_create, [index_key, family_key], [*new.index_args, *new.create_args]),)
+            if is_standalone(self._client)  # on Cluster the two keys live in different slots
+            else ((self._index, [index_key], new.index_args), (self._create, [family_key], new.create_args))
         )
-        return replace(new.issued, after=tuple(replies[2:])) if extra else new.issued
+        replies = in_order(self._client, *steps, *extra)
+        return replace(new.issued, after=tuple(replies[len(steps) :])) if extra else new.issued
 
     def create_guarded(self, spec: FamilySpec, guard: Guard) -> tuple[IssuedRefresh | None, Verdict] | None:
         """Start a family unless `guard` says locked, in one round trip; None if unsupported.

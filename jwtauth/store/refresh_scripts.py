@@ -37,6 +37,11 @@ CREATE = _CREATE_LUA + "create_family(KEYS[1], 1)\n"
 # KEYS: subject index. ARGV: now, absolute expiry, family id.
 INDEX = _INDEX_LUA + "index_family(KEYS[1], 1)\n"
 
+# Index and create in one script, where one script may touch both keys (not on Cluster: two
+# slots): one EVALSHA fewer for Redis to run per family started from a code or a device.
+# KEYS: subject index, family. ARGV: 1-3 INDEX's, 4.. CREATE's.
+INDEXED_CREATE = _INDEX_LUA + _CREATE_LUA + "index_family(KEYS[1], 1)\ncreate_family(KEYS[2], 4)\n"
+
 # Start a family only while no failure counter is locked: the password grant's usual sign-in
 # (a password this process already proved) in one round trip, atomically, so a locked-out
 # user's right password creates nothing and is refused like a wrong one (RFC 6749 §4.3.2).

@@ -19,6 +19,7 @@ from jwtauth.store import FamilySpec, RefreshStore
 from jwtauth.store.connection import connect
 from jwtauth.store.limits import FailureLimiter
 from jwtauth.store.redisclient import LazyCluster, is_standalone
+from jwtauth.store.refresh_scripts import REVOKED
 from jwtauth.store.traced import TracedStore, script_name
 from tests.helpers import PEPPER
 from tests.support import REDIS_URL, need
@@ -88,17 +89,19 @@ def test_a_script_call_is_one_client_span_naming_the_script_not_its_keys(recorde
 
 
 def test_a_pipeline_is_one_span_listing_its_scripts(recorder: Recorder) -> None:
-    store = RefreshStore(
-        TracedStore(fakeredis.FakeRedis(), recorder.tracer), pepper=PEPPER, prefix="jwtauth-test:"
-    )
-    store.create(SPEC)  # the first run loads the scripts (NOSCRIPT, then one by one)
+    client = TracedStore(fakeredis.FakeRedis(), recorder.tracer)
+    store = RefreshStore(client, pepper=PEPPER, prefix="jwtauth-test:")
+    # Another store's script in the same round trip (as a code exchange links its session).
+    revoked = client.register_script(REVOKED)
+    then = lambda family_id: [(revoked, ["jwtauth-test:{f:" + family_id + "}:revoked"], [])]  # noqa: E731
+    store.create(SPEC, then=then)  # the first run loads the scripts (NOSCRIPT, then one by one)
     recorder.exporter.clear()
-    store.create(SPEC)
+    store.create(SPEC, then=then)
     (span,) = recorder.spans()
     assert span.name == "PIPELINE EVALSHA"
     attributes = dict(span.attributes or {})
     assert attributes["db.operation.batch.size"] == 2
-    assert attributes["db.stored_procedure.name"] == "refresh_scripts.index,refresh_scripts.create"
+    assert attributes["db.stored_procedure.name"] == "refresh_scripts.indexed_create,refresh_scripts.revoked"
 
 
 def test_a_plain_command_is_a_span_named_by_the_command(recorder: Recorder) -> None:
