@@ -29,7 +29,7 @@ commands and script calls per request (INFO, bench/roundtrips.py), and the CPU o
 used meanwhile (noise on a shared box). Results go to bench/results.md (bench/report.py), and
 the README's performance block.
 
-    .venv/bin/python -m bench.run [--duration 8] [--rounds 3] [--round-seconds 4] [--peers]
+    .venv/bin/python -m bench.run [--duration 8] [--rounds 5] [--round-seconds 4] [--peers]
                                   [--only ceiling password refresh_token peer] [--no-write]
 """
 
@@ -185,7 +185,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--sign-seconds", type=float, default=2)
-    parser.add_argument("--rounds", type=int, default=3, help="short runs per ratio target")
+    parser.add_argument("--rounds", type=int, default=5, help="short runs per ratio target")
     parser.add_argument("--round-seconds", type=float, default=4)
     parser.add_argument(
         "--only",
