@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import uuid
@@ -94,6 +95,17 @@ def test_cluster_url_with_no_reachable_node() -> None:
     assert unavailable(info.value)
     assert not ping(client)
     assert time.monotonic() - started < 2
+
+
+def test_an_outage_reply_is_an_outage_inside_a_pipeline_too() -> None:
+    # redis-py puts the command before a reply it raises from a pipeline (Sentinel and traced
+    # clients run scripts in order through one): a busy server is still a 503, not a 500.
+    busy = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT."
+    assert unavailable(redis.ResponseError(busy))
+    piped = "Command # 2 (EVALSHA abc 1 k) of pipeline caused error: "
+    assert unavailable(redis.ResponseError(piped + busy))
+    assert not unavailable(redis.ResponseError(piped + "ERR a bug of ours"))
+    assert not unavailable(redis.ResponseError("ERR Command # 1 of pipeline caused error: BUSY is only text"))
 
 
 def test_cluster_is_built_from_every_host(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -318,11 +330,34 @@ def test_each_thread_runs_scripts_on_a_connection_of_its_own(monkeypatch: pytest
     assert client._thread_connection() is mine  # kept for the thread's later calls
     # Made with the pool's settings: its address, its one retry.
     assert mine.host == "127.0.0.1" and mine.port == 1 and mine.retry.get_retries() == 1
+    assert not mine.maint_notifications_config.enabled  # the pool's notices cannot reach it
     others: list[Any] = []
     worker = threading.Thread(target=lambda: others.append(client._thread_connection()))
     worker.start()
     worker.join()
     assert others[0] is not mine
+
+
+def test_a_thread_that_ends_closes_its_connection_at_once(real_redis: tuple[Any, str]) -> None:
+    # granian ends idle request threads (30 s): their connections must not wait for the cycle
+    # collector, each holding a descriptor and a client slot on the server.
+    client = connect(REDIS_URL)
+    script = client.register_script("return 1")
+    opened: list[Any] = []
+
+    def work() -> None:
+        assert script(keys=["k"], args=[]) == 1
+        opened.append(client._thread_connection())
+
+    gc.disable()
+    try:
+        for _ in range(3):
+            worker = threading.Thread(target=work)
+            worker.start()
+            worker.join()
+        assert len(opened) == 3 and all(conn._sock is None for conn in opened)
+    finally:
+        gc.enable()
 
 
 def test_sentinel_clients_recheck_the_primary_and_reconnect_through_sentinel() -> None:

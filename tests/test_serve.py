@@ -96,6 +96,12 @@ def test_a_port_another_server_shares_is_refused_too(keys_dir: Path) -> None:
     assert f"jwtauth: cannot serve on 127.0.0.1:{port}: Address already in use" in result.stderr
 
 
+def test_an_ipv6_address_is_named_in_brackets() -> None:
+    from jwtauth.cli.serve import _address
+
+    assert _address("::", 8000) == "[::]:8000" and _address("127.0.0.1", 8000) == "127.0.0.1:8000"
+
+
 def test_bad_thread_count_is_one_line(keys_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JWTAUTH_THREADS", "lots")
     result = _serve(1, keys_dir)

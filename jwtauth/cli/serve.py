@@ -63,7 +63,12 @@ def _refuse_taken(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             reason = f"{exc.strerror} (os error {exc.errno})" if exc.errno else str(exc)
-            raise ServeError(f"cannot serve on {host}:{port}: {reason}") from None
+            raise ServeError(f"cannot serve on {_address(host, port)}: {reason}") from None
+
+
+def _address(host: str, port: int) -> str:
+    """Return host:port as a URL spells it (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _loopback_port() -> int:
@@ -192,4 +197,4 @@ def run(
         try:
             server.serve(target_loader=lambda _target: factory())  # in each worker, after the fork
         except RuntimeError as exc:  # granian's bind errors carry a Rust backtrace: keep line one
-            raise ServeError(f"cannot serve on {host}:{port}: {str(exc).splitlines()[0]}") from None
+            raise ServeError(f"cannot serve on {_address(host, port)}: {str(exc).splitlines()[0]}") from None

@@ -62,6 +62,9 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 # Outage replies that redis-py leaves as a plain ResponseError.
 _UNAVAILABLE_REPLIES = ("BUSY ", "MISCONF ", "NOREPLICAS ", "UNBLOCKED ")
+# What redis-py puts before a reply it raises from a pipeline (Sentinel and traced clients run
+# their scripts in order through one): the reply itself follows it.
+_PIPELINE_REPLY = " of pipeline caused error: "
 # redis-py's words when no cluster node answers; its other RedisClusterExceptions are bugs
 # (keys of one call in different slots) and stay 500.
 _NO_CLUSTER_NODE = "Redis Cluster cannot be connected"
@@ -261,4 +264,9 @@ def unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, RedisClusterException):
         return str(exc).startswith(_NO_CLUSTER_NODE)
-    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_UNAVAILABLE_REPLIES)
+    if not isinstance(exc, redis.ResponseError):
+        return False
+    reply = str(exc)
+    if reply.startswith("Command # ") and _PIPELINE_REPLY in reply:
+        reply = reply.split(_PIPELINE_REPLY, 1)[1]
+    return reply.startswith(_UNAVAILABLE_REPLIES)

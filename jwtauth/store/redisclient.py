@@ -6,6 +6,7 @@ lifetimes are spelled, and how several stores' scripts share one round trip.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -16,6 +17,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.sentinel import SentinelConnectionPool
 from redis.typing import ScriptTextT
 
@@ -195,17 +197,41 @@ class StoreRedis(redis.Redis):
 
         A request runs on one thread from start to end, so a connection owned by the thread is
         never shared and needs no lock or checkout. It is made outside the pool: a thread that
-        ends takes its connection with it (closed when collected), where one checked out of the
-        pool for good would stay listed there as in use. The pid guards a forked child from
-        writing on its parent's socket.
+        ends takes its connection with it, where one checked out of the pool for good would stay
+        listed there as in use. Outside the pool it cannot follow the pool's maintenance
+        notices (Redis Enterprise's MOVING), so it does not ask for them: a moved endpoint
+        drops it, and the retry reconnects. The pid guards a forked child from writing on its
+        parent's socket.
         """
-        mine = self._threads
-        conn = getattr(mine, "conn", None)
-        if conn is None or mine.pid != os.getpid():
+        owned = getattr(self._threads, "owned", None)
+        if owned is None or owned.pid != os.getpid():
             pool = self.connection_pool
-            conn = pool.connection_class(**pool.connection_kwargs)
-            mine.conn, mine.pid = conn, os.getpid()
-        return conn
+            settings = {**pool.connection_kwargs, "maint_notifications_config": _NO_MAINTENANCE_NOTICES}
+            settings.pop("maint_notifications_pool_handler", None)
+            owned = self._threads.owned = _Owned(pool.connection_class(**settings))
+        return owned.conn
+
+
+_NO_MAINTENANCE_NOTICES = MaintNotificationsConfig(enabled=False)
+
+
+class _Owned:
+    """A thread's connection, closed as soon as the thread ends.
+
+    The connection sits in reference cycles with its own handlers, so on its own it would
+    wait for the cycle collector, holding a descriptor and one of the server's client slots;
+    this holder is in no cycle, so it goes with the thread's locals.
+    """
+
+    __slots__ = ("conn", "pid")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn, self.pid = conn, os.getpid()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():  # a forked child leaves its parent's socket alone
+            with contextlib.suppress(Exception):
+                self.conn.disconnect()
 
 
 class StoreCluster(RedisCluster):
