@@ -98,8 +98,8 @@ def test_cluster_url_with_no_reachable_node() -> None:
 
 
 def test_an_outage_reply_is_an_outage_inside_a_pipeline_too() -> None:
-    # redis-py puts the command before a reply it raises from a pipeline (Sentinel and traced
-    # clients run scripts in order through one): a busy server is still a 503, not a 500.
+    # redis-py puts the command before a reply it raises from a pipeline (a traced client
+    # runs scripts in order through one): a busy server is still a 503, not a 500.
     busy = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT."
     assert unavailable(redis.ResponseError(busy))
     piped = "Command # 2 (EVALSHA abc 1 k) of pipeline caused error: "

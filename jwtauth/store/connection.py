@@ -62,8 +62,8 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 # Outage replies that redis-py leaves as a plain ResponseError.
 _UNAVAILABLE_REPLIES = ("BUSY ", "MISCONF ", "NOREPLICAS ", "UNBLOCKED ")
-# What redis-py puts before a reply it raises from a pipeline (Sentinel and traced clients run
-# their scripts in order through one): the reply itself follows it.
+# What redis-py puts before a reply it raises from a pipeline (a traced client runs its
+# scripts in order through one): the reply itself follows it.
 _PIPELINE_REPLY = " of pipeline caused error: "
 # redis-py's words when no cluster node answers; its other RedisClusterExceptions are bugs
 # (keys of one call in different slots) and stay 500.

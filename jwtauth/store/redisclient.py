@@ -73,12 +73,12 @@ def in_order(client: Any, *calls: ScriptCall) -> list[Any]:
     failover emptied the script cache), through the scripts, which load themselves. Running a
     script again sets the same values, so a partial first attempt does no harm.
     """
-    if isinstance(client, StoreRedis) and client.owns_connections:
+    if isinstance(client, StoreRedis):
         try:
             return client.run_in_order(calls)
         except NoScriptError:
             pass
-    elif is_standalone(client):  # a Sentinel client, or one traced (its pipeline is a span)
+    elif is_standalone(client):  # a traced client: its pipeline is one span
         pipe = client.pipeline(transaction=False)
         for script, keys, args in calls:
             pipe.evalsha(script.sha, len(keys), *keys, *args)
@@ -125,11 +125,23 @@ def _evalsha(conn: Any, script: Script, keys: Sequence[Any], args: Sequence[Any]
         return conn.read_response()
 
 
-def _with_retry(conn: Any, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-    """Run `script` on `conn`, again once on a new connection if this one was lost (its retry policy)."""
-    return conn.retry.call_with_retry(
-        lambda: _evalsha(conn, script, keys, args), lambda _error: conn.disconnect()
-    )
+def _in_order(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Send `commands` in one write on `conn` and return their replies.
+
+    Every reply is read before an error is raised, so no reply is left on the connection for
+    the next call to take as its own.
+    """
+    conn.send_packed_command(conn.pack_commands(commands))
+    replies: list[Any] = []
+    failed: ResponseError | None = None
+    for _ in commands:
+        try:
+            replies.append(conn.read_response())
+        except ResponseError as exc:  # NOSCRIPT among them: in_order runs them one by one
+            failed = failed or exc
+    if failed is not None:
+        raise failed
+    return replies
 
 
 class StoreRedis(redis.Redis):
@@ -156,41 +168,29 @@ class StoreRedis(redis.Redis):
         re-discovery on connect and the retry policy are redis-py's, unchanged.
         """
         keys, args = tuple(keys), tuple(args)
-        if self.owns_connections:
-            return _with_retry(self._thread_connection(), script, keys, args)
-        pool = self.connection_pool
-        conn: Any = pool.get_connection()  # redis-py's connection API is untyped
-        try:
-            return _with_retry(conn, script, keys, args)
-        finally:
-            pool.release(conn)
+        return self._on_connection(lambda conn: _evalsha(conn, script, keys, args))
 
     def run_in_order(self, calls: Sequence[ScriptCall]) -> list[Any]:
-        """Run scripts in order in one round trip on the thread's connection: a pipeline without
-        redis-py's Pipeline object, its pool checkout and its per-command bookkeeping.
-
-        Every reply is read before an error is raised, so no reply is left on the connection
-        for the next call to take as its own. A lost connection runs them all again once (they
-        are idempotent: in_order).
+        """Run scripts in order in one round trip: a pipeline without redis-py's Pipeline object,
+        its pool checkout and its per-command bookkeeping. A lost connection runs them all again
+        once (they are idempotent: in_order).
         """
-        conn = self._thread_connection()
         commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
-
-        def attempt() -> list[Any]:
-            conn.send_packed_command(conn.pack_commands(commands))
-            replies: list[Any] = []
-            failed: ResponseError | None = None
-            for _ in commands:
-                try:
-                    replies.append(conn.read_response())
-                except ResponseError as exc:  # NOSCRIPT among them: in_order runs them one by one
-                    failed = failed or exc
-            if failed is not None:
-                raise failed
-            return replies
-
-        result: list[Any] = conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
+        result: list[Any] = self._on_connection(lambda conn: _in_order(conn, commands))
         return result
+
+    def _on_connection(self, work: Callable[[Any], Any]) -> Any:
+        """Run `work` on the thread's own connection (Sentinel: a pooled one), once more on a new
+        connection if this one was lost (the pool's retry policy)."""
+        if self.owns_connections:
+            conn = self._thread_connection()
+            return conn.retry.call_with_retry(lambda: work(conn), lambda _error: conn.disconnect())
+        pool = self.connection_pool
+        pooled: Any = pool.get_connection()  # redis-py's connection API is untyped
+        try:
+            return pooled.retry.call_with_retry(lambda: work(pooled), lambda _error: pooled.disconnect())
+        finally:
+            pool.release(pooled)
 
     def _thread_connection(self) -> Any:
         """Return the calling thread's connection, made with the pool's settings on first use.
