@@ -220,25 +220,25 @@ class CodeStore:
 
     def issue(self, record: CodeRecord, *, ttl: float, now: float) -> str:
         """Store `record` under a new code valid for `ttl` seconds and return the code."""
-        code, args = self._new(record, ttl, now)
-        self._issue(keys=[self._key(code)], args=args)
+        code = secrets.token_urlsafe(32)
+        digest = _digest(code)
+        self._issue(keys=[self._key(digest)], args=self._new(record, digest, ttl, now))
         return code
 
     def claim(self, submission: str, *, ttl: float) -> bool:
         """Mark a consent `submission` used for `ttl` seconds; False if it already was (issue 18)."""
         return bool(self._redis.set(self._submission_key(submission), b"1", nx=True, px=ms(ttl)))
 
-    def _new(self, record: CodeRecord, ttl: float, now: float) -> tuple[str, list[str]]:
+    def _new(self, record: CodeRecord, digest: str, ttl: float, now: float) -> list[str]:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
-        code = secrets.token_urlsafe(32)
         data = json.dumps(dataclasses.asdict(record), separators=(",", ":"))
-        data = self._pepper.seal(LABEL, data, _digest(code))
+        data = self._pepper.seal(LABEL, data, digest)
         checked = [
             record.code_challenge or "", record.redirect_uri or "", record.dpop_jkt or "", record.scope,
             record.audience[0] if record.audience else "", str(len(record.audience)),
         ]  # fmt: skip
-        return code, [str(ms(ttl)), record.client_id, repr(now + ttl), repr(float(ttl)), data, *checked]
+        return [str(ms(ttl)), record.client_id, repr(now + ttl), repr(float(ttl)), data, *checked]
 
     def _submission_key(self, submission: str) -> str:
         return tagged_key(self._prefix, "s", hashlib.sha256(submission.encode()).hexdigest())
@@ -269,12 +269,13 @@ class CodeStore:
         """
         if not _CODE.fullmatch(code):
             return TakeResult(TakeStatus.UNKNOWN)
-        key = self._key(code)
+        digest = _digest(code)  # the key's name and what its record is sealed to
+        key = self._key(digest)
         args = [client_id, repr(now), repr(self._access_ttl), proof or "", "1" if authenticated else "0"]
         reply = self._take(keys=[key, f"{key}:used"], args=args + (check.args() if check else ["0"]))
         status = TakeStatus(text(reply[0]))
         if status in _WITH_RECORD:
-            record = self._decode(code, text(reply[1]))
+            record = self._decode(digest, text(reply[1]))
             # Unreadable (another pepper, or moved from another code): nothing to issue or check.
             return TakeResult(status, record=record) if record is not None else TakeResult(TakeStatus.UNKNOWN)
         if status is TakeStatus.ALREADY_USED:
@@ -290,14 +291,14 @@ class CodeStore:
         `take` and the bind (it could not learn the family yet) or the marker is gone: the
         caller must then revoke `family_id` itself (RFC 6749 §4.1.2).
         """
-        return (self._bind, [f"{self._key(code)}:used"], [family_id])
+        return (self._bind, [f"{self._key(_digest(code))}:used"], [family_id])
 
-    def _key(self, code: str) -> str:
-        return tagged_key(self._prefix, "c", _digest(code))
+    def _key(self, digest: str) -> str:
+        return tagged_key(self._prefix, "c", digest)
 
-    def _decode(self, code: str, data: str) -> CodeRecord | None:
+    def _decode(self, digest: str, data: str) -> CodeRecord | None:
         try:
-            return _decode(self._pepper.open(LABEL, data, _digest(code)))
+            return _decode(self._pepper.open(LABEL, data, digest))
         except Unsealed:
             return None
 

@@ -52,8 +52,9 @@ class PushedRequests:
         """Store the parameters and return a new request_uri (256 random bits, RFC 9126 §2.2)."""
         reference = secrets.token_urlsafe(32)
         data = json.dumps(params, separators=(",", ":"), sort_keys=True)
-        data = self._pepper.seal(LABEL, data, _digest(reference))
-        self._push(keys=[self._key(reference)], args=[str(ms(ttl)), client_id, repr(now + ttl), data])
+        digest = _digest(reference)  # the key's name and what its parameters are sealed to
+        data = self._pepper.seal(LABEL, data, digest)
+        self._push(keys=[self._key(digest)], args=[str(ms(ttl)), client_id, repr(now + ttl), data])
         return REQUEST_URI_PREFIX + reference
 
     def peek(self, request_uri: str, *, client_id: str, now: float) -> dict[str, str] | None:
@@ -61,28 +62,30 @@ class PushedRequests:
         reference = _reference(request_uri)
         if reference is None:
             return None
-        owner, exp, data = self._redis.hmget(self._key(reference), ["client", "exp", "data"])
+        digest = _digest(reference)
+        owner, exp, data = self._redis.hmget(self._key(digest), ["client", "exp", "data"])
         if owner is None or exp is None or data is None:
             return None
         # RFC 9126 §4: the request_uri is bound to the client that pushed it.
         if text(owner) != client_id or now >= float(text(exp)):
             return None
-        return self._decode(reference, text(data))
+        return self._decode(digest, text(data))
 
     def take(self, request_uri: str, *, client_id: str, now: float) -> dict[str, str] | None:
         """Consume the request atomically: its parameters once, None afterwards (RFC 9126 §4)."""
         reference = _reference(request_uri)
         if reference is None:
             return None
-        reply = self._take(keys=[self._key(reference)], args=[client_id, repr(now)])
-        return self._decode(reference, text(reply)) if reply else None
+        digest = _digest(reference)
+        reply = self._take(keys=[self._key(digest)], args=[client_id, repr(now)])
+        return self._decode(digest, text(reply)) if reply else None
 
-    def _key(self, reference: str) -> str:
-        return tagged_key(self._prefix, "par", _digest(reference))
+    def _key(self, digest: str) -> str:
+        return tagged_key(self._prefix, "par", digest)
 
-    def _decode(self, reference: str, data: str) -> dict[str, str] | None:
+    def _decode(self, digest: str, data: str) -> dict[str, str] | None:
         try:
-            return _decode(self._pepper.open(LABEL, data, _digest(reference)))
+            return _decode(self._pepper.open(LABEL, data, digest))
         except Unsealed:
             return None
 
