@@ -5,6 +5,12 @@ constant time, sign an RFC 9068 access token. No config, no store, no key ring: 
 generated at import. jwtauth's real endpoint is measured against this number.
 
 ``CEILING_ALG`` picks the algorithm: ES256 (default), RS256 or EdDSA.
+
+With ``CEILING_REDIS_URL`` it also serves ``/api/v1/tokens/redis1`` and ``/redis2``: the same
+token after one or two Redis round trips (a plain redis-py ``SET`` with a TTL each, under
+``CEILING_REDIS_PREFIX``). Served by jwtauth's own serving layer, these are the least a grant
+that keeps state in Redis can cost on this stack: what bounds jwtauth's Redis grants
+(bench/bounds.py).
 Serve with e.g. ``gunicorn bench.ceiling_app:app`` or
 ``granian --interface wsgi bench.ceiling_app:app``.
 """
@@ -88,10 +94,31 @@ class TokenResource:
         resp.media = {"access_token": token, "token_type": "Bearer", "expires_in": TTL}
 
 
+class RedisTokenResource(TokenResource):
+    """The same token, each request first writing `trips` keys to Redis, one round trip each."""
+
+    def __init__(self, store: Any, prefix: str, trips: int) -> None:
+        self.store, self.prefix, self.trips = store, prefix, trips
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        marker = uuid.uuid4().hex
+        for trip in range(self.trips):
+            self.store.set(f"{self.prefix}{marker}:{trip}", b"1", px=60_000)
+        super().on_post(req, resp)
+
+
 def create_app() -> falcon.App[falcon.Request, falcon.Response]:
     """Factory form, for servers started with ``--factory``."""
     application = falcon.App()
     application.add_route("/api/v1/tokens/", TokenResource())
+    url = os.environ.get("CEILING_REDIS_URL")
+    if url:
+        import redis
+
+        store = redis.Redis.from_url(url)
+        prefix = os.environ.get("CEILING_REDIS_PREFIX", "ceiling:")
+        for trips in (1, 2):
+            application.add_route(f"/api/v1/tokens/redis{trips}", RedisTokenResource(store, prefix, trips))
     return application
 
 

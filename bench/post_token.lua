@@ -3,7 +3,8 @@
 -- response inside wrk, which shares the CPU with the server. wrk itself counts non-2xx/3xx
 -- answers; done() prints them in a fixed form for bench/serving.py to parse.
 wrk.method = "POST"
-wrk.path = "/api/v1/tokens/"
+-- CEILING_PATH: the bound app's routes with Redis round trips (bench/bounds.py).
+wrk.path = os.getenv("CEILING_PATH") or "/api/v1/tokens/"
 wrk.body = "grant_type=client_credentials&scope=read+write"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = "Basic dGVzdGNsaWVudDp0ZXN0cGFzc3dvcmQ="

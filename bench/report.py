@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench import memory, peers, roundtrips
+from bench import bounds, memory, peers, roundtrips
 from bench.harness import FLOOD, ROOT, Ceilings, Result, ratio
 from bench.scenarios import DPOP_NAME, PLAIN_BESIDE
 
@@ -49,6 +49,8 @@ def render(report: dict[str, Any]) -> str:
     lines += _targets(results, ceilings, report)
     lines += ["", "## What bounds the grants that use Redis", ""]
     lines += _bounds(results)
+    lines += ["", "## What this stack allows: the ceiling app under jwtauth's serving layer", ""]
+    lines += bounds.render(report, ceilings)
     lines += ["", "## A peer in the same run", ""]
     lines += _peer(report)
     lines += ["", "## Earlier issues' checks", ""]

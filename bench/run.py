@@ -15,10 +15,12 @@ stopped, every Redis key it wrote is deleted):
    redeemed once), the same with `openid` (+ id_token), device polling, introspection,
    userinfo, PAR push, a flood of failing client authentications, client_credentials with a
    DPoP proof per request in rounds alternating with plain ones, JWKS and metadata;
-4. with --peers (make bench PEERS=1): node-oidc-provider, 2 workers, ES256 JWT access tokens,
+4. the bounds (bench/bounds.py): the stack-ceiling app under jwtauth's own serving layer, as is
+   and with one and two Redis round trips per request: the most a grant can reach on this stack;
+5. with --peers (make bench PEERS=1): node-oidc-provider, 2 workers, ES256 JWT access tokens,
    client_credentials and refresh_token with rotation (bench/peers.py);
-5. the same jwtauth with an RS256 key, then an EdDSA key: client_credentials;
-6. Redis memory per refresh family and per OpenID Connect session.
+6. the same jwtauth with an RS256 key, then an EdDSA key: client_credentials;
+7. Redis memory per refresh family and per OpenID Connect session.
 
 Issue 20's ratio targets (client_credentials, password, refresh_token, introspection,
 authorization_code) and the peer's scenarios run in `--rounds` short runs that alternate with
@@ -55,7 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/run.py` as well as `python -m bench.run`
     sys.path.insert(0, str(ROOT))
 
-from bench import assertions, memory, peers  # noqa: E402
+from bench import assertions, bounds, memory, peers  # noqa: E402
 from bench.harness import (  # noqa: E402
     FIXTURES,
     REDIS_URL,
@@ -192,7 +194,7 @@ def parse_args() -> argparse.Namespace:
         nargs="*",
         help="scenarios to run: client_credentials client_credentials_jwt password refresh_token "
         "authorization_code authorization_code_oidc device_poll introspection userinfo par "
-        "client_auth_flood dpop jwks metadata, `peer` (with --peers), and `ceiling` for the stack "
+        "client_auth_flood dpop jwks metadata, `bounds`, `peer` (with --peers), and `ceiling` for the stack "
         "ceiling before and after them (default: all, plus RS256/EdDSA, baselines and memory)",
     )
     parser.add_argument(
@@ -251,6 +253,9 @@ def run(
             run_es256(server, args, store, prefix, work, report, ceilings)
             report["error_lines"] = server.error_lines()
             report["access_log_lines"] = (server.log_dir / "access.log").read_bytes().count(b"\n")
+        if full or "bounds" in args.only:
+            print("the stack-ceiling app under granian, with 0, 1 and 2 Redis round trips", flush=True)
+            bounds.measure_bounds(args, url, prefix + "bound:", report, ceilings)
         if args.peers and (full or "peer" in args.only):
             why = peers.unavailable()
             report["peer_absent"] = why
