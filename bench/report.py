@@ -426,6 +426,10 @@ def render_readme(report: dict[str, Any]) -> str:
     lines += ["", "Targets of this run (issue 20):", ""]
     lines += _targets(results, ceilings, report)
     lines += ["", *_bounds(results)[-1:]]
+    if against := bounds.against_bounds(report, ceilings):
+        lines += ["", "What this stack allows: the stack-ceiling app under jwtauth's own serving layer, "
+                  "as is and with one or two Redis round trips, beside each target (bench/bounds.py):", "",
+                  *against]  # fmt: skip
     if report.get("peer"):
         lines += ["", *_peer(report)]
     if "memory" in report and "redis" in report:
