@@ -40,8 +40,11 @@ def test_rfc7638_example_thumbprint() -> None:
 
 @pytest.mark.parametrize(
     ("key", "alg"),
-    [(None, "ES256"), (ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
-     (rsa.generate_private_key(65537, 2048), "PS256")],
+    [
+        (None, "ES256"),
+        (ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
+        (rsa.generate_private_key(65537, 2048), "PS256"),
+    ],
 )
 def test_good_proof_returns_its_key_thumbprint(key: Any, alg: str) -> None:
     client = DPoPKey(key, alg)
@@ -122,8 +125,11 @@ def test_redis_cache_is_one_set_nx_with_a_ttl(store: Any) -> None:
 
 @pytest.mark.parametrize(
     ("key", "alg"),
-    [(None, "ES256"), (ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
-     (rsa.generate_private_key(65537, 2048), "PS256")],
+    [
+        (None, "ES256"),
+        (ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
+        (rsa.generate_private_key(65537, 2048), "PS256"),
+    ],
 )
 def test_signature_must_cover_the_segments_as_sent(key: Any, alg: str) -> None:
     client = DPoPKey(key, alg)
@@ -151,3 +157,49 @@ def test_a_cached_key_never_outlives_its_checks() -> None:
     check(client.proof(iat=NOW))
     with pytest.raises(InvalidProof, match="public key"):
         check(client.proof(iat=NOW, header={"jwk": {**client.jwk, "d": "AAAA"}}))
+
+
+def test_a_shared_header_is_parsed_once_and_every_proof_is_still_checked_whole() -> None:
+    # A client's proofs share one header segment, which is kept parsed; each proof's claims,
+    # signature and request binding are checked every time all the same.
+    client = DPoPKey()
+    first, second = client.proof(iat=NOW, jti="a"), client.proof(iat=NOW, jti="b")
+    assert first.split(".")[0] == second.split(".")[0]
+    assert (check(first).jti, check(second).jti) == ("a", "b")
+    with pytest.raises(InvalidProof, match="another URL"):
+        check(client.proof(iat=NOW, htu="https://evil.example/token"))
+    with pytest.raises(InvalidProof, match="another HTTP method"):
+        check(client.proof(iat=NOW, htm="GET"))
+    with pytest.raises(InvalidProof, match="too old"):
+        check(first, now=NOW + 3600)
+    # The header kept is read-only, its jwk too: no caller can change what the next proof reads.
+    from jwtauth.verify.dpop import _decoded_header
+
+    kept = _decoded_header(first.split(".")[0])
+    with pytest.raises(TypeError):
+        kept["alg"] = "none"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        kept["jwk"]["x"] = client.jwk["y"]
+
+
+def test_a_refused_header_is_refused_again_and_narrower_algorithms_still_apply() -> None:
+    client = DPoPKey()
+    wrong_typ = client.proof(iat=NOW, header={"typ": "JWT"})
+    for _ in range(2):  # refusals are never kept
+        with pytest.raises(InvalidProof, match="typ dpop\\+jwt"):
+            check(wrong_typ)
+    good = client.proof(iat=NOW)
+    assert check(good).jkt == client.jkt
+    # The same (kept) header under a caller that allows only EdDSA: refused.
+    with pytest.raises(InvalidProof, match="algorithm is not allowed"):
+        check(good, algorithms=("EdDSA",))
+
+
+def test_htu_spelled_exactly_as_the_server_names_itself_and_with_a_user_part() -> None:
+    client = DPoPKey()
+    assert check(client.proof(iat=NOW, htu=TOKEN_URL)).jkt == client.jkt
+    with_user = TOKEN_URL.replace("://", "://user:pass@")
+    with pytest.raises(InvalidProof, match="another URL"):
+        check(client.proof(iat=NOW, htu=with_user))
+    with pytest.raises(InvalidProof, match="another URL"):
+        check(client.proof(iat=NOW, htu="https://example.com:99999/api"), htu="https://example.com/api")

@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -57,8 +58,11 @@ _THUMBPRINT_MEMBERS: Final = {
 # PyJWT's algorithms check the signature (raw ECDSA signatures, PSS parameters, EdDSA); the JWS
 # around it is taken apart here, once, since _checked_header vetted every segment already.
 _ALGORITHMS: Final = get_default_algorithms()
-# A client signs every request with the same key: keep parsed, validated keys (bounded).
+# A client signs every request with the same key: keep parsed, validated keys (bounded), and
+# the header segments that carry them (a client's proofs share one header: typ, alg, jwk).
 _KEY_CACHE_SIZE: Final = 1024
+_HEADER_CACHE_SIZE: Final = 512
+_URI_CACHE_SIZE: Final = 256
 
 
 class InvalidProof(Exception):
@@ -146,14 +150,14 @@ def check_proof(
     return Proof(jkt, jti, float(iat), nonce)
 
 
-def _checked_header(proof: str, algorithms: Collection[str]) -> dict[str, Any]:
+def _checked_header(proof: str, algorithms: Collection[str]) -> Mapping[str, Any]:
     """Parse and vet the proof's JOSE header before any signature work (RFC 9449 §4.3 steps 1-6)."""
     if not isinstance(proof, str) or len(proof) > MAX_PROOF_BYTES:
         raise InvalidProof("DPoP proof is too large")
     segments = proof.split(".")
     if len(segments) != 3 or not all(_B64URL.fullmatch(s) for s in segments):
         raise InvalidProof("malformed DPoP proof")
-    header = _object(_b64decode(segments[0]))
+    header = _decoded_header(segments[0])
     if not isinstance(header.get("typ"), str) or header["typ"].lower() != PROOF_TYP:
         raise InvalidProof("DPoP proof must have typ dpop+jwt")
     alg = header.get("alg")
@@ -161,12 +165,12 @@ def _checked_header(proof: str, algorithms: Collection[str]) -> dict[str, Any]:
         raise InvalidProof("DPoP proof algorithm is not allowed")
     if "crit" in header:  # RFC 7515 §4.1.11: we understand no extension
         raise InvalidProof("DPoP proof has an unsupported critical header")
-    if not isinstance(header.get("jwk"), dict):
+    if not isinstance(header.get("jwk"), Mapping):
         raise InvalidProof("DPoP proof has no jwk")
     return header
 
 
-def _proof_key(jwk: dict[str, Any], alg: str) -> tuple[Any, str]:
+def _proof_key(jwk: Mapping[str, Any], alg: str) -> tuple[Any, str]:
     """Return the proof's public key and its thumbprint; refuse private material, unfit keys."""
     # RFC 9449 §4.3 step 7: the header's jwk MUST NOT contain a private key.
     if _PRIVATE_MEMBERS & jwk.keys():
@@ -179,6 +183,15 @@ def _proof_key(jwk: dict[str, Any], alg: str) -> tuple[Any, str]:
         raise InvalidProof("DPoP proof jwk is incomplete")
     # Only the members that make the key (RFC 7638 §3.2) build it; the others change nothing.
     return _public_key(alg, tuple((m, jwk[m]) for m in members))
+
+
+@functools.lru_cache(maxsize=_HEADER_CACHE_SIZE)
+def _decoded_header(segment: str) -> Mapping[str, Any]:
+    """Return a proof's header segment parsed, read-only (cached: a client's proofs share one header)."""
+    header = _object(_b64decode(segment))
+    if isinstance(header.get("jwk"), dict):  # shared by every caller: nothing may change it
+        header["jwk"] = MappingProxyType(header["jwk"])
+    return MappingProxyType(header)
 
 
 @functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
@@ -200,23 +213,26 @@ def _same_uri(claimed: str, expected: str) -> bool:
     Syntax-based normalization (RFC 3986 §6.2.2-6.2.3): scheme and host case, default ports,
     an empty path as "/". Nothing looser: the path must match exactly.
     """
+    ours = _normalized(expected)
+    theirs = ours if claimed == expected else _normalized(claimed)
+    if ours is None or theirs is None or theirs[1]:
+        return False
+    return ours[0] == theirs[0]
+
+
+@functools.lru_cache(maxsize=_URI_CACHE_SIZE)
+def _normalized(uri: str) -> tuple[tuple[str, str | None, int | None, str], bool] | None:
+    """Return what `_same_uri` compares of `uri` and whether it names a user; None if unparseable.
+
+    Cached: a server checks every proof against its own URL, and a client's proofs name the same one.
+    """
     try:
-        ours, theirs = urlsplit(expected), urlsplit(claimed)
-        ports = (_port(ours), _port(theirs))
+        parts = urlsplit(uri)
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
     except ValueError:
-        return False
-    if theirs.username is not None or theirs.password is not None:
-        return False
-    return (
-        ours.scheme.lower() == theirs.scheme.lower()
-        and ours.hostname == theirs.hostname
-        and ports[0] == ports[1]
-        and (ours.path or "/") == (theirs.path or "/")
-    )
-
-
-def _port(parts: Any) -> int | None:
-    return parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
+        return None
+    named = parts.username is not None or parts.password is not None
+    return (parts.scheme.lower(), parts.hostname, port, parts.path or "/"), named
 
 
 def _string(claims: Mapping[str, Any], name: str) -> str:
