@@ -155,3 +155,30 @@ def test_a_fapi2_client_never_accepts_the_token_endpoint_audience(make_app: Make
         http, TOKENS, params(BANK.assertion("bank", now=clock.now, aud=ISSUER + TOKENS), **CC), auth=None
     )
     assert_clean_error(result, 401, "invalid_client")
+
+
+def test_a_kept_parse_never_lets_another_signature_through(http: testing.TestClient, clock: Clock) -> None:
+    # The parse of an assertion is kept for the request that reads its sub and then checks it;
+    # every presentation is verified again: a genuine one first, then its header and claims
+    # under another key's signature, or under a truncated one, are refused.
+    genuine = BANK.assertion("bank", now=clock.now, jti="kept-1")
+    head, body, _ = genuine.split(".")
+    under_other_key = OTHER_BANK.assertion("bank", now=clock.now, jti="kept-1").split(".")[2]
+    assert call(http, TOKENS, params(genuine, **CC), auth=None).status_code == 200
+    fresh = BANK.assertion("bank", now=clock.now, jti="kept-2")
+    fresh_head, fresh_body, fresh_signature = fresh.split(".")
+    for signature in (under_other_key, fresh_signature[:-8], genuine.split(".")[2]):
+        forged = f"{fresh_head}.{fresh_body}.{signature}"
+        assert_clean_error(call(http, TOKENS, params(forged, **CC), auth=None), 401, "invalid_client")
+    assert head == fresh_head and body != fresh_body
+    assert call(http, TOKENS, params(fresh, **CC), auth=None).status_code == 200
+
+
+def test_the_kept_parse_is_read_only() -> None:
+    from jwtauth.accounts.assertions import parts
+
+    header, claims = parts(BANK.assertion("bank", now=1_900_000_000))
+    with pytest.raises(TypeError):
+        header["alg"] = "none"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        claims["sub"] = "testclient"  # type: ignore[index]
