@@ -1065,3 +1065,38 @@ def test_middleware_enforces_its_scopes(world: World, es: Key) -> None:
         "error": "insufficient_scope",
         "scope": "admin",
     }
+
+
+# --- one parse per header -----------------------------------------------------------------
+
+
+def test_tokens_sharing_a_header_are_each_verified_whole(world: World, es: Key) -> None:
+    # One key's tokens share one header segment, which the verifier keeps parsed; each token's
+    # signature and claims are still checked: another payload under a kept header is refused.
+    first, second = mint(es, claims(sub="a")), mint(es, claims(sub="b"))
+    assert first.split(".")[0] == second.split(".")[0]
+    assert (world.verifier.verify(first)["sub"], world.verifier.verify(second)["sub"]) == ("a", "b")
+    head, _, signature = first.split(".")
+    swapped = f"{head}.{second.split('.')[1]}.{signature}"
+    assert world.reject(swapped) == "bad signature"
+    assert world.reject(f"{head}.{second.split('.')[1]}.{signature}=") == "malformed token"
+    assert world.reject(mint(es, claims(iss="https://evil.example"))) == "wrong issuer"
+
+
+def test_the_kept_header_is_read_only(es: Key) -> None:
+    from jwtauth.verify.verifier import _header
+
+    header = _header(mint(es).split(".")[0])
+    with pytest.raises(TypeError):
+        header["alg"] = "none"  # type: ignore[index]
+
+
+def test_an_unencoded_payload_header_is_refused(world: World, es: Key) -> None:
+    # RFC 7797 b64 (without crit, which is refused anyway): our tokens never carry it, and a
+    # token signed over its segments must not have a second reading of its payload.
+    assert world.reject(mint(es, b64=False)) == "unsupported critical header"  # PyJWS adds crit
+    for value in (False, True):
+        header = b64(json.dumps({"alg": "ES256", "typ": "at+jwt", "kid": es.kid, "b64": value}).encode())
+        signing_input = f"{header}.{b64(json.dumps(claims()).encode())}"
+        signature = get_default_algorithms()["ES256"].sign(signing_input.encode(), es.private)
+        assert world.reject(f"{signing_input}.{b64(signature)}") == "unsupported header: b64"

@@ -3,7 +3,7 @@
 Every refusal is the same `invalid_client` body, whether the client is unknown, uses another
 method or sent a bad assertion: the log line (detail) says which. The checks, in order:
 - header: a compact JWS of at most 8 KiB, `alg` from the asymmetric allow-list and equal to the
-  algorithm the client's key pins (never `none`, never HMAC), no `jku`/`x5u`/`jwk`/`x5c`/`crit`
+  algorithm the client's key pins (never `none`, never HMAC), no `jku`/`x5u`/`jwk`/`x5c`/`crit`/`b64`
   (keys come from registration only: RFC 8725 §3.10), an optional `typ` of JWT;
 - the signature, with the key named by `kid` (without a kid, the client's only key);
 - claims (RFC 7523 §3): `iss` = `sub` = the client id; `aud` our issuer as one string (the token
@@ -38,7 +38,9 @@ MAX_ASSERTION: Final = 8192
 MAX_LIFETIME: Final = 300  # seconds an assertion may be valid for (issue 17; FAPI 2.0 §5.3.2.1 spirit)
 LEEWAY: Final = 30  # seconds of clock skew between client and server
 SIGNING_ALGORITHMS: Final = tuple(sorted(ALLOWED_ALGORITHMS))
-_REFUSED_HEADERS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+# Key material and key URLs (keys come from registration only), extensions, and RFC 7797's b64,
+# so no assertion has two readings of one payload segment.
+_REFUSED_HEADERS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64"})
 _TYPES: Final = frozenset({"jwt", "client-authentication+jwt"})
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]+")
 _MAX_STRING: Final = 256
@@ -110,7 +112,7 @@ class AssertionChecker:
         if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
             raise refused(f"algorithm {str(alg)[:20]!r} is not allowed")
         if _REFUSED_HEADERS & header.keys():
-            raise refused("key material, key URLs or crit in the header")
+            raise refused("key material, key URLs, crit or b64 in the header")
         typ = header.get("typ")
         if typ is not None and (not isinstance(typ, str) or typ.lower() not in _TYPES):
             raise refused("typ is not JWT")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import math
 import re
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import jwt
@@ -99,7 +101,6 @@ class Verifier:
         self._clock = clock
         self._leeway = leeway
         self._max_token_bytes = max_token_bytes
-        self._jws = jwt.PyJWS(options={"enforce_minimum_key_length": True})
         self._jwks = JwksCache(
             issuer=issuer,
             jwks_uri=jwks_uri,
@@ -137,20 +138,25 @@ class Verifier:
         # RFC 8725 §3.1: the key pins the algorithm; the header only has to agree.
         if header["alg"] != key.algorithm_name:
             raise InvalidToken("algorithm does not match key")
+        # The JWS checked here, not by PyJWS: it would parse the header a second time, and its
+        # key-length rule is the JWK Set's already (verify/jwk.py). The signature covers the
+        # header and payload segments exactly as sent (RFC 7515 §5.2).
+        head, body, signature = token.split(".")
+        payload, raw_signature = _b64url_decode(body), _b64url_decode(signature)
         try:
-            decoded = self._jws.decode_complete(token, key=key, algorithms=[key.algorithm_name])
-        except jwt.InvalidSignatureError:
-            raise InvalidToken("bad signature") from None
+            signed = key.Algorithm.verify(f"{head}.{body}".encode("ascii"), key.key, raw_signature)
         except (jwt.PyJWTError, ValueError, TypeError):
             raise InvalidToken("malformed token") from None
-        claims = _object_or_invalid(decoded["payload"])
+        if not signed:
+            raise InvalidToken("bad signature")
+        claims = _object_or_invalid(payload)
         self._check_claims(claims)
         _check_binding(claims, dpop_jkt)
         if self._revocations is not None:
             self._revocations.check(claims)
         return claims
 
-    def _checked_header(self, token: str) -> dict[str, Any]:
+    def _checked_header(self, token: str) -> Mapping[str, Any]:
         """Parse and vet the JOSE header before any key lookup or signature work."""
         if not isinstance(token, str):
             raise InvalidToken("malformed token")
@@ -159,7 +165,7 @@ class Verifier:
             raise InvalidToken("token too large")
         if not token.isascii() or token.count(".") != 2:
             raise InvalidToken("malformed token")
-        header = _object_or_invalid(_b64url_decode(token.split(".", 1)[0]))
+        header = _header(token.split(".", 1)[0])
         alg = header.get("alg")
         if not isinstance(alg, str):
             raise InvalidToken("malformed token")
@@ -177,6 +183,9 @@ class Verifier:
         # RFC 7515 §4.1.11: we implement no extensions, so any critical one is refused.
         if "crit" in header:
             raise InvalidToken("unsupported critical header")
+        # Nor RFC 7797's b64, whatever its value: no token has two readings of one payload.
+        if "b64" in header:
+            raise InvalidToken("unsupported header: b64")
         kid = header.get("kid")
         if not isinstance(kid, str) or not 0 < len(kid) <= _MAX_KID_LENGTH:
             raise InvalidToken("missing key id")
@@ -244,6 +253,12 @@ def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidToken(f"invalid claim: {name}")
     return float(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _header(segment: str) -> Mapping[str, Any]:
+    """Return a token's header segment parsed, read-only (cached: one key's tokens share one header)."""
+    return MappingProxyType(_object_or_invalid(_b64url_decode(segment)))
 
 
 def _b64url_decode(segment: str) -> bytes:

@@ -75,6 +75,9 @@ FORGERIES: dict[str, Forge] = {
     "crit in the header": lambda now: hand_signed(
         now, {"alg": "ES256", "kid": BANK.kid, "crit": ["exp"], "exp": 1}
     ),
+    # RFC 7797: no reading of the payload segment other than base64url, whatever b64 says.
+    "b64 false in the header": lambda now: hand_signed(now, {"alg": "ES256", "kid": BANK.kid, "b64": False}),
+    "b64 true in the header": lambda now: hand_signed(now, {"alg": "ES256", "kid": BANK.kid, "b64": True}),
     "typ of an access token": lambda now: hand_signed(
         now, {"alg": "ES256", "kid": BANK.kid, "typ": "at+jwt"}
     ),
