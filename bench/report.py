@@ -276,7 +276,8 @@ def _peer(report: dict[str, Any]) -> list[str]:
         f"{peers.PEER} ({versions}) as a cluster of 2 workers, ES256 JWT access tokens for one "
         "resource server, refresh-token rotation with reuse detection, its grants in the same Redis "
         "(bench/peer/provider.mjs); its refresh tokens minted through its own models before each "
-        "round. Both in rounds alternating with the stack ceiling:",
+        "round. Both in rounds alternating with the stack ceiling; *peer / jwtauth* divides their "
+        "ratios to it, as the two run minutes apart and the box's speed drifts in between:",
         "",
         "| scenario | server | req/s | x stack ceiling | rounds | p99 ms | errors | server CPU ms/req "
         "| Redis trips/req | peer / jwtauth |",
@@ -289,7 +290,7 @@ def _peer(report: dict[str, Any]) -> list[str]:
                 continue
             rel = ratio(x, ceilings)
             trips = f"{x.redis.trips:.2f}" if x.redis is not None else "-"
-            versus = f"{r.rps / mine.rps:.2f}" if who != "jwtauth" and mine is not None else ""
+            versus = _versus(r, mine, ceilings) if who != "jwtauth" and mine is not None else ""
             lines.append(
                 f"| {peers.BESIDE[name]} | {who} | {x.rps:.0f} | {rel:.2f} | "
                 f"{' '.join(f'{v:.2f}' for v in x.ratios) or '-'} | {x.p99_ms:.2f} | {x.errors} "
@@ -302,6 +303,12 @@ def _peer(report: dict[str, Any]) -> list[str]:
         lines += ["", f"{len(report['peer_errors'])} lines on the peer's stderr, first:"]
         lines += [f"    {line}" for line in report["peer_errors"][:5]]
     return lines
+
+
+def _versus(peer: Result, mine: Result, ceilings: Ceilings) -> str:
+    """The peer's speed over jwtauth's, each against the ceiling runs beside it (req/s without them)."""
+    theirs, ours = ratio(peer, ceilings), ratio(mine, ceilings)
+    return f"{theirs / ours:.2f}" if theirs is not None and ours else f"{peer.rps / mine.rps:.2f}"
 
 
 def _earlier(results: dict[str, Result], ceilings: Ceilings) -> list[str]:

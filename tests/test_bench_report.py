@@ -154,3 +154,14 @@ def test_when_redis_costs_more_than_the_trip_the_bounds_say_so() -> None:
         r["jwtauth"][key].redis_cpu_ms = 1.0
     bounds = report.render(r).split("## What bounds the grants that use Redis\n", 1)[1].split("\n## ", 1)[0]
     assert "Redis's own work weighs more" in bounds
+
+
+def test_the_peer_is_compared_by_ratios_when_the_box_drifts_between_the_two() -> None:
+    # jwtauth's refresh rounds ran while the box was fast (900 req/s at 0.9x the ceiling beside
+    # them), the peer's while it was slow (500 req/s, but 0.95x the ceiling beside it): the peer
+    # did better against the same yardstick, whatever the raw req/s say.
+    base = _report()
+    slow_peer = _result(peers.REFRESH_NAME, 500, [0.95, 0.95, 0.95])
+    text = report.render(_report(peer={**base["peer"], peers.REFRESH_NAME: slow_peer}))
+    peer = text.split("## A peer in the same run\n", 1)[1].split("\n## ", 1)[0]
+    assert peer.rstrip().endswith("| 1.06 |")  # 0.95 / 0.9, not 500 / 900
