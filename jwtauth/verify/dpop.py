@@ -18,7 +18,6 @@ import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -28,7 +27,7 @@ from jwt.algorithms import get_default_algorithms
 from jwt.utils import base64url_encode
 
 from jwtauth.verify.jwk import _KEY_SHAPES, _PRIVATE_MEMBERS, ALLOWED_ALGORITHMS
-from jwtauth.verify.strictjson import decode_segment, parse_object
+from jwtauth.verify.strictjson import decode_segment, header_object, parse_object
 
 __all__ = [
     "DPOP_ALGORITHMS",
@@ -58,10 +57,8 @@ _THUMBPRINT_MEMBERS: Final = {
 # PyJWT's algorithms check the signature (raw ECDSA signatures, PSS parameters, EdDSA); the JWS
 # around it is taken apart here, once, since _checked_header vetted every segment already.
 _ALGORITHMS: Final = get_default_algorithms()
-# A client signs every request with the same key: keep parsed, validated keys (bounded), and
-# the header segments that carry them (a client's proofs share one header: typ, alg, jwk).
+# A client signs every request with the same key: keep parsed, validated keys (bounded).
 _KEY_CACHE_SIZE: Final = 1024
-_HEADER_CACHE_SIZE: Final = 512
 _URI_CACHE_SIZE: Final = 256
 
 
@@ -185,13 +182,12 @@ def _proof_key(jwk: Mapping[str, Any], alg: str) -> tuple[Any, str]:
     return _public_key(alg, tuple((m, jwk[m]) for m in members))
 
 
-@functools.lru_cache(maxsize=_HEADER_CACHE_SIZE)
 def _decoded_header(segment: str) -> Mapping[str, Any]:
-    """Return a proof's header segment parsed, read-only (cached: a client's proofs share one header)."""
-    header = _object(_b64decode(segment))
-    if isinstance(header.get("jwk"), dict):  # shared by every caller: nothing may change it
-        header["jwk"] = MappingProxyType(header["jwk"])
-    return MappingProxyType(header)
+    """Return a proof's header segment parsed, read-only (kept: a client's proofs share one header)."""
+    try:
+        return header_object(segment)
+    except ValueError:
+        raise InvalidProof("malformed DPoP proof") from None
 
 
 @functools.lru_cache(maxsize=_KEY_CACHE_SIZE)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from jwt.utils import base64url_decode
 
-__all__ = ["decode_segment", "parse_object"]
+__all__ = ["decode_segment", "header_object", "parse_object"]
 
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -32,6 +35,26 @@ def parse_object(data: bytes) -> dict[str, Any]:
         raise ValueError(f"not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
+    return value
+
+
+@functools.lru_cache(maxsize=512)
+def header_object(segment: str) -> Mapping[str, Any]:
+    """Return a JOSE header segment decoded and parsed, read-only throughout; raise ValueError.
+
+    Kept: one key's tokens, or one client's DPoP proofs, share one header segment, so it is
+    parsed once per process. Every caller gets the same object, which is why nothing in it can
+    be changed. A refusal is not kept.
+    """
+    frozen: Mapping[str, Any] = _frozen(parse_object(decode_segment(segment)))
+    return frozen
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({name: _frozen(member) for name, member in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(item) for item in value)
     return value
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import hmac
 import math
 import re
 import time
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, Final
 
 import jwt
@@ -18,7 +16,7 @@ from jwtauth.verify.fetch import Fetch, urllib_fetch
 from jwtauth.verify.jwk import ALLOWED_ALGORITHMS
 from jwtauth.verify.jwks import Clock, JwksCache
 from jwtauth.verify.revocations import RevocationList
-from jwtauth.verify.strictjson import decode_segment, parse_object
+from jwtauth.verify.strictjson import decode_segment, header_object, parse_object
 
 __all__ = ["Verifier", "token_scopes"]
 
@@ -255,10 +253,12 @@ def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
-@functools.lru_cache(maxsize=64)
 def _header(segment: str) -> Mapping[str, Any]:
-    """Return a token's header segment parsed, read-only (cached: one key's tokens share one header)."""
-    return MappingProxyType(_object_or_invalid(_b64url_decode(segment)))
+    """Return a token's header segment parsed, read-only (kept: one key's tokens share one header)."""
+    try:
+        return header_object(segment)
+    except ValueError:
+        raise InvalidToken("malformed token") from None
 
 
 def _b64url_decode(segment: str) -> bytes:
