@@ -144,6 +144,11 @@ def _in_order(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
     return replies
 
 
+def _retrying(conn: Any, work: Callable[[Any], Any]) -> Any:
+    """Run `work` on `conn`, again on a new connection if this one was lost (its retry policy)."""
+    return conn.retry.call_with_retry(lambda: work(conn), lambda _error: conn.disconnect())
+
+
 class StoreRedis(redis.Redis):
     """A Redis client (standalone or Sentinel) whose scripts are StoreScripts, run lean."""
 
@@ -183,12 +188,11 @@ class StoreRedis(redis.Redis):
         """Run `work` on the thread's own connection (Sentinel: a pooled one), once more on a new
         connection if this one was lost (the pool's retry policy)."""
         if self.owns_connections:
-            conn = self._thread_connection()
-            return conn.retry.call_with_retry(lambda: work(conn), lambda _error: conn.disconnect())
+            return _retrying(self._thread_connection(), work)
         pool = self.connection_pool
         pooled: Any = pool.get_connection()  # redis-py's connection API is untyped
         try:
-            return pooled.retry.call_with_retry(lambda: work(pooled), lambda _error: pooled.disconnect())
+            return _retrying(pooled, work)
         finally:
             pool.release(pooled)
 
