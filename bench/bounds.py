@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
-from bench.harness import CEILING_LUA, ROOT, Ceilings, Result, Server, measure, ratio, rounds, wrk
-from bench.serving import free_port, granian, stop, wait_ready, with_address
+from bench.harness import CEILING_LUA, Ceilings, Result, Server, ceiling_server, measure, ratio, rounds, wrk
+from bench.serving import granian
 from jwtauth.cli.serve import BLOCKING_THREADS
 
 # Route of each bound on the bound app, its label, and the jwtauth scenarios it bounds.
@@ -40,29 +36,11 @@ BOUNDS = {
 }
 
 
-@contextlib.contextmanager
-def bound_server(redis_url: str, prefix: str) -> Iterator[Server]:
+def bound_server(redis_url: str, prefix: str) -> contextlib.AbstractContextManager[Server]:
     """Run the ceiling app under granian as `jwtauth serve` runs (2 workers, its blocking threads)."""
-    port = free_port()
-    log_dir = Path(tempfile.mkdtemp(prefix="bound-"))
-    env = {
-        **os.environ,
-        "CEILING_ALG": "ES256",
-        "CEILING_REDIS_URL": redis_url,
-        "CEILING_REDIS_PREFIX": prefix,
-        "PYTHONPATH": str(ROOT),
-    }
-    argv = with_address(granian("--blocking-threads", str(BLOCKING_THREADS)), "granian", port)
-    with open(log_dir / "stderr.log", "wb") as err:
-        # wrk's session and a process group of its own, as every server here (bench/harness.py).
-        proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, process_group=0
-        )
-    try:
-        wait_ready(port, proc)
-        yield Server(proc, port, log_dir, store=redis.Redis.from_url(redis_url))
-    finally:
-        stop(proc)
+    layer = (granian("--blocking-threads", str(BLOCKING_THREADS)), "granian")
+    env = {"CEILING_REDIS_URL": redis_url, "CEILING_REDIS_PREFIX": prefix}
+    return ceiling_server(layer, env, store=redis.Redis.from_url(redis_url))
 
 
 def measure_bounds(

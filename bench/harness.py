@@ -241,23 +241,30 @@ def jwtauth_server(config: Path, keys_dir: Path, prefix: str, work: Path, redis_
 
 
 @contextlib.contextmanager
-def ceiling_server() -> Iterator[Server]:
-    """Run the stack-ceiling app under gunicorn with 2 sync workers."""
+def ceiling_server(
+    layer: tuple[list[str], str] | None = None, env: dict[str, str] | None = None, store: Any = None
+) -> Iterator[Server]:
+    """Run the stack-ceiling app under gunicorn with 2 sync workers, or under `layer`.
+
+    `layer`: another serving layer's argv and how it takes its address (bench/serving.py);
+    `env`: more of the app's settings; `store`: the Redis it uses, to read its CPU.
+    """
+    argv, kind = layer or (gunicorn("-k", "sync"), "gunicorn")
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="ceiling-"))
-    env = {**os.environ, "CEILING_ALG": "ES256", "PYTHONPATH": str(ROOT)}
+    full_env = {**os.environ, "CEILING_ALG": "ES256", "PYTHONPATH": str(ROOT), **(env or {})}
     with open(log_dir / "stderr.log", "wb") as err:
         proc = subprocess.Popen(
-            with_address(gunicorn("-k", "sync"), "gunicorn", port),
+            with_address(argv, kind, port),
             cwd=ROOT,
-            env=env,
+            env=full_env,
             stdout=subprocess.DEVNULL,
             stderr=err,
             process_group=0,  # wrk's session: see the note above jwtauth_server
         )
     try:
         wait_ready(port, proc)
-        yield Server(proc, port, log_dir)
+        yield Server(proc, port, log_dir, store)
     finally:
         stop(proc)
 
