@@ -23,7 +23,6 @@ from types import MappingProxyType
 from typing import Any, Final
 
 import jwt
-from jwt.utils import base64url_decode
 
 from jwtauth.accounts.client_keys import ClientKeys
 from jwtauth.config.clients import Client
@@ -31,7 +30,7 @@ from jwtauth.errors import InvalidClient
 from jwtauth.store.assertions import assertion_key
 from jwtauth.verify.jwk import ALLOWED_ALGORITHMS
 from jwtauth.verify.replay import ReplayCache
-from jwtauth.verify.strictjson import parse_object
+from jwtauth.verify.strictjson import decode_segment, parse_object
 
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION: Final = 8192
@@ -72,8 +71,8 @@ def _parsed(assertion: str) -> tuple[Mapping[str, Any], Mapping[str, Any], bytes
     ):
         raise refused("not a compact JWS")
     try:
-        header, claims = (parse_object(base64url_decode(segment)) for segment in segments[:2])
-        signature = base64url_decode(segments[2])
+        header, claims = (parse_object(decode_segment(segment)) for segment in segments[:2])
+        signature = decode_segment(segments[2])
     except (ValueError, TypeError):
         raise refused("malformed header or claims") from None
     signing_input = f"{segments[0]}.{segments[1]}".encode("ascii")
