@@ -187,6 +187,7 @@ class Server:
     log_dir: Path
     store: Any = None  # the Redis it uses, to read its CPU
     pepper: Any = None  # its keys folder's pepper: records written for it straight into Redis use it
+    config: Path | None = None  # its config file: records written for it follow its settings
 
     @property
     def base(self) -> str:
@@ -232,7 +233,7 @@ def jwtauth_server(config: Path, keys_dir: Path, prefix: str, work: Path, redis_
     # stdout is the JSON access log: written to a real file, as a log collector would read it.
     with open(log_dir / "access.log", "wb") as out, open(log_dir / "stderr.log", "wb") as err:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=err, process_group=0)
-    server = Server(proc, port, log_dir, redis.Redis.from_url(redis_url), read_pepper(keys_dir))
+    server = Server(proc, port, log_dir, redis.Redis.from_url(redis_url), read_pepper(keys_dir), config)
     try:
         wait_ready(port, proc)
         yield server

@@ -435,7 +435,7 @@ def render_readme(report: dict[str, Any]) -> str:
     lines += ["", *_bounds(results)[-1:]]
     if against := bounds.against_bounds(report, ceilings):
         lines += ["", "What this stack allows: the stack-ceiling app under jwtauth's own serving layer, "
-                  "as is and with one or two Redis round trips, beside each target (bench/bounds.py):", "",
+                  "as is and with one Redis round trip, beside each target (bench/bounds.py):", "",
                   *against]  # fmt: skip
     if report.get("peer"):
         lines += ["", *_peer(report)]

@@ -16,7 +16,7 @@ stopped, every Redis key it wrote is deleted):
    userinfo, PAR push, a flood of failing client authentications, client_credentials with a
    DPoP proof per request in rounds alternating with plain ones, JWKS and metadata;
 4. the bounds (bench/bounds.py): the stack-ceiling app under jwtauth's own serving layer, as is
-   and with one and two Redis round trips per request: the most a grant can reach on this stack;
+   and with one Redis round trip per request: the most a grant can reach on this stack;
 5. with --peers (make bench PEERS=1): node-oidc-provider, 2 workers, ES256 JWT access tokens,
    client_credentials and refresh_token with rotation (bench/peers.py);
 6. the same jwtauth with an RS256 key, then an EdDSA key: client_credentials;
@@ -254,7 +254,7 @@ def run(
             report["error_lines"] = server.error_lines()
             report["access_log_lines"] = (server.log_dir / "access.log").read_bytes().count(b"\n")
         if full or "bounds" in args.only:
-            print("the stack-ceiling app under granian, with 0, 1 and 2 Redis round trips", flush=True)
+            print("the stack-ceiling app under granian, with 0 and 1 Redis round trips", flush=True)
             bounds.measure_bounds(args, url, prefix + "bound:", report, ceilings)
         if args.peers and (full or "peer" in args.only):
             why = peers.unavailable()

@@ -44,15 +44,26 @@ def refresh_tokens(server: Server, count: int, path: Path) -> Path:
     return path
 
 
-def issue_codes(store: Any, prefix: str, count: int, path: Path, *, pepper: Any, oidc: bool = False) -> Path:
+def issue_codes(
+    server: Server, store: Any, prefix: str, count: int, path: Path, *, oidc: bool = False
+) -> Path:
     """Issue `count` authorization codes straight into Redis, as the authorize page would.
 
-    `oidc`: codes of an OpenID Connect sign-in in a browser session (scope `openid`, a nonce,
-    a sid), so the exchange also signs an id_token and links the family to the session.
+    With the refresh family written ahead (jwtauth.grants.code_family), under the server's
+    settings. `oidc`: codes of an OpenID Connect sign-in in a browser session (scope `openid`,
+    a nonce, a sid), so the exchange also signs an id_token and links the family to the session.
     """
-    from jwtauth.store import CodeRecord, CodeStore
+    from jwtauth.config.settings import load_settings
+    from jwtauth.grants.code_family import ahead_of_code
+    from jwtauth.store import CodeRecord, CodeStore, RefreshStore
+    from jwtauth.store.sessions import SessionMarks
 
+    settings = load_settings(server.config, env={})
+    client = next(c for c in settings.clients if c.client_id == "testclient")
+    pepper = server.pepper
     codes = CodeStore(store, pepper=pepper, prefix=prefix, access_token_ttl=960)
+    refresh = RefreshStore(store, pepper=pepper, prefix=prefix)
+    sessions = SessionMarks(store, pepper=pepper, prefix=prefix, session_ttl=settings.session_ttl)
     record = CodeRecord(
         client_id="testclient",
         redirect_uri=None,
@@ -67,7 +78,8 @@ def issue_codes(store: Any, prefix: str, count: int, path: Path, *, pepper: Any,
         sid=uuid.uuid4().hex if oidc else None,
     )
     now = time.time()
-    path.write_text("".join(codes.issue(record, ttl=600, now=now) + "\n" for _ in range(count)))
+    ahead = ahead_of_code(settings, client, refresh, sessions, record, now=now, ttl=600)
+    path.write_text("".join(codes.issue(record, ttl=600, now=now, ahead=ahead) + "\n" for _ in range(count)))
     return path
 
 
@@ -258,14 +270,14 @@ def redis_grants(scene: Scene) -> None:
         families = lambda _n, tag: refresh_tokens(server, 2 * args.connections, work / f"refresh-{tag}.txt")  # noqa: E731
         results["refresh_token"] = stateful_rounds("refresh_token", scene, "refresh", families, expected)
     if wanted("authorization_code"):
-        codes = lambda n, tag: issue_codes(store, prefix, n, work / f"codes-{tag}.txt", pepper=server.pepper)  # noqa: E731
+        codes = lambda n, tag: issue_codes(server, store, prefix, n, work / f"codes-{tag}.txt")  # noqa: E731
         results["authorization_code"] = stateful_rounds("authorization_code", scene, "code", codes, expected)
     if wanted("authorization_code_oidc"):
         # Beside the plain exchange: the same code flow with `openid`, so two signatures (the
         # access token and the id_token) and the family's link to the browser session.
         def oidc_codes(n: int, tag: str) -> Path:
             path = work / f"oidc-codes-{tag}.txt"
-            return issue_codes(store, prefix, n, path, pepper=server.pepper, oidc=True)
+            return issue_codes(server, store, prefix, n, path, oidc=True)
 
         oidc_rps = warm_stateful(server, args, "code", oidc_codes, expected)
         name = "authorization_code + id_token"
@@ -307,7 +319,7 @@ def userinfo(server: Server, args: argparse.Namespace, store: Any, prefix: str, 
     The token is checked as every access token is (signature, issuer, expiry) and its refresh
     family looked up, so a revoked family's tokens stop answering.
     """
-    path = issue_codes(store, prefix, 1, work / "userinfo-code.txt", pepper=server.pepper, oidc=True)
+    path = issue_codes(server, store, prefix, 1, work / "userinfo-code.txt", oidc=True)
     code = path.read_text().strip()
     access = post_form(server, {"grant_type": "authorization_code", "code": code})["access_token"]
     env = {**fixed("GET"), "BENCH_BEARER": access}

@@ -348,7 +348,7 @@ def create_app(
     app.add_route(paths.TOKEN, TokenResource(clients, grants, token_dpop))
     par_dpop = _token_dpop(settings, state.pepper, store, clock, path=paths.PAR)
     app.add_route(paths.PAR, PushedAuthorizationResource(settings, clients, state.pushed, par_dpop, clock))
-    front = FrontChannel(settings, state.codes, tokens, id_tokens)
+    front = FrontChannel(settings, state.codes, tokens, id_tokens, state.refresh, state.sessions)
     sessions = _add_browser_pages(
         app, settings, keyring, state, (clients, login, front, subjects), metrics, clock
     )

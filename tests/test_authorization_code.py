@@ -139,8 +139,14 @@ def test_second_redemption_fails_and_revokes_the_family(
 def test_a_race_between_take_and_bind_still_revokes_the_family(
     client: testing.TestClient, store: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A replay that lands after the take but before the family is bound: the winner revokes."""
-    code = code_from(authorize(client, README_QUERY))
+    """A replay that lands after the take but before the family is bound: the winner revokes.
+
+    Only the two-trip path has that window: a code issued without its family written ahead (by
+    an earlier release, or on Cluster). One from /authorize starts its family inside the take.
+    """
+    codes = CodeStore(store, pepper=PEPPER, prefix=settings.redis_prefix)
+    record = CodeRecord("testclient", None, "read", USER, None, None, time.time())
+    code = codes.issue(record, ttl=60, now=time.time())
     replay: list[testing.Result] = []
     original = RefreshStore.create
 

@@ -19,8 +19,10 @@ back, and run again on what it took. A second redemption revokes what the first 
 when it proves it comes from the client (the verifier matches, or a confidential client
 authenticated): a thief of a public client's used code gets `invalid_grant` and revokes nothing.
 
-Round trips: two. The take (with its checks), then the refresh family and its binding to the
-code in one pipeline (RefreshStore.create's `then`).
+Round trips: one for a code issued with its refresh family written ahead (standalone Redis and
+Sentinel, jwtauth.grants.code_family): the take creates the family and binds it to the code in
+its own atomic step. Otherwise two: the take (with its checks), then the family and its binding
+to the code in one pipeline (RefreshStore.create's `then`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from typing import Any
 
 from jwtauth.config.clients import Client
 from jwtauth.config.settings import Settings
-from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
-from jwtauth.grants.base import TokenRequest, family_spec
+from jwtauth.errors import InvalidGrant, InvalidRequest, InvalidTarget, OAuthError
+from jwtauth.grants.base import TokenRequest, family_spec, refresh_lifetimes
+from jwtauth.grants.code_family import links_to_session
 from jwtauth.oauth import pkce, redirects
 from jwtauth.oauth.scopes import requested_audience
 from jwtauth.observability import NO_EVENTS, Events
@@ -41,6 +44,7 @@ from jwtauth.store import (
     CodeCheck,
     CodeRecord,
     CodeStore,
+    FamilyStart,
     IssuedRefresh,
     RefreshStore,
     TakeResult,
@@ -82,10 +86,18 @@ class AuthorizationCodeGrant:
         if verifier is not None and not pkce.valid_verifier(verifier):
             raise InvalidRequest("code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1)")
         now = self.clock()
-        record = self._take(code, client, now, params, request.dpop_jkt)
-        audience = self._checked_audience(client, record, params, request.dpop_jkt)
+        start = self._starting(code, client, now, request.dpop_jkt)
+        record, started = self._take(code, client, now, params, (request.dpop_jkt, start))
+        try:
+            audience = self._checked_audience(client, record, params, request.dpop_jkt)
+        except OAuthError:
+            # The script and these rules agree, so this does not happen; if they ever part, the
+            # family the take started must not outlive the refusal.
+            if started is not None:
+                self.refresh.revoke(started.family_id, now=now)
+            raise
         scope = tuple(record.scope.split())
-        family = self._start_family(client, code, record, (scope, audience), now, request.dpop_jkt)
+        family = started or self._start_family(client, code, record, (scope, audience), now, request.dpop_jkt)
         body = self.tokens.issue(
             client=client,
             subject=record.subject,
@@ -155,16 +167,33 @@ class AuthorizationCodeGrant:
     ) -> list[ScriptCall]:
         """Return the calls that tie a new family to its code and, for logout, to its session."""
         calls = [self.codes.binding(code, family_id)]
-        # RP-Initiated Logout: ending the session revokes its families, except those granted
-        # offline_access (Core §11: they are meant to outlive the browser session).
-        if self.sessions is not None and record.sid is not None and "offline_access" not in scope:
+        if self.sessions is not None and record.sid is not None and links_to_session(scope, record.sid):
             calls.append(self.sessions.linking(record.subject, record.sid, family_id))
         return calls
 
+    def _starting(self, code: str, client: Client, now: float, jkt: str | None) -> FamilyStart | None:
+        """Return the family the take may create for a code issued with it written ahead."""
+        lifetimes = refresh_lifetimes(self.settings, client)
+        if lifetimes is None or not self.codes.starts_families:
+            return None
+        # RFC 9449 §5: a public client's family is bound to its DPoP key (as in family_spec).
+        bound_key = jkt if client.public else None
+        return self.refresh.starting(self.codes.family_id(code), now=now, lifetimes=lifetimes, jkt=bound_key)
+
     def _take(
-        self, code: str, client: Client, now: float, params: Mapping[str, str], jkt: str | None
-    ) -> CodeRecord:
-        """Take the code if its record fits this request; raise the OAuth error otherwise."""
+        self,
+        code: str,
+        client: Client,
+        now: float,
+        params: Mapping[str, str],
+        request: tuple[str | None, FamilyStart | None],
+    ) -> tuple[CodeRecord, IssuedRefresh | None]:
+        """Take the code if its record fits this request; raise the OAuth error otherwise.
+
+        Return the record, and the family's first token when the take also started it.
+        `request`: the request's DPoP key thumbprint, and the family the take may start.
+        """
+        jkt, start = request
         verifier = params.get("code_verifier")
         # Reuse revokes only when the presenter proves it is the client (issue 18): a public
         # client by the verifier, a confidential one by authenticating (it got here).
@@ -173,7 +202,7 @@ class AuthorizationCodeGrant:
         def take(check: CodeCheck | None) -> TakeResult:
             return self.codes.take(
                 code, client_id=client.client_id, now=now, proof=proof, authenticated=not client.public,
-                check=check,
+                check=check, start=start if check is not None else None,
             )  # fmt: skip
 
         result = take(_code_check(client, self.settings, params, jkt))
@@ -194,9 +223,11 @@ class AuthorizationCodeGrant:
                 self.refresh.revoke(result.family_id, now=now)
             raise InvalidGrant("the authorization code was already used")
         if result.status is not TakeStatus.OK or result.record is None:
+            if result.family_id:  # started for a record that did not open: nobody may use it
+                self.refresh.revoke(result.family_id, now=now)
             # Unknown, expired, or issued to another client (RFC 6749 §4.1.3): one answer.
             raise InvalidGrant("the authorization code is invalid or expired")
-        return result.record
+        return result.record, (start.issued if result.started and start is not None else None)
 
 
 def _code_check(client: Client, settings: Settings, params: Mapping[str, str], jkt: str | None) -> CodeCheck:

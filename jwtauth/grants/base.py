@@ -52,9 +52,10 @@ def family_spec(
     confidential client's refresh tokens are bound to its credentials instead.
     `sid`: the browser session of the grant, which id_tokens issued on refresh name again.
     """
-    if "refresh_token" not in client.grant_types:
+    lifetimes = refresh_lifetimes(settings, client)
+    if lifetimes is None:
         return None
-    idle_ttl, absolute_ttl = settings.refresh_lifetimes(client)
+    idle_ttl, absolute_ttl = lifetimes
     return FamilySpec(
         client_id=client.client_id,
         subject=subject,
@@ -67,3 +68,10 @@ def family_spec(
         jkt=jkt if client.public else None,
         sid=sid,
     )
+
+
+def refresh_lifetimes(settings: Settings, client: Client) -> tuple[int, int] | None:
+    """Return a client's refresh families' idle and absolute lifetimes, or None if it may not refresh."""
+    if "refresh_token" not in client.grant_types:
+        return None
+    return settings.refresh_lifetimes(client)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from jwtauth.config.client_auth import FAPI2_CODE_TTL
 from jwtauth.config.settings import Settings
+from jwtauth.grants.code_family import ahead_of_code
 from jwtauth.oauth import pkce
 from jwtauth.oauth.authorization import AuthorizationRequest
 from jwtauth.oidc.idtoken import IdTokens
 from jwtauth.oidc.responses import CODE, ID_TOKEN, TOKEN
 from jwtauth.oidc.session import Session
-from jwtauth.store import CodeRecord, CodeStore
+from jwtauth.store import CodeRecord, CodeStore, RefreshStore
+from jwtauth.store.sessions import SessionMarks
 from jwtauth.tokens.factory import TokenFactory
 
 # The fields of a fragment response (RFC 6749 §4.2.2); never a refresh token.
@@ -23,9 +25,17 @@ class FrontChannel:
     """Issue the response of an authorization request for a signed-in user."""
 
     def __init__(
-        self, settings: Settings, codes: CodeStore, tokens: TokenFactory, id_tokens: IdTokens
+        self,
+        settings: Settings,
+        codes: CodeStore,
+        tokens: TokenFactory,
+        id_tokens: IdTokens,
+        refresh: RefreshStore | None = None,
+        sessions: SessionMarks | None = None,
     ) -> None:
         self.settings, self.codes, self.tokens, self.id_tokens = settings, codes, tokens, id_tokens
+        # With the refresh store, a code's family is written ahead (jwtauth.grants.code_family).
+        self.refresh, self.sessions = refresh, sessions
 
     def issue(self, request: AuthorizationRequest, session: Session, now: float) -> list[tuple[str, str]]:
         """Return the response parameters (without state and iss) for `request.words`."""
@@ -80,4 +90,9 @@ class FrontChannel:
         ttl = self.settings.code_ttl
         if request.target.client.fapi2:  # FAPI 2.0 Security Profile §5.3.2.1: at most 60 seconds
             ttl = min(ttl, FAPI2_CODE_TTL)
-        return self.codes.issue(record, ttl=ttl, now=now)
+        ahead = None
+        if self.refresh is not None:
+            ahead = ahead_of_code(
+                self.settings, target.client, self.refresh, self.sessions, record, now=now, ttl=ttl
+            )
+        return self.codes.issue(record, ttl=ttl, now=now, ahead=ahead)

@@ -6,20 +6,24 @@ from jwtauth.store.codes import CodeCheck, CodeRecord, CodeStore, TakeResult, Ta
 from jwtauth.store.limits import FailureLimiter
 from jwtauth.store.refresh import RefreshStore
 from jwtauth.store.refresh_records import (
+    CodeAhead,
     FamilyRecord,
     FamilySpec,
+    FamilyStart,
     IssuedRefresh,
     Rotation,
     RotationStatus,
 )
 
 __all__ = [
+    "CodeAhead",
     "CodeCheck",
     "CodeRecord",
     "CodeStore",
     "FailureLimiter",
     "FamilyRecord",
     "FamilySpec",
+    "FamilyStart",
     "IssuedRefresh",
     "RefreshStore",
     "Rotation",

@@ -3,8 +3,11 @@
 Key layout (both keys of one code share the hash tag `{c:<sha256(code)>}`):
 
     {prefix}{c:<sha256(code)>}        hash: client, exp, ttl, data (the CodeRecord as JSON), chal,
-                                      and what the take script checks: redir, jkt, scope, aud, naud
-    {prefix}{c:<sha256(code)>}:used   hash: client, chal, family (bound later), replayed
+                                      what the take script checks: redir, jkt, scope, aud, naud,
+                                      and, written ahead, what starts the code's refresh family:
+                                      fsub (the subject sealed to that family), fexp, fat, fsid
+    {prefix}{c:<sha256(code)>}:used   hash: client, chal, family (bound by the take or later),
+                                      replayed
     {prefix}{s:<sha256(submission)>}  string: a consent submission already used (issue 18)
 
 Only the SHA-256 of a code is stored: a code is 256 random bits, so the digest cannot be
@@ -22,22 +25,37 @@ import hashlib
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from jwtauth.store import refresh_format
 from jwtauth.store.pepper import Pepper, Unsealed
-from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, ms, tagged_key, text
+from jwtauth.store.redisclient import (
+    RedisClient,
+    ScriptCall,
+    checked_prefix,
+    in_order,
+    is_standalone,
+    ms,
+    tagged_key,
+    text,
+)
+from jwtauth.store.refresh_records import CodeAhead, FamilyStart
+from jwtauth.store.refresh_scripts import START_ARGS, START_FROM_CODE_LUA
 
 _CODE = re.compile(r"[A-Za-z0-9_-]{43}")
 LABEL = "code record"
+FAMILY_LABEL = "code family"
 
 # KEYS[k]: code. ARGV[a..a+10]: ttl_ms, client, exp, ttl, data, PKCE challenge ('' if none),
-# redirect_uri, DPoP jkt (each '' if none), scope, first audience ('' if none), audience count.
+# redirect_uri, DPoP jkt (each '' if none), scope, first audience ('' if none), audience count;
+# then the fields of the family the code starts, if written ahead (fsub, fexp, fat, fsid).
 _ISSUE_LUA = """
 local function issue_code(k, a)
   redis.call('HSET', KEYS[k], 'client', ARGV[a + 1], 'exp', ARGV[a + 2], 'ttl', ARGV[a + 3],
              'data', ARGV[a + 4], 'chal', ARGV[a + 5], 'redir', ARGV[a + 6], 'jkt', ARGV[a + 7],
-             'scope', ARGV[a + 8], 'aud', ARGV[a + 9], 'naud', ARGV[a + 10])
+             'scope', ARGV[a + 8], 'aud', ARGV[a + 9], 'naud', ARGV[a + 10], unpack(ARGV, a + 11))
   redis.call('PEXPIRE', KEYS[k], ARGV[a])
 end
 """
@@ -50,9 +68,10 @@ _ISSUE = _ISSUE_LUA + "issue_code(1, 1)\n"
 # ARGV: 6 '1' to check, 7 redirect_uri sent ('1'/'0'), 8-10 the stored values that match it,
 # 11 '1' if a code without redirect_uri matches it, 12 '1' if the client has one registered URI,
 # 13 the request's DPoP jkt, 14 '1' if the client must use PKCE, 15 the client's scopes,
-# 16 its default audience, 17 the resource sent, 18.. the audiences the client may address.
+# 16 its default audience, 17 the resource sent, 18..last the audiences the client may address.
+# Returns the code's audience when it fits, else false.
 _FITS_LUA = """
-local function fits(c)
+local function fits(c, last)
   local chal, redir = c[5] or '', c[7]
   if ARGV[7] == '1' then
     if redir == '' then
@@ -72,8 +91,8 @@ local function fits(c)
   local aud = c[9]
   if aud == '' then aud = ARGV[16] end
   if ARGV[17] ~= '' and ARGV[17] ~= aud then return false end
-  for i = 18, #ARGV do
-    if ARGV[i] == aud then return true end
+  for i = 18, last do
+    if ARGV[i] == aud then return aud end
   end
   return false
 end
@@ -87,9 +106,16 @@ end
 # the client: authenticated (ARGV[5] = '1'), or the S256 of its verifier equals the challenge
 # (issue 18: a thief of a public client's code must not log the user out). Digests of 256-bit
 # verifiers are compared with ==: timing reveals nothing usable about a preimage.
-# KEYS: code, used marker. ARGV: client_id, now, access-token lifetime in seconds, S256 of the
-# presented verifier ('' if none), '1' if the client authenticated, then `fits`' own.
-_TAKE = _FITS_LUA + """
+# With a third key, the family the code starts (refresh_scripts.START_FROM_CODE_LUA) is created
+# and bound to the used marker in this same step, when the code was issued with it written ahead:
+# the reply's third value says whether it was ('1'), else the caller starts it (the two-trip path).
+# KEYS: code, used marker[, family]. ARGV: client_id, now, access-token lifetime in seconds, S256
+# of the presented verifier ('' if none), '1' if the client authenticated, then `fits`' own, then
+# with a family start_family's own (START_ARGS of them).
+_TAKE = _FITS_LUA + START_FROM_CODE_LUA + f"""
+local last = #ARGV
+if KEYS[3] then last = last - {START_ARGS} end
+""" + """
 local m = redis.call('HMGET', KEYS[2], 'client', 'family', 'chal')
 if m[1] then
   if m[1] ~= ARGV[1] then return {'wrong_client'} end
@@ -99,22 +125,31 @@ if m[1] then
   return {'already_used', m[2] or ''}
 end
 local c = redis.call('HMGET', KEYS[1], 'client', 'exp', 'ttl', 'data', 'chal', 'scope', 'redir',
-                     'jkt', 'aud', 'naud')
+                     'jkt', 'aud', 'naud', 'fsub', 'fexp', 'fat', 'fsid')
 if not c[1] then return {'unknown'} end
 if tonumber(ARGV[2]) >= tonumber(c[2]) then
   redis.call('DEL', KEYS[1])
   return {'unknown'}
 end
 if c[1] ~= ARGV[1] then return {'wrong_client'} end
+local aud = false
 if ARGV[6] == '1' then
   if not c[6] then return {'unchecked', c[4]} end
-  if not fits(c) then return {'refused', c[4]} end
+  aud = fits(c, last)
+  if not aud then return {'refused', c[4]} end
 end
 local ms = math.max(math.ceil((tonumber(c[3]) + tonumber(ARGV[3])) * 1000), 1)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[2], 'client', ARGV[1], 'chal', c[5] or '')
+local started = '0'
+if KEYS[3] and aud and c[11] then
+  start_family(KEYS[3], last + 1, {client = ARGV[1], subject = c[11], scope = c[6], audience = aud,
+                                   auth_time = c[13], sid = c[14], bound = c[12]})
+  redis.call('HSET', KEYS[2], 'family', ARGV[#ARGV])
+  started = '1'
+end
 redis.call('PEXPIRE', KEYS[2], string.format('%d', ms))
-return {'ok', c[4]}
+return {'ok', c[4], started}
 """
 
 # Bind the family issued from a code to its used marker; 0 if a replay was already seen.
@@ -190,11 +225,16 @@ class CodeCheck:
 
 @dataclass(frozen=True)
 class TakeResult:
-    """Result of `CodeStore.take`: the record on OK, REFUSED and UNCHECKED, the family on ALREADY_USED."""
+    """Result of `CodeStore.take`: the record on OK, REFUSED and UNCHECKED, the family on ALREADY_USED.
+
+    `started`: on OK, whether the take also created the family it was given (`start`). On
+    UNKNOWN, `family_id` names a family the take started for a record that then did not open.
+    """
 
     status: TakeStatus
     record: CodeRecord | None = None
     family_id: str | None = None
+    started: bool = False
 
 
 class CodeStore:
@@ -214,16 +254,42 @@ class CodeStore:
         # redemption still finds the family whose tokens must be revoked (RFC 6749 §4.1.2).
         self._access_ttl = access_token_ttl
         self._redis = client
+        # One script may touch the code's keys and the family's only where they need not share
+        # a slot: standalone and Sentinel. A Cluster starts the family in a second trip.
+        self.starts_families = is_standalone(client)
         self._issue = client.register_script(_ISSUE)
         self._take = client.register_script(_TAKE)
         self._bind = client.register_script(_BIND)
 
-    def issue(self, record: CodeRecord, *, ttl: float, now: float) -> str:
-        """Store `record` under a new code valid for `ttl` seconds and return the code."""
+    def issue(
+        self, record: CodeRecord, *, ttl: float, now: float, ahead: Callable[[str], CodeAhead] | None = None
+    ) -> str:
+        """Store `record` under a new code valid for `ttl` seconds and return the code.
+
+        `ahead(family_id)`: what to write ahead of the refresh family the code will start, so
+        its take can create it (`take`'s `start`); ignored where that cannot be (`starts_families`).
+        """
         code = secrets.token_urlsafe(32)
         digest = _digest(code)
-        self._issue(keys=[self._key(digest)], args=self._new(record, digest, ttl, now))
+        args = self._new(record, digest, ttl, now)
+        if ahead is None or not self.starts_families:
+            self._issue(keys=[self._key(digest)], args=args)
+            return code
+        prepared = ahead(self._family_id(digest))
+        for name, value in prepared.fields.items():
+            args += [name, value]
+        # In one round trip, the code last: a crash between leaves harmless entries, never a
+        # code whose family "log out everywhere" could not find.
+        in_order(self._redis, *prepared.calls, (self._issue, [self._key(digest)], args))
         return code
+
+    def family_id(self, code: str) -> str:
+        """Return the id of the family `code` starts in its take (drawn from it under the pepper)."""
+        return self._family_id(_digest(code))
+
+    def _family_id(self, digest: str) -> str:
+        # Keyed: only this server can tell which family a code's used marker will name.
+        return refresh_format.b64(bytes.fromhex(self._pepper.digest(FAMILY_LABEL, digest))[:16])
 
     def claim(self, submission: str, *, ttl: float) -> bool:
         """Mark a consent `submission` used for `ttl` seconds; False if it already was (issue 18)."""
@@ -252,6 +318,7 @@ class CodeStore:
         proof: str | None = None,
         authenticated: bool = True,
         check: CodeCheck | None = None,
+        start: FamilyStart | None = None,
     ) -> TakeResult:
         """Redeem `code` for `client_id`: OK once, ALREADY_USED afterwards, in one round trip.
 
@@ -266,18 +333,32 @@ class CodeStore:
         A used code is ALREADY_USED (a replay: revoke) only if the presenter proves it is the
         client: `authenticated` (a confidential client), or `proof`, the S256 of the presented
         verifier, equals the code's challenge; otherwise UNPROVEN_REUSE, and nothing changes.
+
+        `start` (with `check`, on `starts_families` only): the family of `family_id(code)`,
+        created and bound to the code in this same step if the code was issued with it written
+        ahead (`started`); else the caller starts it and binds it (`binding`).
         """
         if not _CODE.fullmatch(code):
             return TakeResult(TakeStatus.UNKNOWN)
         digest = _digest(code)  # the key's name and what its record is sealed to
         key = self._key(digest)
         args = [client_id, repr(now), repr(self._access_ttl), proof or "", "1" if authenticated else "0"]
-        reply = self._take(keys=[key, f"{key}:used"], args=args + (check.args() if check else ["0"]))
+        keys = [key, f"{key}:used"]
+        args += check.args() if check else ["0"]
+        if start is not None and check is not None:
+            keys.append(start.key)
+            args += start.args
+        reply = self._take(keys=keys, args=args)
         status = TakeStatus(text(reply[0]))
         if status in _WITH_RECORD:
             record = self._decode(digest, text(reply[1]))
-            # Unreadable (another pepper, or moved from another code): nothing to issue or check.
-            return TakeResult(status, record=record) if record is not None else TakeResult(TakeStatus.UNKNOWN)
+            started = status is TakeStatus.OK and text(reply[2]) == "1"
+            if record is None:
+                # Unreadable (another pepper, or moved from another code): nothing to issue or
+                # check. A family the take started is named, for the caller to revoke.
+                orphan = start.issued.family_id if started and start is not None else None
+                return TakeResult(TakeStatus.UNKNOWN, family_id=orphan)
+            return TakeResult(status, record=record, started=started)
         if status is TakeStatus.ALREADY_USED:
             # RFC 6749 §4.1.2: deny, and the caller SHOULD revoke tokens issued from the code.
             return TakeResult(status, family_id=text(reply[1]) or None)

@@ -24,6 +24,10 @@ rotation whose response it lost recomputes exactly the same successor (REPLAY), 
 alone cannot compute it. The nonce is drawn before Redis is asked, so the candidate successor
 travels with the rotation itself: one round trip per rotation. The scripts are in
 jwtauth.store.refresh_scripts.
+
+A family an authorization code starts is prepared when the code is issued (`ahead_of_code`:
+its id comes from the code, its index entry is written then) and created by the code's take
+(`starting`, jwtauth.store.codes), so the exchange too is one round trip.
 """
 
 from __future__ import annotations
@@ -53,8 +57,10 @@ from jwtauth.store.redisclient import (
     text,
 )
 from jwtauth.store.refresh_records import (
+    CodeAhead,
     FamilyRecord,
     FamilySpec,
+    FamilyStart,
     IssuedRefresh,
     Rotation,
     RotationStatus,
@@ -137,6 +143,36 @@ class RefreshStore:
         )
         replies = in_order(self._client, *steps, *extra)
         return replace(new.issued, after=tuple(replies[len(steps) :])) if extra else new.issued
+
+    def ahead_of_code(
+        self, family_id: str, *, subject: str, auth_time: float, sid: str | None, now: float, bound: float
+    ) -> CodeAhead:
+        """Index the family a code will start, and return the code's fields that create it.
+
+        Written when the code is issued, so its take can create the family in the same atomic
+        step (one round trip): a script may touch only the keys it declares, and the exchange
+        knows no more than the code. `bound`: the latest the family can end (the code's expiry
+        plus the absolute lifetime); the index entry is scored by it. An entry whose code is never
+        redeemed is harmless: revoking a family that does not exist writes nothing.
+        """
+        index = (self._index, [self._subject_key(subject)], [repr(now), repr(bound), family_id])
+        sealed = self._pepper.seal(SUBJECT_LABEL, subject, family_id)
+        fields = {"fsub": sealed, "fexp": repr(bound), "fat": repr(float(auth_time)), "fsid": sid or ""}
+        return CodeAhead(calls=(index,), fields=fields)
+
+    def starting(
+        self, family_id: str, *, now: float, lifetimes: tuple[float, float], jkt: str | None
+    ) -> FamilyStart:
+        """Draw the first secret of the family a code's take creates (`ahead_of_code`'s).
+
+        `lifetimes`: idle and absolute; `jkt`: the DPoP key a public client's family is bound to.
+        """
+        secret = fmt.new_secret()
+        abs_exp = now + lifetimes[1]
+        idle_exp = min(now + lifetimes[0], abs_exp)
+        args = [repr(now), repr(abs_exp), repr(idle_exp), fmt.digest(secret), jkt or "", family_id]
+        issued = IssuedRefresh(token=fmt.token(family_id, secret), family_id=family_id, generation=1)
+        return FamilyStart(key=self._family_key(family_id), args=args, issued=issued)
 
     def create_guarded(self, spec: FamilySpec, guard: Guard) -> tuple[IssuedRefresh | None, Verdict] | None:
         """Start a family unless `guard` says locked, in one round trip; None if unsupported.

@@ -21,7 +21,12 @@ REFRESH_TOKEN = re.compile(rf"{_B64_16}\.{_B64_32}")
 
 def new_family() -> tuple[str, bytes]:
     """Draw a family id and its first secret."""
-    return b64(secrets.token_bytes(16)), secrets.token_bytes(32)
+    return b64(secrets.token_bytes(16)), new_secret()
+
+
+def new_secret() -> bytes:
+    """Draw a family's first secret (its id may come from elsewhere: a code's, see codes.py)."""
+    return secrets.token_bytes(32)
 
 
 def token(family_id: str, secret: bytes) -> str:

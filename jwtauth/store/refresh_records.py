@@ -75,6 +75,23 @@ class IssuedRefresh:
 
 
 @dataclass(frozen=True)
+class FamilyStart:
+    """A family a code's take creates in its own step (codes.CodeStore.take's `start`)."""
+
+    key: str  # the family's hash
+    args: list[str]  # refresh_scripts.start_family's ARGV
+    issued: IssuedRefresh  # its first token, valid once the take says it started
+
+
+@dataclass(frozen=True)
+class CodeAhead:
+    """What a code's issue writes ahead of the family its exchange will start (RefreshStore.ahead_of_code)."""
+
+    calls: tuple[Any, ...]  # ScriptCalls run in the issue's round trip, before the code exists
+    fields: dict[str, str]  # the code hash's fields start_family reads
+
+
+@dataclass(frozen=True)
 class Rotation:
     """Result of `RefreshStore.rotate`; `token` and `family` are set for OK and REPLAY."""
 

@@ -31,6 +31,32 @@ local function index_family(key, a)
 end
 """
 
+# Create the family an authorization code starts, inside the code's take (jwtauth.store.codes),
+# so the exchange is one round trip. What the grant is comes from the code's hash, written at
+# issue with the subject-index entry and the session link (RefreshStore.ahead_of_code); what
+# the request adds comes from ARGV. The family's life is capped by the index entry's score, so
+# "log out everywhere" finds it for as long as it lives, even if the client's lifetime grew.
+# ARGV[a..a+5]: now, absolute expiry, idle expiry, first secret's digest, DPoP jkt ('' if
+# none), family id. g: client, subject (sealed), scope, audience, auth_time, sid ('' if none),
+# bound (the index entry's score).
+START_FROM_CODE_LUA = """
+local function start_family(key, a, g)
+  local abs_s, idle_s = ARGV[a + 1], ARGV[a + 2]
+  if tonumber(g.bound) < tonumber(abs_s) then abs_s = g.bound end
+  if tonumber(idle_s) > tonumber(abs_s) then idle_s = abs_s end
+  local words = {}
+  for s in string.gmatch(g.scope, '%S+') do words[#words + 1] = s end
+  redis.call('HSET', key, 'client', g.client, 'subject', g.subject, 'scope', table.concat(words, ' '),
+             'audience', cjson.encode({g.audience}), 'auth_time', g.auth_time, 'created', ARGV[a],
+             'abs_exp', abs_s, 'idle_exp', idle_s, 'gen', '1', 'cur', ARGV[a + 3])
+  if ARGV[a + 4] ~= '' then redis.call('HSET', key, 'jkt', ARGV[a + 4]) end
+  if g.sid ~= '' then redis.call('HSET', key, 'sid', g.sid) end
+  local ms = math.max(math.ceil((tonumber(idle_s) - tonumber(ARGV[a])) * 1000), 1)
+  redis.call('PEXPIRE', key, string.format('%d', ms))
+end
+"""
+START_ARGS = 6  # how many ARGV start_family reads, at the end of its script's ARGV
+
 # KEYS: family. ARGV: ttl_ms, field1, value1, field2, value2, ...
 CREATE = _CREATE_LUA + "create_family(KEYS[1], 1)\n"
 

@@ -181,7 +181,7 @@ def test_a_code_issued_before_the_checked_fields_is_checked_then_taken(
     assert_clean_error(redeem(http, code, code_verifier=verifier), 400, "invalid_grant")
 
 
-def test_an_exchange_is_two_round_trips(
+def test_an_exchange_of_a_code_without_its_family_ahead_is_two_round_trips(
     http: testing.TestClient, codes: CodeStore, clock: Clock, store: Any
 ) -> None:
     assert redeem(http, issue(codes, clock)).status_code == 200  # the scripts are loaded now

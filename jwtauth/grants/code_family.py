@@ -1,0 +1,61 @@
+"""The refresh family an authorization code starts, prepared when the code is issued.
+
+So that the exchange is one Redis round trip: a script may touch only the keys it declares
+(Cluster routes by them, Dragonfly and Redis Enterprise's proxy enforce them), and the token
+request knows only the code, not the user's index or the session. So /authorize draws the
+family's id from the code (CodeStore.family_id, under the pepper) and writes, with the code,
+the subject-index entry and the session link; the code's take then creates the family and
+binds it to the code in its own atomic step (jwtauth.store.codes). A code that is never
+redeemed leaves an entry that names no family, which revoking ignores. Where that cannot be
+(Cluster), or for a code issued without it, the exchange starts the family in a second trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from jwtauth.config.clients import Client
+from jwtauth.config.settings import Settings
+from jwtauth.grants.base import refresh_lifetimes
+from jwtauth.store import CodeAhead, CodeRecord, RefreshStore
+from jwtauth.store.sessions import SessionMarks
+
+
+def links_to_session(scope: Sequence[str], sid: str | None) -> bool:
+    """Whether a family is revoked with its browser session (RP-Initiated Logout).
+
+    Not when granted offline_access: such families are meant to outlive the session (Core §11).
+    """
+    return sid is not None and "offline_access" not in scope
+
+
+def ahead_of_code(
+    settings: Settings,
+    client: Client,
+    refresh: RefreshStore,
+    sessions: SessionMarks | None,
+    record: CodeRecord,
+    *,
+    now: float,
+    ttl: float,
+) -> Callable[[str], CodeAhead] | None:
+    """Return what CodeStore.issue writes ahead of the code's family, or None if none may start."""
+    lifetimes = refresh_lifetimes(settings, client)
+    if lifetimes is None:
+        return None
+    # The latest the family can end: redeemed at the code's last moment, it lives its absolute
+    # lifetime (the take caps it there if the client's lifetime grows in between).
+    bound = now + ttl + lifetimes[1]
+
+    def ahead(family_id: str) -> CodeAhead:
+        prepared = refresh.ahead_of_code(
+            family_id, subject=record.subject, auth_time=record.auth_time, sid=record.sid,
+            now=now, bound=bound,
+        )  # fmt: skip
+        if sessions is None or record.sid is None or not links_to_session(record.scope.split(), record.sid):
+            return prepared
+        link = sessions.linking(record.subject, record.sid, family_id)
+        return replace(prepared, calls=(*prepared.calls, link))
+
+    return ahead

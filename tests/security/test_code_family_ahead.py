@@ -1,0 +1,169 @@
+"""A code from /authorize starts its refresh family inside its take (issue 20, one round trip).
+
+What is written ahead at /authorize (the subject-index entry, the session link, the family's
+sealed subject in the code's hash) must not open a way around the rules of the two-trip path:
+a refused exchange changes nothing, a replay still revokes, a concurrent redemption cannot
+leave a live family behind, a sealed subject moved to another code opens nothing, a client
+that lost the refresh_token grant starts no family, and an entry whose code is never redeemed
+revokes nothing. RFC 6749 §4.1.2, §4.1.3; RFC 9700 §4.14.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from falcon import testing
+
+from jwtauth.config.settings import Settings
+from jwtauth.store import RefreshStore
+from tests.authflow import authorize, code_from
+from tests.helpers import (
+    DEMO,
+    PEPPER,
+    README_QUERY,
+    SPA,
+    SPA_URI,
+    USER,
+    VICTIM,
+    VICTIM_PASSWORD,
+    MakeApp,
+    assert_clean_error,
+    client_like,
+    pkce_pair,
+    refresh,
+    token,
+)
+
+Snapshot = Callable[[], dict[bytes, Any]]
+SPA_FLOW = {"response_type": "code", "client_id": SPA, "redirect_uri": SPA_URI}
+
+
+def redeem(http: testing.TestClient, code: str, auth: Any = DEMO, **params: str) -> testing.Result:
+    return token(http, {"grant_type": "authorization_code", "code": code, **params}, auth=auth)
+
+
+def families(store: Any) -> list[bytes]:
+    return [key for key in store.scan_iter(_type="hash") if b"{f:" in key]
+
+
+def test_an_exchange_of_a_code_from_authorize_is_one_round_trip(http: testing.TestClient, store: Any) -> None:
+    assert redeem(http, code_from(authorize(http, README_QUERY))).status_code == 200  # scripts loaded
+    code = code_from(authorize(http, README_QUERY))
+    trips: list[str] = []
+    command, pipeline = store.execute_command, store.pipeline
+
+    def counted(original: Callable[..., Any], name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            trips.append(name if name == "pipeline" else str(args[0]))
+            return original(*args, **kwargs)
+
+        return call
+
+    store.execute_command, store.pipeline = counted(command, "command"), counted(pipeline, "pipeline")
+    try:
+        exchanged = redeem(http, code)
+    finally:
+        store.execute_command, store.pipeline = command, pipeline
+    assert exchanged.status_code == 200 and exchanged.json["refresh_token"]
+    assert trips == ["EVALSHA"]  # the take, which also started and bound the family
+    assert refresh(http, exchanged.json["refresh_token"]).status_code == 200
+
+
+def test_refused_exchanges_change_nothing_and_start_no_family(
+    http: testing.TestClient, state: Snapshot, store: Any
+) -> None:
+    verifier, challenge = pkce_pair()
+    query = {**SPA_FLOW, "code_challenge": challenge, "code_challenge_method": "S256"}
+    code = code_from(authorize(http, query))
+    before = state()
+    attempts: list[tuple[Any, dict[str, str]]] = [
+        (SPA, {"code_verifier": pkce_pair()[0], "redirect_uri": SPA_URI}),  # a thief's verifier
+        (SPA, {"code_verifier": verifier, "redirect_uri": "https://spa.example.com/other"}),
+        (SPA, {"redirect_uri": SPA_URI}),  # no verifier: a downgrade
+        (SPA, {"code_verifier": verifier, "redirect_uri": SPA_URI, "resource": "https://evil.example"}),
+        (DEMO, {"code_verifier": verifier, "redirect_uri": SPA_URI}),  # another client
+    ]
+    for auth, params in attempts:
+        result = redeem(http, code, auth=auth, **params)
+        assert result.status_code == 400 and result.json["error"] in {"invalid_grant", "invalid_target"}
+        assert state() == before, params
+    assert families(store) == []
+    won = redeem(http, code, auth=SPA, code_verifier=verifier, redirect_uri=SPA_URI)
+    assert won.status_code == 200, won.text
+    assert refresh(http, won.json["refresh_token"], auth=SPA).status_code == 200
+
+
+def test_concurrent_redemptions_leave_no_live_family(http: testing.TestClient, store: Any) -> None:
+    code = code_from(authorize(http, README_QUERY))
+    assert_clean_error(redeem(http, "not-a-code"), 400, "invalid_grant")  # the secret proven once
+    barrier = threading.Barrier(8)
+    results: list[testing.Result] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        barrier.wait(timeout=10)
+        result = redeem(http, code)
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(r.status_code for r in results) == [200] + [400] * 7
+    (winner,) = (r.json for r in results if r.status_code == 200)
+    # The confidential client's replays prove it is the client: the family dies (RFC 6749 §4.1.2).
+    assert_clean_error(refresh(http, winner["refresh_token"]), 400, "invalid_grant")
+    assert families(store) == []
+
+
+def test_a_sealed_subject_moved_to_another_code_opens_nothing(
+    http: testing.TestClient, store: Any, sec_settings: Settings
+) -> None:
+    """Someone who can write to Redis moves the victim's prepared family onto their own code."""
+    mine = code_from(authorize(http, README_QUERY))
+    victims = code_from(authorize(http, README_QUERY, username=VICTIM, password=VICTIM_PASSWORD))
+    codes = {key: store.hget(key, "fsub") for key in store.scan_iter(match="*{c:*}", _type="hash")}
+    assert len(codes) == 2 and all(codes.values())
+    first, second = codes
+    store.hset(first, "fsub", codes[second])
+    store.hset(second, "fsub", codes[first])
+    for code in (mine, victims):
+        exchanged = redeem(http, code)
+        assert exchanged.status_code == 200  # the code's own record is intact
+        # The family's subject is sealed to the family the code derives: moved, it does not open.
+        assert_clean_error(refresh(http, exchanged.json["refresh_token"]), 400, "invalid_grant")
+    # The index still follows the code, not the moved value: the victim's "log out everywhere"
+    # ends the family the victim's code started.
+    refresh_store = RefreshStore(store, pepper=PEPPER, prefix=sec_settings.redis_prefix)
+    assert refresh_store.revoke_all(subject=VICTIM) == 1
+
+
+def test_a_client_that_lost_the_refresh_grant_starts_no_family(
+    http: testing.TestClient, make_app: MakeApp, sec_settings: Settings, store: Any
+) -> None:
+    code = code_from(authorize(http, README_QUERY))  # written ahead: the client could refresh
+    no_refresh = client_like(
+        sec_settings, DEMO[0], secret=DEMO[1], grant_types=frozenset({"authorization_code"})
+    )
+    later = make_app(clients=(no_refresh,))
+    exchanged = redeem(later, code)
+    assert exchanged.status_code == 200, exchanged.text
+    assert "refresh_token" not in exchanged.json and families(store) == []
+
+
+@pytest.mark.parametrize("redeemed", [False, True])
+def test_an_entry_whose_code_was_never_redeemed_revokes_nothing(
+    http: testing.TestClient, store: Any, sec_settings: Settings, redeemed: bool
+) -> None:
+    code = code_from(authorize(http, README_QUERY))
+    if redeemed:
+        assert redeem(http, code).status_code == 200
+    revoked = RefreshStore(store, pepper=PEPPER, prefix=sec_settings.redis_prefix).revoke_all(subject=USER)
+    assert revoked == (1 if redeemed else 0)
+    tombstones = [key for key in store.scan_iter() if key.endswith(b":revoked")]
+    assert len(tombstones) == revoked  # a family that never existed leaves no tombstone
