@@ -34,6 +34,7 @@ PEPPER_FILE = "pepper"  # in keys/; not *.json, so the key ring never takes it f
 SIZE = 32
 SEALED = "enc1:"  # marks a sealed value; a value without it was written before sealing (upgrade)
 _NONCE = 12  # AES-GCM's 96-bit nonce, random (NIST SP 800-38D §8.2.2)
+_DIGESTS_KEPT = 4096  # keyed digests remembered per process (digest)
 
 
 class PepperError(ValueError):
@@ -53,6 +54,9 @@ class Pepper:
         self._secret = secret
         self._keys: dict[str, bytes] = {}
         self._macs: dict[str, Any] = {}  # label -> an HMAC keyed for it, copied per use
+        # (label, value) -> digest: a request names the same users, addresses and devices again
+        # and again (a password grant looks up five keys); bounded, emptied when full.
+        self._digests: dict[tuple[str, str], str] = {}
 
     @classmethod
     def generate(cls) -> Pepper:
@@ -86,7 +90,13 @@ class Pepper:
 
     def digest(self, label: str, value: str) -> str:
         """Return the keyed digest (hex HMAC-SHA256) under which Redis may look `value` up."""
-        return str(self._mac(label, value.encode()).hexdigest())
+        known = self._digests.get((label, value))
+        if known is not None:
+            return known
+        if len(self._digests) >= _DIGESTS_KEPT:
+            self._digests.clear()  # whoever fills it with made-up names only empties it
+        made = self._digests[(label, value)] = str(self._mac(label, value.encode()).hexdigest())
+        return made
 
     def seal(self, label: str, value: str, bound: str) -> str:
         """Return `value` encrypted for Redis, opening only with the same label and `bound`."""

@@ -117,6 +117,21 @@ def test_digests_and_keys_are_keyed_and_labelled() -> None:
     assert PEPPER.derive("x") != PEPPER.derive("y") and len(PEPPER.derive("x")) == 32
 
 
+def test_remembered_digests_are_the_computed_ones_and_stay_bounded() -> None:
+    import hmac
+
+    from jwtauth.store import pepper as module
+
+    fresh = Pepper(bytes(range(32)))
+    expected = hmac.new(fresh.derive("x"), USER.encode(), hashlib.sha256).hexdigest()
+    assert fresh.digest("x", USER) == expected == fresh.digest("x", USER)  # computed, then kept
+    assert fresh.digest("y", USER) != expected  # the label is part of what is kept
+    for i in range(module._DIGESTS_KEPT + 10):  # made-up names only empty it, never grow it
+        fresh.digest("x", f"guess-{i}")
+    assert len(fresh._digests) <= module._DIGESTS_KEPT
+    assert fresh.digest("x", USER) == expected
+
+
 def test_the_pepper_file_is_written_once_private_and_read_back(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     assert read_pepper(keys) is None
