@@ -289,7 +289,7 @@ class CodeStore:
 
     def _family_id(self, digest: str) -> str:
         # Keyed: only this server can tell which family a code's used marker will name.
-        return refresh_format.b64(bytes.fromhex(self._pepper.digest(FAMILY_LABEL, digest))[:16])
+        return refresh_format.b64(self._pepper.keyed(FAMILY_LABEL, digest)[:16])
 
     def claim(self, submission: str, *, ttl: float) -> bool:
         """Mark a consent `submission` used for `ttl` seconds; False if it already was (issue 18)."""

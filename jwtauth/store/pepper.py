@@ -98,6 +98,10 @@ class Pepper:
         made = self._digests[(label, value)] = str(self._mac(label, value.encode()).hexdigest())
         return made
 
+    def keyed(self, label: str, value: str) -> bytes:
+        """Return the raw HMAC-SHA256 of a value seen once (not remembered, unlike `digest`)."""
+        return bytes(self._mac(label, value.encode()).digest())
+
     def seal(self, label: str, value: str, bound: str) -> str:
         """Return `value` encrypted for Redis, opening only with the same label and `bound`."""
         nonce = os.urandom(_NONCE)
