@@ -5,9 +5,13 @@ So that the exchange is one Redis round trip: a script may touch only the keys i
 request knows only the code, not the user's index or the session. So /authorize draws the
 family's id from the code (CodeStore.family_id, under the pepper) and writes, with the code,
 the subject-index entry and the session link; the code's take then creates the family and
-binds it to the code in its own atomic step (jwtauth.store.codes). A code that is never
-redeemed leaves an entry that names no family, which revoking ignores. Where that cannot be
+binds it to the code in its own atomic step (jwtauth.store.codes). Where that cannot be
 (Cluster), or for a code issued without it, the exchange starts the family in a second trip.
+
+A code that is never redeemed leaves its entries naming no family: the index entry until the
+family's latest end, the session link with its session. Ending a session, or every session of
+the user ("log out everywhere"), bars the families those entries name (a tombstone), so a code
+not yet redeemed dies with them, and "log out everywhere" drops the entries.
 """
 
 from __future__ import annotations

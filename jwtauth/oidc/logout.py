@@ -99,7 +99,9 @@ class SessionEnder:
     def end(self, session: Session, *, now: float) -> None:
         """End `session` everywhere it counts."""
         self.marks.end(session.username, session.sid)
-        for family_id in self.marks.families(session.username, session.sid):
-            self.refresh.revoke(family_id, now=now)
+        # Barred too: a code of this session not yet redeemed cannot start its family any more.
+        self.refresh.revoke_families(
+            self.marks.families(session.username, session.sid), now=now, bar=True, reason=f"revoked {now!r}"
+        )
         known = [self.clients.get(c) for c in session.clients]
         self.backchannel.notify([c for c in known if c is not None], sub=session.sub, sid=session.sid)

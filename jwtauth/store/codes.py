@@ -50,7 +50,8 @@ FAMILY_LABEL = "code family"
 
 # KEYS[k]: code. ARGV[a..a+10]: ttl_ms, client, exp, ttl, data, PKCE challenge ('' if none),
 # redirect_uri, DPoP jkt (each '' if none), scope, first audience ('' if none), audience count;
-# then the fields of the family the code starts, if written ahead (fsub, fexp, fat, fsid).
+# then the fields of the family the code starts, if written ahead (fsub, fexp, fat, fsid): it
+# reads to the end of ARGV, so no step may follow it in a script.
 _ISSUE_LUA = """
 local function issue_code(k, a)
   redis.call('HSET', KEYS[k], 'client', ARGV[a + 1], 'exp', ARGV[a + 2], 'ttl', ARGV[a + 3],
@@ -109,9 +110,10 @@ end
 # With a third key, the family the code starts (refresh_scripts.START_FROM_CODE_LUA) is created
 # and bound to the used marker in this same step, when the code was issued with it written ahead:
 # the reply's third value says whether it was ('1'), else the caller starts it (the two-trip path).
-# KEYS: code, used marker[, family]. ARGV: client_id, now, access-token lifetime in seconds, S256
-# of the presented verifier ('' if none), '1' if the client authenticated, then `fits`' own, then
-# with a family start_family's own (START_ARGS of them).
+# Such a code whose family was revoked before it started (its tombstone, the fourth key) is dead.
+# KEYS: code, used marker[, family, its tombstone]. ARGV: client_id, now, access-token lifetime
+# in seconds, S256 of the presented verifier ('' if none), '1' if the client authenticated, then
+# `fits`' own, then with a family start_family's own (START_ARGS of them).
 _TAKE = _FITS_LUA + START_FROM_CODE_LUA + f"""
 local last = #ARGV
 if KEYS[3] then last = last - {START_ARGS} end
@@ -132,6 +134,14 @@ if tonumber(ARGV[2]) >= tonumber(c[2]) then
   return {'unknown'}
 end
 if c[1] ~= ARGV[1] then return {'wrong_client'} end
+-- Written ahead, whole (a partial set starts nothing: the caller starts the family instead).
+local ahead = KEYS[3] and c[11] and c[12] and c[13] and c[14] and tonumber(c[12])
+if ahead and redis.call('EXISTS', KEYS[4]) == 1 then
+  -- Its family was revoked before it started (the session logged out, or "log out
+  -- everywhere"): the grant the code carries is over.
+  redis.call('DEL', KEYS[1])
+  return {'unknown'}
+end
 local aud = false
 if ARGV[6] == '1' then
   if not c[6] then return {'unchecked', c[4]} end
@@ -141,14 +151,14 @@ end
 local ms = math.max(math.ceil((tonumber(c[3]) + tonumber(ARGV[3])) * 1000), 1)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[2], 'client', ARGV[1], 'chal', c[5] or '')
+redis.call('PEXPIRE', KEYS[2], string.format('%d', ms))
 local started = '0'
-if KEYS[3] and aud and c[11] then
+if ahead and aud then
   start_family(KEYS[3], last + 1, {client = ARGV[1], subject = c[11], scope = c[6], audience = aud,
                                    auth_time = c[13], sid = c[14], bound = c[12]})
   redis.call('HSET', KEYS[2], 'family', ARGV[#ARGV])
   started = '1'
 end
-redis.call('PEXPIRE', KEYS[2], string.format('%d', ms))
 return {'ok', c[4], started}
 """
 
@@ -345,8 +355,8 @@ class CodeStore:
         args = [client_id, repr(now), repr(self._access_ttl), proof or "", "1" if authenticated else "0"]
         keys = [key, f"{key}:used"]
         args += check.args() if check else ["0"]
-        if start is not None and check is not None:
-            keys.append(start.key)
+        if start is not None and check is not None and self.starts_families:
+            keys += [start.key, start.tombstone]
             args += start.args
         reply = self._take(keys=keys, args=args)
         status = TakeStatus(text(reply[0]))

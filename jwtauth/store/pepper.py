@@ -34,7 +34,8 @@ PEPPER_FILE = "pepper"  # in keys/; not *.json, so the key ring never takes it f
 SIZE = 32
 SEALED = "enc1:"  # marks a sealed value; a value without it was written before sealing (upgrade)
 _NONCE = 12  # AES-GCM's 96-bit nonce, random (NIST SP 800-38D §8.2.2)
-_DIGESTS_KEPT = 4096  # keyed digests remembered per process (digest)
+_DIGESTS_KEPT = 4096  # keyed digests remembered per process (digest), of values up to:
+_DIGEST_VALUE_KEPT = 512  # characters: a username is at most 256, a counter's name a few more
 
 
 class PepperError(ValueError):
@@ -93,9 +94,11 @@ class Pepper:
         known = self._digests.get((label, value))
         if known is not None:
             return known
-        if len(self._digests) >= _DIGESTS_KEPT:
-            self._digests.clear()  # whoever fills it with made-up names only empties it
-        made = self._digests[(label, value)] = str(self._mac(label, value.encode()).hexdigest())
+        made = str(self._mac(label, value.encode()).hexdigest())
+        if len(value) <= _DIGEST_VALUE_KEPT:  # a made-up 16 KiB "username" is not worth a place
+            if len(self._digests) >= _DIGESTS_KEPT:
+                self._digests.clear()  # whoever fills it with made-up names only empties it
+            self._digests[(label, value)] = made
         return made
 
     def keyed(self, label: str, value: str) -> bytes:

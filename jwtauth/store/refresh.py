@@ -12,6 +12,7 @@ Key layout (every key of one family shares the hash tag `{f:<family_id>}`):
     {prefix}{f:<id>}:used      list: digests of rotated-out secrets, newest first, capped
     {prefix}{f:<id>}:revoked   string: tombstone left by revocation or reuse detection
     {prefix}{s:<hmac(sub)>}    sorted set: family ids of one subject, scored by absolute expiry
+                               (for a code's family, written ahead: by its latest possible end)
 
 The subject is sealed (AES-GCM under a pepper-derived key, bound to the family id) and the
 index is keyed by an HMAC under another: a dump of Redis names no user (jwtauth.store.pepper).
@@ -34,13 +35,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from jwtauth.store import refresh_format as fmt
 from jwtauth.store import refresh_scripts as lua
@@ -62,8 +62,10 @@ from jwtauth.store.refresh_records import (
     FamilySpec,
     FamilyStart,
     IssuedRefresh,
+    NewFamily,
     Rotation,
     RotationStatus,
+    new_family,
     record_from_hash,
     record_from_rotation,
 )
@@ -76,15 +78,7 @@ _KDF_LABEL = b"jwtauth-refresh-v2"
 # client retrying across a rolling deploy gets the successor an older process issued.
 _KDF_LABEL_V1 = b"jwtauth-refresh-v1"
 log = logging.getLogger("jwtauth.store")
-
-
-@dataclass(frozen=True)
-class _NewFamily:
-    """A family drawn but not yet stored: its first token and the ARGV that store it."""
-
-    issued: IssuedRefresh
-    index_args: list[str]  # lua.INDEX's
-    create_args: list[str]  # lua.CREATE's
+_BAR_MS = ms(600)  # the longest an authorization code lives (settings: lifetimes.authorization_code)
 
 
 class RefreshStore:
@@ -147,7 +141,7 @@ class RefreshStore:
     def ahead_of_code(
         self, family_id: str, *, subject: str, auth_time: float, sid: str | None, now: float, bound: float
     ) -> CodeAhead:
-        """Index the family a code will start, and return the code's fields that create it.
+        """Return the call that indexes the family a code will start, and the code's fields that create it.
 
         Written when the code is issued, so its take can create the family in the same atomic
         step (one round trip): a script may touch only the keys it declares, and the exchange
@@ -172,7 +166,8 @@ class RefreshStore:
         idle_exp = min(now + lifetimes[0], abs_exp)
         args = [repr(now), repr(abs_exp), repr(idle_exp), fmt.digest(secret), jkt or "", family_id]
         issued = IssuedRefresh(token=fmt.token(family_id, secret), family_id=family_id, generation=1)
-        return FamilyStart(key=self._family_key(family_id), args=args, issued=issued)
+        family, _, tombstone = self._family_keys(family_id)
+        return FamilyStart(key=family, tombstone=tombstone, args=args, issued=issued)
 
     def create_guarded(self, spec: FamilySpec, guard: Guard) -> tuple[IssuedRefresh | None, Verdict] | None:
         """Start a family unless `guard` says locked, in one round trip; None if unsupported.
@@ -283,7 +278,9 @@ class RefreshStore:
     def revoke_all(self, *, subject: str | None = None, client_id: str | None = None) -> int:
         """Revoke every family of a subject and/or client ("log out everywhere"); count them.
 
-        With a subject, the per-subject index is read: cost is that subject's families.
+        With a subject, the per-subject index is read: cost is that subject's families (and
+        the entries of its codes not yet redeemed, which a subject alone also bars: see
+        `revoke_families`), revoked in one round trip where a pipeline carries it.
         With only a client, the keyspace is SCANned for family hashes: cost is every key under
         the prefix, so keep that for incidents (a compromised client). On Redis Cluster,
         redis-py's `RedisCluster.scan_iter` runs SCAN on every primary, so no family is missed.
@@ -301,16 +298,16 @@ class RefreshStore:
             family_ids = [
                 text(key)[start:-1] for key in self._client.scan_iter(match=pattern, count=1000, _type="hash")
             ]
-        now = time.time()
-        revoked = [
-            family_id
-            for family_id in family_ids
-            if fmt.FAMILY_ID.fullmatch(family_id)
-            and self._revoke_family(family_id, digest="", client_id=client_id, now=now, reason="revoked")
-        ]
-        if subject is not None and revoked:
+        # A subject's every grant ends: an entry written ahead of a code's family is barred, so
+        # the code dies too, and its entry can go. Not for one client's: the entry names no client.
+        bar = subject is not None and client_id is None
+        revoked = self.revoke_families(
+            family_ids, now=time.time(), bar=bar, client_id=client_id, reason="revoked"
+        )
+        gone = family_ids if bar else revoked
+        if subject is not None and gone:
             for index in self._subject_keys(subject):  # one key per command: Cluster-safe
-                self._client.zrem(index, *revoked)
+                self._client.zrem(index, *gone)
         return len(revoked)
 
     def _revoke_family(
@@ -318,19 +315,39 @@ class RefreshStore:
     ) -> bool:
         reply = self._revoke(
             keys=self._family_keys(family_id),
-            args=[
-                "1" if digest else "0",
-                digest,
-                "0" if client_id is None else "1",
-                client_id or "",
-                str(self._revoked_ms),
-                reason,
-            ],
+            args=self._revoke_args(digest, client_id, reason, bar=False),
         )
         if not reply:
             return False
         self._publish(family_id, text(reply[1]), now=now)
         return True
+
+    def revoke_families(
+        self, family_ids: Sequence[str], *, now: float, bar: bool, client_id: str | None = None, reason: str
+    ) -> list[str]:
+        """Revoke these families, in one round trip where a pipeline carries it; return the revoked.
+
+        `bar`: a family that does not exist yet gets its tombstone too, so the code written ahead
+        of it (the only way an index or a session names a family before it exists) is dead. Only
+        for a caller that ends the whole grant: a user's every session, or one session.
+        """
+        ids = [family_id for family_id in family_ids if fmt.FAMILY_ID.fullmatch(family_id)]
+        args = self._revoke_args("", client_id, reason, bar=bar)
+        calls = [(self._revoke, self._family_keys(family_id), args) for family_id in ids]
+        revoked = []
+        for family_id, reply in zip(ids, in_order(self._client, *calls) if calls else [], strict=True):
+            if reply and int(reply[0]) == 1:
+                self._publish(family_id, text(reply[1]), now=now)
+                revoked.append(family_id)
+        return revoked
+
+    def _revoke_args(self, digest: str, client_id: str | None, reason: str, *, bar: bool) -> list[str]:
+        # A bar must outlive the code it stops (codes live at most 600 s), whatever the horizon.
+        ttl = max(self._revoked_ms, _BAR_MS) if bar else self._revoked_ms
+        return [
+            "1" if digest else "0", digest, "0" if client_id is None else "1", client_id or "",
+            str(ttl), reason, "1" if bar else "0",
+        ]  # fmt: skip
 
     def _publish(self, family_id: str, stored_subject: str, *, now: float) -> None:
         """Record a revoked family for the revocation document, naming its subject's digests."""
@@ -354,9 +371,9 @@ class RefreshStore:
             return None
         return replace(record, subject=subject)
 
-    def _draw(self, spec: FamilySpec) -> _NewFamily:
+    def _draw(self, spec: FamilySpec) -> NewFamily:
         """Draw a new family whose stored subject is sealed to it."""
-        return _draw(spec, lambda family_id: self._pepper.seal(SUBJECT_LABEL, spec.subject, family_id))
+        return new_family(spec, lambda family_id: self._pepper.seal(SUBJECT_LABEL, spec.subject, family_id))
 
     def _family_key(self, family_id: str) -> str:
         return tagged_key(self._prefix, "f", family_id)
@@ -373,34 +390,6 @@ class RefreshStore:
         """Return the subject's index key, then the unkeyed one of families from before the pepper."""
         legacy = tagged_key(self._prefix, "s", hashlib.sha256(subject.encode()).hexdigest())
         return self._subject_key(subject), legacy
-
-
-def _draw(spec: FamilySpec, sealed_subject: Callable[[str], str]) -> _NewFamily:
-    """Draw a family id and first secret; return them with the ARGV that store the family."""
-    family_id, secret = fmt.new_family()
-    abs_exp = spec.now + spec.absolute_ttl
-    idle_exp = min(spec.now + spec.idle_ttl, abs_exp)
-    fields = {
-        "client": spec.client_id,
-        "subject": sealed_subject(family_id),
-        "scope": spec.scope,
-        "audience": json.dumps(list(spec.audience)),
-        "auth_time": repr(float(spec.auth_time)),
-        "created": repr(float(spec.now)),
-        "abs_exp": repr(abs_exp),
-        "idle_exp": repr(idle_exp),
-        "gen": "1",
-        "cur": fmt.digest(secret),
-    }
-    if spec.jkt is not None:
-        fields["jkt"] = spec.jkt
-    if spec.sid is not None:
-        fields["sid"] = spec.sid
-    create_args: list[str] = [str(ms(idle_exp - spec.now))]
-    for name, value in fields.items():
-        create_args += [name, value]
-    issued = IssuedRefresh(token=fmt.token(family_id, secret), family_id=family_id, generation=1)
-    return _NewFamily(issued, [repr(spec.now), repr(abs_exp), family_id], create_args)
 
 
 def _replayed(secret: bytes, family_id: str, generation: int, nonce: str, current: str) -> bytes:

@@ -12,7 +12,7 @@ import secrets
 
 from jwt.utils import base64url_decode, base64url_encode
 
-_B64_16 = r"[A-Za-z0-9_-]{22}"  # the family id: 16 random bytes
+_B64_16 = r"[A-Za-z0-9_-]{22}"  # the family id: 16 bytes, random or keyed from a code (codes.py)
 _B64_32 = r"[A-Za-z0-9_-]{43}"  # the secret: 32 random bytes
 
 FAMILY_ID = re.compile(_B64_16)

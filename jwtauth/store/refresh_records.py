@@ -1,14 +1,16 @@
-"""The records of jwtauth.store.refresh: what a family stands for, and what its calls return."""
+"""The records of jwtauth.store.refresh: what a family stands for, what its calls return, and a
+new family drawn from its spec (id, first secret, the ARGV that store it)."""
 
 from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jwtauth.store.redisclient import text
+from jwtauth.store import refresh_format as fmt
+from jwtauth.store.redisclient import ms, text
 
 
 class RotationStatus(enum.Enum):
@@ -79,6 +81,7 @@ class FamilyStart:
     """A family a code's take creates in its own step (codes.CodeStore.take's `start`)."""
 
     key: str  # the family's hash
+    tombstone: str  # its revocation marker: set before the start, the code is dead
     args: list[str]  # refresh_scripts.start_family's ARGV
     issued: IssuedRefresh  # its first token, valid once the take says it started
 
@@ -137,3 +140,40 @@ def record_from_rotation(family_id: str, client_id: str, reply: Sequence[Any]) -
         generation=int(text(reply[1])),
         sid=None if reply[9] is None else text(reply[9]),  # families from before sid: none
     )
+
+
+@dataclass(frozen=True)
+class NewFamily:
+    """A family drawn but not yet stored: its first token and the ARGV that store it."""
+
+    issued: IssuedRefresh
+    index_args: list[str]  # refresh_scripts.INDEX's
+    create_args: list[str]  # refresh_scripts.CREATE's
+
+
+def new_family(spec: FamilySpec, sealed_subject: Callable[[str], str]) -> NewFamily:
+    """Draw a family id and first secret; return them with the ARGV that store the family."""
+    family_id, secret = fmt.new_family()
+    abs_exp = spec.now + spec.absolute_ttl
+    idle_exp = min(spec.now + spec.idle_ttl, abs_exp)
+    fields = {
+        "client": spec.client_id,
+        "subject": sealed_subject(family_id),
+        "scope": spec.scope,
+        "audience": json.dumps(list(spec.audience)),
+        "auth_time": repr(float(spec.auth_time)),
+        "created": repr(float(spec.now)),
+        "abs_exp": repr(abs_exp),
+        "idle_exp": repr(idle_exp),
+        "gen": "1",
+        "cur": fmt.digest(secret),
+    }
+    if spec.jkt is not None:
+        fields["jkt"] = spec.jkt
+    if spec.sid is not None:
+        fields["sid"] = spec.sid
+    create_args: list[str] = [str(ms(idle_exp - spec.now))]
+    for name, value in fields.items():
+        create_args += [name, value]
+    issued = IssuedRefresh(token=fmt.token(family_id, secret), family_id=family_id, generation=1)
+    return NewFamily(issued, [repr(spec.now), repr(abs_exp), family_id], create_args)

@@ -144,13 +144,19 @@ return {'reuse', f[9]}
 """
 
 # Revoke one family if it exists and the optional secret and owner checks pass; reply with
-# its subject (for the revocation document's index) or 0.
+# its subject (for the revocation document's index) or 0. With ARGV[7] = '1' (bar), a family
+# that does not exist gets its tombstone all the same and the reply is {2, ''}: a code written
+# ahead of it (jwtauth.grants.code_family) can then no longer start it.
 # KEYS: family, used list, tombstone.
 # ARGV: 1 check secret ('1'/'0'), 2 digest, 3 check client ('1'/'0'), 4 client_id,
-#       5 tombstone ttl ms, 6 tombstone value
+#       5 tombstone ttl ms, 6 tombstone value, 7 bar ('1'/'0')
 REVOKE = """
 local f = redis.call('HMGET', KEYS[1], 'client', 'cur', 'prev', 'subject')
-if not f[1] then return 0 end
+if not f[1] then
+  if ARGV[7] ~= '1' then return 0 end
+  redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[5])
+  return {2, ''}
+end
 if ARGV[1] == '1' and ARGV[2] ~= f[2] and ARGV[2] ~= f[3]
    and not redis.call('LPOS', KEYS[2], ARGV[2]) then
   return 0

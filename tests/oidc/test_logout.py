@@ -147,6 +147,18 @@ def test_logout_with_a_hint_ends_the_session_its_families_and_redirects_with_sta
     assert delivered in page
 
 
+def test_a_code_of_the_session_not_yet_redeemed_dies_with_it(http: testing.TestClient) -> None:
+    """Its family was written ahead and linked to the session: logout bars it, the code is over."""
+    browser = Browser(http)
+    query = {**OPENID_QUERY, "scope": "openid read"}
+    first = code_tokens(http, browser, query)
+    pending = answer(browser.get({**query, "prompt": "none"}))["code"]  # the same session, silently
+    assert logout(browser, id_token_hint=first["id_token"]).status_code in (200, 303)
+    late = token(http, {"grant_type": "authorization_code", "code": pending})
+    assert late.status_code == 400 and late.json["error"] == "invalid_grant"
+    assert refresh(http, first["refresh_token"]).json["error"] == "invalid_grant"
+
+
 def test_logout_without_a_hint_asks_to_confirm(http: testing.TestClient) -> None:
     browser = Browser(http)
     code_tokens(http, browser, OPENID_QUERY)

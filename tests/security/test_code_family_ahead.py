@@ -18,8 +18,10 @@ import pytest
 from falcon import testing
 
 from jwtauth.config.settings import Settings
-from jwtauth.store import RefreshStore
+from jwtauth.store import CodeStore, RefreshStore
+from jwtauth.store.pepper import Pepper
 from tests.authflow import authorize, code_from
+from tests.dpopkit import DPoPKey
 from tests.helpers import (
     DEMO,
     PEPPER,
@@ -29,8 +31,10 @@ from tests.helpers import (
     USER,
     VICTIM,
     VICTIM_PASSWORD,
+    Clock,
     MakeApp,
     assert_clean_error,
+    call,
     client_like,
     pkce_pair,
     refresh,
@@ -156,14 +160,76 @@ def test_a_client_that_lost_the_refresh_grant_starts_no_family(
     assert "refresh_token" not in exchanged.json and families(store) == []
 
 
-@pytest.mark.parametrize("redeemed", [False, True])
-def test_an_entry_whose_code_was_never_redeemed_revokes_nothing(
-    http: testing.TestClient, store: Any, sec_settings: Settings, redeemed: bool
+def test_log_out_everywhere_ends_the_codes_not_yet_redeemed_and_their_entries(
+    http: testing.TestClient, store: Any, sec_settings: Settings
+) -> None:
+    pending = code_from(authorize(http, README_QUERY))
+    redeemed = redeem(http, code_from(authorize(http, README_QUERY)))
+    refresh_store = RefreshStore(store, pepper=PEPPER, prefix=sec_settings.redis_prefix)
+    assert refresh_store.revoke_all(subject=USER) == 1  # the one family that exists
+    assert_clean_error(refresh(http, redeemed.json["refresh_token"]), 400, "invalid_grant")
+    # The code issued before it carries a grant that is over: refused, and nothing starts.
+    assert_clean_error(redeem(http, pending), 400, "invalid_grant")
+    assert families(store) == []
+    assert [key for key in store.scan_iter(_type="zset") if b"{s:" in key] == []  # no entry left
+    # A sign-in after it is a new grant.
+    assert redeem(http, code_from(authorize(http, README_QUERY))).status_code == 200
+
+
+def test_one_clients_revocation_of_a_user_bars_no_other_clients_code(
+    http: testing.TestClient, store: Any, sec_settings: Settings
+) -> None:
+    pending = code_from(authorize(http, README_QUERY))
+    refresh_store = RefreshStore(store, pepper=PEPPER, prefix=sec_settings.redis_prefix)
+    assert refresh_store.revoke_all(subject=USER, client_id="other") == 0
+    assert redeem(http, pending).status_code == 200  # an entry names no client: it is not barred
+
+
+def test_revoking_a_made_up_family_id_bars_nothing(
+    http: testing.TestClient, store: Any, sec_settings: Settings
+) -> None:
+    """RFC 7009 and the admin path revoke what exists; only a logout bars what is yet to start."""
+    code = code_from(authorize(http, README_QUERY))
+    refresh_store = RefreshStore(store, pepper=PEPPER, prefix=sec_settings.redis_prefix)
+    family_id = CodeStore(store, pepper=PEPPER, prefix=sec_settings.redis_prefix).family_id(code)
+    assert not refresh_store.revoke(family_id, now=0)
+    assert [key for key in store.scan_iter() if key.endswith(b":revoked")] == []
+    assert redeem(http, code).status_code == 200
+
+
+@pytest.mark.parametrize("missing", ["fsub", "fexp", "fat", "fsid"])
+def test_a_code_with_part_of_its_family_missing_takes_the_two_trip_path(
+    http: testing.TestClient, store: Any, missing: str
 ) -> None:
     code = code_from(authorize(http, README_QUERY))
-    if redeemed:
-        assert redeem(http, code).status_code == 200
-    revoked = RefreshStore(store, pepper=PEPPER, prefix=sec_settings.redis_prefix).revoke_all(subject=USER)
-    assert revoked == (1 if redeemed else 0)
-    tombstones = [key for key in store.scan_iter() if key.endswith(b":revoked")]
-    assert len(tombstones) == revoked  # a family that never existed leaves no tombstone
+    (key,) = store.scan_iter(match="*{c:*}", _type="hash")
+    store.hdel(key, missing)
+    exchanged = redeem(http, code)
+    assert exchanged.status_code == 200, exchanged.text
+    assert refresh(http, exchanged.json["refresh_token"]).status_code == 200
+    assert all(store.pttl(k) > 0 for k in store.scan_iter())  # every key it wrote has a TTL
+
+
+def test_a_code_issued_under_another_pepper_starts_nothing(
+    http: testing.TestClient, make_app: MakeApp, store: Any
+) -> None:
+    """keys/pepper replaced between /authorize and the exchange: the record does not open."""
+    code = code_from(authorize(http, README_QUERY))
+    other = make_app(pepper=Pepper(b"another deployment's pepper 32B!"))
+    assert_clean_error(redeem(other, code), 400, "invalid_grant")
+    assert families(store) == []  # the family its take started is revoked at once
+    assert all(store.pttl(k) > 0 for k in store.scan_iter())
+
+
+def test_a_confidential_clients_family_is_not_bound_to_a_dpop_key(
+    http: testing.TestClient, store: Any, clock: Clock
+) -> None:
+    """RFC 9449 §5: a confidential client's refresh tokens are bound to its credentials instead."""
+    code = code_from(authorize(http, README_QUERY))
+    proof = DPoPKey().proof(iat=clock.now)
+    params = {"grant_type": "authorization_code", "code": code}
+    exchanged = call(http, "/api/v1/tokens", params, headers={"DPoP": proof})
+    assert exchanged.status_code == 200 and exchanged.json["token_type"] == "DPoP", exchanged.text
+    (family,) = families(store)
+    assert store.hget(family, "jkt") is None
+    assert refresh(http, exchanged.json["refresh_token"]).status_code == 200  # without a proof

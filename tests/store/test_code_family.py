@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from jwtauth.store import (
     CodeRecord,
     CodeStore,
     FamilyRecord,
+    FamilySpec,
     RefreshStore,
     RotationStatus,
     TakeStatus,
@@ -70,6 +72,10 @@ def issue(
     return codes.issue(record, ttl=TTL, now=NOW, ahead=ahead)
 
 
+def code_key(backend: Any, code: str) -> str:
+    return f"{backend.prefix}{{c:{hashlib.sha256(code.encode()).hexdigest()}}}"
+
+
 def take(codes: CodeStore, refresh: RefreshStore, code: str, *, at: float = NOW + 1, **changes: Any) -> Any:
     start = refresh.starting(
         codes.family_id(code), now=at, lifetimes=(IDLE, ABSOLUTE), jkt=changes.pop("jkt", None)
@@ -98,6 +104,46 @@ def test_the_take_starts_the_family_the_two_trip_path_would(stores: tuple[CodeSt
     assert (again.status, again.family_id) == (TakeStatus.ALREADY_USED, family_id)
     # Indexed ahead: "log out everywhere" finds it.
     assert refresh.revoke_all(subject="alice") == 1 and refresh.is_revoked(family_id)
+
+
+def test_its_hash_is_the_one_the_two_trip_path_writes(
+    backend: Any, stores: tuple[CodeStore, RefreshStore]
+) -> None:
+    codes, refresh = stores
+    record = dataclasses.replace(RECORD, sid="session-1")
+    result, start = take(codes, refresh, issue(codes, refresh, record), at=NOW + 1)
+    spec = FamilySpec(
+        client_id=OWNER, subject="alice", scope="openid read", audience=(API,), auth_time=NOW - 5,
+        now=NOW + 1, absolute_ttl=ABSOLUTE, idle_ttl=IDLE, sid="session-1",
+    )  # fmt: skip
+    created = refresh.create(spec)
+    one, two = (
+        backend.client.hgetall(f"{backend.prefix}{{f:{f}}}")
+        for f in (start.issued.family_id, created.family_id)
+    )
+    assert result.started and set(one) == set(two)
+    differ = {name for name in one if one[name] != two[name]}
+    assert differ <= {b"subject", b"cur", b"audience"}  # sealed to each family, its own secret
+    assert json.loads(one[b"audience"]) == json.loads(two[b"audience"]) == [API]  # cjson escapes '/'
+    ttls = [
+        backend.client.pttl(f"{backend.prefix}{{f:{f}}}") for f in (start.issued.family_id, created.family_id)
+    ]
+    assert abs(ttls[0] - ttls[1]) < 1000 and ttls[0] > (IDLE - 5) * 1000
+
+
+def test_a_bar_before_the_take_kills_the_code_and_a_plain_revoke_bars_nothing(
+    backend: Any, stores: tuple[CodeStore, RefreshStore]
+) -> None:
+    codes, refresh = stores
+    code = issue(codes, refresh)
+    family_id = codes.family_id(code)
+    assert not refresh.revoke(family_id, now=NOW)  # RFC 7009 and admin: only what exists
+    assert not refresh.is_revoked(family_id)
+    assert refresh.revoke_families([family_id], now=NOW, bar=True, reason="logout") == []
+    assert refresh.is_revoked(family_id)  # the bar, though no family was revoked
+    result, start = take(codes, refresh, code)
+    assert result.status is TakeStatus.UNKNOWN and not backend.client.exists(start.key)
+    assert not backend.client.exists(code_key(backend, code))  # the code is gone with it
 
 
 def test_a_refused_take_writes_nothing_and_starts_nothing(
