@@ -87,9 +87,12 @@ class AuthorizationCodeGrant:
             raise InvalidRequest("code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1)")
         now = self.clock()
         start = self._starting(code, client, now, request.dpop_jkt)
-        record, started = self._take(code, client, now, params, (request.dpop_jkt, start))
+        record, taken = self._take(code, client, now, params, (request.dpop_jkt, start))
+        started = start.issued if taken.started and start is not None else None
         try:
             audience = self._checked_audience(client, record, params, request.dpop_jkt)
+            if started is not None and taken.family_audience != audience:
+                raise InvalidGrant("the authorization code is invalid or expired")  # not its record's
         except OAuthError:
             # The script and these rules agree, so this does not happen; if they ever part, the
             # family the take started must not outlive the refusal.
@@ -187,10 +190,10 @@ class AuthorizationCodeGrant:
         now: float,
         params: Mapping[str, str],
         request: tuple[str | None, FamilyStart | None],
-    ) -> tuple[CodeRecord, IssuedRefresh | None]:
+    ) -> tuple[CodeRecord, TakeResult]:
         """Take the code if its record fits this request; raise the OAuth error otherwise.
 
-        Return the record, and the family's first token when the take also started it.
+        Return the record and the take's result (whether it also started the family).
         `request`: the request's DPoP key thumbprint, and the family the take may start.
         """
         jkt, start = request
@@ -227,7 +230,7 @@ class AuthorizationCodeGrant:
                 self.refresh.revoke(result.family_id, now=now)
             # Unknown, expired, or issued to another client (RFC 6749 §4.1.3): one answer.
             raise InvalidGrant("the authorization code is invalid or expired")
-        return result.record, (start.issued if result.started and start is not None else None)
+        return result.record, result
 
 
 def _code_check(client: Client, settings: Settings, params: Mapping[str, str], jkt: str | None) -> CodeCheck:

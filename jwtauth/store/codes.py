@@ -152,14 +152,14 @@ local ms = math.max(math.ceil((tonumber(c[3]) + tonumber(ARGV[3])) * 1000), 1)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[2], 'client', ARGV[1], 'chal', c[5] or '')
 redis.call('PEXPIRE', KEYS[2], string.format('%d', ms))
-local started = '0'
 if ahead and aud then
   start_family(KEYS[3], last + 1, {client = ARGV[1], subject = c[11], scope = c[6], audience = aud,
                                    auth_time = c[13], sid = c[14], bound = c[12]})
   redis.call('HSET', KEYS[2], 'family', ARGV[#ARGV])
-  started = '1'
+  -- What the family was made of, for the caller to hold against the sealed record.
+  return {'ok', c[4], '1', c[6], aud, c[13], c[14]}
 end
-return {'ok', c[4], started}
+return {'ok', c[4], '0'}
 """
 
 # Bind the family issued from a code to its used marker; 0 if a replay was already seen.
@@ -237,14 +237,16 @@ class CodeCheck:
 class TakeResult:
     """Result of `CodeStore.take`: the record on OK, REFUSED and UNCHECKED, the family on ALREADY_USED.
 
-    `started`: on OK, whether the take also created the family it was given (`start`). On
-    UNKNOWN, `family_id` names a family the take started for a record that then did not open.
+    `started`: on OK, whether the take also created the family it was given (`start`), and
+    `family_audience` the audience it gave it. On UNKNOWN, `family_id` names a family the take
+    started for a record that then did not open or did not match it.
     """
 
     status: TakeStatus
     record: CodeRecord | None = None
     family_id: str | None = None
     started: bool = False
+    family_audience: str | None = None
 
 
 class CodeStore:
@@ -363,12 +365,15 @@ class CodeStore:
         if status in _WITH_RECORD:
             record = self._decode(digest, text(reply[1]))
             started = status is TakeStatus.OK and text(reply[2]) == "1"
+            if started and record is not None and not _made_of(record, reply):
+                record = None  # the hash's clear copies differ from its sealed record: not ours
             if record is None:
                 # Unreadable (another pepper, or moved from another code): nothing to issue or
                 # check. A family the take started is named, for the caller to revoke.
                 orphan = start.issued.family_id if started and start is not None else None
                 return TakeResult(TakeStatus.UNKNOWN, family_id=orphan)
-            return TakeResult(status, record=record, started=started)
+            aud = text(reply[4]) if started else None
+            return TakeResult(status, record=record, started=started, family_audience=aud)
         if status is TakeStatus.ALREADY_USED:
             # RFC 6749 §4.1.2: deny, and the caller SHOULD revoke tokens issued from the code.
             return TakeResult(status, family_id=text(reply[1]) or None)
@@ -392,6 +397,14 @@ class CodeStore:
             return _decode(self._pepper.open(LABEL, data, digest))
         except Unsealed:
             return None
+
+
+def _made_of(record: CodeRecord, reply: list[Any]) -> bool:
+    """Whether the family a take started was made of this record: scope, auth_time and sid."""
+    scope, auth_time, sid = text(reply[3]), text(reply[5]), text(reply[6])
+    return scope.split() == record.scope.split() and auth_time == repr(float(record.auth_time)) and (
+        sid == (record.sid or "")
+    )
 
 
 def _digest(code: str) -> str:

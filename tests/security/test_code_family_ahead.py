@@ -23,9 +23,11 @@ from jwtauth.store.pepper import Pepper
 from tests.authflow import authorize, code_from
 from tests.dpopkit import DPoPKey
 from tests.helpers import (
+    API,
     DEMO,
     PEPPER,
     README_QUERY,
+    REPORTS,
     SPA,
     SPA_URI,
     USER,
@@ -233,3 +235,22 @@ def test_a_confidential_clients_family_is_not_bound_to_a_dpop_key(
     (family,) = families(store)
     assert store.hget(family, "jkt") is None
     assert refresh(http, exchanged.json["refresh_token"]).status_code == 200  # without a proof
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("scope", b"read write offline_access"), ("fat", b"1.0"), ("fsid", b"someone-elses-session"),
+     ("aud", REPORTS.encode())],
+)  # fmt: skip
+def test_a_family_made_of_copies_that_differ_from_the_sealed_record_is_refused(
+    make_app: MakeApp, sec_settings: Settings, store: Any, field: str, value: bytes
+) -> None:
+    """Someone who can write to Redis widens the clear copies a code's family would be made of."""
+    both = client_like(sec_settings, DEMO[0], secret=DEMO[1], audiences=(API, REPORTS))
+    http = make_app(clients=(both,))
+    code = code_from(authorize(http, {**README_QUERY, "scope": "read", "resource": API}))
+    (key,) = store.scan_iter(match="*{c:*}", _type="hash")
+    store.hset(key, field, value)
+    assert_clean_error(redeem(http, code), 400, "invalid_grant")
+    assert families(store) == []  # the family the take made is revoked at once
+    assert all(store.pttl(k) > 0 for k in store.scan_iter())
