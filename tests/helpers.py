@@ -8,13 +8,15 @@ hashing module is tested at full cost in tests/test_hashing.py.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlencode
 
 import jwt
@@ -389,3 +391,48 @@ def snapshot(store: Any) -> dict[bytes, Any]:
             value = None
         out[key] = (kind, value)
     return out
+
+
+# --- concurrency and round trips -----------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def race(call: Callable[[], T], threads: int = 20) -> list[T]:
+    """Run `call` in `threads` threads released together; return every result."""
+    barrier = threading.Barrier(threads)
+    results: list[T] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        barrier.wait(timeout=10)
+        result = call()
+        with lock:
+            results.append(result)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    return results
+
+
+@contextlib.contextmanager
+def redis_trips(store: Any) -> Iterator[list[str]]:
+    """Record each round trip made on `store` meanwhile: the command's name, or "pipeline"."""
+    trips: list[str] = []
+    command, pipeline = store.execute_command, store.pipeline
+
+    def counted(original: Callable[..., Any], name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            trips.append(name if name == "pipeline" else str(args[0]))
+            return original(*args, **kwargs)
+
+        return call
+
+    store.execute_command, store.pipeline = counted(command, "command"), counted(pipeline, "pipeline")
+    try:
+        yield trips
+    finally:
+        store.execute_command, store.pipeline = command, pipeline

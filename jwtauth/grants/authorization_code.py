@@ -170,7 +170,7 @@ class AuthorizationCodeGrant:
     ) -> list[ScriptCall]:
         """Return the calls that tie a new family to its code and, for logout, to its session."""
         calls = [self.codes.binding(code, family_id)]
-        if self.sessions is not None and record.sid is not None and links_to_session(scope, record.sid):
+        if self.sessions is not None and record.sid is not None and links_to_session(scope):
             calls.append(self.sessions.linking(record.subject, record.sid, family_id))
         return calls
 
@@ -205,7 +205,7 @@ class AuthorizationCodeGrant:
         def take(check: CodeCheck | None) -> TakeResult:
             return self.codes.take(
                 code, client_id=client.client_id, now=now, proof=proof, authenticated=not client.public,
-                check=check, start=start if check is not None else None,
+                check=check, start=start,
             )  # fmt: skip
 
         result = take(_code_check(client, self.settings, params, jkt))

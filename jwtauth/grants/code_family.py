@@ -26,19 +26,19 @@ from jwtauth.store import CodeAhead, CodeRecord, RefreshStore
 from jwtauth.store.sessions import SessionMarks
 
 
-def links_to_session(scope: Sequence[str], sid: str | None) -> bool:
-    """Whether a family is revoked with its browser session (RP-Initiated Logout).
+def links_to_session(scope: Sequence[str]) -> bool:
+    """Whether a family granted `scope` in a browser session is revoked with it (RP-Initiated Logout).
 
     Not when granted offline_access: such families are meant to outlive the session (Core §11).
     """
-    return sid is not None and "offline_access" not in scope
+    return "offline_access" not in scope
 
 
 def ahead_of_code(
     settings: Settings,
     client: Client,
     refresh: RefreshStore,
-    sessions: SessionMarks | None,
+    sessions: SessionMarks,
     record: CodeRecord,
     *,
     now: float,
@@ -57,7 +57,7 @@ def ahead_of_code(
             family_id, subject=record.subject, auth_time=record.auth_time, sid=record.sid,
             now=now, bound=bound,
         )  # fmt: skip
-        if sessions is None or record.sid is None or not links_to_session(record.scope.split(), record.sid):
+        if record.sid is None or not links_to_session(record.scope.split()):
             return prepared
         link = sessions.linking(record.subject, record.sid, family_id)
         return replace(prepared, calls=(*prepared.calls, link))

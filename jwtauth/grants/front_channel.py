@@ -30,11 +30,11 @@ class FrontChannel:
         codes: CodeStore,
         tokens: TokenFactory,
         id_tokens: IdTokens,
-        refresh: RefreshStore | None = None,
-        sessions: SessionMarks | None = None,
+        refresh: RefreshStore,
+        sessions: SessionMarks,
     ) -> None:
         self.settings, self.codes, self.tokens, self.id_tokens = settings, codes, tokens, id_tokens
-        # With the refresh store, a code's family is written ahead (jwtauth.grants.code_family).
+        # A code's refresh family is written ahead with it (jwtauth.grants.code_family).
         self.refresh, self.sessions = refresh, sessions
 
     def issue(self, request: AuthorizationRequest, session: Session, now: float) -> list[tuple[str, str]]:
@@ -72,9 +72,9 @@ class FrontChannel:
         return values
 
     def _code(self, request: AuthorizationRequest, session: Session, now: float) -> str:
-        target = request.target
+        target, client = request.target, request.target.client
         record = CodeRecord(
-            client_id=target.client.client_id,
+            client_id=client.client_id,
             redirect_uri=target.sent_redirect_uri,  # RFC 6749 §4.1.3 compares with what was sent
             scope=" ".join(request.scope),
             subject=session.username,
@@ -88,11 +88,7 @@ class FrontChannel:
             sid=session.sid,  # Back-Channel Logout §2.1: into the id_token
         )
         ttl = self.settings.code_ttl
-        if request.target.client.fapi2:  # FAPI 2.0 Security Profile §5.3.2.1: at most 60 seconds
+        if client.fapi2:  # FAPI 2.0 Security Profile §5.3.2.1: at most 60 seconds
             ttl = min(ttl, FAPI2_CODE_TTL)
-        ahead = None
-        if self.refresh is not None:
-            ahead = ahead_of_code(
-                self.settings, target.client, self.refresh, self.sessions, record, now=now, ttl=ttl
-            )
+        ahead = ahead_of_code(self.settings, client, self.refresh, self.sessions, record, now=now, ttl=ttl)
         return self.codes.issue(record, ttl=ttl, now=now, ahead=ahead)

@@ -147,7 +147,7 @@ class RefreshStore:
         step (one round trip): a script may touch only the keys it declares, and the exchange
         knows no more than the code. `bound`: the latest the family can end (the code's expiry
         plus the absolute lifetime); the index entry is scored by it. An entry whose code is never
-        redeemed is harmless: revoking a family that does not exist writes nothing.
+        redeemed names no family: a revocation that bars (`revoke_families`) kills its code.
         """
         index = (self._index, [self._subject_key(subject)], [repr(now), repr(bound), family_id])
         sealed = self._pepper.seal(SUBJECT_LABEL, subject, family_id)

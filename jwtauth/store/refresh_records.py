@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jwtauth.store import refresh_format as fmt
-from jwtauth.store.redisclient import ms, text
+from jwtauth.store.redisclient import ScriptCall, ms, text
 
 
 class RotationStatus(enum.Enum):
@@ -90,7 +90,7 @@ class FamilyStart:
 class CodeAhead:
     """What a code's issue writes ahead of the family its exchange will start (RefreshStore.ahead_of_code)."""
 
-    calls: tuple[Any, ...]  # ScriptCalls run in the issue's round trip, before the code exists
+    calls: tuple[ScriptCall, ...]  # run in the issue's round trip, before the code exists
     fields: dict[str, str]  # the code hash's fields start_family reads
 
 

@@ -6,40 +6,19 @@ families of many logins spread over all three primaries, so every node serves sc
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-import requests
 
 from tests.faults import calls
 from tests.faults.redisproc import Farm, RedisProcess
+from tests.helpers import race
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 PREFIX = "jwtauth-fault:"
-
-
-def race(call: Callable[[], requests.Response], threads: int = 20) -> list[requests.Response]:
-    """Run `call` in `threads` threads released together; return every response."""
-    barrier = threading.Barrier(threads)
-    results: list[requests.Response] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        barrier.wait()
-        response = call()
-        with lock:
-            results.append(response)
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return results
 
 
 def families_per_node(nodes: list[RedisProcess]) -> list[int]:

@@ -27,6 +27,7 @@ from tests.helpers import (
     MakeApp,
     assert_clean_error,
     pkce_pair,
+    redis_trips,
     token,
 )
 
@@ -185,19 +186,6 @@ def test_an_exchange_of_a_code_without_its_family_ahead_is_two_round_trips(
     http: testing.TestClient, codes: CodeStore, clock: Clock, store: Any
 ) -> None:
     assert redeem(http, issue(codes, clock)).status_code == 200  # the scripts are loaded now
-    trips: list[str] = []
-    command, pipeline = store.execute_command, store.pipeline
-
-    def counted(original: Callable[..., Any], name: str) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            trips.append(name if name == "pipeline" else str(args[0]))
-            return original(*args, **kwargs)
-
-        return call
-
-    store.execute_command, store.pipeline = counted(command, "command"), counted(pipeline, "pipeline")
-    try:
+    with redis_trips(store) as trips:
         assert redeem(http, issue(codes, clock)).status_code == 200
-    finally:
-        store.execute_command, store.pipeline = command, pipeline
     assert trips[1:] == ["EVALSHA", "pipeline"]  # after the test's own issue: the take, then the family

@@ -10,7 +10,6 @@ revokes nothing. RFC 6749 §4.1.2, §4.1.3; RFC 9700 §4.14.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +38,8 @@ from tests.helpers import (
     call,
     client_like,
     pkce_pair,
+    race,
+    redis_trips,
     refresh,
     token,
 )
@@ -58,21 +59,8 @@ def families(store: Any) -> list[bytes]:
 def test_an_exchange_of_a_code_from_authorize_is_one_round_trip(http: testing.TestClient, store: Any) -> None:
     assert redeem(http, code_from(authorize(http, README_QUERY))).status_code == 200  # scripts loaded
     code = code_from(authorize(http, README_QUERY))
-    trips: list[str] = []
-    command, pipeline = store.execute_command, store.pipeline
-
-    def counted(original: Callable[..., Any], name: str) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            trips.append(name if name == "pipeline" else str(args[0]))
-            return original(*args, **kwargs)
-
-        return call
-
-    store.execute_command, store.pipeline = counted(command, "command"), counted(pipeline, "pipeline")
-    try:
+    with redis_trips(store) as trips:
         exchanged = redeem(http, code)
-    finally:
-        store.execute_command, store.pipeline = command, pipeline
     assert exchanged.status_code == 200 and exchanged.json["refresh_token"]
     assert trips == ["EVALSHA"]  # the take, which also started and bound the family
     assert refresh(http, exchanged.json["refresh_token"]).status_code == 200
@@ -105,21 +93,7 @@ def test_refused_exchanges_change_nothing_and_start_no_family(
 def test_concurrent_redemptions_leave_no_live_family(http: testing.TestClient, store: Any) -> None:
     code = code_from(authorize(http, README_QUERY))
     assert_clean_error(redeem(http, "not-a-code"), 400, "invalid_grant")  # the secret proven once
-    barrier = threading.Barrier(8)
-    results: list[testing.Result] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        barrier.wait(timeout=10)
-        result = redeem(http, code)
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=run) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    results = race(lambda: redeem(http, code), threads=8)
     assert sorted(r.status_code for r in results) == [200] + [400] * 7
     (winner,) = (r.json for r in results if r.status_code == 200)
     # The confidential client's replays prove it is the client: the family dies (RFC 6749 §4.1.2).

@@ -43,12 +43,15 @@ CHECK = CodeCheck(
 )  # fmt: skip
 
 
+# Standalone backends only, not the opt-in Cluster one: there a code's and a family's keys are in
+# two slots, so codes take the two-trip path (tests/store/test_codes.py, tests/faults/test_cluster.py).
+pytestmark = pytest.mark.parametrize(
+    "backend", ["fakeredis", pytest.param("redis", marks=pytest.mark.redis)], indirect=True
+)
+
+
 @pytest.fixture
 def stores(backend: Any) -> tuple[CodeStore, RefreshStore]:
-    if backend.kind == "cluster":
-        pytest.skip(
-            "on Cluster a code's and a family's keys are in two slots: the two-trip path (test_codes)"
-        )
     codes = CodeStore(backend.client, pepper=PEPPER, prefix=backend.prefix, access_token_ttl=900)
     return codes, RefreshStore(backend.client, pepper=PEPPER, prefix=backend.prefix)
 
