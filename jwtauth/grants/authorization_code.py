@@ -86,8 +86,8 @@ class AuthorizationCodeGrant:
         if verifier is not None and not pkce.valid_verifier(verifier):
             raise InvalidRequest("code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1)")
         now = self.clock()
-        start = self._starting(code, client, now, request.dpop_jkt)
-        record, taken = self._take(code, client, now, params, (request.dpop_jkt, start))
+        bar, start = self._ahead(code, client, now, request.dpop_jkt)
+        record, taken = self._take(code, client, now, params, (request.dpop_jkt, bar, start))
         started = start.issued if taken.started and start is not None else None
         try:
             audience = self._checked_audience(client, record, params, request.dpop_jkt)
@@ -174,14 +174,23 @@ class AuthorizationCodeGrant:
             calls.append(self.sessions.linking(record.subject, record.sid, family_id))
         return calls
 
-    def _starting(self, code: str, client: Client, now: float, jkt: str | None) -> FamilyStart | None:
-        """Return the family the take may create for a code issued with it written ahead."""
+    def _ahead(
+        self, code: str, client: Client, now: float, jkt: str | None
+    ) -> tuple[str | None, FamilyStart | None]:
+        """Return the bar of the code's grant, and the family the take may create if written ahead.
+
+        Both only where one script may touch them with the code (`starts_families`).
+        """
+        if not self.codes.starts_families:
+            return None, None
+        grant_id = self.codes.family_id(code)
+        bar = self.refresh.bar_key(grant_id)
         lifetimes = refresh_lifetimes(self.settings, client)
-        if lifetimes is None or not self.codes.starts_families:
-            return None
+        if lifetimes is None:
+            return bar, None
         # RFC 9449 §5: a public client's family is bound to its DPoP key (as in family_spec).
         bound_key = jkt if client.public else None
-        return self.refresh.starting(self.codes.family_id(code), now=now, lifetimes=lifetimes, jkt=bound_key)
+        return bar, self.refresh.starting(grant_id, now=now, lifetimes=lifetimes, jkt=bound_key)
 
     def _take(
         self,
@@ -189,14 +198,15 @@ class AuthorizationCodeGrant:
         client: Client,
         now: float,
         params: Mapping[str, str],
-        request: tuple[str | None, FamilyStart | None],
+        request: tuple[str | None, str | None, FamilyStart | None],
     ) -> tuple[CodeRecord, TakeResult]:
         """Take the code if its record fits this request; raise the OAuth error otherwise.
 
         Return the record and the take's result (whether it also started the family).
-        `request`: the request's DPoP key thumbprint, and the family the take may start.
+        `request`: the request's DPoP key thumbprint, the bar of the code's grant, and the family
+        the take may start.
         """
-        jkt, start = request
+        jkt, bar, start = request
         verifier = params.get("code_verifier")
         # Reuse revokes only when the presenter proves it is the client (issue 18): a public
         # client by the verifier, a confidential one by authenticating (it got here).
@@ -205,7 +215,7 @@ class AuthorizationCodeGrant:
         def take(check: CodeCheck | None) -> TakeResult:
             return self.codes.take(
                 code, client_id=client.client_id, now=now, proof=proof, authenticated=not client.public,
-                check=check, start=start,
+                check=check, bar=bar, start=start,
             )  # fmt: skip
 
         result = take(_code_check(client, self.settings, params, jkt))

@@ -1,17 +1,20 @@
-"""The refresh family an authorization code starts, prepared when the code is issued.
+"""The grant an authorization code carries, and the refresh family it starts, prepared at issue.
 
 So that the exchange is one Redis round trip: a script may touch only the keys it declares
 (Cluster routes by them, Dragonfly and Redis Enterprise's proxy enforce them), and the token
 request knows only the code, not the user's index or the session. So /authorize draws the
-family's id from the code (CodeStore.family_id, under the pepper) and writes, with the code,
-the subject-index entry and the session link; the code's take then creates the family and
-binds it to the code in its own atomic step (jwtauth.store.codes). Where that cannot be
-(Cluster), or for a code issued without it, the exchange starts the family in a second trip.
+grant's id from the code (CodeStore.family_id, under the pepper) and writes, with the code,
+the subject-index entry and the session link; the code's take then checks the grant was not
+ended and, for a client that may refresh, creates the family of that id and binds it to the
+code in its own atomic step (jwtauth.store.codes). Where that cannot be (Cluster), or for a
+code issued without it, the exchange starts the family in a second trip.
 
-A code that is never redeemed leaves its entries naming no family: the index entry until the
-family's latest end, the session link with its session. Ending a session, or every session of
-the user ("log out everywhere"), bars the families those entries name (a tombstone), so a code
-not yet redeemed dies with them, and "log out everywhere" drops the entries.
+Ending a session, or every session of the user ("log out everywhere"), bars the grants those
+entries name (a tombstone), so a code not yet redeemed dies with them, whatever its client
+(node-oidc-provider and Keycloak refuse such codes too), and "log out everywhere" drops the
+entries. A code that is never redeemed leaves its entries naming no family: the index entry
+until the code's expiry (a client that may refresh: the family's latest end), the session
+link with its session.
 """
 
 from __future__ import annotations
@@ -43,20 +46,20 @@ def ahead_of_code(
     *,
     now: float,
     ttl: float,
-) -> Callable[[str], CodeAhead] | None:
-    """Return what CodeStore.issue writes ahead of the code's family, or None if none may start."""
+) -> Callable[[str], CodeAhead]:
+    """Return what CodeStore.issue writes ahead of the code's grant (and family, if one may start)."""
     lifetimes = refresh_lifetimes(settings, client)
-    if lifetimes is None:
-        return None
-    # The latest the family can end: redeemed at the code's last moment, it lives its absolute
-    # lifetime (the take caps it there if the client's lifetime grows in between).
-    bound = now + ttl + lifetimes[1]
 
     def ahead(family_id: str) -> CodeAhead:
-        prepared = refresh.ahead_of_code(
-            family_id, subject=record.subject, auth_time=record.auth_time, sid=record.sid,
-            now=now, bound=bound,
-        )  # fmt: skip
+        if lifetimes is None:  # the code is the whole grant: indexed as long as it lives
+            prepared = refresh.ahead_of_grant(family_id, subject=record.subject, now=now, until=now + ttl)
+        else:
+            # The latest the family can end: redeemed at the code's last moment, it lives its
+            # absolute lifetime (the take caps it there if the client's lifetime grows in between).
+            prepared = refresh.ahead_of_code(
+                family_id, subject=record.subject, auth_time=record.auth_time, sid=record.sid,
+                now=now, bound=now + ttl + lifetimes[1],
+            )  # fmt: skip
         if record.sid is None or not links_to_session(record.scope.split()):
             return prepared
         link = sessions.linking(record.subject, record.sid, family_id)

@@ -34,7 +34,7 @@ class FrontChannel:
         sessions: SessionMarks,
     ) -> None:
         self.settings, self.codes, self.tokens, self.id_tokens = settings, codes, tokens, id_tokens
-        # A code's refresh family is written ahead with it (jwtauth.grants.code_family).
+        # A code's grant (and refresh family) is written ahead with it (jwtauth.grants.code_family).
         self.refresh, self.sessions = refresh, sessions
 
     def issue(self, request: AuthorizationRequest, session: Session, now: float) -> list[tuple[str, str]]:

@@ -107,16 +107,18 @@ end
 # the client: authenticated (ARGV[5] = '1'), or the S256 of its verifier equals the challenge
 # (issue 18: a thief of a public client's code must not log the user out). Digests of 256-bit
 # verifiers are compared with ==: timing reveals nothing usable about a preimage.
-# With a third key, the family the code starts (refresh_scripts.START_FROM_CODE_LUA) is created
+# A third key is the bar of the code's grant (the tombstone of the family id drawn from the code):
+# a code whose grant was ended before its redemption (its session logged out, or "log out
+# everywhere") is dead, whether or not its client may refresh.
+# With a fourth key, the family the code starts (refresh_scripts.START_FROM_CODE_LUA) is created
 # and bound to the used marker in this same step, when the code was issued with it written ahead:
 # the reply's third value says whether it was ('1'), else the caller starts it (the two-trip path).
-# Such a code whose family was revoked before it started (its tombstone, the fourth key) is dead.
-# KEYS: code, used marker[, family, its tombstone]. ARGV: client_id, now, access-token lifetime
+# KEYS: code, used marker[, its grant's bar[, family]]. ARGV: client_id, now, access-token lifetime
 # in seconds, S256 of the presented verifier ('' if none), '1' if the client authenticated, then
 # `fits`' own, then with a family start_family's own (START_ARGS of them).
 _TAKE = _FITS_LUA + START_FROM_CODE_LUA + f"""
 local last = #ARGV
-if KEYS[3] then last = last - {START_ARGS} end
+if KEYS[4] then last = last - {START_ARGS} end
 """ + """
 local m = redis.call('HMGET', KEYS[2], 'client', 'family', 'chal')
 if m[1] then
@@ -134,14 +136,14 @@ if tonumber(ARGV[2]) >= tonumber(c[2]) then
   return {'unknown'}
 end
 if c[1] ~= ARGV[1] then return {'wrong_client'} end
--- Written ahead, whole (a partial set starts nothing: the caller starts the family instead).
-local ahead = KEYS[3] and c[11] and c[12] and c[13] and c[14] and tonumber(c[12])
-if ahead and redis.call('EXISTS', KEYS[4]) == 1 then
-  -- Its family was revoked before it started (the session logged out, or "log out
-  -- everywhere"): the grant the code carries is over.
+if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then
+  -- Its grant was ended before the redemption (the session logged out, or "log out
+  -- everywhere"): what the code carries is over.
   redis.call('DEL', KEYS[1])
   return {'unknown'}
 end
+-- Written ahead, whole (a partial set starts nothing: the caller starts the family instead).
+local ahead = KEYS[4] and c[11] and c[12] and c[13] and c[14] and tonumber(c[12])
 local aud = false
 if ARGV[6] == '1' then
   if not c[6] then return {'unchecked', c[4]} end
@@ -153,7 +155,7 @@ redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[2], 'client', ARGV[1], 'chal', c[5] or '')
 redis.call('PEXPIRE', KEYS[2], string.format('%d', ms))
 if ahead and aud then
-  start_family(KEYS[3], last + 1, {client = ARGV[1], subject = c[11], scope = c[6], audience = aud,
+  start_family(KEYS[4], last + 1, {client = ARGV[1], subject = c[11], scope = c[6], audience = aud,
                                    auth_time = c[13], sid = c[14], bound = c[12]})
   redis.call('HSET', KEYS[2], 'family', ARGV[#ARGV])
   -- What the family was made of, for the caller to hold against the sealed record.
@@ -330,6 +332,7 @@ class CodeStore:
         proof: str | None = None,
         authenticated: bool = True,
         check: CodeCheck | None = None,
+        bar: str | None = None,
         start: FamilyStart | None = None,
     ) -> TakeResult:
         """Redeem `code` for `client_id`: OK once, ALREADY_USED afterwards, in one round trip.
@@ -346,9 +349,11 @@ class CodeStore:
         client: `authenticated` (a confidential client), or `proof`, the S256 of the presented
         verifier, equals the code's challenge; otherwise UNPROVEN_REUSE, and nothing changes.
 
-        `start` (with `check`, on `starts_families` only): the family of `family_id(code)`,
-        created and bound to the code in this same step if the code was issued with it written
-        ahead (`started`); else the caller starts it and binds it (`binding`).
+        `bar` (with `check`, on `starts_families` only): the bar of the code's grant
+        (RefreshStore.bar_key of `family_id(code)`); once a logout set it, the code is UNKNOWN.
+        `start` (with `bar`): the family of `family_id(code)`, created and bound to the code in
+        this same step if the code was issued with it written ahead (`started`); else the caller
+        starts it and binds it (`binding`).
         """
         if not _CODE.fullmatch(code):
             return TakeResult(TakeStatus.UNKNOWN)
@@ -357,9 +362,11 @@ class CodeStore:
         args = [client_id, repr(now), repr(self._access_ttl), proof or "", "1" if authenticated else "0"]
         keys = [key, f"{key}:used"]
         args += check.args() if check else ["0"]
-        if start is not None and check is not None and self.starts_families:
-            keys += [start.key, start.tombstone]
-            args += start.args
+        if bar is not None and check is not None and self.starts_families:
+            keys.append(bar)
+            if start is not None:
+                keys.append(start.key)
+                args += start.args
         reply = self._take(keys=keys, args=args)
         status = TakeStatus(text(reply[0]))
         if status in _WITH_RECORD:

@@ -149,10 +149,20 @@ class RefreshStore:
         plus the absolute lifetime); the index entry is scored by it. An entry whose code is never
         redeemed names no family: a revocation that bars (`revoke_families`) kills its code.
         """
-        index = (self._index, [self._subject_key(subject)], [repr(now), repr(bound), family_id])
         sealed = self._pepper.seal(SUBJECT_LABEL, subject, family_id)
         fields = {"fsub": sealed, "fexp": repr(bound), "fat": repr(float(auth_time)), "fsid": sid or ""}
-        return CodeAhead(calls=(index,), fields=fields)
+        return CodeAhead(calls=(self._indexing(family_id, subject, now, bound),), fields=fields)
+
+    def ahead_of_grant(self, grant_id: str, *, subject: str, now: float, until: float) -> CodeAhead:
+        """Return the call that indexes a code whose client may not refresh, until `until` (its expiry).
+
+        No family will start, but "log out everywhere" (`revoke_all`) must find the code's grant
+        to bar it, so the code dies. The entry goes with the code's life: no index grows by it.
+        """
+        return CodeAhead(calls=(self._indexing(grant_id, subject, now, until),), fields={})
+
+    def _indexing(self, family_id: str, subject: str, now: float, until: float) -> ScriptCall:
+        return (self._index, [self._subject_key(subject)], [repr(now), repr(until), family_id])
 
     def starting(
         self, family_id: str, *, now: float, lifetimes: tuple[float, float], jkt: str | None
@@ -166,8 +176,14 @@ class RefreshStore:
         idle_exp = min(now + lifetimes[0], abs_exp)
         args = [repr(now), repr(abs_exp), repr(idle_exp), fmt.digest(secret), jkt or "", family_id]
         issued = IssuedRefresh(token=fmt.token(family_id, secret), family_id=family_id, generation=1)
-        family, _, tombstone = self._family_keys(family_id)
-        return FamilyStart(key=family, tombstone=tombstone, args=args, issued=issued)
+        return FamilyStart(key=self._family_key(family_id), args=args, issued=issued)
+
+    def bar_key(self, family_id: str) -> str:
+        """Return the key a barring revocation (`revoke_families`) sets for a family not yet started.
+
+        A code whose grant is named by `family_id` (CodeStore.family_id) is dead once it is set.
+        """
+        return self._family_keys(family_id)[2]
 
     def create_guarded(self, spec: FamilySpec, guard: Guard) -> tuple[IssuedRefresh | None, Verdict] | None:
         """Start a family unless `guard` says locked, in one round trip; None if unsupported.

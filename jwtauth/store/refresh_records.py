@@ -81,7 +81,6 @@ class FamilyStart:
     """A family a code's take creates in its own step (codes.CodeStore.take's `start`)."""
 
     key: str  # the family's hash
-    tombstone: str  # its revocation marker: set before the start, the code is dead
     args: list[str]  # refresh_scripts.start_family's ARGV
     issued: IssuedRefresh  # its first token, valid once the take says it started
 

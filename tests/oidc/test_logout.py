@@ -83,12 +83,18 @@ def http(make_app: MakeApp, settings: Settings, receiver: Receiver, metrics: Met
     return make_app(clients=(bc,), metrics=metrics)
 
 
-def code_tokens(http: testing.TestClient, browser: Browser, query: dict[str, str], **post: str) -> Any:
+def code_of(browser: Browser, query: dict[str, str], **post: str) -> str:
+    """Sign in (or use the browser's session), consent if asked, and return the code."""
     result = browser.sign_in(query) if not browser.cookies.get(SESSION) else browser.get(query)
     if result.status_code == 200:
         result = browser.post(**post)
+    return str(answer(result)["code"])
+
+
+def code_tokens(http: testing.TestClient, browser: Browser, query: dict[str, str], **post: str) -> Any:
     auth = ("bc", "bcsecret") if query["client_id"] == "bc" else ("testclient", "testpassword")
-    body = token(http, {"grant_type": "authorization_code", "code": answer(result)["code"]}, auth=auth)
+    code = code_of(browser, query, **post)
+    body = token(http, {"grant_type": "authorization_code", "code": code}, auth=auth)
     assert body.status_code == 200, body.text
     return body.json
 
@@ -157,6 +163,25 @@ def test_a_code_of_the_session_not_yet_redeemed_dies_with_it(http: testing.TestC
     late = token(http, {"grant_type": "authorization_code", "code": pending})
     assert late.status_code == 400 and late.json["error"] == "invalid_grant"
     assert refresh(http, first["refresh_token"]).json["error"] == "invalid_grant"
+
+
+def test_a_code_of_a_client_that_may_not_refresh_dies_with_its_session_alone(
+    make_app: MakeApp, settings: Settings
+) -> None:
+    """No family is written ahead of it, but its grant is linked to the session all the same
+    (node-oidc-provider and Keycloak refuse such a code too); another session's code lives on."""
+    grants = frozenset({"authorization_code"})
+    http = make_app(clients=(client_like(settings, "testclient", secret="testpassword", grant_types=grants),))
+    browser, elsewhere = Browser(http), Browser(http)
+    query = {**OPENID_QUERY, "scope": "openid read"}
+    first = code_tokens(http, browser, query)
+    assert "refresh_token" not in first
+    pending = code_of(browser, {**query, "prompt": "none"})
+    other = code_of(elsewhere, query)
+    assert logout(browser, id_token_hint=first["id_token"]).status_code in (200, 303)
+    late = token(http, {"grant_type": "authorization_code", "code": pending})
+    assert late.status_code == 400 and late.json["error"] == "invalid_grant"
+    assert token(http, {"grant_type": "authorization_code", "code": other}).status_code == 200
 
 
 def test_logout_without_a_hint_asks_to_confirm(http: testing.TestClient) -> None:

@@ -152,6 +152,42 @@ def test_log_out_everywhere_ends_the_codes_not_yet_redeemed_and_their_entries(
     assert redeem(http, code_from(authorize(http, README_QUERY))).status_code == 200
 
 
+def no_refresh_app(make_app: MakeApp, settings: Settings) -> testing.TestClient:
+    """The demo client without the refresh_token grant: no family is written ahead of its codes."""
+    grants = frozenset({"authorization_code"})
+    return make_app(clients=(client_like(settings, DEMO[0], secret=DEMO[1], grant_types=grants),))
+
+
+def test_log_out_everywhere_ends_the_codes_of_a_client_that_may_not_refresh(
+    make_app: MakeApp, store: Any, sec_settings: Settings
+) -> None:
+    """The code is the whole grant: its index entry names it, so the bar ends it too."""
+    http = no_refresh_app(make_app, sec_settings)
+    pending = code_from(authorize(http, README_QUERY))
+    refresh_store = RefreshStore(store, pepper=PEPPER, prefix=sec_settings.redis_prefix)
+    assert refresh_store.revoke_all(subject=USER) == 0  # no family exists: it bars all the same
+    assert_clean_error(redeem(http, pending), 400, "invalid_grant")
+    assert families(store) == []
+    fresh = redeem(http, code_from(authorize(http, README_QUERY)))  # a sign-in after it is a new grant
+    assert fresh.status_code == 200 and "refresh_token" not in fresh.json
+
+
+def test_the_entry_of_a_code_that_may_not_refresh_lives_as_long_as_the_code(
+    make_app: MakeApp, store: Any, sec_settings: Settings, clock: Clock
+) -> None:
+    """No family will outlive it, so no index keeps its entry longer (a user's index does not grow)."""
+    http = no_refresh_app(make_app, sec_settings)
+    code = code_from(authorize(http, README_QUERY))
+    (index,) = [key for key in store.scan_iter(_type="zset") if b"{s:" in key]
+    grant_id = CodeStore(store, pepper=PEPPER, prefix=sec_settings.redis_prefix).family_id(code)
+    expiry = clock.now + sec_settings.code_ttl
+    assert store.zrange(index, 0, -1, withscores=True) == [(grant_id.encode(), expiry)]
+    assert 0 < store.pttl(index) <= sec_settings.code_ttl * 1000
+    (code_key,) = store.scan_iter(match="*{c:*}", _type="hash")
+    assert not {b"fsub", b"fexp", b"fat", b"fsid"} & set(store.hkeys(code_key))  # nothing to start
+    assert redeem(http, code).status_code == 200 and families(store) == []
+
+
 def test_one_clients_revocation_of_a_user_bars_no_other_clients_code(
     http: testing.TestClient, store: Any, sec_settings: Settings
 ) -> None:

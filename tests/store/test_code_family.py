@@ -80,11 +80,12 @@ def code_key(backend: Any, code: str) -> str:
 
 
 def take(codes: CodeStore, refresh: RefreshStore, code: str, *, at: float = NOW + 1, **changes: Any) -> Any:
-    start = refresh.starting(
-        codes.family_id(code), now=at, lifetimes=(IDLE, ABSOLUTE), jkt=changes.pop("jkt", None)
-    )
+    grant_id = codes.family_id(code)
+    start = refresh.starting(grant_id, now=at, lifetimes=(IDLE, ABSOLUTE), jkt=changes.pop("jkt", None))
     check = dataclasses.replace(CHECK, **changes)
-    return codes.take(code, client_id=OWNER, now=at, proof=VERIFIER_S256, check=check, start=start), start
+    bar = refresh.bar_key(grant_id)
+    taken = codes.take(code, client_id=OWNER, now=at, proof=VERIFIER_S256, check=check, bar=bar, start=start)
+    return taken, start
 
 
 def test_the_take_starts_the_family_the_two_trip_path_would(stores: tuple[CodeStore, RefreshStore]) -> None:
@@ -147,6 +148,28 @@ def test_a_bar_before_the_take_kills_the_code_and_a_plain_revoke_bars_nothing(
     result, start = take(codes, refresh, code)
     assert result.status is TakeStatus.UNKNOWN and not backend.client.exists(start.key)
     assert not backend.client.exists(code_key(backend, code))  # the code is gone with it
+
+
+def test_a_bar_kills_a_code_that_starts_no_family_and_only_that_code(
+    backend: Any, stores: tuple[CodeStore, RefreshStore]
+) -> None:
+    """A client that may not refresh: the take declares the bar without a family to start."""
+    codes, refresh = stores
+
+    def grant_only(grant_id: str) -> Any:
+        return refresh.ahead_of_grant(grant_id, subject=RECORD.subject, now=NOW, until=NOW + TTL)
+
+    barred, spared = (codes.issue(RECORD, ttl=TTL, now=NOW, ahead=grant_only) for _ in range(2))
+    assert refresh.revoke_families([codes.family_id(barred)], now=NOW, bar=True, reason="logout") == []
+
+    def take_bare(code: str) -> Any:
+        bar = refresh.bar_key(codes.family_id(code))
+        return codes.take(code, client_id=OWNER, now=NOW + 1, proof=VERIFIER_S256, check=CHECK, bar=bar)
+
+    assert take_bare(barred).status is TakeStatus.UNKNOWN
+    assert not backend.client.exists(code_key(backend, barred))
+    result = take_bare(spared)
+    assert result.status is TakeStatus.OK and result.record == RECORD and not result.started
 
 
 def test_a_refused_take_writes_nothing_and_starts_nothing(
