@@ -132,8 +132,8 @@ def render_rss(memory: dict[str, Any]) -> list[str]:
 def redis_per_session(store: Any, prefix: str) -> dict[str, float]:
     """Weigh what Redis holds for OpenID Connect browser sessions (jwtauth.store.sessions).
 
-    A session lives in its signed cookie: Redis holds, per session, the set of refresh families
-    started in it (so its logout can revoke them) and, once it ended, its end marker. SESSIONS
+    A session lives in its signed cookie: Redis holds, per session, the grants made in it
+    (so its logout can revoke them) and, once it ended, its end marker. SESSIONS
     sessions of one user each, one family each, then ended: MEMORY USAGE over SAMPLE of them.
     """
     from jwtauth.store.redisclient import in_order
@@ -143,7 +143,8 @@ def redis_per_session(store: Any, prefix: str) -> dict[str, float]:
     sessions = [(f"user{i}@example.com", uuid.uuid4().hex) for i in range(SESSIONS)]
     before = int(store.info("memory")["used_memory"])
     for user, sid in sessions:
-        in_order(store, marks.linking(user, sid, uuid.uuid4().hex))
+        now = time.time()
+        in_order(store, marks.linking(user, sid, uuid.uuid4().hex, until=now + 86_400, now=now))
 
     def keys(user: str, sid: str, suffix: str) -> str:
         # jwtauth.store.sessions' layout: the user's base key (keyed with the pepper), then per sid.
@@ -153,7 +154,7 @@ def redis_per_session(store: Any, prefix: str) -> dict[str, float]:
         sizes = [store.memory_usage(keys(u, s, suffix), samples=0) or 0 for u, s in sessions[:SAMPLE]]
         return sum(int(x) for x in sizes) / SAMPLE
 
-    linked = usage("fam")
+    linked = usage("grants")
     middle = int(store.info("memory")["used_memory"])
     for user, sid in sessions:
         marks.end(user, sid)

@@ -154,8 +154,9 @@ class AuthorizationCodeGrant:
             return None
         # The family is bound to the code's used marker in the round trip that creates it (a
         # replay from then on revokes it), so the exchange makes two trips, not three.
+        until = spec.now + spec.absolute_ttl
         family = self.refresh.create(
-            spec, then=lambda family_id: self._bindings(code, record, grant[0], family_id)
+            spec, then=lambda family_id: self._bindings(code, record, (grant[0], until, now), family_id)
         )
         if not (family.after and int(family.after[0])):
             # A second redemption arrived between take and bind and could not revoke a family it
@@ -166,12 +167,16 @@ class AuthorizationCodeGrant:
         return family
 
     def _bindings(
-        self, code: str, record: CodeRecord, scope: tuple[str, ...], family_id: str
+        self, code: str, record: CodeRecord, family: tuple[tuple[str, ...], float, float], family_id: str
     ) -> list[ScriptCall]:
-        """Return the calls that tie a new family to its code and, for logout, to its session."""
+        """Return the calls that tie a new family to its code and, for logout, to its session.
+
+        `family`: its scope, the latest it can end, and now.
+        """
+        scope, until, now = family
         calls = [self.codes.binding(code, family_id)]
         if self.sessions is not None and record.sid is not None and links_to_session(scope):
-            calls.append(self.sessions.linking(record.subject, record.sid, family_id))
+            calls.append(self.sessions.linking(record.subject, record.sid, family_id, until=until, now=now))
         return calls
 
     def _ahead(

@@ -50,19 +50,22 @@ def ahead_of_code(
     """Return what CodeStore.issue writes ahead of the code's grant (and family, if one may start)."""
     lifetimes = refresh_lifetimes(settings, client)
 
+    # The latest the grant can end: the code's expiry, or, redeemed at its last moment, its
+    # family's absolute lifetime (the take caps it there if the client's lifetime grows).
+    until = now + ttl + (lifetimes[1] if lifetimes is not None else 0)
+
     def ahead(family_id: str) -> CodeAhead:
-        if lifetimes is None:  # the code is the whole grant: indexed as long as it lives
-            prepared = refresh.ahead_of_grant(family_id, subject=record.subject, now=now, until=now + ttl)
+        if lifetimes is None:  # the code is the whole grant
+            prepared = refresh.ahead_of_grant(family_id, subject=record.subject, now=now, until=until)
         else:
-            # The latest the family can end: redeemed at the code's last moment, it lives its
-            # absolute lifetime (the take caps it there if the client's lifetime grows in between).
             prepared = refresh.ahead_of_code(
                 family_id, subject=record.subject, auth_time=record.auth_time, sid=record.sid,
-                now=now, bound=now + ttl + lifetimes[1],
+                now=now, bound=until,
             )  # fmt: skip
-        if record.sid is None or not links_to_session(record.scope.split()):
+        # offline_access keeps a family past the session; without one it keeps nothing.
+        if record.sid is None or (lifetimes is not None and not links_to_session(record.scope.split())):
             return prepared
-        link = sessions.linking(record.subject, record.sid, family_id)
+        link = sessions.linking(record.subject, record.sid, family_id, until=until, now=now)
         return replace(prepared, calls=(*prepared.calls, link))
 
     return ahead

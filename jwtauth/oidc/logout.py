@@ -9,8 +9,9 @@ The rules, in the order the spec gives them (§2, §3):
 - without a hint naming the signed-in user, the user confirms (a button `name="logout"`).
 
 Ending a session marks it ended in Redis (a copied cookie dies too), revokes the refresh families
-started in it (not those granted offline_access, which were never tied to it), and sends a
-back-channel logout token to each client that signed the user in during it.
+started in it (not those granted offline_access, which were never tied to it), bars the codes it
+issued that are not yet redeemed, and sends a back-channel logout token to each client that
+signed the user in during it.
 """
 
 from __future__ import annotations
@@ -99,9 +100,10 @@ class SessionEnder:
     def end(self, session: Session, *, now: float) -> None:
         """End `session` everywhere it counts."""
         self.marks.end(session.username, session.sid)
-        # Barred too: a code of this session not yet redeemed cannot start its family any more.
+        # Barred too: a code of this session not yet redeemed is dead, whatever its client.
         self.refresh.revoke_families(
-            self.marks.families(session.username, session.sid), now=now, bar=True, reason=f"revoked {now!r}"
-        )
+            self.marks.grants(session.username, session.sid, now=now), now=now, bar=True,
+            reason=f"revoked {now!r}",
+        )  # fmt: skip
         known = [self.clients.get(c) for c in session.clients]
         self.backchannel.notify([c for c in known if c is not None], sub=session.sub, sid=session.sid)

@@ -280,8 +280,9 @@ class CodeStore:
     ) -> str:
         """Store `record` under a new code valid for `ttl` seconds and return the code.
 
-        `ahead(family_id)`: what to write ahead of the refresh family the code will start, so
-        its take can create it (`take`'s `start`); ignored where that cannot be (`starts_families`).
+        `ahead(family_id)`: what to write ahead of the code's grant, so a logout can bar it
+        (`take`'s `bar`), and of the refresh family it may start, so its take can create it
+        (`take`'s `start`); ignored where that cannot be (`starts_families`).
         """
         code = secrets.token_urlsafe(32)
         digest = _digest(code)
@@ -298,7 +299,10 @@ class CodeStore:
         return code
 
     def family_id(self, code: str) -> str:
-        """Return the id of the family `code` starts in its take (drawn from it under the pepper)."""
+        """Return the id of the grant `code` carries (drawn from it under the pepper).
+
+        The family the code starts takes that id; a barring revocation of it kills the code.
+        """
         return self._family_id(_digest(code))
 
     def _family_id(self, digest: str) -> str:
@@ -367,7 +371,10 @@ class CodeStore:
             if start is not None:
                 keys.append(start.key)
                 args += start.args
-        reply = self._take(keys=keys, args=args)
+        return self._taken(digest, self._take(keys=keys, args=args), start)
+
+    def _taken(self, digest: str, reply: list[Any], start: FamilyStart | None) -> TakeResult:
+        """Read the take script's reply (the record opened, the family it started checked)."""
         status = TakeStatus(text(reply[0]))
         if status in _WITH_RECORD:
             record = self._decode(digest, text(reply[1]))

@@ -12,7 +12,8 @@ Key layout (every key of one family shares the hash tag `{f:<family_id>}`):
     {prefix}{f:<id>}:used      list: digests of rotated-out secrets, newest first, capped
     {prefix}{f:<id>}:revoked   string: tombstone left by revocation or reuse detection
     {prefix}{s:<hmac(sub)>}    sorted set: family ids of one subject, scored by absolute expiry
-                               (for a code's family, written ahead: by its latest possible end)
+                               (for a code's family, written ahead: by its latest possible end;
+                               for the grant of a code that starts no family: by its expiry)
 
 The subject is sealed (AES-GCM under a pepper-derived key, bound to the family id) and the
 index is keyed by an HMAC under another: a dump of Redis names no user (jwtauth.store.pepper).
@@ -28,7 +29,9 @@ jwtauth.store.refresh_scripts.
 
 A family an authorization code starts is prepared when the code is issued (`ahead_of_code`:
 its id comes from the code, its index entry is written then) and created by the code's take
-(`starting`, jwtauth.store.codes), so the exchange too is one round trip.
+(`starting`, jwtauth.store.codes), so the exchange too is one round trip. Every code's grant is
+named by that id, whether a family starts or not (`ahead_of_grant`): a barring revocation of it
+(`bar_key`) kills the code.
 """
 
 from __future__ import annotations
@@ -314,7 +317,7 @@ class RefreshStore:
             family_ids = [
                 text(key)[start:-1] for key in self._client.scan_iter(match=pattern, count=1000, _type="hash")
             ]
-        # A subject's every grant ends: an entry written ahead of a code's family is barred, so
+        # A subject's every grant ends: an entry written ahead of a code's grant is barred, so
         # the code dies too, and its entry can go. Not for one client's: the entry names no client.
         bar = subject is not None and client_id is None
         revoked = self.revoke_families(
@@ -343,9 +346,9 @@ class RefreshStore:
     ) -> list[str]:
         """Revoke these families, in one round trip where a pipeline carries it; return the revoked.
 
-        `bar`: a family that does not exist yet gets its tombstone too, so the code written ahead
-        of it (the only way an index or a session names a family before it exists) is dead. Only
-        for a caller that ends the whole grant: a user's every session, or one session.
+        `bar`: a family that does not exist yet gets its tombstone too, so the code whose grant
+        it names (the only way an index or a session names a family before it exists, if ever)
+        is dead. Only for a caller that ends the whole grant: a user's every session, or one session.
         """
         ids = [family_id for family_id in family_ids if fmt.FAMILY_ID.fullmatch(family_id)]
         args = self._revoke_args("", client_id, reason, bar=bar)

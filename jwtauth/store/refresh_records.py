@@ -87,7 +87,10 @@ class FamilyStart:
 
 @dataclass(frozen=True)
 class CodeAhead:
-    """What a code's issue writes ahead of the family its exchange will start (RefreshStore.ahead_of_code)."""
+    """What a code's issue writes ahead of its grant and the family its exchange may start.
+
+    RefreshStore.ahead_of_code, or ahead_of_grant (no family, no fields) for a client that may not refresh.
+    """
 
     calls: tuple[ScriptCall, ...]  # run in the issue's round trip, before the code exists
     fields: dict[str, str]  # the code hash's fields start_family reads

@@ -7,14 +7,21 @@ one MGET checks a session in one round trip, Cluster included):
     {prefix}{ses:<hmac(username)>}:end:<sha256(sid)>   "1": this session was logged out
     {prefix}{ses:<hmac(username)>}:nb                  epoch seconds: sessions that signed in
                                                        before it are over ("log out everywhere")
-    {prefix}{ses:<hmac(username)>}:fam:<sha256(sid)>   set: refresh families started in this
-                                                       session, which its logout revokes
+    {prefix}{ses:<hmac(username)>}:grants:<sha256(sid)>
+                                                       sorted set: the grants made in this
+                                                       session (refresh families, and codes not
+                                                       yet redeemed), scored by the latest each
+                                                       can end, which its logout revokes or bars
+    {prefix}{ses:<hmac(username)>}:fam:<sha256(sid)>   set: 0.1.0's families of the session, read
+                                                       at logout until they have all expired
 
 The HMAC is keyed with the pepper (jwtauth.store.pepper), so a dump cannot confirm a guessed
 username. Marks from before the pepper need no fallback: the cookies they could end were MACed
 under the signing key, and jwtauth.oidc.session no longer reads those.
 
-Each marker lives exactly as long as the sessions it can end: the session lifetime.
+Each marker lives exactly as long as the sessions it can end: the session lifetime. A grant's
+entry goes once the grant cannot be alive any more (trimmed whenever another is added), so a
+session that signs in silently every few minutes does not pile up the codes it redeemed.
 """
 
 from __future__ import annotations
@@ -26,11 +33,19 @@ from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, m
 
 LABEL = "session marks"
 
-# KEYS: the session's family set. ARGV: family id, ttl ms.
+# KEYS: the session's grants. ARGV: grant id, the latest it can end, now (epoch seconds), ttl ms.
 _LINK = """
-redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
+"""
+
+# KEYS: the session's grants, its families as 0.1.0 kept them. ARGV: now.
+_GRANTS = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do ids[#ids + 1] = id end
+return ids
 """
 
 
@@ -45,6 +60,7 @@ class SessionMarks:
         self._prefix = checked_prefix(prefix)
         self._ttl = session_ttl
         self._link = client.register_script(_LINK)
+        self._grants = client.register_script(_GRANTS)
 
     def live(self, username: str, sid: str, auth_time: float) -> bool:
         """Tell whether a session neither ended nor signed in before the user's "not before"."""
@@ -64,20 +80,23 @@ class SessionMarks:
         # auth_time is whole seconds: every session of this second ends, the next second's live.
         self._redis.set(f"{self._user(username)}:nb", str(int(now) + 1).encode(), px=ms(self._ttl))
 
-    def linking(self, username: str, sid: str, family_id: str) -> ScriptCall:
-        """Return the call that records a refresh family as this session's, for another's trip.
+    def linking(self, username: str, sid: str, grant_id: str, *, until: float, now: float) -> ScriptCall:
+        """Return the call that records a grant as this session's, for another's round trip.
 
-        The code grant runs it in RefreshStore.create's round trip, so a family is never
-        started without its logout knowing of it (unless the trip itself failed).
+        `grant_id`: a refresh family's id, or the id a code's grant is barred by; `until`: the
+        latest it can end. /authorize runs it in the code's round trip, and the two-trip code
+        exchange in RefreshStore.create's, so no grant is made without its logout knowing of it.
         """
-        return (self._link, [self._families(username, sid)], [family_id, str(ms(self._ttl))])
+        args = [grant_id, repr(until), repr(now), str(ms(self._ttl))]
+        return (self._link, [self._session_key(username, sid, "grants")], args)
 
-    def families(self, username: str, sid: str) -> list[str]:
-        """Return the refresh families started in this session."""
-        return sorted(text(member) for member in self._redis.smembers(self._families(username, sid)))
+    def grants(self, username: str, sid: str, *, now: float) -> list[str]:
+        """Return the grants made in this session that may still be alive."""
+        keys = [self._session_key(username, sid, "grants"), self._session_key(username, sid, "fam")]
+        return sorted({text(member) for member in self._grants(keys=keys, args=[repr(now)])})
 
-    def _families(self, username: str, sid: str) -> str:
-        return f"{self._user(username)}:fam:{_digest(sid)}"
+    def _session_key(self, username: str, sid: str, kind: str) -> str:
+        return f"{self._user(username)}:{kind}:{_digest(sid)}"
 
     def _user(self, username: str) -> str:
         # Keyed: the key name is visible to anyone who can SCAN; the username must not be guessable.

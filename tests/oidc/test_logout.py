@@ -184,6 +184,21 @@ def test_a_code_of_a_client_that_may_not_refresh_dies_with_its_session_alone(
     assert token(http, {"grant_type": "authorization_code", "code": other}).status_code == 200
 
 
+def test_offline_access_keeps_nothing_past_logout_for_a_client_that_may_not_refresh(
+    make_app: MakeApp, settings: Settings
+) -> None:
+    """offline_access keeps a refresh family past the session; without one its code dies too."""
+    grants = frozenset({"authorization_code"})
+    http = make_app(clients=(client_like(settings, "testclient", secret="testpassword", grant_types=grants),))
+    browser = Browser(http)
+    query = {**OPENID_QUERY, "scope": "openid offline_access read", "prompt": "consent"}
+    first = code_tokens(http, browser, query)
+    pending = code_of(browser, query)
+    assert logout(browser, id_token_hint=first["id_token"]).status_code in (200, 303)
+    late = token(http, {"grant_type": "authorization_code", "code": pending})
+    assert late.status_code == 400 and late.json["error"] == "invalid_grant"
+
+
 def test_logout_without_a_hint_asks_to_confirm(http: testing.TestClient) -> None:
     browser = Browser(http)
     code_tokens(http, browser, OPENID_QUERY)

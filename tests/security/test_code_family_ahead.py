@@ -188,6 +188,35 @@ def test_the_entry_of_a_code_that_may_not_refresh_lives_as_long_as_the_code(
     assert redeem(http, code).status_code == 200 and families(store) == []
 
 
+def test_a_replay_after_log_out_everywhere_is_still_a_replay(
+    http: testing.TestClient, store: Any, sec_settings: Settings
+) -> None:
+    """The used marker answers before the bar: the replay is reported as one (RFC 6749 §4.1.2)."""
+    code = code_from(authorize(http, README_QUERY))
+    assert redeem(http, code).status_code == 200
+    refresh_store = RefreshStore(store, pepper=PEPPER, prefix=sec_settings.redis_prefix)
+    assert refresh_store.revoke_all(subject=USER) == 1
+    again = redeem(http, code)
+    assert_clean_error(again, 400, "invalid_grant")
+    assert "already used" in again.json["error_description"]
+
+
+def test_another_client_cannot_burn_a_barred_code(
+    http: testing.TestClient, store: Any, sec_settings: Settings
+) -> None:
+    """Wrong client is answered before the bar, as before any check that deletes (issue 18)."""
+    verifier, challenge = pkce_pair()
+    pkce = {"code_challenge": challenge, "code_challenge_method": "S256"}
+    code = code_from(authorize(http, {**SPA_FLOW, **pkce}))
+    RefreshStore(store, pepper=PEPPER, prefix=sec_settings.redis_prefix).revoke_all(subject=USER)
+    (code_key,) = store.scan_iter(match="*{c:*}", _type="hash")
+    sent = {"code_verifier": verifier, "redirect_uri": SPA_URI}
+    assert_clean_error(redeem(http, code, auth=DEMO, **sent), 400, "invalid_grant")
+    assert store.exists(code_key)  # untouched by the other client
+    assert_clean_error(redeem(http, code, auth=SPA, **sent), 400, "invalid_grant")
+    assert not store.exists(code_key) and families(store) == []
+
+
 def test_one_clients_revocation_of_a_user_bars_no_other_clients_code(
     http: testing.TestClient, store: Any, sec_settings: Settings
 ) -> None:
