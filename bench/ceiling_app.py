@@ -6,11 +6,10 @@ generated at import. jwtauth's real endpoint is measured against this number.
 
 ``CEILING_ALG`` picks the algorithm: ES256 (default), RS256 or EdDSA.
 
-With ``CEILING_REDIS_URL`` it also serves ``/api/v1/tokens/redis1`` and ``/redis2``: the same
-token after one or two Redis round trips (a plain redis-py ``SET`` with a TTL each, under
-``CEILING_REDIS_PREFIX``). Served by jwtauth's own serving layer, these are the least a grant
-that keeps state in Redis can cost on this stack: what bounds jwtauth's Redis grants
-(bench/bounds.py).
+With ``CEILING_REDIS_URL`` it also serves ``/api/v1/tokens/redis1``: the same token after one
+Redis round trip (a plain redis-py ``SET`` with a TTL, under ``CEILING_REDIS_PREFIX``). Served
+by jwtauth's own serving layer, this is the least a grant that keeps state in Redis can cost on
+this stack: what bounds jwtauth's Redis grants, each one round trip (bench/bounds.py).
 Serve with e.g. ``gunicorn bench.ceiling_app:app`` or
 ``granian --interface wsgi bench.ceiling_app:app``.
 """
@@ -95,15 +94,13 @@ class TokenResource:
 
 
 class RedisTokenResource(TokenResource):
-    """The same token, each request first writing `trips` keys to Redis, one round trip each."""
+    """The same token, each request first writing a key to Redis: one round trip."""
 
-    def __init__(self, store: Any, prefix: str, trips: int) -> None:
-        self.store, self.prefix, self.trips = store, prefix, trips
+    def __init__(self, store: Any, prefix: str) -> None:
+        self.store, self.prefix = store, prefix
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        marker = uuid.uuid4().hex
-        for trip in range(self.trips):
-            self.store.set(f"{self.prefix}{marker}:{trip}", b"1", px=60_000)
+        self.store.set(f"{self.prefix}{uuid.uuid4().hex}", b"1", px=60_000)
         super().on_post(req, resp)
 
 
@@ -117,8 +114,7 @@ def create_app() -> falcon.App[falcon.Request, falcon.Response]:
 
         store = redis.Redis.from_url(url)
         prefix = os.environ.get("CEILING_REDIS_PREFIX", "ceiling:")
-        for trips in (1, 2):
-            application.add_route(f"/api/v1/tokens/redis{trips}", RedisTokenResource(store, prefix, trips))
+        application.add_route("/api/v1/tokens/redis1", RedisTokenResource(store, prefix))
     return application
 
 

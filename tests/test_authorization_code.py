@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,7 @@ from jwtauth.keys import KeyRing
 from jwtauth.oauth import pkce
 from jwtauth.store import CodeRecord, CodeStore, RefreshStore
 from tests.authflow import authorize, code_from, parse_page, redirect_params
-from tests.helpers import FORM, ISSUER, PEPPER, README_QUERY, USER, Clock, MakeApp, basic, client_like
+from tests.helpers import FORM, ISSUER, PEPPER, README_QUERY, USER, Clock, MakeApp, basic, client_like, race
 from tests.support import REDIS_URL
 
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
@@ -318,28 +317,17 @@ def _browser_code(base: str) -> str:
 
 def _race(base: str, code: str, threads: int = 20) -> list[requests.Response]:
     """Redeem `code` from `threads` threads released at the same instant."""
-    barrier = threading.Barrier(threads)
-    results: list[requests.Response] = []
-    lock = threading.Lock()
 
-    def redeem() -> None:
+    def redeem() -> requests.Response:
         with requests.Session() as session:
-            barrier.wait(timeout=10)
-            response = session.post(
+            return session.post(
                 base + "/api/v1/tokens/",
                 auth=("testclient", "testpassword"),
                 data={"grant_type": "authorization_code", "code": code},
                 timeout=15,
             )
-        with lock:
-            results.append(response)
 
-    workers = [threading.Thread(target=redeem) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=30)
-    return results
+    return race(redeem, threads)
 
 
 @pytest.mark.redis

@@ -6,7 +6,6 @@ import base64
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 import requests
 
 from jwtauth.store import CodeRecord, CodeStore
-from tests.helpers import FIXTURES, PEPPER, ROOT
+from tests.helpers import FIXTURES, PEPPER, ROOT, race
 from tests.support import REDIS_URL
 
 pytestmark = pytest.mark.e2e
@@ -91,21 +90,7 @@ def test_twenty_concurrent_refreshes_yield_one_live_successor(
     config.write_text(FIXTURES.read_text().replace("refresh_grace = 5", "refresh_grace = 60"))
     with serve(workers=2, env=env, config=config) as server:
         token = password_login(server.base)["refresh_token"]
-        barrier = threading.Barrier(20)
-        results: list[requests.Response] = []
-        lock = threading.Lock()
-
-        def race() -> None:
-            barrier.wait()
-            answer = refresh(server.base, token)
-            with lock:
-                results.append(answer)
-
-        threads = [threading.Thread(target=race) for _ in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        results = race(lambda: refresh(server.base, token))
         assert [r.status_code for r in results] == [200] * 20, [r.text for r in results]
         successors = {r.json()["refresh_token"] for r in results}
         assert len(successors) == 1  # never two live successors

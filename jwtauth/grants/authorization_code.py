@@ -44,6 +44,7 @@ from jwtauth.store import (
     CodeCheck,
     CodeRecord,
     CodeStore,
+    FamilySpec,
     FamilyStart,
     IssuedRefresh,
     RefreshStore,
@@ -154,9 +155,8 @@ class AuthorizationCodeGrant:
             return None
         # The family is bound to the code's used marker in the round trip that creates it (a
         # replay from then on revokes it), so the exchange makes two trips, not three.
-        until = spec.now + spec.absolute_ttl
         family = self.refresh.create(
-            spec, then=lambda family_id: self._bindings(code, record, (grant[0], until, now), family_id)
+            spec, then=lambda family_id: self._bindings(code, record, spec, family_id)
         )
         if not (family.after and int(family.after[0])):
             # A second redemption arrived between take and bind and could not revoke a family it
@@ -166,17 +166,13 @@ class AuthorizationCodeGrant:
             self.refresh.revoke(family.family_id, now=now)
         return family
 
-    def _bindings(
-        self, code: str, record: CodeRecord, family: tuple[tuple[str, ...], float, float], family_id: str
-    ) -> list[ScriptCall]:
-        """Return the calls that tie a new family to its code and, for logout, to its session.
-
-        `family`: its scope, the latest it can end, and now.
-        """
-        scope, until, now = family
+    def _bindings(self, code: str, record: CodeRecord, spec: FamilySpec, family_id: str) -> list[ScriptCall]:
+        """Return the calls that tie a new family to its code and, for logout, to its session."""
         calls = [self.codes.binding(code, family_id)]
-        if self.sessions is not None and record.sid is not None and links_to_session(scope):
-            calls.append(self.sessions.linking(record.subject, record.sid, family_id, until=until, now=now))
+        if self.sessions is not None and record.sid is not None and links_to_session(spec.scope.split()):
+            until = spec.now + spec.absolute_ttl  # the latest the family can end
+            link = self.sessions.linking(record.subject, record.sid, family_id, until=until, now=spec.now)
+            calls.append(link)
         return calls
 
     def _ahead(

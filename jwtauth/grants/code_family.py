@@ -49,7 +49,6 @@ def ahead_of_code(
 ) -> Callable[[str], CodeAhead]:
     """Return what CodeStore.issue writes ahead of the code's grant (and family, if one may start)."""
     lifetimes = refresh_lifetimes(settings, client)
-
     # The latest the grant can end: the code's expiry, or, redeemed at its last moment, its
     # family's absolute lifetime (the take caps it there if the client's lifetime grows).
     until = now + ttl + (lifetimes[1] if lifetimes is not None else 0)

@@ -19,14 +19,16 @@ end
 """
 
 # Add a family to its subject's index and drop members past their absolute expiry, so the
-# index stays as small as the set of families that can still be alive. TTL = latest expiry.
+# index stays as small as the set of families that can still be alive. TTL = latest expiry,
+# at most `cap` ms if given (a session's grants: jwtauth.store.sessions, which shares this step).
 # ARGV[a], ARGV[a + 1], ARGV[a + 2]: now, absolute expiry, family id.
-_INDEX_LUA = """
-local function index_family(key, a)
+INDEX_LUA = """
+local function index_family(key, a, cap)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[a])
   redis.call('ZADD', key, ARGV[a + 1], ARGV[a + 2])
   local top = redis.call('ZRANGE', key, '-1', '-1', 'WITHSCORES')
   local ms = math.ceil((tonumber(top[2]) - tonumber(ARGV[a])) * 1000)
+  if cap and cap < ms then ms = cap end
   redis.call('PEXPIRE', key, string.format('%d', math.max(ms, 1)))
 end
 """
@@ -61,12 +63,12 @@ START_ARGS = 6  # how many ARGV start_family reads, at the end of its script's A
 CREATE = _CREATE_LUA + "create_family(KEYS[1], 1)\n"
 
 # KEYS: subject index. ARGV: now, absolute expiry, family id.
-INDEX = _INDEX_LUA + "index_family(KEYS[1], 1)\n"
+INDEX = INDEX_LUA + "index_family(KEYS[1], 1)\n"
 
 # Index and create in one script, where one script may touch both keys (not on Cluster: two
 # slots): one EVALSHA fewer for Redis to run per family started from a code or a device.
 # KEYS: subject index, family. ARGV: 1-3 INDEX's, 4.. CREATE's.
-INDEXED_CREATE = _INDEX_LUA + _CREATE_LUA + "index_family(KEYS[1], 1)\ncreate_family(KEYS[2], 4)\n"
+INDEXED_CREATE = INDEX_LUA + _CREATE_LUA + "index_family(KEYS[1], 1)\ncreate_family(KEYS[2], 4)\n"
 
 # Start a family only while no failure counter is locked: the password grant's usual sign-in
 # (a password this process already proved) in one round trip, atomically, so a locked-out
@@ -76,7 +78,7 @@ INDEXED_CREATE = _INDEX_LUA + _CREATE_LUA + "index_family(KEYS[1], 1)\ncreate_fa
 # ARGV: 1-4 the guard's (now, max failures, window, mark ttl), 5-7 INDEX's, 8.. CREATE's.
 GUARDED_CREATE = (
     GUARD_LUA
-    + _INDEX_LUA
+    + INDEX_LUA
     + _CREATE_LUA
     + """
 local g = failure_guard(4, 1)
@@ -145,8 +147,8 @@ return {'reuse', f[9]}
 
 # Revoke one family if it exists and the optional secret and owner checks pass; reply with
 # its subject (for the revocation document's index) or 0. With ARGV[7] = '1' (bar), a family
-# that does not exist gets its tombstone all the same and the reply is {2, ''}: a code written
-# ahead of it (jwtauth.grants.code_family) can then no longer start it.
+# that does not exist gets its tombstone all the same and the reply is {2, ''}: the code whose
+# grant it names (jwtauth.grants.code_family) is then dead.
 # KEYS: family, used list, tombstone.
 # ARGV: 1 check secret ('1'/'0'), 2 digest, 3 check client ('1'/'0'), 4 client_id,
 #       5 tombstone ttl ms, 6 tombstone value, 7 bar ('1'/'0')

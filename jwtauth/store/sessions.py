@@ -30,16 +30,14 @@ import hashlib
 
 from jwtauth.store.pepper import Pepper
 from jwtauth.store.redisclient import RedisClient, ScriptCall, checked_prefix, ms, tagged_key, text
+from jwtauth.store.refresh_scripts import INDEX_LUA
 
 LABEL = "session marks"
 
-# KEYS: the session's grants. ARGV: grant id, the latest it can end, now (epoch seconds), ttl ms.
-_LINK = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
-"""
+# The same step as a subject's refresh index, its key's life capped at the session's.
+# KEYS: the session's grants. ARGV: now (epoch seconds), the latest the grant can end, grant id,
+# the session lifetime in ms.
+_LINK = INDEX_LUA + "index_family(KEYS[1], 1, tonumber(ARGV[4]))\nreturn 1\n"
 
 # KEYS: the session's grants, its families as 0.1.0 kept them. ARGV: now.
 _GRANTS = """
@@ -87,7 +85,7 @@ class SessionMarks:
         latest it can end. /authorize runs it in the code's round trip, and the two-trip code
         exchange in RefreshStore.create's, so no grant is made without its logout knowing of it.
         """
-        args = [grant_id, repr(until), repr(now), str(ms(self._ttl))]
+        args = [repr(now), repr(until), grant_id, str(ms(self._ttl))]
         return (self._link, [self._session_key(username, sid, "grants")], args)
 
     def grants(self, username: str, sid: str, *, now: float) -> list[str]:

@@ -5,7 +5,6 @@ RFC 6749 §4.1.2, §4.1.3, §10.5, §10.6; RFC 7636; RFC 9700 §2.1.1, §4.5 (co
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +13,18 @@ from falcon import testing
 
 from jwtauth.config.settings import Settings
 from tests.authflow import authorize, code_from, redirect_params
-from tests.helpers import MULTI, MULTI_URIS, SPA, SPA_URI, Clock, assert_clean_error, call, pkce_pair, token
+from tests.helpers import (
+    MULTI,
+    MULTI_URIS,
+    SPA,
+    SPA_URI,
+    Clock,
+    assert_clean_error,
+    call,
+    pkce_pair,
+    race,
+    token,
+)
 
 README = {"response_type": "code", "client_id": "testclient", "redirect_uri": "https://www.example.com"}
 INTROSPECT = "/api/v1/introspect"
@@ -73,21 +83,7 @@ def test_concurrent_redemptions_yield_exactly_one_token(http: testing.TestClient
     # first proofs in flight together, and the pre-hash counter (accounts/client_limits.py) refuses
     # past ten of those; a served worker has only its threads in flight.
     assert_invalid_grant(redeem(http, "not-a-code"))
-    barrier = threading.Barrier(12)
-    results: list[int] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        barrier.wait(timeout=10)
-        status = redeem(http, code).status_code
-        with lock:
-            results.append(status)
-
-    threads = [threading.Thread(target=run) for _ in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    results = race(lambda: redeem(http, code).status_code, threads=12)
     assert sorted(results) == [200] + [400] * 11
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import threading
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from tests.helpers import (
     call,
     login,
     pkce_pair,
+    race,
     snapshot,
     token,
     tokens_of,
@@ -83,24 +83,9 @@ def test_an_older_generation_is_reuse_even_within_grace(http: testing.TestClient
 
 def test_concurrent_refreshes_mint_exactly_one_successor(http: testing.TestClient) -> None:
     _, first = tokens_of(login(http))
-    barrier = threading.Barrier(10)
-    successors: list[str] = []
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        barrier.wait(timeout=10)
-        result = rotate(http, first)
-        with lock:
-            statuses.append(result.status_code)
-            if result.status_code == 200:
-                successors.append(result.json[REFRESH])
-
-    threads = [threading.Thread(target=run) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    results = race(lambda: rotate(http, first), threads=10)
+    statuses = [result.status_code for result in results]
+    successors = [result.json[REFRESH] for result in results if result.status_code == 200]
     assert statuses == [200] * 10
     assert len(set(successors)) == 1
 

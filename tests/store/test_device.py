@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 from jwtauth.oauth.device import new_user_code
 from jwtauth.store.device import DeviceStore, IssuedDevice
-from tests.helpers import PEPPER
+from tests.helpers import PEPPER, race
 
 NOW = 1_800_000_000.0
 TTL, INTERVAL, STEP = 600.0, 5, 5
@@ -121,18 +120,7 @@ def test_redeemed_once_then_replay_names_the_bound_family(backend: Any) -> None:
 
 def test_twenty_concurrent_polls_redeem_once(backend: Any) -> None:
     store, issued = approved(backend)
-    results: list[str] = []
-    barrier = threading.Barrier(20)
-
-    def poll() -> None:
-        barrier.wait()
-        results.append(store.poll(issued.device_code, client_id=OWNER, now=NOW + 5, step=STEP).status)
-
-    threads = [threading.Thread(target=poll) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = race(lambda: store.poll(issued.device_code, client_id=OWNER, now=NOW + 5, step=STEP).status)
     assert sorted(results) == ["ok"] + ["replayed"] * 19
 
 

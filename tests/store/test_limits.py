@@ -6,14 +6,13 @@ Every test drives what jwtauth.accounts.login runs: `acquire` before a password 
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
 
 from jwtauth.store import FailureLimiter, FamilySpec, RefreshStore
 from jwtauth.store.pepper import Pepper
-from tests.helpers import PEPPER
+from tests.helpers import PEPPER, race
 
 NOW = 1_700_000_000.0
 WINDOW = 300.0
@@ -142,21 +141,7 @@ def test_workers_share_the_count(backend: Any) -> None:
 
 def test_concurrent_attempts_never_pass_the_limit(backend: Any) -> None:
     limiter = make_limiter(backend)
-    barrier = threading.Barrier(20)
-    waits: list[int | None] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        barrier.wait()
-        wait = limiter.acquire([USER], now=NOW)
-        with lock:
-            waits.append(wait)
-
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    waits = race(lambda: limiter.acquire([USER], now=NOW))
     assert sorted(waits, key=lambda w: w or 0) == [None] * 3 + [int(WINDOW)] * 17
 
 
