@@ -26,7 +26,7 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -81,18 +81,20 @@ class Audit:
     def write(self, event: str, outcome: str, **fields: Any) -> None:
         """Write one audit line; fields that are None are left out."""
         if self.log is not None:
-            self._line(self.log, event, outcome, **fields)
+            self.log(self._text(event, outcome, fields))
 
-    def _line(self, out: AccessLog, event: str, outcome: str, **fields: Any) -> None:
+    def _text(self, event: str, outcome: str, *groups: Mapping[str, Any]) -> str:
         # Byte for byte what json.dumps(line, separators=(",", ":")) wrote for the dict
-        # {ts, audit, outcome, **fields}, at a third of its cost: one line per token issued.
+        # {ts, audit, outcome, **fields of each group}, at a third of its cost: one line per
+        # token issued. The groups are passed as they are, not merged into one dict first.
         ts = repr(round(self.clock(), 3))
         parts = ['{"ts":', ts, ',"audit":', _json(event), ',"outcome":', _json(outcome)]
-        for name, value in fields.items():
-            if value is not None:
-                parts += (",", _json(name), ":", _json(value))
+        for fields in groups:
+            for name, value in fields.items():
+                if value is not None:
+                    parts += (_member(name), _json(value))
         parts.append("}")
-        out("".join(parts))
+        return "".join(parts)
 
     # --- Events (reported by grants, resources and the key ring) ------------------------------
 
@@ -150,37 +152,47 @@ class Audit:
         facts: list[tuple[str, dict[str, Any]]],
     ) -> None:
         """Write the lines of one request's facts and outcome to `out`."""
-        ctx, endpoint, line = req.context, req.uri_template, self._line
+        ctx, endpoint, text = req.context, req.uri_template, self._text
+        grant = getattr(ctx, "grant", None)
         who = {
             "request_id": getattr(ctx, "request_id", None),
             "client_id": getattr(ctx, "client_id", None),
             "client": getattr(ctx, "client_addr", None) or req.remote_addr,
+            "grant": grant if grant and grant != "-" else None,
         }
-        grant = getattr(ctx, "grant", None)
-        grant = grant if grant and grant != "-" else None
         for event, fields in facts:
-            line(out, event, "success", **who, grant=grant, **fields)
+            out(text(event, "success", who, fields))
         status, error = resp.status_code, getattr(ctx, "error", None)
         token = getattr(ctx, "access_token", None)
         if endpoint == paths.TOKEN and status < 300 and token:
-            ids = getattr(ctx, "token_ids", None) or token_ids(token)
-            line(out, "token_issued", "success", **who, grant=grant, **ids)
+            out(text("token_issued", "success", who, getattr(ctx, "token_ids", None) or token_ids(token)))
         elif endpoint == paths.AUTHORIZE and status == 303:
             implicit = _implicit_token(resp.get_header("Location"))
             if implicit:
-                line(out, "token_issued", "success", **who, grant="implicit", **token_ids(implicit))
+                out(text("token_issued", "success", {**who, "grant": "implicit"}, token_ids(implicit)))
         elif status == 429:
-            line(out, "signin_locked", "failure", **who, grant=grant, endpoint=_label(endpoint))
+            out(text("signin_locked", "failure", who, {"endpoint": _label(endpoint)}))
         elif error and (endpoint == paths.TOKEN or error == INVALID_CLIENT):
-            label = _label(endpoint)
-            line(out, "request_refused", "failure", **who, grant=grant, endpoint=label, error=error)
+            out(text("request_refused", "failure", who, {"endpoint": _label(endpoint), "error": error}))
 
 
 def _json(value: Any) -> str:
     """Return `value` as compact JSON; a string through the escaper json.dumps itself uses."""
-    if isinstance(value, str):
+    if type(value) is str:
         return encode_basestring_ascii(value)
     return json.dumps(value, separators=(",", ":"))
+
+
+# A line's member names are few and fixed: each is escaped once.
+_MEMBERS: dict[str, str] = {}
+
+
+def _member(name: str) -> str:
+    """Return `,"name":`, the JSON text that opens the member `name`."""
+    text = _MEMBERS.get(name)
+    if text is None:
+        text = _MEMBERS[name] = "," + encode_basestring_ascii(name) + ":"
+    return text
 
 
 def _label(path: str | None) -> str:

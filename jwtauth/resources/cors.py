@@ -52,7 +52,7 @@ class CORS:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Answer a preflight (OPTIONS with Access-Control-Request-Method) at once."""
-        origin = req.get_header("Origin")
+        origin = req.env.get("HTTP_ORIGIN")  # Falcon's get_header, without its name folding
         if origin is None or req.method != "OPTIONS" or not req.get_header("Access-Control-Request-Method"):
             return
         allowed: str | None
@@ -76,7 +76,7 @@ class CORS:
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, ok: bool) -> None:
         """Allow the origin of an actual request when its client registered it."""
-        origin = req.get_header("Origin")
+        origin = req.env.get("HTTP_ORIGIN")  # Falcon's get_header, without its name folding
         if origin is None or req.method == "OPTIONS":
             return
         if req.path in PUBLIC:
