@@ -106,8 +106,8 @@ class Rotation:
     family: FamilyRecord | None = None
 
 
-def record_from_hash(family_id: str, fields: dict[Any, Any]) -> FamilyRecord:
-    """Build the family from its hash as HGETALL returns it."""
+def record_from_hash(family_id: str, fields: dict[Any, Any], subject: str) -> FamilyRecord:
+    """Build the family from its hash as HGETALL returns it, with its `subject` opened."""
 
     def field(name: str) -> str:
         return text(fields[name.encode()])
@@ -115,7 +115,7 @@ def record_from_hash(family_id: str, fields: dict[Any, Any]) -> FamilyRecord:
     return FamilyRecord(
         family_id=family_id,
         client_id=field("client"),
-        subject=field("subject"),
+        subject=subject,
         scope=field("scope"),
         audience=tuple(json.loads(field("audience"))),
         auth_time=float(field("auth_time")),
@@ -127,12 +127,13 @@ def record_from_hash(family_id: str, fields: dict[Any, Any]) -> FamilyRecord:
     )
 
 
-def record_from_rotation(family_id: str, client_id: str, reply: Sequence[Any]) -> FamilyRecord:
-    """Build the family as the rotation script returned it (OK and REPLAY share the layout)."""
+def record_from_rotation(family_id: str, client_id: str, reply: Sequence[Any], subject: str) -> FamilyRecord:
+    """Build the family as the rotation script returned it (OK and REPLAY share the layout), with
+    its `subject` (reply[3], sealed) opened."""
     return FamilyRecord(
         family_id=family_id,
         client_id=client_id,  # the script refused any other client
-        subject=text(reply[3]),
+        subject=subject,
         scope=text(reply[4]),
         audience=tuple(json.loads(text(reply[5]))),
         auth_time=float(text(reply[6])),

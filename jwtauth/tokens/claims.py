@@ -77,6 +77,9 @@ def _header_segment(alg: str, kid: str, typ: str) -> bytes:
     return base64url_encode(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
 
 
+# Every token issued within the same second expires in the same second: a pure function, so
+# memoized (datetime's formatting costs a microsecond per response).
+@functools.lru_cache(maxsize=16)
 def iso8601(epoch: int) -> str:
     """Format an epoch second as ISO 8601 UTC (the old server's `expires_at`)."""
     return datetime.fromtimestamp(epoch, UTC).isoformat()
