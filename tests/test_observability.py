@@ -290,6 +290,37 @@ def test_a_signer_change_is_counted(settings: Settings, tmp_path: Path) -> None:
     assert obs.metric("jwtauth_key_rotations_total") == 1
 
 
+def test_tokens_issued_are_the_token_endpoints_2xx_answers_by_grant() -> None:
+    # The counter is read off the request histogram at scrape time (TokensIssued): only answers
+    # below 300 of the token endpoint count, by grant, beside the implicit tokens counted apart.
+    metrics = Metrics()
+    answers = [("token", "password", 200), ("token", "password", 200), ("token", "password", 400),
+               ("token", "refresh_token", 429), ("token", "client_credentials", 200),
+               ("introspect", "-", 200)]  # fmt: skip
+    for endpoint, grant, status in answers:
+        metrics.request(endpoint, grant, status, 0.001)
+    metrics.token_issued("implicit")
+    page = metrics.render()[0].decode()
+    assert sample(page, "jwtauth_tokens_issued_total", grant="password") == 2
+    assert sample(page, "jwtauth_tokens_issued_total", grant="client_credentials") == 1
+    assert sample(page, "jwtauth_tokens_issued_total", grant="implicit") == 1
+    assert sample(page, "jwtauth_tokens_issued_total", grant="refresh_token") == 0
+    assert sample(page, "jwtauth_tokens_issued_total", grant="-") == 0
+    assert page.count("# TYPE jwtauth_tokens_issued_total counter") == 1
+    assert metrics.render()[0].decode() == page  # a scrape changes nothing it reads
+
+
+def test_tokens_issued_adds_to_a_counted_grant_and_appears_with_no_implicit_token() -> None:
+    metrics = Metrics()
+    assert "jwtauth_tokens_issued_total{" not in metrics.render()[0].decode()  # nothing issued yet
+    metrics.request("token", "password", 200, 0.001)
+    assert sample(metrics.render()[0].decode(), "jwtauth_tokens_issued_total", grant="password") == 1
+    metrics.token_issued("password")  # a grant counted both ways is added up, not shown twice
+    page = metrics.render()[0].decode()
+    assert sample(page, "jwtauth_tokens_issued_total", grant="password") == 2
+    assert page.count('jwtauth_tokens_issued_total{grant="password"}') == 1
+
+
 def test_each_app_has_its_own_metrics(settings: Settings, keyring: KeyRing) -> None:
     a, b = observed(settings, keyring), observed(settings, keyring)
     a.http.simulate_post(TOKENS, body="grant_type=client_credentials", headers=basic())
@@ -328,7 +359,7 @@ def test_metrics_add_up_across_two_workers(
         again = {"grant_type": "refresh_token", "refresh_token": logged_in.json()["refresh_token"]}
         rotated = requests.post(token, data=again, auth=("testclient", "testpassword"), timeout=5)
         assert rotated.status_code == 200, rotated.text
-        per_worker = [issued_in(path) for path in folder.glob("counter_*.db")]
+        per_worker = [issued_in(path) for path in folder.glob("histogram_*.db")]
         assert len(per_worker) == 2 and all(per_worker), per_worker  # both workers issued tokens
         for _ in range(6):  # whichever worker answers, it reports both
             page = requests.get(f"http://127.0.0.1:{management}/metrics", timeout=5).text
@@ -345,13 +376,15 @@ def test_metrics_add_up_across_two_workers(
 
 
 def issued_in(path: Path) -> float:
-    """Return the client_credentials tokens one worker's metrics file counts."""
+    """Return the client_credentials tokens one worker's histogram file counts (its 200s' buckets)."""
     from prometheus_client.mmap_dict import MmapedDict
+
+    from jwtauth.observability import LATENCY
 
     return sum(
         value
         for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))  # type: ignore[no-untyped-call]
-        if '"jwtauth_tokens_issued_total"' in key and "client_credentials" in key
+        if all(part in key for part in (f'"{LATENCY}_bucket"', '"client_credentials"', '"200"'))
     )
 
 
