@@ -314,7 +314,8 @@ class TokensIssued:
     """A collector: `source`'s metrics, the token endpoint's 2xx histogram counts added to TOKENS_ISSUED.
 
     A counter beside the histogram cost a served worker ~10 µs a token (a locked, pid-checked mmap
-    write; issue 20's A/B rounds), so it counts implicit tokens only; the totals are the same."""
+    write; issue 20's A/B rounds), so it counts implicit tokens only; the totals are the same.
+    """
 
     def __init__(self, source: Any) -> None:
         self.source = source
@@ -343,6 +344,7 @@ class TokensIssued:
 def issued_counted(source: Any) -> Any:
     """Return a registry that exposes `source` (a registry or collector) through TokensIssued."""
     from prometheus_client import CollectorRegistry
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(TokensIssued(source))
     return registry

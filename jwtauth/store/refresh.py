@@ -240,11 +240,10 @@ class RefreshStore:
         )
         status = RotationStatus(text(reply[0]))
         if status in (RotationStatus.OK, RotationStatus.REPLAY):
-            family = self._opened(family_id, text(reply[3]), lambda subject: record_from_rotation(
-                family_id, client_id, reply, subject
-            ))
-            if family is None:  # sealed under another pepper, or moved here from another family
+            subject = self._opened(family_id, text(reply[3]))
+            if subject is None:  # sealed under another pepper, or moved here from another family
                 return Rotation(RotationStatus.UNKNOWN, family_id)
+            family = record_from_rotation(family_id, client_id, reply, subject)
             if status is RotationStatus.OK:
                 return Rotation(status, family_id, fmt.token(family_id, successor), family)
             # RFC 9700 §4.14.2 allows a short grace period for a lost response (REPLAY): hand back
@@ -264,10 +263,11 @@ class RefreshStore:
         fields = self._client.hgetall(self._family_key(family_id))
         if not fields or not hmac.compare_digest(text(fields[b"cur"]), fmt.digest(secret)):
             return None
-        record = self._opened(
-            family_id, text(fields[b"subject"]), lambda subject: record_from_hash(family_id, fields, subject)
-        )
-        if record is None or now >= record.absolute_expiry or now >= record.idle_expiry:
+        subject = self._opened(family_id, text(fields[b"subject"]))
+        if subject is None:
+            return None
+        record = record_from_hash(family_id, fields, subject)
+        if now >= record.absolute_expiry or now >= record.idle_expiry:
             return None
         return record
 
@@ -383,18 +383,19 @@ class RefreshStore:
             return
         self._published.record_family(family_id, subject, now=now)
 
-    def _opened(
-        self, family_id: str, stored_subject: str, build: Callable[[str], FamilyRecord]
-    ) -> FamilyRecord | None:
-        """Return the record built with its subject opened; None if it does not open for this family."""
+    def _opened(self, family_id: str, stored_subject: str) -> str | None:
+        """Return a family's subject opened; None if it does not open for this family.
+
+        Opened before the record is built, so the record is built once (a dataclasses.replace
+        of a built one costs twice a build, on every refresh).
+        """
         try:
-            subject = self._pepper.open(SUBJECT_LABEL, stored_subject, family_id)
+            return self._pepper.open(SUBJECT_LABEL, stored_subject, family_id)
         except Unsealed:
             # Another pepper (a replaced keys/pepper, a worker with another folder) or a moved
             # value: the grant is lost either way, so the operator must hear of it.
             log.warning("refresh family %s: its subject does not open under this pepper", family_id)
             return None
-        return build(subject)  # built once, opened: a dataclasses.replace costs twice a build
 
     def _draw(self, spec: FamilySpec) -> NewFamily:
         """Draw a new family whose stored subject is sealed to it."""

@@ -128,8 +128,10 @@ def record_from_hash(family_id: str, fields: dict[Any, Any], subject: str) -> Fa
 
 
 def record_from_rotation(family_id: str, client_id: str, reply: Sequence[Any], subject: str) -> FamilyRecord:
-    """Build the family as the rotation script returned it (OK and REPLAY share the layout), with
-    its `subject` (reply[3], sealed) opened."""
+    """Build the family as the rotation script returned it (OK and REPLAY share the layout).
+
+    `subject`: reply[3], which is sealed, opened by the caller.
+    """
     return FamilyRecord(
         family_id=family_id,
         client_id=client_id,  # the script refused any other client
